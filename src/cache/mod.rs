@@ -1,0 +1,78 @@
+//! The domain every protocol calls: blobs now; entries, pins, LRU and quotas
+//! build on the same `Store`. Nothing here knows HTTP.
+
+mod blobs;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cas::{Cas, CasError};
+use crate::datadir::DataDir;
+use crate::index::{GroupCommit, Index, IndexError};
+
+pub use blobs::BlobInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Cas(#[from] CasError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("blob store I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Blob files, their index, and the group commit that makes writes durable.
+pub struct Store {
+    cas: Cas,
+    index: Index,
+    commit: GroupCommit,
+}
+
+impl Store {
+    /// Opens the store of a locked data dir. Must run inside a tokio runtime
+    /// (the group-commit flusher is a task).
+    pub fn open(dir: &DataDir) -> Result<Store, StoreError> {
+        let cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
+        let index = Index::open(&dir.index_dir())?;
+        let commit = GroupCommit::start(index.clone());
+        Ok(Store { cas, index, commit })
+    }
+
+    pub fn cas(&self) -> &Cas {
+        &self.cas
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Readiness: the index answers and the data dir takes writes.
+    pub async fn check_ready(&self) -> Result<(), String> {
+        self.index.check().map_err(|e| e.to_string())?;
+        let probe = self.cas.tmp_dir().join(".ready-probe");
+        tokio::task::spawn_blocking(move || {
+            std::fs::write(&probe, b"ok")?;
+            std::fs::remove_file(&probe)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("data dir is not writable: {e}"))
+    }
+
+    /// Flushes the index; used at shutdown so nothing buffered is lost.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || index.flush())
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
+}
+
+/// Wall-clock Unix milliseconds, the unit of every time in the index.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,180 @@
+//! Streaming ingest: bytes are hashed (SHA-256 and BLAKE3 in one pass, SHA-512
+//! only when a sha512 digest is expected) and written to a temp file on a
+//! blocking thread, so the async runtime only moves buffers.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest as _, Sha256, Sha512};
+use tokio::sync::mpsc;
+
+use super::{sync_dir, BlobMeta, Cas, CasError, ContentId, Digest};
+
+/// Large enough that writes are not the bottleneck next to hashing.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Body chunks queued between the socket and the hashing thread.
+const QUEUE_DEPTH: usize = 32;
+
+/// A blob being written. Dropping it unfinished deletes the temp file.
+pub struct TempBlob {
+    file: Option<BufWriter<File>>,
+    path: PathBuf,
+    blake3: blake3::Hasher,
+    sha256: Sha256,
+    sha512: Option<Sha512>,
+    len: u64,
+    limit: u64,
+}
+
+impl TempBlob {
+    pub fn create(cas: &Cas, expected: Option<&Digest>, limit: u64) -> io::Result<TempBlob> {
+        let path = cas
+            .tmp_dir()
+            .join(format!("{:032x}.part", rand::random::<u128>()));
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        Ok(TempBlob {
+            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            path,
+            blake3: blake3::Hasher::new(),
+            sha256: Sha256::new(),
+            sha512: matches!(expected, Some(Digest::Sha512(_))).then(Sha512::new),
+            len: 0,
+            limit,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<(), CasError> {
+        let new_len = self.len + data.len() as u64;
+        if new_len > self.limit {
+            return Err(CasError::TooLarge { limit: self.limit });
+        }
+        self.blake3.update(data);
+        self.sha256.update(data);
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("temp blob already finished"))?
+            .write_all(data)?;
+        self.len = new_len;
+        Ok(())
+    }
+
+    /// Verifies the content against `expected`, makes it durable and publishes
+    /// it under its BLAKE3 name. On any error the temp file is removed.
+    pub fn finish(mut self, cas: &Cas, expected: Option<&Digest>) -> Result<BlobMeta, CasError> {
+        let writer = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("temp blob already finished"))?;
+        let id = ContentId(*self.blake3.finalize().as_bytes());
+        let sha256: [u8; 32] = self.sha256.clone().finalize().into();
+        if let Some(want) = expected {
+            let matches = match want {
+                Digest::Sha256(h) => *h == sha256,
+                Digest::Blake3(h) => *h == id.0,
+                Digest::Sha512(h) => self
+                    .sha512
+                    .take()
+                    .is_some_and(|s| s.finalize().as_slice() == &h[..]),
+            };
+            if !matches {
+                return Err(CasError::DigestMismatch {
+                    expected: want.clone(),
+                });
+            }
+        }
+        let meta = BlobMeta {
+            id,
+            sha256,
+            size: self.len,
+        };
+        let final_path = cas.path(&id);
+        if final_path.is_file() {
+            // Same bytes already published: keep that file, drop ours (Drop).
+        } else {
+            let file = writer.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&self.path, &final_path)?;
+        }
+        // Also when deduplicating: the writer that renamed may not have synced
+        // the directory yet, and we are about to acknowledge the blob.
+        sync_dir(&cas.shard_dir(&id))?;
+        Ok(meta)
+    }
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        // After a successful rename this path no longer exists.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// What the async side hands the writer thread. The channel closing without
+/// `End` (the request was dropped, the body failed) means "abort": a blob is
+/// only published when the whole body arrived.
+enum Piece {
+    Data(Bytes),
+    End,
+}
+
+/// Ingests a request body. The body is pulled on the async side and handed to
+/// a blocking thread that hashes and writes it.
+pub async fn ingest_stream<S, E>(
+    cas: &Cas,
+    body: S,
+    expected: Option<Digest>,
+    limit: u64,
+) -> Result<BlobMeta, CasError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let (tx, mut rx) = mpsc::channel::<Piece>(QUEUE_DEPTH);
+    let cas_for_writer = cas.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<BlobMeta, CasError> {
+        let mut blob = TempBlob::create(&cas_for_writer, expected.as_ref(), limit)?;
+        loop {
+            match rx.blocking_recv() {
+                Some(Piece::Data(chunk)) => blob.write(&chunk)?,
+                Some(Piece::End) => return blob.finish(&cas_for_writer, expected.as_ref()),
+                None => return Err(CasError::Body("request body ended early".into())),
+            }
+        }
+    });
+
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) if chunk.is_empty() => {}
+            Ok(chunk) => {
+                if tx.send(Piece::Data(chunk)).await.is_err() {
+                    break; // the writer stopped early; its result says why
+                }
+            }
+            Err(e) => {
+                drop(tx);
+                let _ = writer.await;
+                return Err(CasError::Body(e.to_string()));
+            }
+        }
+    }
+    let _ = tx.send(Piece::End).await;
+    drop(tx);
+    writer
+        .await
+        .map_err(|e| CasError::Io(io::Error::other(e)))?
+}

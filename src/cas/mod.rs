@@ -1,0 +1,106 @@
+//! Blob files. One file per distinct content, named by its BLAKE3 hex and
+//! sharded by its first byte: `blobs/ab/ab12…`. Files only appear there
+//! complete and fsynced (temp → fsync → rename → dir fsync), so a file that
+//! exists always holds exactly the bytes its name says.
+
+mod digest;
+mod ingest;
+mod read;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use digest::{ContentId, Digest, DigestError};
+pub use ingest::{ingest_stream, TempBlob};
+pub use read::BlobStream;
+
+/// What ingest learned about a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobMeta {
+    pub id: ContentId,
+    pub sha256: [u8; 32],
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CasError {
+    #[error("content does not match digest {expected}")]
+    DigestMismatch { expected: Digest },
+    #[error("blob is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    #[error("blob store I/O failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The blob directory tree of one data dir.
+#[derive(Clone, Debug)]
+pub struct Cas {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Cas {
+    /// Opens (creating if needed) the blob tree under `root`; `tmp` must be
+    /// on the same filesystem so that publishing a blob is a rename.
+    pub fn open(blobs: &Path, tmp: &Path) -> io::Result<Cas> {
+        std::fs::create_dir_all(tmp)?;
+        for shard in 0..=255u8 {
+            std::fs::create_dir_all(blobs.join(format!("{shard:02x}")))?;
+        }
+        Ok(Cas {
+            blobs: blobs.to_owned(),
+            tmp: tmp.to_owned(),
+        })
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn path(&self, id: &ContentId) -> PathBuf {
+        let hex = id.to_hex();
+        self.blobs.join(&hex[..2]).join(hex)
+    }
+
+    fn shard_dir(&self, id: &ContentId) -> PathBuf {
+        self.blobs.join(format!("{:02x}", id.0[0]))
+    }
+
+    pub fn exists(&self, id: &ContentId) -> bool {
+        self.path(id).is_file()
+    }
+
+    /// Deletes a blob file; a file already gone is not an error.
+    pub fn remove(&self, id: &ContentId) -> io::Result<()> {
+        match std::fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every blob file on disk with its size, for recounts and orphan checks.
+    pub fn list(&self) -> io::Result<Vec<(ContentId, u64)>> {
+        let mut out = Vec::new();
+        for shard in std::fs::read_dir(&self.blobs)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(shard.path())? {
+                let file = file?;
+                let name = file.file_name();
+                if let Some(id) = name.to_str().and_then(ContentId::from_hex) {
+                    out.push((id, file.metadata()?.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// fsync a directory so that a rename or unlink in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,201 @@
+//! Typed configuration, layered: defaults → TOML file → `LARDER__SECTION__KEY`
+//! environment variables → command-line flags. Every key is documented in
+//! `config/larder.toml`; an unknown key anywhere is an error.
+
+mod units;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+pub use units::{Size, Span};
+
+/// Prefix of environment variables that override config keys; `__` separates
+/// the section from the key (`LARDER__STORAGE__MAX_SIZE=50GiB`).
+pub const ENV_PREFIX: &str = "LARDER__";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// How long a shutdown waits for in-flight requests before closing them.
+    pub shutdown_timeout: Span,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            shutdown_timeout: Span::secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory holding blobs, the index and in-progress uploads.
+    pub data_dir: PathBuf,
+    /// Disk budget for blobs plus in-progress uploads.
+    pub max_size: Size,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./larder-data"),
+            max_size: Size(10 << 30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` for terminals, `json` for log shippers.
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `larder=debug,tower_http=info`, …
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub max_size: Option<Size>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{key}: {why}")]
+    Value { key: &'static str, why: String },
+}
+
+impl Config {
+    /// Builds the effective config from every layer, then validates it.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        if let Some(v) = &overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", v));
+        }
+        if let Some(v) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("storage.data_dir", v));
+        }
+        if let Some(v) = &overrides.max_size {
+            figment = figment.merge(Serialized::default("storage.max_size", v));
+        }
+        if let Some(v) = &overrides.log_format {
+            figment = figment.merge(Serialized::default("log.format", v));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot, naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.storage.max_size.bytes() == 0 {
+            return Err(ConfigError::Value {
+                key: "storage.max_size",
+                why: "must be greater than 0".into(),
+            });
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Value {
+                key: "storage.data_dir",
+                why: "must not be empty".into(),
+            });
+        }
+        if self.server.shutdown_timeout.0.is_zero() {
+            return Err(ConfigError::Value {
+                key: "server.shutdown_timeout",
+                why: "must be greater than 0 so in-flight requests can finish".into(),
+            });
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::Value {
+                key: "log.level",
+                why: format!("{:?} is not a tracing filter ({e})", self.log.level),
+            });
+        }
+        Ok(())
+    }
+
+    /// The effective config as TOML, the same shape `config/larder.toml` documents.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Renders figment's errors as `section.key: why (in <where>)`, one per line,
+/// naming the env variable or file the bad value came from.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let origin = match &e.metadata {
+                Some(m) if m.name.contains("environment") => {
+                    format!(" (in {ENV_PREFIX}{})", e.path.join("__").to_uppercase())
+                }
+                Some(m) => match &m.source {
+                    Some(src) => format!(" (in {src})"),
+                    None => format!(" (in {})", m.name),
+                },
+                _ => String::new(),
+            };
+            if key.is_empty() {
+                format!("{}{origin}", e.kind)
+            } else {
+                format!("{key}: {}{origin}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,109 @@
+use std::io::Write;
+
+use super::*;
+
+fn file_with(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn load_text(text: &str) -> Result<Config, ConfigError> {
+    let f = file_with(text);
+    Config::load(Some(f.path()), &Overrides::default())
+}
+
+#[test]
+fn defaults_work_with_no_file() {
+    let c = Config::load(None, &Overrides::default()).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:5000");
+    assert_eq!(c.storage.data_dir, PathBuf::from("./larder-data"));
+    assert_eq!(c.storage.max_size, Size(10 << 30));
+}
+
+#[test]
+fn file_values_override_defaults_and_flags_override_the_file() {
+    let f = file_with("[storage]\nmax_size = \"512MiB\"\ndata_dir = \"/srv/larder\"\n");
+    let c = Config::load(Some(f.path()), &Overrides::default()).unwrap();
+    assert_eq!(c.storage.max_size, Size(512 << 20));
+    assert_eq!(c.storage.data_dir, PathBuf::from("/srv/larder"));
+
+    let flags = Overrides {
+        max_size: Some(Size(1 << 30)),
+        ..Overrides::default()
+    };
+    let c = Config::load(Some(f.path()), &flags).unwrap();
+    assert_eq!(c.storage.max_size, Size(1 << 30));
+    assert_eq!(c.storage.data_dir, PathBuf::from("/srv/larder"));
+}
+
+#[test]
+fn integer_sizes_and_durations_are_bytes_and_seconds() {
+    let c = load_text("[storage]\nmax_size = 4096\n[server]\nshutdown_timeout = 7\n").unwrap();
+    assert_eq!(c.storage.max_size, Size(4096));
+    assert_eq!(c.server.shutdown_timeout, Span::secs(7));
+}
+
+#[test]
+fn an_unknown_key_is_an_error_that_names_it() {
+    let err = load_text("[storage]\nmax_sise = \"1GiB\"\n").unwrap_err().to_string();
+    assert!(err.contains("max_sise"), "{err}");
+    let err = load_text("[storrage]\n").unwrap_err().to_string();
+    assert!(err.contains("storrage"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key_and_the_reason() {
+    let cases = [
+        ("[storage]\nmax_size = \"lots\"\n", "storage.max_size", "not a size"),
+        ("[storage]\nmax_size = -5\n", "storage.max_size", "negative"),
+        ("[storage]\nmax_size = 0\n", "storage.max_size", "greater than 0"),
+        ("[storage]\ndata_dir = \"\"\n", "storage.data_dir", "must not be empty"),
+        ("[server]\nlisten = \"nowhere\"\n", "server.listen", "socket address"),
+        ("[server]\nshutdown_timeout = \"soon\"\n", "server.shutdown_timeout", "not a duration"),
+        ("[server]\nshutdown_timeout = \"0s\"\n", "server.shutdown_timeout", "greater than 0"),
+        ("[log]\nformat = \"xml\"\n", "log.format", "xml"),
+        ("[log]\nlevel = \"larder=loud\"\n", "log.level", "not a tracing filter"),
+    ];
+    for (text, key, why) in cases {
+        let err = load_text(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text:?}: {err:?} should name {key}");
+        assert!(err.contains(why), "{text:?}: {err:?} should say {why:?}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let err = Config::load(Some(Path::new("/nonexistent/larder.toml")), &Overrides::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/larder.toml"));
+}
+
+#[test]
+fn printed_config_parses_back_to_the_same_config() {
+    let c = load_text("[storage]\nmax_size = \"3GiB\"\n[server]\nshutdown_timeout = \"90s\"\n").unwrap();
+    let again = load_text(&c.to_toml()).unwrap();
+    assert_eq!(c, again);
+}
+
+/// `config/larder.toml` must document every key, with its default value.
+#[test]
+fn the_documented_config_file_lists_every_key_at_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/larder.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let documented: toml::Table = toml::from_str(&text).unwrap();
+    let defaults: toml::Table = toml::from_str(&Config::default().to_toml()).unwrap();
+    for (section, keys) in &defaults {
+        let keys = keys.as_table().unwrap();
+        for key in keys.keys() {
+            let env = format!("{ENV_PREFIX}{}__{}", section.to_uppercase(), key.to_uppercase());
+            assert!(text.contains(&env), "config/larder.toml does not name {env}");
+        }
+    }
+    let parsed = Config::load(Some(&path), &Overrides::default()).unwrap();
+    assert_eq!(parsed, Config::default(), "config/larder.toml must show the defaults");
+    assert_eq!(
+        documented.keys().collect::<Vec<_>>(),
+        defaults.keys().collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,77 @@
+//! Explicit, versioned byte encodings of index records. Every value starts with
+//! a one-byte record version; a record this build does not know decodes as an
+//! error, never as a guess.
+
+use super::IndexError;
+
+/// Little-endian writer for fixed-layout records.
+pub(crate) struct Encoder(Vec<u8>);
+
+impl Encoder {
+    pub fn new(version: u8, capacity: usize) -> Encoder {
+        let mut v = Vec::with_capacity(capacity + 1);
+        v.push(version);
+        Encoder(v)
+    }
+
+    pub fn u64(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub fn bytes(mut self, v: &[u8]) -> Self {
+        self.0.extend_from_slice(v);
+        self
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Reader matching `Encoder`; every read is bounds-checked.
+pub(crate) struct Decoder<'a> {
+    rest: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(data: &'a [u8], what: &'static str, version: u8) -> Result<Self, IndexError> {
+        match data.split_first() {
+            Some((&v, rest)) if v == version => Ok(Decoder { rest, what }),
+            Some((&v, _)) => Err(IndexError::Corrupt(format!(
+                "{what} record has version {v}, this build reads {version}"
+            ))),
+            None => Err(IndexError::Corrupt(format!("{what} record is empty"))),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], IndexError> {
+        if self.rest.len() < n {
+            return Err(IndexError::Corrupt(format!("{} record is truncated", self.what)));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    pub fn u64(&mut self) -> Result<u64, IndexError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], IndexError> {
+        let mut b = [0u8; N];
+        b.copy_from_slice(self.take(N)?);
+        Ok(b)
+    }
+
+    pub fn end(self) -> Result<(), IndexError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(IndexError::Corrupt(format!("{} record has trailing bytes", self.what)))
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Larder: a persistent, content-addressed build-cache server.
+//!
+//! Layers, top to bottom: `api` (protocols) → `cache` (entries, blobs, LRU) →
+//! `cas` (blob files) and `index` (sled). See DESIGN.md.
+
+pub mod api;
+pub mod cache;
+pub mod cas;
+pub mod cli;
+pub mod config;
+pub mod datadir;
+pub mod index;
+pub mod logging;
+pub mod server;

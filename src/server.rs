@@ -1,0 +1,105 @@
+//! Wires the data dir, the store and the router; serves until a shutdown
+//! signal, drains in-flight requests up to a deadline, flushes the index.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::cache::Store;
+use crate::config::Config;
+use crate::datadir::DataDir;
+
+/// A bound, not yet serving, server. Binding first lets callers (tests, the
+/// CLI) learn the real address of `127.0.0.1:0` before requests arrive.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    // Dropped last: the lock must outlive every write to the data dir.
+    data_dir: DataDir,
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let data_dir = DataDir::open(&config.storage.data_dir)?;
+        let store = Store::open(&data_dir)
+            .with_context(|| format!("opening the store in {}", data_dir.root().display()))?;
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        Ok(Server {
+            listener,
+            state: AppState {
+                config: Arc::new(config),
+                store: Arc::new(store),
+            },
+            data_dir,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.listen)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish for up to `server.shutdown_timeout`, and flushes.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Server {
+            listener,
+            state,
+            data_dir,
+        } = self;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data_dir = %data_dir.root().display(), "listening");
+        let timeout = state.config.server.shutdown_timeout.0;
+        let store = state.store.clone();
+
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let graceful = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = started_tx.send(());
+        };
+        let deadline = async move {
+            match started_rx.await {
+                Ok(()) => tokio::time::sleep(timeout).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let app = api::router(state);
+        let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        tokio::select! {
+            result = serve => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!(
+                timeout = %humantime::format_duration(timeout),
+                "in-flight requests did not finish in time; closing them"
+            ),
+        }
+        store.flush().await.context("flushing the index")?;
+        tracing::info!("stopped");
+        drop(data_dir);
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
