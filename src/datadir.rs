@@ -7,6 +7,7 @@
 //!   larder.lock   held (flock) by the running process; holds its pid
 //!   blobs/xx/…    blob files, by BLAKE3 hex
 //!   tmp/          temp files of writes in progress; emptied at startup
+//!   uploads/      upload sessions (resumable across restarts, expire when idle)
 //!   index/        the sled index
 //! ```
 
@@ -26,7 +27,9 @@ pub enum DataDirError {
     Locked { dir: PathBuf, pid: String },
     #[error("data dir {dir} has format version {found}, but this larder reads up to version {FORMAT_VERSION}; run a newer larder")]
     TooNew { dir: PathBuf, found: u32 },
-    #[error("data dir {dir} has an unreadable format marker {marker:?}; is this a larder data dir?")]
+    #[error(
+        "data dir {dir} has an unreadable format marker {marker:?}; is this a larder data dir?"
+    )]
     BadMarker { dir: PathBuf, marker: String },
     #[error("data dir {dir}: {source}")]
     Io { dir: PathBuf, source: io::Error },
@@ -68,6 +71,10 @@ impl DataDir {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.root.join("uploads")
     }
 
     pub fn index_dir(&self) -> PathBuf {
@@ -129,14 +136,14 @@ fn check_format(root: &Path) -> Result<(), DataDirError> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            write_durably(&path, format!("{FORMAT_PREFIX}{FORMAT_VERSION}\n").as_bytes()).map_err(
-                |source| DataDirError::Io {
-                    dir: root.to_owned(),
-                    source,
-                },
-            )
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => write_durably(
+            &path,
+            format!("{FORMAT_PREFIX}{FORMAT_VERSION}\n").as_bytes(),
+        )
+        .map_err(|source| DataDirError::Io {
+            dir: root.to_owned(),
+            source,
+        }),
         Err(source) => Err(DataDirError::Io {
             dir: root.to_owned(),
             source,
@@ -188,7 +195,9 @@ mod tests {
         let err = DataDir::open(tmp.path()).unwrap_err();
         assert!(matches!(err, DataDirError::Locked { .. }), "{err}");
         assert!(err.to_string().contains("in use by another larder process"));
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+        assert!(err
+            .to_string()
+            .contains(&format!("pid {}", std::process::id())));
         drop(first);
         DataDir::open(tmp.path()).unwrap();
     }
@@ -199,7 +208,10 @@ mod tests {
         drop(DataDir::open(tmp.path()).unwrap());
         fs::write(tmp.path().join(FORMAT_FILE), "larder-data-dir 99\n").unwrap();
         let err = DataDir::open(tmp.path()).unwrap_err();
-        assert!(matches!(err, DataDirError::TooNew { found: 99, .. }), "{err}");
+        assert!(
+            matches!(err, DataDirError::TooNew { found: 99, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("run a newer larder"));
 
         fs::write(tmp.path().join(FORMAT_FILE), "something else").unwrap();

@@ -12,3 +12,4 @@ pub mod datadir;
 pub mod index;
 pub mod logging;
 pub mod server;
+pub mod workers;

@@ -12,6 +12,7 @@ use crate::api::{self, AppState};
 use crate::cache::Store;
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::workers::Workers;
 
 /// A bound, not yet serving, server. Binding first lets callers (tests, the
 /// CLI) learn the real address of `127.0.0.1:0` before requests arrive.
@@ -48,7 +49,10 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
     /// requests finish for up to `server.shutdown_timeout`, and flushes.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Server {
             listener,
             state,
@@ -58,6 +62,7 @@ impl Server {
         tracing::info!(%addr, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
         let store = state.store.clone();
+        let workers = Workers::start(store.clone(), &state.config);
 
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let graceful = async move {
@@ -80,6 +85,7 @@ impl Server {
                 "in-flight requests did not finish in time; closing them"
             ),
         }
+        workers.stop().await;
         store.flush().await.context("flushing the index")?;
         tracing::info!("stopped");
         drop(data_dir);

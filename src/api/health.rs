@@ -23,7 +23,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
         Ok(()) => (StatusCode::OK, "ready\n".into()),
         Err(why) => {
             tracing::warn!(%why, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            )
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The domain every protocol calls: blobs now; entries, pins, LRU and quotas
 //! build on the same `Store`. Nothing here knows HTTP.
 
+mod access;
 mod blobs;
+mod entries;
+mod uploads;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,7 +12,9 @@ use crate::cas::{Cas, CasError};
 use crate::datadir::DataDir;
 use crate::index::{GroupCommit, Index, IndexError};
 
+pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::BlobInfo;
+pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -19,6 +24,21 @@ pub enum StoreError {
     Index(#[from] IndexError),
     #[error("blob store I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("blob {0} is not stored")]
+    MissingBlob(crate::cas::ContentId),
+    #[error("upload {0} is unknown or expired")]
+    UploadUnknown(String),
+    #[error("upload is at offset {len}, the chunk starts elsewhere")]
+    UploadOffset { len: u64 },
+}
+
+impl From<crate::index::PutEntryError> for StoreError {
+    fn from(e: crate::index::PutEntryError) -> Self {
+        match e {
+            crate::index::PutEntryError::MissingBlob(id) => StoreError::MissingBlob(id),
+            crate::index::PutEntryError::Index(e) => StoreError::Index(e),
+        }
+    }
 }
 
 /// Blob files, their index, and the group commit that makes writes durable.
@@ -26,6 +46,8 @@ pub struct Store {
     cas: Cas,
     index: Index,
     commit: GroupCommit,
+    uploads: uploads::Uploads,
+    access: access::Access,
 }
 
 impl Store {
@@ -35,7 +57,14 @@ impl Store {
         let cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
         let index = Index::open(&dir.index_dir())?;
         let commit = GroupCommit::start(index.clone());
-        Ok(Store { cas, index, commit })
+        let uploads = uploads::Uploads::open(&dir.uploads_dir())?;
+        Ok(Store {
+            cas,
+            index,
+            commit,
+            uploads,
+            access: access::Access::default(),
+        })
     }
 
     pub fn cas(&self) -> &Cas {
@@ -59,8 +88,9 @@ impl Store {
         .map_err(|e| format!("data dir is not writable: {e}"))
     }
 
-    /// Flushes the index; used at shutdown so nothing buffered is lost.
+    /// Flushes recency and the index; used at shutdown so nothing buffered is lost.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_access().await?;
         let index = self.index.clone();
         tokio::task::spawn_blocking(move || index.flush())
             .await

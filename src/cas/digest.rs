@@ -91,8 +91,12 @@ impl FromStr for Digest {
             .ok_or_else(|| DigestError::NoAlgorithm(s.to_owned()))?;
         let bad = |n| DigestError::BadHex(s.to_owned(), n);
         match algorithm {
-            "sha256" => decode_lower_hex::<32>(hex).map(Digest::Sha256).ok_or(bad(64)),
-            "blake3" => decode_lower_hex::<32>(hex).map(Digest::Blake3).ok_or(bad(64)),
+            "sha256" => decode_lower_hex::<32>(hex)
+                .map(Digest::Sha256)
+                .ok_or(bad(64)),
+            "blake3" => decode_lower_hex::<32>(hex)
+                .map(Digest::Blake3)
+                .ok_or(bad(64)),
             "sha512" => decode_lower_hex::<64>(hex)
                 .map(|h| Digest::Sha512(Box::new(h)))
                 .ok_or(bad(128)),

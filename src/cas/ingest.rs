@@ -3,8 +3,8 @@
 //! blocking thread, so the async runtime only moves buffers.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -18,13 +18,69 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// Body chunks queued between the socket and the hashing thread.
 const QUEUE_DEPTH: usize = 32;
 
+/// The hashes computed in one pass over a blob's bytes.
+struct Hashes {
+    blake3: blake3::Hasher,
+    sha256: Sha256,
+    sha512: Option<Sha512>,
+}
+
+impl Hashes {
+    fn new(expected: Option<&Digest>) -> Hashes {
+        Hashes {
+            blake3: blake3::Hasher::new(),
+            sha256: Sha256::new(),
+            sha512: matches!(expected, Some(Digest::Sha512(_))).then(Sha512::new),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.blake3.update(data);
+        self.sha256.update(data);
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
+        }
+    }
+
+    /// The content's identity and SHA-256, if it matches `expected`.
+    fn verify(self, expected: Option<&Digest>) -> Result<(ContentId, [u8; 32]), CasError> {
+        let id = ContentId(*self.blake3.finalize().as_bytes());
+        let sha256: [u8; 32] = self.sha256.finalize().into();
+        let matches = match expected {
+            None => true,
+            Some(Digest::Sha256(h)) => *h == sha256,
+            Some(Digest::Blake3(h)) => *h == id.0,
+            Some(Digest::Sha512(h)) => self
+                .sha512
+                .is_some_and(|s| s.finalize().as_slice() == &h[..]),
+        };
+        match (matches, expected) {
+            (false, Some(want)) => Err(CasError::DigestMismatch {
+                expected: want.clone(),
+            }),
+            _ => Ok((id, sha256)),
+        }
+    }
+}
+
+/// Makes a complete, verified temp file durable and publishes it under its
+/// BLAKE3 name; when that content is already published the temp file is left
+/// for the caller to delete.
+fn publish(cas: &Cas, temp: &Path, file: File, id: &ContentId) -> io::Result<()> {
+    if !cas.path(id).is_file() {
+        file.sync_all()?;
+        std::fs::rename(temp, cas.path(id))?;
+    }
+    // Also when deduplicating: the writer that renamed may not have synced
+    // the directory yet, and our caller is about to acknowledge the blob.
+    sync_dir(&cas.shard_dir(id))
+}
+
 /// A blob being written. Dropping it unfinished deletes the temp file.
 pub struct TempBlob {
     file: Option<BufWriter<File>>,
     path: PathBuf,
-    blake3: blake3::Hasher,
-    sha256: Sha256,
-    sha512: Option<Sha512>,
+    hashes: Hashes,
     len: u64,
     limit: u64,
 }
@@ -38,9 +94,7 @@ impl TempBlob {
         Ok(TempBlob {
             file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
             path,
-            blake3: blake3::Hasher::new(),
-            sha256: Sha256::new(),
-            sha512: matches!(expected, Some(Digest::Sha512(_))).then(Sha512::new),
+            hashes: Hashes::new(expected),
             len: 0,
             limit,
         })
@@ -59,11 +113,7 @@ impl TempBlob {
         if new_len > self.limit {
             return Err(CasError::TooLarge { limit: self.limit });
         }
-        self.blake3.update(data);
-        self.sha256.update(data);
-        if let Some(h) = &mut self.sha512 {
-            h.update(data);
-        }
+        self.hashes.update(data);
         self.file
             .as_mut()
             .ok_or_else(|| io::Error::other("temp blob already finished"))?
@@ -79,40 +129,15 @@ impl TempBlob {
             .file
             .take()
             .ok_or_else(|| io::Error::other("temp blob already finished"))?;
-        let id = ContentId(*self.blake3.finalize().as_bytes());
-        let sha256: [u8; 32] = self.sha256.clone().finalize().into();
-        if let Some(want) = expected {
-            let matches = match want {
-                Digest::Sha256(h) => *h == sha256,
-                Digest::Blake3(h) => *h == id.0,
-                Digest::Sha512(h) => self
-                    .sha512
-                    .take()
-                    .is_some_and(|s| s.finalize().as_slice() == &h[..]),
-            };
-            if !matches {
-                return Err(CasError::DigestMismatch {
-                    expected: want.clone(),
-                });
-            }
-        }
-        let meta = BlobMeta {
+        let hashes = std::mem::replace(&mut self.hashes, Hashes::new(None));
+        let (id, sha256) = hashes.verify(expected)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        publish(cas, &self.path, file, &id)?;
+        Ok(BlobMeta {
             id,
             sha256,
             size: self.len,
-        };
-        let final_path = cas.path(&id);
-        if final_path.is_file() {
-            // Same bytes already published: keep that file, drop ours (Drop).
-        } else {
-            let file = writer.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&self.path, &final_path)?;
-        }
-        // Also when deduplicating: the writer that renamed may not have synced
-        // the directory yet, and we are about to acknowledge the blob.
-        sync_dir(&cas.shard_dir(&id))?;
-        Ok(meta)
+        })
     }
 }
 
@@ -121,6 +146,36 @@ impl Drop for TempBlob {
         // After a successful rename this path no longer exists.
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Hashes a complete file written elsewhere (an upload session assembled from
+/// chunks), verifies it and publishes it. Blocking. The file is moved into the
+/// store or, if its content is already there, deleted; on a mismatch it is
+/// deleted too, so a failed verification leaves nothing behind.
+pub fn publish_file(
+    cas: &Cas,
+    path: &Path,
+    expected: Option<&Digest>,
+) -> Result<BlobMeta, CasError> {
+    let result = (|| {
+        let mut file = File::options().read(true).write(true).open(path)?;
+        let mut hashes = Hashes::new(expected);
+        let mut buf = vec![0u8; WRITE_BUFFER];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hashes.update(&buf[..n]);
+            size += n as u64;
+        }
+        let (id, sha256) = hashes.verify(expected)?;
+        publish(cas, path, file, &id)?;
+        Ok(BlobMeta { id, sha256, size })
+    })();
+    let _ = std::fs::remove_file(path);
+    result
 }
 
 /// What the async side hands the writer thread. The channel closing without

@@ -21,19 +21,29 @@ pub type BlobStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 impl Cas {
     /// Streams `len` bytes of blob `id` starting at `offset`. The caller has
     /// already checked the range against the blob's size.
-    pub async fn read_range(&self, id: &ContentId, offset: u64, len: u64) -> io::Result<BlobStream> {
+    pub async fn read_range(
+        &self,
+        id: &ContentId,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<BlobStream> {
         let path = self.path(id);
         if len <= SMALL_READ {
             let bytes = tokio::task::spawn_blocking(move || read_exact_at(&path, offset, len))
                 .await
                 .map_err(io::Error::other)??;
-            return Ok(Box::pin(futures_util::stream::once(async move { Ok(bytes) })));
+            return Ok(Box::pin(futures_util::stream::once(
+                async move { Ok(bytes) },
+            )));
         }
         let mut file = tokio::fs::File::open(path).await?;
         if offset > 0 {
             file.seek(SeekFrom::Start(offset)).await?;
         }
-        Ok(Box::pin(ReaderStream::with_capacity(file.take(len), READ_CHUNK)))
+        Ok(Box::pin(ReaderStream::with_capacity(
+            file.take(len),
+            READ_CHUNK,
+        )))
     }
 }
 

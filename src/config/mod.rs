@@ -22,6 +22,7 @@ pub const ENV_PREFIX: &str = "LARDER__";
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub gc: GcConfig,
     pub log: LogConfig,
 }
 
@@ -57,6 +58,24 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("./larder-data"),
             max_size: Size(10 << 30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// How often garbage collection runs.
+    pub interval: Span,
+    /// Upload sessions idle for longer than this are removed with their bytes.
+    pub upload_expiry: Span,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            interval: Span::secs(60),
+            upload_expiry: Span::secs(3600),
         }
     }
 }
@@ -154,6 +173,17 @@ impl Config {
                 key: "server.shutdown_timeout",
                 why: "must be greater than 0 so in-flight requests can finish".into(),
             });
+        }
+        for (key, span) in [
+            ("gc.interval", self.gc.interval),
+            ("gc.upload_expiry", self.gc.upload_expiry),
+        ] {
+            if span.0.is_zero() {
+                return Err(ConfigError::Value {
+                    key,
+                    why: "must be greater than 0".into(),
+                });
+            }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::Value {

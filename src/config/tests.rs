@@ -46,7 +46,9 @@ fn integer_sizes_and_durations_are_bytes_and_seconds() {
 
 #[test]
 fn an_unknown_key_is_an_error_that_names_it() {
-    let err = load_text("[storage]\nmax_sise = \"1GiB\"\n").unwrap_err().to_string();
+    let err = load_text("[storage]\nmax_sise = \"1GiB\"\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("max_sise"), "{err}");
     let err = load_text("[storrage]\n").unwrap_err().to_string();
     assert!(err.contains("storrage"), "{err}");
@@ -55,15 +57,43 @@ fn an_unknown_key_is_an_error_that_names_it() {
 #[test]
 fn bad_values_name_the_key_and_the_reason() {
     let cases = [
-        ("[storage]\nmax_size = \"lots\"\n", "storage.max_size", "not a size"),
+        (
+            "[storage]\nmax_size = \"lots\"\n",
+            "storage.max_size",
+            "not a size",
+        ),
         ("[storage]\nmax_size = -5\n", "storage.max_size", "negative"),
-        ("[storage]\nmax_size = 0\n", "storage.max_size", "greater than 0"),
-        ("[storage]\ndata_dir = \"\"\n", "storage.data_dir", "must not be empty"),
-        ("[server]\nlisten = \"nowhere\"\n", "server.listen", "socket address"),
-        ("[server]\nshutdown_timeout = \"soon\"\n", "server.shutdown_timeout", "not a duration"),
-        ("[server]\nshutdown_timeout = \"0s\"\n", "server.shutdown_timeout", "greater than 0"),
+        (
+            "[storage]\nmax_size = 0\n",
+            "storage.max_size",
+            "greater than 0",
+        ),
+        (
+            "[storage]\ndata_dir = \"\"\n",
+            "storage.data_dir",
+            "must not be empty",
+        ),
+        (
+            "[server]\nlisten = \"nowhere\"\n",
+            "server.listen",
+            "socket address",
+        ),
+        (
+            "[server]\nshutdown_timeout = \"soon\"\n",
+            "server.shutdown_timeout",
+            "not a duration",
+        ),
+        (
+            "[server]\nshutdown_timeout = \"0s\"\n",
+            "server.shutdown_timeout",
+            "greater than 0",
+        ),
         ("[log]\nformat = \"xml\"\n", "log.format", "xml"),
-        ("[log]\nlevel = \"larder=loud\"\n", "log.level", "not a tracing filter"),
+        (
+            "[log]\nlevel = \"larder=loud\"\n",
+            "log.level",
+            "not a tracing filter",
+        ),
     ];
     for (text, key, why) in cases {
         let err = load_text(text).unwrap_err().to_string();
@@ -74,14 +104,18 @@ fn bad_values_name_the_key_and_the_reason() {
 
 #[test]
 fn a_missing_config_file_is_an_error() {
-    let err = Config::load(Some(Path::new("/nonexistent/larder.toml")), &Overrides::default())
-        .unwrap_err();
+    let err = Config::load(
+        Some(Path::new("/nonexistent/larder.toml")),
+        &Overrides::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/larder.toml"));
 }
 
 #[test]
 fn printed_config_parses_back_to_the_same_config() {
-    let c = load_text("[storage]\nmax_size = \"3GiB\"\n[server]\nshutdown_timeout = \"90s\"\n").unwrap();
+    let c = load_text("[storage]\nmax_size = \"3GiB\"\n[server]\nshutdown_timeout = \"90s\"\n")
+        .unwrap();
     let again = load_text(&c.to_toml()).unwrap();
     assert_eq!(c, again);
 }
@@ -96,12 +130,23 @@ fn the_documented_config_file_lists_every_key_at_its_default() {
     for (section, keys) in &defaults {
         let keys = keys.as_table().unwrap();
         for key in keys.keys() {
-            let env = format!("{ENV_PREFIX}{}__{}", section.to_uppercase(), key.to_uppercase());
-            assert!(text.contains(&env), "config/larder.toml does not name {env}");
+            let env = format!(
+                "{ENV_PREFIX}{}__{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            );
+            assert!(
+                text.contains(&env),
+                "config/larder.toml does not name {env}"
+            );
         }
     }
     let parsed = Config::load(Some(&path), &Overrides::default()).unwrap();
-    assert_eq!(parsed, Config::default(), "config/larder.toml must show the defaults");
+    assert_eq!(
+        parsed,
+        Config::default(),
+        "config/larder.toml must show the defaults"
+    );
     assert_eq!(
         documented.keys().collect::<Vec<_>>(),
         defaults.keys().collect::<Vec<_>>()

@@ -101,9 +101,9 @@ impl FromStr for Span {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s.trim())
-            .map(Span)
-            .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. \"30s\", \"15m\" or \"7d\""))
+        humantime::parse_duration(s.trim()).map(Span).map_err(|e| {
+            format!("{s:?} is not a duration ({e}); write e.g. \"30s\", \"15m\" or \"7d\"")
+        })
     }
 }
 
@@ -161,7 +161,16 @@ mod tests {
 
     #[test]
     fn sizes_display_round_trips() {
-        for n in [0u64, 1, 1023, 1024, 512 << 20, 10 << 30, (10 << 30) + 1, 3 << 40] {
+        for n in [
+            0u64,
+            1,
+            1023,
+            1024,
+            512 << 20,
+            10 << 30,
+            (10 << 30) + 1,
+            3 << 40,
+        ] {
             let shown = Size(n).to_string();
             assert_eq!(shown.parse::<Size>().unwrap(), Size(n), "{shown}");
         }

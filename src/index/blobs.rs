@@ -66,6 +66,10 @@ impl Index {
     /// alias means a crash in between leaves at most an unreachable record,
     /// never an alias to nothing.
     pub fn put_blob(&self, id: &ContentId, rec: &BlobRecord) -> Result<(), IndexError> {
+        if !self.pins.contains_key(id.0)? {
+            // Unpinned from birth: GC may take it once the grace has passed.
+            self.unpinned.insert(id.0, &rec.created.to_be_bytes())?;
+        }
         self.blobs.insert(id.0, rec.encode())?;
         self.put_alias(&Digest::Sha256(rec.sha256), id)
     }
@@ -107,7 +111,8 @@ impl Index {
             return Ok(None);
         };
         let rec = BlobRecord::decode(&old)?;
-        self.aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
+        self.aliases
+            .remove(alias_key(&Digest::Sha256(rec.sha256)))?;
         Ok(Some(rec))
     }
 

@@ -48,7 +48,10 @@ impl<'a> Decoder<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], IndexError> {
         if self.rest.len() < n {
-            return Err(IndexError::Corrupt(format!("{} record is truncated", self.what)));
+            return Err(IndexError::Corrupt(format!(
+                "{} record is truncated",
+                self.what
+            )));
         }
         let (head, tail) = self.rest.split_at(n);
         self.rest = tail;
@@ -67,11 +70,28 @@ impl<'a> Decoder<'a> {
         Ok(b)
     }
 
+    /// A length-prefixed byte string (u64 length).
+    pub fn bytes(&mut self) -> Result<&'a [u8], IndexError> {
+        let n = self.u64()?;
+        let n = usize::try_from(n)
+            .map_err(|_| IndexError::Corrupt(format!("{} record length overflows", self.what)))?;
+        self.take(n)
+    }
+
+    pub fn string(&mut self) -> Result<String, IndexError> {
+        let what = self.what;
+        String::from_utf8(self.bytes()?.to_vec())
+            .map_err(|_| IndexError::Corrupt(format!("{what} record has a non-UTF-8 string")))
+    }
+
     pub fn end(self) -> Result<(), IndexError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(IndexError::Corrupt(format!("{} record has trailing bytes", self.what)))
+            Err(IndexError::Corrupt(format!(
+                "{} record has trailing bytes",
+                self.what
+            )))
         }
     }
 }

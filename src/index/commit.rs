@@ -53,7 +53,10 @@ impl GroupCommit {
                         }
                     });
                     if !ok {
-                        tracing::error!(?result, "index flush failed; the writes waiting on it are refused");
+                        tracing::error!(
+                            ?result,
+                            "index flush failed; the writes waiting on it are refused"
+                        );
                         break;
                     }
                 }

@@ -8,11 +8,16 @@
 mod blobs;
 mod codec;
 mod commit;
+mod entries;
+mod names;
+mod uploads;
 
 use std::path::Path;
 
 pub use blobs::BlobRecord;
 pub use commit::GroupCommit;
+pub use entries::{EntryKey, EntryRecord, NewEntry, Protocol, PutEntryError};
+pub use uploads::UploadRecord;
 
 /// sled's page cache; larger only speeds up cold lookups on big indexes.
 const CACHE_BYTES: u64 = 64 << 20;
@@ -32,6 +37,14 @@ pub struct Index {
     db: sled::Db,
     blobs: sled::Tree,
     aliases: sled::Tree,
+    entries: sled::Tree,
+    entry_keys: sled::Tree,
+    lru: sled::Tree,
+    pins: sled::Tree,
+    unpinned: sled::Tree,
+    names: sled::Tree,
+    links: sled::Tree,
+    uploads: sled::Tree,
 }
 
 impl Index {
@@ -46,6 +59,14 @@ impl Index {
         Ok(Index {
             blobs: db.open_tree("blobs")?,
             aliases: db.open_tree("aliases")?,
+            entries: db.open_tree("entries")?,
+            entry_keys: db.open_tree("entry_keys")?,
+            lru: db.open_tree("lru")?,
+            pins: db.open_tree("pins")?,
+            unpinned: db.open_tree("unpinned")?,
+            names: db.open_tree("names")?,
+            links: db.open_tree("links")?,
+            uploads: db.open_tree("uploads")?,
             db,
         })
     }

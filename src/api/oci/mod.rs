@@ -1,0 +1,177 @@
+//! OCI Distribution API (BuildKit's `type=registry` cache target).
+//! Repository names contain slashes, so one wildcard route receives every
+//! `/v2/…` request and `path::parse` picks the operation.
+
+mod blobs;
+mod error;
+mod listing;
+mod manifests;
+mod path;
+mod uploads;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+use super::AppState;
+pub use error::OciError;
+use path::Route;
+
+const API_VERSION: &str = "Docker-Distribution-API-Version";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+}
+
+/// A request as the handlers see it.
+pub(super) struct Req {
+    pub state: AppState,
+    pub method: Method,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl Req {
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The scope under which a repository's blobs, tags and links are recorded.
+pub(super) fn scope(name: &str) -> String {
+    format!("oci:{name}")
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut res = match route(state, method, &uri, headers, body).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    };
+    res.headers_mut()
+        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    res
+}
+
+async fn route(
+    state: AppState,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
+    let rest = uri.path().strip_prefix("/v2").unwrap_or("");
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let route = path::parse(rest).ok_or_else(|| {
+        OciError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "no such registry endpoint",
+        )
+    })?;
+    tracing::Span::current().record("route", route.template());
+    let query = match uri.query() {
+        Some(_) => {
+            Query::<Vec<(String, String)>>::try_from_uri(uri)
+                .map_err(|e| {
+                    OciError::new(
+                        StatusCode::BAD_REQUEST,
+                        "UNSUPPORTED",
+                        format!("bad query string: {e}"),
+                    )
+                })?
+                .0
+        }
+        None => Vec::new(),
+    };
+    let req = Req {
+        state,
+        method,
+        query,
+        headers,
+        body,
+    };
+    match route {
+        Route::Base => match req.method {
+            Method::GET | Method::HEAD => Ok(StatusCode::OK.into_response()),
+            _ => Err(not_allowed()),
+        },
+        Route::Catalog => match req.method {
+            Method::GET => listing::catalog(req).await,
+            _ => Err(not_allowed()),
+        },
+        Route::Tags { name } => {
+            path::validate_name(name)?;
+            match req.method {
+                Method::GET => listing::tags(req, name).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        Route::Referrers { name, digest } => {
+            path::validate_name(name)?;
+            match req.method {
+                Method::GET => listing::referrers(req, name, digest).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        Route::Blob { name, digest } => {
+            path::validate_name(name)?;
+            match req.method {
+                Method::GET | Method::HEAD => blobs::get(req, name, digest).await,
+                Method::DELETE => blobs::delete(req, name, digest).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        Route::UploadStart { name } => {
+            path::validate_name(name)?;
+            match req.method {
+                Method::POST => uploads::start(req, name).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        Route::Upload { name, id } => {
+            path::validate_name(name)?;
+            match req.method {
+                Method::PATCH => uploads::patch(req, name, id).await,
+                Method::PUT => uploads::put(req, name, id).await,
+                Method::GET => uploads::status(req, name, id).await,
+                Method::DELETE => uploads::cancel(req, name, id).await,
+                _ => Err(not_allowed()),
+            }
+        }
+        Route::Manifest { name, reference } => {
+            path::validate_name(name)?;
+            match req.method {
+                Method::GET | Method::HEAD => manifests::get(req, name, reference).await,
+                Method::PUT => manifests::put(req, name, reference).await,
+                Method::DELETE => manifests::delete(req, name, reference).await,
+                _ => Err(not_allowed()),
+            }
+        }
+    }
+}
+
+fn not_allowed() -> OciError {
+    OciError::unsupported("method not allowed on this endpoint")
+}
+
+/// Parses a digest from a client, as `DIGEST_INVALID` when malformed.
+pub(super) fn parse_digest(s: &str) -> Result<crate::cas::Digest, OciError> {
+    s.parse()
+        .map_err(|e: crate::cas::DigestError| OciError::digest_invalid(e.to_string()))
+}

@@ -1,0 +1,103 @@
+//! HTTP `Range` requests on blobs, shared by every protocol that serves bytes.
+
+use axum::http::{header, HeaderMap};
+
+/// What to send for a request on a body of `size` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No (usable) range: the whole body with 200.
+    Full,
+    /// 206 with bytes `start..start+len`.
+    Partial { start: u64, len: u64 },
+    /// 416: the range lies outside the body.
+    Unsatisfiable,
+}
+
+/// Reads `Range` (or Azure's `x-ms-range`). Multi-range and malformed
+/// headers are ignored and answered with the whole body, which RFC 9110
+/// allows and every client here tolerates.
+pub fn parse(headers: &HeaderMap, size: u64) -> RangeRequest {
+    let value = headers
+        .get(header::RANGE)
+        .or_else(|| headers.get("x-ms-range"))
+        .and_then(|v| v.to_str().ok());
+    match value {
+        Some(v) => parse_value(v, size),
+        None => RangeRequest::Full,
+    }
+}
+
+fn parse_value(value: &str, size: u64) -> RangeRequest {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        // Suffix range: the last N bytes.
+        return match last.parse::<u64>() {
+            Ok(0) => RangeRequest::Unsatisfiable,
+            Ok(_) if size == 0 => RangeRequest::Unsatisfiable,
+            Ok(n) => {
+                let len = n.min(size);
+                RangeRequest::Partial {
+                    start: size - len,
+                    len,
+                }
+            }
+            Err(_) => RangeRequest::Full,
+        };
+    }
+    let Ok(start) = first.parse::<u64>() else {
+        return RangeRequest::Full;
+    };
+    let end = if last.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        match last.parse::<u64>() {
+            Ok(end) if end >= start => end.min(size.saturating_sub(1)),
+            _ => return RangeRequest::Full,
+        }
+    };
+    if start >= size {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Partial {
+        start,
+        len: end - start + 1,
+    }
+}
+
+/// `Content-Range` value for a partial response.
+pub fn content_range(start: u64, len: u64, size: u64) -> String {
+    format!("bytes {}-{}/{}", start, start + len - 1, size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeRequest::*;
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        assert_eq!(parse_value("bytes=0-", 10), Partial { start: 0, len: 10 });
+        assert_eq!(parse_value("bytes=4-", 10), Partial { start: 4, len: 6 });
+        assert_eq!(parse_value("bytes=2-5", 10), Partial { start: 2, len: 4 });
+        assert_eq!(parse_value("bytes=2-500", 10), Partial { start: 2, len: 8 });
+        assert_eq!(parse_value("bytes=-3", 10), Partial { start: 7, len: 3 });
+        assert_eq!(parse_value("bytes=-30", 10), Partial { start: 0, len: 10 });
+        assert_eq!(parse_value("bytes=10-", 10), Unsatisfiable);
+        assert_eq!(parse_value("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_value("bytes=-0", 10), Unsatisfiable);
+        assert_eq!(parse_value("bytes=5-2", 10), Full);
+        assert_eq!(parse_value("bytes=0-1,4-5", 10), Full);
+        assert_eq!(parse_value("items=0-1", 10), Full);
+        assert_eq!(parse_value("bytes=x-", 10), Full);
+        assert_eq!(content_range(4, 6, 10), "bytes 4-9/10");
+    }
+}

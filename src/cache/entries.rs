@@ -1,0 +1,92 @@
+//! Entries and the names that point at them.
+
+use super::{now_ms, Store, StoreError};
+use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
+
+impl Store {
+    /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
+    /// `MissingBlob` if any pinned blob is not stored.
+    pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
+        let rec = self.index.put_entry(new, now_ms())?;
+        self.commit.wait().await?;
+        Ok(rec)
+    }
+
+    /// Looks an entry up by key. A miss is `Ok(None)`.
+    pub fn entry(&self, key: &EntryKey) -> Result<Option<EntryRecord>, StoreError> {
+        Ok(self.index.entry_by_key(key)?)
+    }
+
+    /// Removes an entry, releasing its pins, durably.
+    pub async fn remove_entry(&self, id: u64) -> Result<Option<EntryRecord>, StoreError> {
+        let removed = self.index.remove_entry(id, now_ms())?;
+        self.commit.wait().await?;
+        Ok(removed)
+    }
+
+    /// Entries of a protocol and namespace whose names start with `prefix`.
+    pub fn entries_with_prefix(
+        &self,
+        protocol: Protocol,
+        namespace: &str,
+        prefix: &str,
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        Ok(self
+            .index
+            .entries_with_prefix(protocol, namespace, prefix)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// (namespace, name) of every entry of a protocol.
+    pub fn entry_names(&self, protocol: Protocol) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self.index.entry_names(protocol).collect::<Result<_, _>>()?)
+    }
+
+    /// Points `name` in `scope` at `value` (an OCI tag at a manifest digest).
+    pub async fn set_name(&self, scope: &str, name: &str, value: &str) -> Result<(), StoreError> {
+        self.index.set_name(scope, name, value.as_bytes())?;
+        self.commit.wait().await?;
+        Ok(())
+    }
+
+    pub fn name(&self, scope: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .index
+            .name(scope, name)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub async fn remove_name(&self, scope: &str, name: &str) -> Result<bool, StoreError> {
+        let removed = self.index.remove_name(scope, name)?;
+        self.commit.wait().await?;
+        Ok(removed)
+    }
+
+    /// Up to `limit` names in `scope`, in lexical order, after `after`.
+    pub fn names(
+        &self,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .index
+            .names(scope, after)
+            .take(limit)
+            .map(|r| r.map(|(name, _)| name))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Removes every name in `scope` that points at `value`.
+    pub async fn remove_names_pointing_at(
+        &self,
+        scope: &str,
+        value: &str,
+    ) -> Result<usize, StoreError> {
+        let n = self
+            .index
+            .remove_names_pointing_at(scope, value.as_bytes())?;
+        self.commit.wait().await?;
+        Ok(n)
+    }
+}

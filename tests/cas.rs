@@ -1,0 +1,279 @@
+//! Blob ingest and ranged reads against a real blob tree on disk: what ends up
+//! published, and that every failed write leaves neither a blob nor a temp file.
+
+mod common;
+
+use std::convert::Infallible;
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{stream, Stream, StreamExt};
+use larder::cas::{self, BlobMeta, Cas, CasError, ContentId, Digest};
+use sha2::{Digest as _, Sha256, Sha512};
+
+/// Hyper hands bodies over in chunks of about this size.
+const CHUNK: usize = 64 << 10;
+
+fn open_cas() -> (tempfile::TempDir, Cas) {
+    let dir = tempfile::tempdir().unwrap();
+    let cas = Cas::open(&dir.path().join("blobs"), &dir.path().join("tmp")).unwrap();
+    (dir, cas)
+}
+
+/// Deterministic bytes that differ per `seed`, so tests never share content.
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+fn body(data: &[u8]) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let chunks: Vec<_> = data.chunks(CHUNK).map(Bytes::copy_from_slice).collect();
+    stream::iter(chunks.into_iter().map(Ok))
+}
+
+fn sha256(data: &[u8]) -> Digest {
+    Digest::Sha256(Sha256::digest(data).into())
+}
+
+fn sha512(data: &[u8]) -> Digest {
+    Digest::Sha512(Box::new(Sha512::digest(data).into()))
+}
+
+fn blake3(data: &[u8]) -> Digest {
+    Digest::Blake3(*blake3::hash(data).as_bytes())
+}
+
+fn tmp_files(cas: &Cas) -> Vec<String> {
+    std::fs::read_dir(cas.tmp_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Nothing published and nothing left half-written.
+fn assert_empty(cas: &Cas) {
+    assert_eq!(cas.list().unwrap(), vec![], "no blob may be published");
+    assert_eq!(
+        tmp_files(cas),
+        Vec::<String>::new(),
+        "no temp file may remain"
+    );
+}
+
+async fn read_all(cas: &Cas, id: &ContentId, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut s = cas.read_range(id, offset, len).await?;
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn verified_ingest_accepts_sha256_sha512_and_blake3_digests() {
+    let bytes = data(3 * CHUNK + 17, 1);
+    for expected in [sha256(&bytes), sha512(&bytes), blake3(&bytes)] {
+        let (_dir, cas) = open_cas();
+        let meta = cas::ingest_stream(&cas, body(&bytes), Some(expected.clone()), u64::MAX)
+            .await
+            .unwrap_or_else(|e| panic!("{expected}: {e}"));
+        let want = BlobMeta {
+            id: ContentId(*blake3::hash(&bytes).as_bytes()),
+            sha256: Sha256::digest(&bytes).into(),
+            size: bytes.len() as u64,
+        };
+        assert_eq!(meta, want, "{expected}");
+        assert_eq!(std::fs::read(cas.path(&meta.id)).unwrap(), bytes);
+        assert_eq!(cas.list().unwrap(), vec![(meta.id, meta.size)]);
+        assert!(tmp_files(&cas).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_digest_mismatch_leaves_no_blob_and_no_temp_file() {
+    let bytes = data(2 * CHUNK, 2);
+    let other = data(2 * CHUNK, 3);
+    for wrong in [sha256(&other), sha512(&other), blake3(&other)] {
+        let (_dir, cas) = open_cas();
+        let err = cas::ingest_stream(&cas, body(&bytes), Some(wrong.clone()), u64::MAX)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CasError::DigestMismatch { expected } if *expected == wrong),
+            "{wrong}: {err}"
+        );
+        assert_empty(&cas);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_of_the_same_bytes_all_succeed_with_one_file() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(8 * CHUNK + 5, 4);
+    let writers = (0..32).map(|_| {
+        let cas = cas.clone();
+        let body = body(&bytes);
+        let expected = Some(sha256(&bytes));
+        tokio::spawn(async move { cas::ingest_stream(&cas, body, expected, u64::MAX).await })
+    });
+    let results = futures_util::future::join_all(writers).await;
+    let metas: Vec<BlobMeta> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert!(metas.iter().all(|m| *m == metas[0]), "writers disagree");
+    assert_eq!(cas.list().unwrap(), vec![(metas[0].id, bytes.len() as u64)]);
+    assert_eq!(std::fs::read(cas.path(&metas[0].id)).unwrap(), bytes);
+    assert!(tmp_files(&cas).is_empty(), "{:?}", tmp_files(&cas));
+}
+
+#[tokio::test]
+async fn ranges_read_back_the_right_bytes() {
+    let (_dir, cas) = open_cas();
+    // Larger than one small read, so both the one-shot and the streamed
+    // paths of read_range are exercised.
+    let bytes = data(600 << 10, 5);
+    let id = cas::ingest_stream(&cas, body(&bytes), None, u64::MAX)
+        .await
+        .unwrap()
+        .id;
+    let size = bytes.len() as u64;
+    for (offset, len) in [
+        (0, 10),                   // start
+        (0, size),                 // whole, streamed
+        (1000, 4096),              // middle, one-shot
+        (100, 500 << 10),          // middle, streamed
+        (size - 7, 7),             // suffix, one-shot
+        (size - 300_000, 300_000), // suffix, streamed
+        (size, 0),                 // empty range at the end
+    ] {
+        let got = read_all(&cas, &id, offset, len).await.unwrap();
+        let want = &bytes[offset as usize..(offset + len) as usize];
+        assert!(got == want, "range {offset}+{len}: got {} bytes", got.len());
+    }
+}
+
+/// The caller checks ranges against the size, so a range past the end is a
+/// bug or a file that changed under us: it must fail, never come back short
+/// (a short body under a promised Content-Length is a broken response).
+#[tokio::test]
+async fn a_range_past_the_end_is_an_error_not_a_short_read() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(600 << 10, 6);
+    let id = cas::ingest_stream(&cas, body(&bytes), None, u64::MAX)
+        .await
+        .unwrap()
+        .id;
+    let size = bytes.len() as u64;
+    for (offset, len) in [
+        (size - 10, 20),      // one-shot path
+        (size + 10, 1),       // one-shot, entirely outside
+        (1000, size),         // streamed path
+        (size + 10, 300_000), // streamed, entirely outside
+    ] {
+        let result = read_all(&cas, &id, offset, len).await;
+        assert!(
+            result.is_err(),
+            "range {offset}+{len} of a {size}-byte blob returned {} bytes instead of an error",
+            result.unwrap().len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_zero_byte_blob_is_stored_and_read_back() {
+    let (_dir, cas) = open_cas();
+    let empty = stream::iter([Ok::<_, Infallible>(Bytes::new())]);
+    let meta = cas::ingest_stream(&cas, empty, Some(sha256(b"")), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(meta.size, 0);
+    assert_eq!(meta.id.0, *blake3::hash(b"").as_bytes());
+    assert_eq!(cas.list().unwrap(), vec![(meta.id, 0)]);
+    assert_eq!(read_all(&cas, &meta.id, 0, 0).await.unwrap(), b"");
+    // A body with no chunks at all is the same blob.
+    let none = stream::iter(Vec::<Result<Bytes, Infallible>>::new());
+    let again = cas::ingest_stream(&cas, none, None, 0).await.unwrap();
+    assert_eq!(again, meta);
+    assert!(tmp_files(&cas).is_empty());
+}
+
+#[tokio::test]
+async fn a_body_that_fails_midway_publishes_nothing() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(4 * CHUNK, 7);
+    let failing = stream::iter(
+        bytes
+            .chunks(CHUNK)
+            .take(3)
+            .map(|c| Ok(Bytes::copy_from_slice(c))),
+    )
+    .chain(stream::once(async {
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "client went away",
+        ))
+    }));
+    let err = cas::ingest_stream(&cas, failing, Some(sha256(&bytes)), u64::MAX)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CasError::Body(m) if m.contains("client went away")),
+        "{err}"
+    );
+    assert_empty(&cas);
+}
+
+#[tokio::test]
+async fn the_size_limit_refuses_the_blob_and_leaves_nothing() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(4 * CHUNK, 8);
+    let limit = bytes.len() as u64 - 1;
+    let err = cas::ingest_stream(&cas, body(&bytes), None, limit)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CasError::TooLarge { limit: l } if l == limit),
+        "{err}"
+    );
+    assert_empty(&cas);
+    // The limit is inclusive: exactly `limit` bytes fit.
+    let meta = cas::ingest_stream(&cas, body(&bytes), None, bytes.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(meta.size, bytes.len() as u64);
+}
+
+/// A client that disconnects mid-body makes hyper drop the handler's future:
+/// the writer thread must notice and delete its temp file on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_dropped_midway_publishes_nothing() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(4 * CHUNK, 9);
+    let (reached, reached_rx) = tokio::sync::oneshot::channel::<()>();
+    let stalled = stream::iter(
+        bytes
+            .chunks(CHUNK)
+            .take(2)
+            .map(|c| Ok(Bytes::copy_from_slice(c))),
+    )
+    .chain(stream::once(async move {
+        let _ = reached.send(());
+        std::future::pending::<Result<Bytes, Infallible>>().await
+    }));
+    tokio::select! {
+        r = cas::ingest_stream(&cas, stalled, None, u64::MAX) => panic!("ingest ended: {r:?}"),
+        _ = reached_rx => {} // the future is dropped here, mid-body
+    }
+    // The cleanup runs on the writer thread after the drop; nothing signals
+    // its end, so poll for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tmp_files(&cas).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "temp file left: {:?}",
+            tmp_files(&cas)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_empty(&cas);
+}
