@@ -23,6 +23,25 @@ pub enum Command {
     /// Show or validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check (and with --repair, fix) a data dir offline: index against files,
+    /// accounting, pins, upload sessions. Exits non-zero if problems remain.
+    Fsck(FsckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FsckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Fix what is found (forget unusable blobs and the entries needing them,
+    /// remove orphan files, recount usage and pins).
+    #[arg(long)]
+    pub repair: bool,
+    /// Re-hash every blob and compare it with its name.
+    #[arg(long)]
+    pub verify_content: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +102,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 print!("{}", c.to_toml());
                 ExitCode::SUCCESS
             }
+            Err(e) => config_error(&e),
+        },
+        Command::Fsck(args) => match args.config.load() {
+            Ok(c) => crate::fsck_cmd::run(&c, args.repair, args.verify_content, args.json),
             Err(e) => config_error(&e),
         },
         Command::Config(ConfigCommand::Check(args)) => match args.load() {

@@ -9,6 +9,7 @@ pub mod cas;
 pub mod cli;
 pub mod config;
 pub mod datadir;
+pub mod fsck_cmd;
 pub mod index;
 pub mod logging;
 pub mod server;

@@ -26,7 +26,7 @@ pub struct Server {
 impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let data_dir = DataDir::open(&config.storage.data_dir)?;
-        let store = Store::open(&data_dir)
+        let store = Store::open(&data_dir, &config)
             .with_context(|| format!("opening the store in {}", data_dir.root().display()))?;
         let listener = TcpListener::bind(config.server.listen)
             .await

@@ -1,5 +1,5 @@
 //! Background workers, all stopped by one shutdown signal: the recency
-//! flusher and the periodic GC of upload sessions.
+//! flusher, garbage collection and the evictor.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,11 +7,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cache::Store;
+use crate::cache::{GcReport, Store};
 use crate::config::Config;
 
 /// How often batched recency updates are written to the index.
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// The evictor checks usage at least this often even without a wake-up.
+const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// Running workers; `stop` ends them and waits.
 pub struct Workers {
@@ -36,14 +38,39 @@ impl Workers {
             }
         }));
 
-        let expiry = config.gc.upload_expiry.0;
-        handles.push(every(config.gc.interval.0, stopped, move || {
+        handles.push(every(config.gc.interval.0, stopped.clone(), {
             let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move {
+                    match store.gc().await {
+                        Ok(r)
+                            if r == GcReport {
+                                usage_after: r.usage_after,
+                                ..GcReport::default()
+                            } => {}
+                        Ok(report) => tracing::info!(?report, "garbage collection"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "garbage collection failed; will retry")
+                        }
+                    }
+                }
+            }
+        }));
+
+        // The evictor sleeps until a write crosses the high watermark (or a
+        // periodic check), so usage comes back down without waiting for GC.
+        handles.push(tokio::spawn({
+            let mut stopped = stopped;
             async move {
-                match store.expire_uploads(expiry).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(expired = n, "removed abandoned upload sessions"),
-                    Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed"),
+                loop {
+                    tokio::select! {
+                        _ = store.pressure(EVICT_CHECK_EVERY) => {}
+                        _ = stopped.changed() => return,
+                    }
+                    if let Err(e) = store.evict_if_needed().await {
+                        tracing::warn!(error = %e, "eviction failed; will retry");
+                    }
                 }
             }
         }));

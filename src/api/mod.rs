@@ -21,11 +21,23 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The largest blob a single write may bring: a blob larger than the
-    /// whole budget could never be stored.
+    /// The largest blob a single write may bring: `storage.max_blob_size`,
+    /// and never more than the whole budget.
     pub fn blob_limit(&self) -> u64 {
-        self.config.storage.max_size.bytes()
+        let s = &self.config.storage;
+        s.max_blob_size.bytes().min(s.max_size.bytes())
     }
+}
+
+/// The request's `Content-Length`, if it announced one.
+pub fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 pub fn router(state: AppState) -> Router {

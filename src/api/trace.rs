@@ -20,15 +20,20 @@ impl<B> MakeSpan<B> for RequestSpan {
             .map(MatchedPath::as_str)
             .unwrap_or("unmatched");
         let bytes_in = content_length(req.headers());
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "request",
             method = %req.method(),
-            route,
+            route = tracing::field::Empty,
             bytes_in,
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
             bytes_out = tracing::field::Empty,
-        )
+        );
+        // A wildcard route (the OCI API) records its precise template itself.
+        if !route.contains("{*") {
+            span.record("route", route);
+        }
+        span
     }
 }
 
@@ -39,7 +44,7 @@ impl<B> OnResponse<B> for LogResponse {
     fn on_response(self, res: &Response<B>, latency: Duration, span: &Span) {
         let status = res.status().as_u16();
         span.record("status", status);
-        span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+        span.record("latency_ms", (latency.as_secs_f64() * 1e6).round() / 1e3);
         span.record("bytes_out", content_length(res.headers()));
         if res.status().is_server_error() {
             tracing::warn!(status, "request failed");
@@ -57,11 +62,17 @@ fn content_length(headers: &axum::http::HeaderMap) -> u64 {
         .unwrap_or(0)
 }
 
-pub type Layer = TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse>;
+pub type Layer =
+    TraceLayer<SharedClassifier<ServerErrorsAsFailures>, RequestSpan, (), LogResponse, (), (), ()>;
 
 pub fn layer() -> Layer {
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
         .on_request(())
         .on_response(LogResponse)
+        .on_body_chunk(())
+        .on_eos(())
+        // `LogResponse` already reports 5xx; a second, louder line would
+        // turn an expected 507 into an alarm.
+        .on_failure(())
 }

@@ -35,6 +35,13 @@ impl Store {
         m.insert(id, now_ms());
     }
 
+    /// True if the blob was read or checked after `cutoff` and that is not
+    /// yet in the index.
+    pub(super) fn touched_since(&self, id: &ContentId, cutoff: u64) -> bool {
+        let m = self.access.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(id).is_some_and(|at| *at >= cutoff)
+    }
+
     /// Writes the pending recency updates to the index; returns how many.
     pub async fn flush_access(&self) -> Result<usize, StoreError> {
         let blobs = take(&self.access.blobs);

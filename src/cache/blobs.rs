@@ -21,52 +21,78 @@ impl BlobInfo {
     }
 }
 
+/// How a blob write is checked and where it becomes visible.
+#[derive(Clone, Debug, Default)]
+pub struct BlobWrite<'a> {
+    /// The digest the content must match.
+    pub expected: Option<Digest>,
+    /// The largest acceptable size (413 above it).
+    pub limit: u64,
+    /// The scope (repository) in which the blob becomes readable.
+    pub scope: Option<&'a str>,
+    /// The announced size (Content-Length), reserved before the body is read.
+    pub size_hint: Option<u64>,
+}
+
 impl Store {
-    /// Stores a body as a blob, verifying it against `expected` if given, and
-    /// makes it readable in `scope` (a repository) when given. It is durable
-    /// (file and index) when this returns Ok.
-    pub async fn put_blob<S, E>(
-        &self,
-        body: S,
-        expected: Option<Digest>,
-        limit: u64,
-        scope: Option<&str>,
-    ) -> Result<BlobInfo, StoreError>
+    /// Stores a body as a blob. It is durable (file and index) when this
+    /// returns Ok; on any error nothing is stored.
+    pub async fn put_blob<S, E>(&self, body: S, w: BlobWrite<'_>) -> Result<BlobInfo, StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let alias = expected.clone();
-        let meta = cas::ingest_stream(&self.cas, body, expected, limit).await?;
-        self.record_blob(&meta, alias.as_ref(), scope).await
+        if let Some(n) = w.size_hint.filter(|n| *n > w.limit) {
+            let _ = n;
+            return Err(cas::CasError::TooLarge { limit: w.limit }.into());
+        }
+        let held = self.hold(w.size_hint).await?;
+        let body = self.metered(body, &held);
+        let verified = cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit)
+            .await
+            .map_err(|e| Self::budget_error(&held, e.into()))?;
+        let info = self
+            .commit_blob(verified, w.expected.as_ref(), w.scope)
+            .await;
+        drop(held);
+        info
     }
 
-    /// Indexes a blob file that ingest just published, then waits for the
-    /// group commit so the caller may acknowledge it.
-    pub(super) async fn record_blob(
+    /// Publishes a verified blob and indexes it under the blob's lock (so GC
+    /// cannot delete the file between the two), then waits for the group
+    /// commit so the caller may acknowledge it.
+    pub(super) async fn commit_blob(
         &self,
-        meta: &BlobMeta,
+        verified: cas::Verified,
         alias: Option<&Digest>,
         scope: Option<&str>,
     ) -> Result<BlobInfo, StoreError> {
-        let now = now_ms();
-        if self.index.blob(&meta.id)?.is_some() {
-            self.index.touch_blob(&meta.id, now)?;
-        } else {
+        let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
+        let alias = alias.filter(|d| matches!(d, Digest::Sha512(_))).cloned();
+        let scope = scope.map(str::to_owned);
+        let meta = tokio::task::spawn_blocking(move || -> Result<BlobMeta, StoreError> {
+            let _locked = locks.lock(&verified.meta.id);
+            let meta = verified.publish(&cas)?;
+            let now = now_ms();
             let rec = BlobRecord {
                 size: meta.size,
                 sha256: meta.sha256,
                 created: now,
                 touched: now,
             };
-            self.index.put_blob(&meta.id, &rec)?;
-        }
-        if let Some(d @ Digest::Sha512(_)) = alias {
-            self.index.put_alias(d, &meta.id)?;
-        }
-        if let Some(scope) = scope {
-            self.index.link(&meta.id, scope)?;
-        }
+            if !index.put_blob(&meta.id, &rec)? {
+                index.touch_blob(&meta.id, now)?;
+            }
+            if let Some(d) = &alias {
+                index.put_alias(d, &meta.id)?;
+            }
+            if let Some(scope) = &scope {
+                index.link(&meta.id, scope)?;
+            }
+            Ok(meta)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         self.commit.wait().await?;
         Ok(BlobInfo {
             id: meta.id,

@@ -3,17 +3,24 @@
 
 mod access;
 mod blobs;
+mod budget;
 mod entries;
+mod evict;
+mod fsck;
 mod uploads;
 
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cas::{Cas, CasError};
+use crate::config::{Config, GcConfig};
 use crate::datadir::DataDir;
 use crate::index::{GroupCommit, Index, IndexError};
 
 pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
-pub use blobs::BlobInfo;
+pub use blobs::{BlobInfo, BlobWrite};
+pub use evict::{EvictReport, GcReport};
+pub use fsck::{fsck, FsckError, FsckReport};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +37,8 @@ pub enum StoreError {
     UploadUnknown(String),
     #[error("upload is at offset {len}, the chunk starts elsewhere")]
     UploadOffset { len: u64 },
+    #[error("storage is full: {needed} more bytes do not fit in the budget of {max} bytes, and nothing more can be evicted")]
+    Full { needed: u64, max: u64 },
 }
 
 impl From<crate::index::PutEntryError> for StoreError {
@@ -48,23 +57,48 @@ pub struct Store {
     commit: GroupCommit,
     uploads: uploads::Uploads,
     access: access::Access,
+    budget: budget::Budget,
+    locks: Arc<BlobLocks>,
+    gc: GcConfig,
+}
+
+/// Striped locks that order publishing a blob against deleting it.
+pub(crate) struct BlobLocks([Mutex<()>; 64]);
+
+impl BlobLocks {
+    fn new() -> BlobLocks {
+        BlobLocks(std::array::from_fn(|_| Mutex::new(())))
+    }
+
+    pub fn lock(&self, id: &crate::cas::ContentId) -> std::sync::MutexGuard<'_, ()> {
+        self.0[id.0[0] as usize % 64]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Store {
     /// Opens the store of a locked data dir. Must run inside a tokio runtime
     /// (the group-commit flusher is a task).
-    pub fn open(dir: &DataDir) -> Result<Store, StoreError> {
+    pub fn open(dir: &DataDir, config: &Config) -> Result<Store, StoreError> {
         let cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
         let index = Index::open(&dir.index_dir())?;
         let commit = GroupCommit::start(index.clone());
         let uploads = uploads::Uploads::open(&dir.uploads_dir())?;
-        Ok(Store {
+        let budget = budget::Budget::new(&config.storage);
+        budget.add_uploads(uploads.bytes_on_disk()?);
+        let store = Store {
             cas,
             index,
             commit,
             uploads,
             access: access::Access::default(),
-        })
+            budget,
+            locks: Arc::new(BlobLocks::new()),
+            gc: config.gc.clone(),
+        };
+        store.empty_trash()?;
+        Ok(store)
     }
 
     pub fn cas(&self) -> &Cas {

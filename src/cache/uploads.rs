@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
-use super::{now_ms, BlobInfo, Store, StoreError};
+use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
 use crate::cas::{self, CasError, Digest};
 use crate::index::UploadRecord;
 
@@ -32,6 +32,15 @@ impl Uploads {
 
     fn path(&self, id: &str) -> PathBuf {
         self.dir.join(id)
+    }
+
+    /// Bytes of every session file (counted against the budget at startup).
+    pub fn bytes_on_disk(&self) -> std::io::Result<u64> {
+        let mut total = 0;
+        for f in std::fs::read_dir(&self.dir)? {
+            total += f?.metadata()?.len();
+        }
+        Ok(total)
     }
 
     fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -125,7 +134,8 @@ impl Store {
     }
 
     /// Appends a body to a session file and makes it durable. The caller holds
-    /// the session's lock.
+    /// the session's lock. The bytes count against the budget until the
+    /// session ends.
     async fn write_chunk<S, E>(
         &self,
         state: &mut UploadState,
@@ -136,20 +146,43 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        let held = self.hold(None).await?;
         let mut file = tokio::fs::OpenOptions::new()
             .append(true)
             .open(self.uploads.path(&state.id))
             .await?;
-        let mut body = std::pin::pin!(body);
+        let mut body = std::pin::pin!(self.metered(body, &held));
+        let start = state.len;
+        let mut result = Ok(());
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| CasError::Body(e.to_string()))?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    result = Err(Self::budget_error(&held, CasError::Body(e).into()));
+                    break;
+                }
+            };
             if state.len + chunk.len() as u64 > limit {
-                return Err(CasError::TooLarge { limit }.into());
+                result = Err(CasError::TooLarge { limit }.into());
+                break;
             }
-            file.write_all(&chunk).await?;
+            if let Err(e) = file.write_all(&chunk).await {
+                result = Err(e.into());
+                break;
+            }
             state.len += chunk.len() as u64;
         }
-        file.sync_data().await?;
+        if result.is_ok() {
+            result = file.sync_data().await.map_err(StoreError::from);
+        }
+        if result.is_err() {
+            // Keep the session as it was before this chunk.
+            let _ = file.set_len(start).await;
+            state.len = start;
+            return result;
+        }
+        // Counted as session bytes now; `held` releases its reservation on return.
+        self.budget.add_uploads(state.len - start);
         if let Some(mut rec) = self.index.upload(&state.id)? {
             rec.updated = now_ms();
             self.index.put_upload(&state.id, &rec)?;
@@ -167,6 +200,7 @@ impl Store {
         body: S,
         expected: Digest,
         limit: u64,
+        size_hint: Option<u64>,
     ) -> Result<BlobInfo, StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
@@ -175,38 +209,46 @@ impl Store {
         let lock = self.uploads.lock(id);
         let _guard = lock.lock().await;
         let mut state = self.upload(scope, id).await?;
-        let meta = if state.len == 0 {
+        if state.len == 0 {
             // The common case (BuildKit: POST, then PUT with the whole blob):
             // hash while writing instead of writing, then reading back.
-            cas::ingest_stream(&self.cas, body, Some(expected.clone()), limit).await
-        } else {
-            match self.write_chunk(&mut state, body, limit).await {
-                Ok(()) => {
-                    let (cas, path, want) =
-                        (self.cas.clone(), self.uploads.path(id), expected.clone());
-                    tokio::task::spawn_blocking(move || cas::publish_file(&cas, &path, Some(&want)))
-                        .await
-                        .map_err(std::io::Error::other)?
-                }
-                Err(e) => {
-                    self.end_upload(id).await?;
-                    return Err(e);
-                }
-            }
+            self.end_upload(id, 0).await?;
+            let write = BlobWrite {
+                expected: Some(expected),
+                limit,
+                scope: Some(scope),
+                size_hint,
+            };
+            return self.put_blob(body, write).await;
+        }
+        if let Err(e) = self.write_chunk(&mut state, body, limit).await {
+            self.end_upload(id, state.len).await?;
+            return Err(e);
+        }
+        let path = self.uploads.path(id);
+        let want = expected.clone();
+        let verified = tokio::task::spawn_blocking(move || cas::verify_file(&path, Some(&want)))
+            .await
+            .map_err(std::io::Error::other)?;
+        let info = match verified {
+            Ok(v) => self.commit_blob(v, Some(&expected), Some(scope)).await,
+            Err(e) => Err(e.into()),
         };
-        self.end_upload(id).await?;
-        self.record_blob(&meta?, Some(&expected), Some(scope)).await
+        self.end_upload(id, state.len).await?;
+        info
     }
 
     /// Cancels a session and deletes what it received.
     pub async fn cancel_upload(&self, scope: &str, id: &str) -> Result<(), StoreError> {
         let lock = self.uploads.lock(id);
         let _guard = lock.lock().await;
-        self.upload(scope, id).await?;
-        self.end_upload(id).await
+        let state = self.upload(scope, id).await?;
+        self.end_upload(id, state.len).await
     }
 
-    async fn end_upload(&self, id: &str) -> Result<(), StoreError> {
+    /// Removes a session and its file; `len` is what it held of the budget.
+    async fn end_upload(&self, id: &str, len: u64) -> Result<(), StoreError> {
+        self.budget.sub_uploads(len);
         self.index.remove_upload(id)?;
         match tokio::fs::remove_file(self.uploads.path(id)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
@@ -225,7 +267,11 @@ impl Store {
             if rec.updated < cutoff {
                 let lock = self.uploads.lock(&id);
                 let _guard = lock.lock().await;
-                self.end_upload(&id).await?;
+                let len = tokio::fs::metadata(self.uploads.path(&id))
+                    .await
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                self.end_upload(&id, len).await?;
                 expired += 1;
             }
         }
@@ -236,7 +282,10 @@ impl Store {
                 .to_str()
                 .is_some_and(|n| valid_id(n) && self.index.upload(n).ok().flatten().is_some());
             if !owned {
-                let _ = tokio::fs::remove_file(file.path()).await;
+                let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+                if tokio::fs::remove_file(file.path()).await.is_ok() {
+                    self.budget.sub_uploads(len);
+                }
             }
         }
         Ok(expired)

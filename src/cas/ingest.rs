@@ -63,17 +63,37 @@ impl Hashes {
     }
 }
 
-/// Makes a complete, verified temp file durable and publishes it under its
-/// BLAKE3 name; when that content is already published the temp file is left
-/// for the caller to delete.
-fn publish(cas: &Cas, temp: &Path, file: File, id: &ContentId) -> io::Result<()> {
-    if !cas.path(id).is_file() {
-        file.sync_all()?;
-        std::fs::rename(temp, cas.path(id))?;
+/// A complete temp file whose content matched what was expected, not yet
+/// visible in the store. Dropping it deletes the temp file.
+pub struct Verified {
+    path: PathBuf,
+    file: Option<File>,
+    pub meta: BlobMeta,
+}
+
+impl Verified {
+    /// Makes the content durable and publishes it under its BLAKE3 name; when
+    /// that content is already published the temp file is simply deleted.
+    pub fn publish(mut self, cas: &Cas) -> io::Result<BlobMeta> {
+        let id = self.meta.id;
+        if !cas.path(&id).is_file() {
+            if let Some(file) = self.file.take() {
+                file.sync_all()?;
+            }
+            std::fs::rename(&self.path, cas.path(&id))?;
+        }
+        // Also when deduplicating: the writer that renamed may not have synced
+        // the directory yet, and our caller is about to acknowledge the blob.
+        sync_dir(&cas.shard_dir(&id))?;
+        Ok(self.meta)
     }
-    // Also when deduplicating: the writer that renamed may not have synced
-    // the directory yet, and our caller is about to acknowledge the blob.
-    sync_dir(&cas.shard_dir(id))
+}
+
+impl Drop for Verified {
+    fn drop(&mut self) {
+        // After a successful rename this path no longer exists.
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A blob being written. Dropping it unfinished deletes the temp file.
@@ -122,9 +142,9 @@ impl TempBlob {
         Ok(())
     }
 
-    /// Verifies the content against `expected`, makes it durable and publishes
-    /// it under its BLAKE3 name. On any error the temp file is removed.
-    pub fn finish(mut self, cas: &Cas, expected: Option<&Digest>) -> Result<BlobMeta, CasError> {
+    /// Verifies the content against `expected`. On a mismatch the temp file
+    /// is removed; on success the caller publishes the `Verified` blob.
+    pub fn finish(mut self, expected: Option<&Digest>) -> Result<Verified, CasError> {
         let writer = self
             .file
             .take()
@@ -132,50 +152,57 @@ impl TempBlob {
         let hashes = std::mem::replace(&mut self.hashes, Hashes::new(None));
         let (id, sha256) = hashes.verify(expected)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
-        publish(cas, &self.path, file, &id)?;
-        Ok(BlobMeta {
-            id,
-            sha256,
-            size: self.len,
+        Ok(Verified {
+            path: std::mem::take(&mut self.path),
+            file: Some(file),
+            meta: BlobMeta {
+                id,
+                sha256,
+                size: self.len,
+            },
         })
     }
 }
 
 impl Drop for TempBlob {
     fn drop(&mut self) {
-        // After a successful rename this path no longer exists.
-        let _ = std::fs::remove_file(&self.path);
+        // Empty once `finish` handed the file to `Verified`.
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 /// Hashes a complete file written elsewhere (an upload session assembled from
-/// chunks), verifies it and publishes it. Blocking. The file is moved into the
-/// store or, if its content is already there, deleted; on a mismatch it is
-/// deleted too, so a failed verification leaves nothing behind.
-pub fn publish_file(
-    cas: &Cas,
-    path: &Path,
-    expected: Option<&Digest>,
-) -> Result<BlobMeta, CasError> {
-    let result = (|| {
-        let mut file = File::options().read(true).write(true).open(path)?;
-        let mut hashes = Hashes::new(expected);
-        let mut buf = vec![0u8; WRITE_BUFFER];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hashes.update(&buf[..n]);
-            size += n as u64;
+/// chunks) and verifies it. Blocking. The returned `Verified` owns the file:
+/// publishing moves it into the store, dropping deletes it, and so does a
+/// failed verification, which leaves nothing behind.
+pub fn verify_file(path: &Path, expected: Option<&Digest>) -> Result<Verified, CasError> {
+    let mut verified = Verified {
+        path: path.to_owned(),
+        file: None,
+        meta: BlobMeta {
+            id: ContentId([0; 32]),
+            sha256: [0; 32],
+            size: 0,
+        },
+    };
+    let mut file = File::open(path)?;
+    let mut hashes = Hashes::new(expected);
+    let mut buf = vec![0u8; WRITE_BUFFER];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
         }
-        let (id, sha256) = hashes.verify(expected)?;
-        publish(cas, path, file, &id)?;
-        Ok(BlobMeta { id, sha256, size })
-    })();
-    let _ = std::fs::remove_file(path);
-    result
+        hashes.update(&buf[..n]);
+        verified.meta.size += n as u64;
+    }
+    let (id, sha256) = hashes.verify(expected)?;
+    verified.meta.id = id;
+    verified.meta.sha256 = sha256;
+    verified.file = Some(file);
+    Ok(verified)
 }
 
 /// What the async side hands the writer thread. The channel closing without
@@ -193,19 +220,19 @@ pub async fn ingest_stream<S, E>(
     body: S,
     expected: Option<Digest>,
     limit: u64,
-) -> Result<BlobMeta, CasError>
+) -> Result<Verified, CasError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
     let (tx, mut rx) = mpsc::channel::<Piece>(QUEUE_DEPTH);
     let cas_for_writer = cas.clone();
-    let writer = tokio::task::spawn_blocking(move || -> Result<BlobMeta, CasError> {
+    let writer = tokio::task::spawn_blocking(move || -> Result<Verified, CasError> {
         let mut blob = TempBlob::create(&cas_for_writer, expected.as_ref(), limit)?;
         loop {
             match rx.blocking_recv() {
                 Some(Piece::Data(chunk)) => blob.write(&chunk)?,
-                Some(Piece::End) => return blob.finish(&cas_for_writer, expected.as_ref()),
+                Some(Piece::End) => return blob.finish(expected.as_ref()),
                 None => return Err(CasError::Body("request body ended early".into())),
             }
         }

@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use digest::{ContentId, Digest, DigestError};
-pub use ingest::{ingest_stream, publish_file, TempBlob};
+pub use ingest::{ingest_stream, verify_file, TempBlob, Verified};
 pub use read::BlobStream;
 
 /// What ingest learned about a blob.

@@ -51,6 +51,12 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// Disk budget for blobs plus in-progress uploads.
     pub max_size: Size,
+    /// Fraction of `max_size` above which the evictor starts.
+    pub high_watermark: f64,
+    /// Fraction of `max_size` the evictor frees down to.
+    pub low_watermark: f64,
+    /// The largest single blob accepted (413 above it).
+    pub max_blob_size: Size,
 }
 
 impl Default for StorageConfig {
@@ -58,6 +64,9 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("./larder-data"),
             max_size: Size(10 << 30),
+            high_watermark: 0.9,
+            low_watermark: 0.8,
+            max_blob_size: Size(5 << 30),
         }
     }
 }
@@ -69,6 +78,12 @@ pub struct GcConfig {
     pub interval: Span,
     /// Upload sessions idle for longer than this are removed with their bytes.
     pub upload_expiry: Span,
+    /// An unpinned blob is deleted only once untouched for this long, so a
+    /// client that just saw it (HEAD 200) can still reference it.
+    pub grace: Span,
+    /// Entries unused for longer than this are removed even under the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_idle: Option<Span>,
 }
 
 impl Default for GcConfig {
@@ -76,6 +91,8 @@ impl Default for GcConfig {
         GcConfig {
             interval: Span::secs(60),
             upload_expiry: Span::secs(3600),
+            grace: Span::secs(15 * 60),
+            max_idle: None,
         }
     }
 }
@@ -166,6 +183,32 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "storage.data_dir",
                 why: "must not be empty".into(),
+            });
+        }
+        let (high, low) = (self.storage.high_watermark, self.storage.low_watermark);
+        if !(0.0 < high && high <= 1.0) {
+            return Err(ConfigError::Value {
+                key: "storage.high_watermark",
+                why: format!("{high} is not a fraction in (0, 1]"),
+            });
+        }
+        if !(0.0 < low && low < high) {
+            return Err(ConfigError::Value {
+                key: "storage.low_watermark",
+                why: format!("{low} must be above 0 and below storage.high_watermark ({high})"),
+            });
+        }
+        if self.storage.max_blob_size.bytes() == 0 {
+            return Err(ConfigError::Value {
+                key: "storage.max_blob_size",
+                why: "must be greater than 0".into(),
+            });
+        }
+        if self.gc.max_idle.is_some_and(|s| s.0.is_zero()) {
+            return Err(ConfigError::Value {
+                key: "gc.max_idle",
+                why: "must be greater than 0 (leave it out to keep entries regardless of age)"
+                    .into(),
             });
         }
         if self.server.shutdown_timeout.0.is_zero() {

@@ -3,8 +3,11 @@
 
 use crate::cas::{ContentId, Digest};
 
-use super::codec::{Decoder, Encoder};
-use super::{Index, IndexError};
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+
+use super::codec::{decode_u64, Decoder, Encoder};
+use super::{add_to_counter, tx_error, Index, IndexError, USED_BYTES};
 
 const BLOB_RECORD_V1: u8 = 1;
 
@@ -41,6 +44,11 @@ impl BlobRecord {
     }
 }
 
+/// The size field of an encoded blob record.
+pub(super) fn decode_size(raw: &[u8]) -> Result<u64, IndexError> {
+    BlobRecord::decode(raw).map(|r| r.size)
+}
+
 /// Alias key: one algorithm tag byte, then the hash.
 fn alias_key(digest: &Digest) -> Vec<u8> {
     let tag = match digest {
@@ -62,16 +70,109 @@ impl Index {
         }
     }
 
-    /// Records a blob and its SHA-256 alias. Writing the record before the
-    /// alias means a crash in between leaves at most an unreachable record,
-    /// never an alias to nothing.
-    pub fn put_blob(&self, id: &ContentId, rec: &BlobRecord) -> Result<(), IndexError> {
-        if !self.pins.contains_key(id.0)? {
-            // Unpinned from birth: GC may take it once the grace has passed.
-            self.unpinned.insert(id.0, &rec.created.to_be_bytes())?;
-        }
-        self.blobs.insert(id.0, rec.encode())?;
-        self.put_alias(&Digest::Sha256(rec.sha256), id)
+    /// Records a blob, its SHA-256 alias and its bytes in the usage counter,
+    /// in one transaction. Returns false (and changes nothing) if the blob
+    /// already had a record.
+    pub fn put_blob(&self, id: &ContentId, rec: &BlobRecord) -> Result<bool, IndexError> {
+        let encoded = rec.encode();
+        let alias = alias_key(&Digest::Sha256(rec.sha256));
+        (
+            &self.blobs,
+            &self.aliases,
+            &self.unpinned,
+            &self.pins,
+            &self.meta,
+        )
+            .transaction(|(blobs, aliases, unpinned, pins, meta)| {
+                if blobs.get(id.0)?.is_some() {
+                    return Ok(false);
+                }
+                if pins.get(id.0)?.is_none() {
+                    // Unpinned from birth: GC may take it once untouched for the grace.
+                    unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
+                }
+                blobs.insert(&id.0, encoded.as_slice())?;
+                aliases.insert(alias.as_slice(), &id.0)?;
+                add_to_counter(meta, USED_BYTES, rec.size as i64)?;
+                Ok(true)
+            })
+            .map_err(tx_error)
+    }
+
+    /// Removes a blob record if nothing pins it and it was last touched
+    /// before `touched_before`. The id goes to the trash list in the same
+    /// transaction; the caller deletes the file, then calls `trash_done`, so a
+    /// crash in between is finished at the next start.
+    pub fn remove_unused_blob(
+        &self,
+        id: &ContentId,
+        touched_before: u64,
+    ) -> Result<Option<BlobRecord>, IndexError> {
+        (
+            &self.blobs,
+            &self.aliases,
+            &self.unpinned,
+            &self.pins,
+            &self.meta,
+            &self.trash,
+        )
+            .transaction(|(blobs, aliases, unpinned, pins, meta, trash)| {
+                let Some(raw) = blobs.get(id.0)? else {
+                    unpinned.remove(&id.0)?;
+                    return Ok(None);
+                };
+                let rec = BlobRecord::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+                if pins.get(id.0)?.is_some() || rec.touched >= touched_before {
+                    return Ok(None);
+                }
+                blobs.remove(&id.0)?;
+                aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
+                unpinned.remove(&id.0)?;
+                trash.insert(&id.0, &rec.size.to_be_bytes())?;
+                add_to_counter(meta, USED_BYTES, -(rec.size as i64))?;
+                Ok(Some(rec))
+            })
+            .map_err(tx_error)
+    }
+
+    /// Blob ids whose record was removed but whose file may still exist.
+    pub fn trash(&self) -> Result<Vec<ContentId>, IndexError> {
+        self.trash
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                <[u8; 32]>::try_from(k.as_ref())
+                    .map(ContentId)
+                    .map_err(|_| IndexError::Corrupt("trash key is not 32 bytes".into()))
+            })
+            .collect()
+    }
+
+    pub fn trash_done(&self, id: &ContentId) -> Result<(), IndexError> {
+        self.trash.remove(id.0)?;
+        Ok(())
+    }
+
+    /// Blobs that nothing pins, with the time they became unpinned.
+    pub fn unpinned_blobs(
+        &self,
+    ) -> impl Iterator<Item = Result<(ContentId, u64), IndexError>> + '_ {
+        self.unpinned.iter().map(|kv| {
+            let (k, v) = kv?;
+            let id = <[u8; 32]>::try_from(k.as_ref())
+                .map_err(|_| IndexError::Corrupt("unpinned key is not 32 bytes".into()))?;
+            Ok((ContentId(id), decode_u64(&v)))
+        })
+    }
+
+    /// Bytes of every blob with a record (the persisted usage counter).
+    pub fn used_bytes(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .meta
+            .get(USED_BYTES)?
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0))
     }
 
     /// Lets `digest` (e.g. a verified sha512) name blob `id`.
@@ -106,14 +207,22 @@ impl Index {
         Ok(())
     }
 
-    pub fn remove_blob(&self, id: &ContentId) -> Result<Option<BlobRecord>, IndexError> {
-        let Some(old) = self.blobs.remove(id.0)? else {
-            return Ok(None);
-        };
-        let rec = BlobRecord::decode(&old)?;
-        self.aliases
-            .remove(alias_key(&Digest::Sha256(rec.sha256)))?;
-        Ok(Some(rec))
+    /// Removes a blob record whatever pins it (its file is gone: fsck, GC).
+    /// The caller removes the entries that pinned it.
+    pub fn forget_blob(&self, id: &ContentId) -> Result<Option<BlobRecord>, IndexError> {
+        (&self.blobs, &self.aliases, &self.unpinned, &self.meta)
+            .transaction(|(blobs, aliases, unpinned, meta)| {
+                let Some(raw) = blobs.get(id.0)? else {
+                    return Ok(None);
+                };
+                let rec = BlobRecord::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+                blobs.remove(&id.0)?;
+                aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
+                unpinned.remove(&id.0)?;
+                add_to_counter(meta, USED_BYTES, -(rec.size as i64))?;
+                Ok(Some(rec))
+            })
+            .map_err(tx_error)
     }
 
     pub fn blob_count(&self) -> usize {

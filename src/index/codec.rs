@@ -95,3 +95,8 @@ impl<'a> Decoder<'a> {
         }
     }
 }
+
+/// A u64 stored big-endian (counters, times); malformed values read as 0.
+pub(crate) fn decode_u64(v: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(v).map(u64::from_be_bytes).unwrap_or(0)
+}

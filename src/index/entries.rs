@@ -12,7 +12,7 @@
 use sled::transaction::{abort, ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::codec::{Decoder, Encoder};
+use super::codec::{decode_u64, Decoder, Encoder};
 use super::{Index, IndexError};
 use crate::cas::ContentId;
 
@@ -65,6 +65,27 @@ pub struct EntryKey {
 }
 
 impl EntryKey {
+    fn decode(raw: &[u8]) -> Result<EntryKey, IndexError> {
+        let bad = || IndexError::Corrupt("malformed entry key".into());
+        let (&proto, rest) = raw.split_first().ok_or_else(bad)?;
+        let split = rest.iter().position(|b| *b == 0).ok_or_else(bad)?;
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| bad());
+        Ok(EntryKey {
+            protocol: Protocol::from_byte(proto)?,
+            namespace: text(&rest[..split])?,
+            name: text(&rest[split + 1..])?,
+        })
+    }
+
+    /// Prefix under which the `parents` tree lists who needs this entry.
+    fn parents_prefix(&self) -> Vec<u8> {
+        let k = self.encode();
+        let mut p = Vec::with_capacity(k.len() + 16);
+        p.extend_from_slice(&(k.len() as u64).to_be_bytes());
+        p.extend_from_slice(&k);
+        p
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut k = Vec::with_capacity(2 + self.namespace.len() + self.name.len());
         k.push(self.protocol as u8);
@@ -87,6 +108,9 @@ pub struct NewEntry {
     pub pins: Vec<ContentId>,
     /// Protocol-owned data (media type, headers, …), opaque here.
     pub meta: Vec<u8>,
+    /// Entries this one needs (an index's child manifests). A child is not
+    /// evicted while a parent exists; removing a child removes its parents.
+    pub children: Vec<EntryKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +123,7 @@ pub struct EntryRecord {
     pub last_used: u64,
     pub pins: Vec<ContentId>,
     pub meta: Vec<u8>,
+    pub children: Vec<EntryKey>,
 }
 
 impl EntryRecord {
@@ -122,10 +147,16 @@ impl EntryRecord {
         for p in &self.pins {
             e = e.bytes(&p.0);
         }
-        e.u64(self.meta.len() as u64).bytes(&self.meta).finish()
+        e = e.u64(self.meta.len() as u64).bytes(&self.meta);
+        e = e.u64(self.children.len() as u64);
+        for c in &self.children {
+            let k = c.encode();
+            e = e.u64(k.len() as u64).bytes(&k);
+        }
+        e.finish()
     }
 
-    fn decode(id: u64, data: &[u8]) -> Result<EntryRecord, IndexError> {
+    pub(super) fn decode(id: u64, data: &[u8]) -> Result<EntryRecord, IndexError> {
         let mut d = Decoder::new(data, "entry", ENTRY_RECORD_V1)?;
         let protocol = Protocol::from_byte(d.array::<1>()?[0])?;
         let created = d.u64()?;
@@ -140,6 +171,11 @@ impl EntryRecord {
             pins.push(ContentId(d.array()?));
         }
         let meta = d.bytes()?.to_vec();
+        let n = d.u64()?;
+        let mut children = Vec::with_capacity(n.min(4096) as usize);
+        for _ in 0..n {
+            children.push(EntryKey::decode(d.bytes()?)?);
+        }
         d.end()?;
         Ok(EntryRecord {
             id,
@@ -154,6 +190,7 @@ impl EntryRecord {
             last_used,
             pins,
             meta,
+            children,
         })
     }
 }
@@ -174,10 +211,24 @@ fn lru_key(last_used: u64, id: u64) -> [u8; 16] {
     k
 }
 
-fn count(v: Option<sled::IVec>) -> u64 {
-    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
+/// Namespace-local LRU key: namespace, 0, last_used, id.
+fn ns_lru_key(ns: &str, last_used: u64, id: u64) -> Vec<u8> {
+    let mut k = ns_prefix(ns);
+    k.extend_from_slice(&lru_key(last_used, id));
+    k
+}
+
+fn ns_prefix(ns: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ns.len() + 17);
+    k.extend_from_slice(ns.as_bytes());
+    k.push(0);
+    k
+}
+
+fn ns_pin_key(ns: &str, id: &ContentId) -> Vec<u8> {
+    let mut k = ns_prefix(ns);
+    k.extend_from_slice(&id.0);
+    k
 }
 
 fn distinct(pins: &[ContentId]) -> Vec<ContentId> {
@@ -187,37 +238,189 @@ fn distinct(pins: &[ContentId]) -> Vec<ContentId> {
     v
 }
 
-type Tx = sled::transaction::TransactionalTree;
+fn id_from(v: &[u8]) -> Result<u64, IndexError> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_be_bytes)
+        .map_err(|_| IndexError::Corrupt("entry id is not 8 bytes".into()))
+}
 
-fn unpin_all(
-    pins: &Tx,
-    unpinned: &Tx,
-    ids: &[ContentId],
-    now: u64,
-) -> sled::transaction::ConflictableTransactionResult<(), PutEntryError> {
-    for p in distinct(ids) {
-        let n = count(pins.get(p.0)?);
-        if n <= 1 {
-            pins.remove(&p.0)?;
-            unpinned.insert(&p.0, &now.to_be_bytes())?;
-        } else {
-            pins.insert(&p.0, &(n - 1).to_be_bytes())?;
+type Tx = sled::transaction::TransactionalTree;
+type TxResult<T> = sled::transaction::ConflictableTransactionResult<T, PutEntryError>;
+
+fn abort_on<T>(r: Result<T, IndexError>) -> TxResult<T> {
+    r.map_err(|e| ConflictableTransactionError::Abort(PutEntryError::Index(e)))
+}
+
+/// The trees an entry change touches, inside one transaction.
+struct EntryTx<'a> {
+    entries: &'a Tx,
+    keys: &'a Tx,
+    lru: &'a Tx,
+    pins: &'a Tx,
+    unpinned: &'a Tx,
+    blobs: &'a Tx,
+    ns_pins: &'a Tx,
+    ns_usage: &'a Tx,
+    ns_lru: &'a Tx,
+    parents: &'a Tx,
+}
+
+fn parent_key(child: &EntryKey, parent: u64) -> Vec<u8> {
+    let mut k = child.parents_prefix();
+    k.extend_from_slice(&parent.to_be_bytes());
+    k
+}
+
+impl EntryTx<'_> {
+    fn blob_size(&self, id: &ContentId) -> TxResult<Option<u64>> {
+        match self.blobs.get(id.0)? {
+            Some(raw) => Ok(Some(abort_on(super::blobs::decode_size(&raw))?)),
+            None => Ok(None),
         }
+    }
+
+    fn get(&self, id: u64) -> TxResult<Option<EntryRecord>> {
+        match self.entries.get(id.to_be_bytes())? {
+            Some(raw) => Ok(Some(abort_on(EntryRecord::decode(id, &raw))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds the entry and takes its pins (globally and for its namespace).
+    fn insert(&self, rec: &EntryRecord) -> TxResult<()> {
+        let ns = &rec.key.namespace;
+        for p in &rec.pins {
+            let Some(size) = self.blob_size(p)? else {
+                return abort(PutEntryError::MissingBlob(*p));
+            };
+            let n = count(self.pins.get(p.0)?);
+            self.pins.insert(&p.0, &(n + 1).to_be_bytes())?;
+            self.unpinned.remove(&p.0)?;
+            let nk = ns_pin_key(ns, p);
+            let m = count(self.ns_pins.get(&nk)?);
+            self.ns_pins.insert(nk, &(m + 1).to_be_bytes())?;
+            if m == 0 {
+                add(self.ns_usage, ns.as_bytes(), size as i64)?;
+            }
+        }
+        self.entries.insert(&rec.id.to_be_bytes(), rec.encode())?;
+        self.keys.insert(rec.key.encode(), &rec.id.to_be_bytes())?;
+        self.lru.insert(&lru_key(rec.last_used, rec.id), &[])?;
+        self.ns_lru
+            .insert(ns_lru_key(ns, rec.last_used, rec.id), &[])?;
+        for child in &rec.children {
+            self.parents.insert(parent_key(child, rec.id), &[])?;
+        }
+        Ok(())
+    }
+
+    /// Removes the entry and releases its pins; a blob losing its last pin
+    /// joins `unpinned` (GC takes it once untouched for the grace period).
+    fn delete(&self, rec: &EntryRecord, now: u64) -> TxResult<()> {
+        let ns = &rec.key.namespace;
+        self.entries.remove(&rec.id.to_be_bytes())?;
+        let key = rec.key.encode();
+        if self
+            .keys
+            .get(&key)?
+            .is_some_and(|v| v.as_ref() == rec.id.to_be_bytes())
+        {
+            self.keys.remove(key)?;
+        }
+        self.lru.remove(&lru_key(rec.last_used, rec.id))?;
+        self.ns_lru.remove(ns_lru_key(ns, rec.last_used, rec.id))?;
+        for child in &rec.children {
+            self.parents.remove(parent_key(child, rec.id))?;
+        }
+        for p in &rec.pins {
+            let n = count(self.pins.get(p.0)?);
+            if n <= 1 {
+                self.pins.remove(&p.0)?;
+                self.unpinned.insert(&p.0, &now.to_be_bytes())?;
+            } else {
+                self.pins.insert(&p.0, &(n - 1).to_be_bytes())?;
+            }
+            let nk = ns_pin_key(ns, p);
+            let m = count(self.ns_pins.get(&nk)?);
+            if m <= 1 {
+                self.ns_pins.remove(nk)?;
+                let size = self.blob_size(p)?.unwrap_or(0);
+                add(self.ns_usage, ns.as_bytes(), -(size as i64))?;
+            } else {
+                self.ns_pins.insert(nk, &(m - 1).to_be_bytes())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn count(v: Option<sled::IVec>) -> u64 {
+    v.map(|v| decode_u64(&v)).unwrap_or(0)
+}
+
+fn add(tree: &Tx, key: &[u8], delta: i64) -> TxResult<()> {
+    let old = count(tree.get(key)?);
+    let new = old.saturating_add_signed(delta);
+    if new == 0 {
+        tree.remove(key)?;
+    } else {
+        tree.insert(key, &new.to_be_bytes())?;
     }
     Ok(())
 }
 
-fn flatten<T>(e: TransactionError<T>) -> T
-where
-    T: From<IndexError>,
-{
+fn flatten(e: TransactionError<PutEntryError>) -> PutEntryError {
     match e {
         TransactionError::Abort(t) => t,
-        TransactionError::Storage(s) => T::from(IndexError::Storage(s)),
+        TransactionError::Storage(s) => PutEntryError::Index(IndexError::Storage(s)),
     }
 }
 
 impl Index {
+    /// Runs `f` over every tree an entry change touches, in one transaction.
+    fn entry_tx<T>(&self, f: impl Fn(&EntryTx) -> TxResult<T>) -> Result<T, PutEntryError> {
+        (
+            &self.entries,
+            &self.entry_keys,
+            &self.lru,
+            &self.pins,
+            &self.unpinned,
+            &self.blobs,
+            &self.ns_pins,
+            &self.ns_usage,
+            &self.ns_lru,
+            &self.parents,
+        )
+            .transaction(
+                |(
+                    entries,
+                    keys,
+                    lru,
+                    pins,
+                    unpinned,
+                    blobs,
+                    ns_pins,
+                    ns_usage,
+                    ns_lru,
+                    parents,
+                )| {
+                    f(&EntryTx {
+                        entries,
+                        keys,
+                        lru,
+                        pins,
+                        unpinned,
+                        blobs,
+                        ns_pins,
+                        ns_usage,
+                        ns_lru,
+                        parents,
+                    })
+                },
+            )
+            .map_err(flatten)
+    }
+
     pub fn entry(&self, id: u64) -> Result<Option<EntryRecord>, IndexError> {
         match self.entries.get(id.to_be_bytes())? {
             Some(v) => EntryRecord::decode(id, &v).map(Some),
@@ -227,14 +430,7 @@ impl Index {
 
     pub fn entry_by_key(&self, key: &EntryKey) -> Result<Option<EntryRecord>, IndexError> {
         match self.entry_keys.get(key.encode())? {
-            Some(v) => {
-                let id = u64::from_be_bytes(
-                    v.as_ref()
-                        .try_into()
-                        .map_err(|_| IndexError::Corrupt("entry id is not 8 bytes".into()))?,
-                );
-                self.entry(id)
-            }
+            Some(v) => self.entry(id_from(&v)?),
             None => Ok(None),
         }
     }
@@ -243,86 +439,58 @@ impl Index {
     /// must have a record, checked inside the transaction so a concurrent
     /// blob removal cannot slip between the check and the pin.
     pub fn put_entry(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
-        let id = self.db.generate_id().map_err(IndexError::from)?;
-        let key_bytes = new.key.encode();
-        let pins_new = distinct(&new.pins);
         let record = EntryRecord {
-            id,
+            id: self.db.generate_id().map_err(IndexError::from)?,
             key: new.key.clone(),
             content: new.content,
             size: new.size,
             created: now,
             last_used: now,
-            pins: pins_new.clone(),
+            pins: distinct(&new.pins),
             meta: new.meta.clone(),
+            children: new.children.clone(),
         };
-        let encoded = record.encode();
-        (
-            &self.entries,
-            &self.entry_keys,
-            &self.lru,
-            &self.pins,
-            &self.unpinned,
-            &self.blobs,
-        )
-            .transaction(|(entries, keys, lru, pins, unpinned, blobs)| {
-                for p in &pins_new {
-                    if blobs.get(p.0)?.is_none() {
-                        return abort(PutEntryError::MissingBlob(*p));
+        let key_bytes = new.key.encode();
+        self.entry_tx(|tx| {
+            if let Some(old_id) = tx.keys.get(&key_bytes)? {
+                if let Some(old) = tx.get(abort_on(id_from(&old_id))?)? {
+                    if old.content == record.content
+                        && old.pins == record.pins
+                        && old.meta == record.meta
+                        && old.children == record.children
+                    {
+                        // The same entry again (a re-push): keep its identity.
+                        return Ok(old);
                     }
+                    tx.delete(&old, now)?;
                 }
-                if let Some(old_id) = keys.get(&key_bytes)? {
-                    let old_id = u64::from_be_bytes(old_id.as_ref().try_into().unwrap_or([0; 8]));
-                    if let Some(old) = entries.get(old_id.to_be_bytes())? {
-                        let old = EntryRecord::decode(old_id, &old)
-                            .map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
-                        entries.remove(&old_id.to_be_bytes())?;
-                        lru.remove(&lru_key(old.last_used, old_id))?;
-                        unpin_all(pins, unpinned, &old.pins, now)?;
-                    }
-                }
-                for p in &pins_new {
-                    let n = count(pins.get(p.0)?);
-                    pins.insert(&p.0, &(n + 1).to_be_bytes())?;
-                    unpinned.remove(&p.0)?;
-                }
-                entries.insert(&id.to_be_bytes(), encoded.as_slice())?;
-                keys.insert(key_bytes.as_slice(), &id.to_be_bytes())?;
-                lru.insert(&lru_key(now, id), &[])?;
-                Ok(())
+            }
+            tx.insert(&record)?;
+            Ok(record.clone())
+        })
+    }
+
+    /// Ids of the entries that list `key` as a child.
+    pub fn parents_of(&self, key: &EntryKey) -> Result<Vec<u64>, IndexError> {
+        self.parents
+            .scan_prefix(key.parents_prefix())
+            .keys()
+            .map(|k| {
+                let k = k?;
+                id_from(&k[k.len().saturating_sub(8)..])
             })
-            .map_err(flatten)?;
-        Ok(record)
+            .collect()
     }
 
     /// Removes an entry and releases its pins; returns what was removed.
     pub fn remove_entry(&self, id: u64, now: u64) -> Result<Option<EntryRecord>, IndexError> {
-        let removed = (
-            &self.entries,
-            &self.entry_keys,
-            &self.lru,
-            &self.pins,
-            &self.unpinned,
-        )
-            .transaction(|(entries, keys, lru, pins, unpinned)| {
-                let Some(old) = entries.get(id.to_be_bytes())? else {
-                    return Ok(None);
-                };
-                let old = EntryRecord::decode(id, &old)
-                    .map_err(|e| ConflictableTransactionError::Abort(PutEntryError::from(e)))?;
-                entries.remove(&id.to_be_bytes())?;
-                let key_bytes = old.key.encode();
-                if keys
-                    .get(&key_bytes)?
-                    .is_some_and(|v| v.as_ref() == id.to_be_bytes())
-                {
-                    keys.remove(key_bytes)?;
-                }
-                lru.remove(&lru_key(old.last_used, id))?;
-                unpin_all(pins, unpinned, &old.pins, now)?;
-                Ok(Some(old))
-            })
-            .map_err(flatten::<PutEntryError>);
+        let removed = self.entry_tx(|tx| {
+            let Some(old) = tx.get(id)? else {
+                return Ok(None);
+            };
+            tx.delete(&old, now)?;
+            Ok(Some(old))
+        });
         match removed {
             Ok(r) => Ok(r),
             Err(PutEntryError::Index(e)) => Err(e),
@@ -330,25 +498,62 @@ impl Index {
         }
     }
 
-    /// Moves an entry's last-used time forward and its LRU position with it.
+    /// Moves an entry's last-used time forward and its LRU positions with it.
     pub fn touch_entry(&self, id: u64, at: u64) -> Result<(), IndexError> {
-        (&self.entries, &self.lru)
-            .transaction(|(entries, lru)| {
-                let Some(old) = entries.get(id.to_be_bytes())? else {
-                    return Ok(());
-                };
-                let mut rec =
-                    EntryRecord::decode(id, &old).map_err(ConflictableTransactionError::Abort)?;
-                if rec.last_used >= at {
-                    return Ok(());
-                }
-                lru.remove(&lru_key(rec.last_used, id))?;
-                rec.last_used = at;
-                lru.insert(&lru_key(at, id), &[])?;
-                entries.insert(&id.to_be_bytes(), rec.encode())?;
-                Ok(())
+        let r = (&self.entries, &self.lru, &self.ns_lru).transaction(|(entries, lru, ns_lru)| {
+            let Some(old) = entries.get(id.to_be_bytes())? else {
+                return Ok(());
+            };
+            let mut rec =
+                EntryRecord::decode(id, &old).map_err(ConflictableTransactionError::Abort)?;
+            if rec.last_used >= at {
+                return Ok(());
+            }
+            let ns = &rec.key.namespace;
+            lru.remove(&lru_key(rec.last_used, id))?;
+            ns_lru.remove(ns_lru_key(ns, rec.last_used, id))?;
+            lru.insert(&lru_key(at, id), &[])?;
+            ns_lru.insert(ns_lru_key(ns, at, id), &[])?;
+            rec.last_used = at;
+            entries.insert(&id.to_be_bytes(), rec.encode())?;
+            Ok(())
+        });
+        r.map_err(super::tx_error)
+    }
+
+    /// Entry ids from least to most recently used, optionally within one
+    /// namespace. A range scan of the LRU order, not a scan of all entries.
+    pub fn lru_ids(
+        &self,
+        namespace: Option<&str>,
+    ) -> impl Iterator<Item = Result<u64, IndexError>> + '_ {
+        let iter: Box<dyn Iterator<Item = sled::Result<sled::IVec>>> = match namespace {
+            None => Box::new(self.lru.iter().keys()),
+            Some(ns) => Box::new(self.ns_lru.scan_prefix(ns_prefix(ns)).keys()),
+        };
+        iter.map(|k| {
+            let k = k?;
+            if k.len() < 8 {
+                return Err(IndexError::Corrupt("lru key is short".into()));
+            }
+            id_from(&k[k.len() - 8..])
+        })
+    }
+
+    /// Bytes pinned by a namespace's entries, each blob counted once.
+    pub fn namespace_usage(&self, namespace: &str) -> Result<u64, IndexError> {
+        Ok(count(self.ns_usage.get(namespace.as_bytes())?))
+    }
+
+    /// Every namespace holding entries, with its pinned bytes.
+    pub fn namespaces(&self) -> Result<Vec<(String, u64)>, IndexError> {
+        self.ns_usage
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), decode_u64(&v)))
             })
-            .map_err(flatten)
+            .collect()
     }
 
     /// Entries of one protocol and namespace whose name starts with `prefix`,

@@ -10,6 +10,7 @@ mod codec;
 mod commit;
 mod entries;
 mod names;
+mod rebuild;
 mod uploads;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use std::path::Path;
 pub use blobs::BlobRecord;
 pub use commit::GroupCommit;
 pub use entries::{EntryKey, EntryRecord, NewEntry, Protocol, PutEntryError};
+pub use rebuild::Derived;
 pub use uploads::UploadRecord;
 
 /// sled's page cache; larger only speeds up cold lookups on big indexes.
@@ -32,6 +34,31 @@ pub enum IndexError {
     Unavailable(&'static str),
 }
 
+/// Key of the usage counter in `meta`: bytes of all blobs with a record.
+const USED_BYTES: &[u8] = b"used_bytes";
+
+type TxTree = sled::transaction::TransactionalTree;
+type TxResult<T> = sled::transaction::ConflictableTransactionResult<T, IndexError>;
+
+/// Adds `delta` to a u64 counter inside a transaction (never below zero).
+fn add_to_counter(tree: &TxTree, key: &[u8], delta: i64) -> TxResult<u64> {
+    let old = tree.get(key)?.map(|v| codec::decode_u64(&v)).unwrap_or(0);
+    let new = old.saturating_add_signed(delta);
+    if new == 0 {
+        tree.remove(key)?;
+    } else {
+        tree.insert(key, &new.to_be_bytes())?;
+    }
+    Ok(new)
+}
+
+fn tx_error(e: sled::transaction::TransactionError<IndexError>) -> IndexError {
+    match e {
+        sled::transaction::TransactionError::Abort(e) => e,
+        sled::transaction::TransactionError::Storage(e) => IndexError::Storage(e),
+    }
+}
+
 #[derive(Clone)]
 pub struct Index {
     db: sled::Db,
@@ -45,6 +72,12 @@ pub struct Index {
     names: sled::Tree,
     links: sled::Tree,
     uploads: sled::Tree,
+    meta: sled::Tree,
+    trash: sled::Tree,
+    ns_pins: sled::Tree,
+    ns_usage: sled::Tree,
+    ns_lru: sled::Tree,
+    parents: sled::Tree,
 }
 
 impl Index {
@@ -67,6 +100,12 @@ impl Index {
             names: db.open_tree("names")?,
             links: db.open_tree("links")?,
             uploads: db.open_tree("uploads")?,
+            meta: db.open_tree("meta")?,
+            trash: db.open_tree("trash")?,
+            ns_pins: db.open_tree("ns_pins")?,
+            ns_usage: db.open_tree("ns_usage")?,
+            ns_lru: db.open_tree("ns_lru")?,
+            parents: db.open_tree("parents")?,
             db,
         })
     }

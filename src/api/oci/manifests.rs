@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use super::{parse_digest, path, scope, OciError, Req};
-use crate::cache::{EntryKey, EntryRecord, NewEntry, Protocol, Store};
+use crate::cache::{BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol, Store};
 use crate::cas::{ContentId, Digest};
 
 /// Manifests larger than this are refused; the spec asks for at least 4 MiB.
@@ -169,16 +169,17 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         });
 
     let store = req.state.store.clone();
-    let (pins, size) = resolve_references(&store, name, &doc)?;
+    let refs = resolve_references(&store, name, &doc)?;
     let len = bytes.len() as u64;
-    let blob = store
-        .put_blob(
-            futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(bytes) }),
-            Some(digest.clone()),
-            MAX_MANIFEST as u64,
-            None,
-        )
-        .await?;
+    let write = BlobWrite {
+        expected: Some(digest.clone()),
+        limit: MAX_MANIFEST as u64,
+        scope: None,
+        size_hint: Some(len),
+    };
+    let body =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(bytes) });
+    let blob = store.put_blob(body, write).await?;
     let subject = doc.subject.as_ref().map(|s| s.digest.clone());
     let meta = ManifestMeta {
         media_type,
@@ -190,16 +191,17 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
             .or_else(|| doc.config.as_ref().and_then(|c| c.media_type.clone())),
         annotations: doc.annotations.clone(),
     };
-    let mut all_pins = pins;
+    let mut all_pins = refs.pins;
     all_pins.insert(blob.id);
     let digest_text = digest.to_string();
     store
         .put_entry(&NewEntry {
             key: entry_key(name, &digest_text),
             content: blob.id,
-            size: size + len,
+            size: refs.size + len,
             pins: all_pins.into_iter().collect(),
             meta: serde_json::to_vec(&meta).unwrap_or_default(),
+            children: refs.children,
         })
         .await?;
     if tagged {
@@ -235,8 +237,9 @@ fn resolve_references(
     store: &Store,
     name: &str,
     doc: &ManifestDoc,
-) -> Result<(BTreeSet<ContentId>, u64), OciError> {
+) -> Result<References, OciError> {
     let mut pins = BTreeSet::new();
+    let mut children = Vec::new();
     let mut size = 0u64;
     let mut missing = Vec::new();
     let blob_refs = doc.config.iter().chain(&doc.layers).chain(&doc.blobs);
@@ -253,8 +256,10 @@ fn resolve_references(
             continue;
         }
         if may_be_manifest {
-            if let Some(child) = store.entry(&entry_key(name, &digest.to_string()))? {
+            let key = entry_key(name, &digest.to_string());
+            if let Some(child) = store.entry(&key)? {
                 pins.insert(child.content);
+                children.push(key);
                 continue;
             }
         }
@@ -281,7 +286,18 @@ fn resolve_references(
         )
         .detail(json!({ "digest": first, "missing": missing })));
     }
-    Ok((pins, size))
+    Ok(References {
+        pins,
+        children,
+        size,
+    })
+}
+
+/// What a manifest needs: blobs to pin, child manifests, and their bytes.
+struct References {
+    pins: BTreeSet<ContentId>,
+    children: Vec<EntryKey>,
+    size: u64,
 }
 
 pub async fn delete(req: Req, name: &str, reference: &str) -> Result<Response, OciError> {

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::upload_range;
 use super::{parse_digest, path, scope, OciError, Req};
-use crate::cache::UploadState;
+use crate::api::content_length;
+use crate::cache::{BlobWrite, UploadState};
 use crate::cas::Digest;
 
 pub async fn start(req: Req, name: &str) -> Result<Response, OciError> {
@@ -25,15 +26,13 @@ pub async fn start(req: Req, name: &str) -> Result<Response, OciError> {
         // Not mountable: continue as a normal upload, as the spec says.
     } else if let Some(d) = req.param("digest") {
         let digest = parse_digest(d)?;
-        let limit = req.state.blob_limit();
-        store
-            .put_blob(
-                req.body.into_data_stream(),
-                Some(digest.clone()),
-                limit,
-                Some(&scope(name)),
-            )
-            .await?;
+        let write = BlobWrite {
+            expected: Some(digest.clone()),
+            limit: req.state.blob_limit(),
+            scope: Some(&scope(name)),
+            size_hint: content_length(&req.headers),
+        };
+        store.put_blob(req.body.into_data_stream(), write).await?;
         return Ok(created(name, &digest));
     }
     let session = store.create_upload(&scope(name)).await?;
@@ -69,6 +68,7 @@ pub async fn put(req: Req, name: &str, id: &str) -> Result<Response, OciError> {
             req.body.into_data_stream(),
             digest.clone(),
             limit,
+            content_length(&req.headers),
         )
         .await?;
     Ok(created(name, &digest))

@@ -1,0 +1,258 @@
+//! Eviction and garbage collection.
+//!
+//! Eviction is LRU over entries: above the high watermark, least-recently-used
+//! entries are removed until usage is under the low watermark. Removing an
+//! entry unpins its blobs; a blob nothing pins is deleted once it has not
+//! been touched for the grace period, which is what lets a client that just
+//! saw a blob (HEAD 200) still reference it. Unpinned blobs past the grace go
+//! before any entry.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{now_ms, Store, StoreError};
+use crate::cas::ContentId;
+use crate::index::EntryRecord;
+
+/// What one eviction pass did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct EvictReport {
+    pub entries_removed: u64,
+    pub blobs_removed: u64,
+    pub bytes_freed: u64,
+    /// Bytes released by removed entries but still inside the grace period;
+    /// garbage collection frees them once it has passed.
+    pub bytes_in_grace: u64,
+    pub usage_after: u64,
+}
+
+/// What one garbage-collection pass did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct GcReport {
+    pub uploads_expired: u64,
+    pub entries_expired: u64,
+    pub blobs_removed: u64,
+    pub bytes_freed: u64,
+    pub usage_after: u64,
+}
+
+impl Store {
+    /// Evicts until usage is at most `target` bytes (or nothing more can go).
+    pub async fn evict_to(&self, target: u64) -> Result<EvictReport, StoreError> {
+        let _one = self.budget.evicting.lock().await;
+        self.evict_locked(target).await
+    }
+
+    /// Evicts down to the low watermark if usage is above the high one.
+    pub async fn evict_if_needed(&self) -> Result<Option<EvictReport>, StoreError> {
+        if self.usage() <= self.budget.high {
+            return Ok(None);
+        }
+        let report = self.evict_to(self.budget.low).await?;
+        tracing::info!(?report, "evicted least recently used entries");
+        Ok(Some(report))
+    }
+
+    /// Waits until a write pushes usage past the high watermark (or `max_wait`).
+    pub async fn pressure(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.budget.pressure.notified()).await;
+    }
+
+    fn grace_cutoff(&self) -> u64 {
+        now_ms().saturating_sub(self.gc.grace.0.as_millis() as u64)
+    }
+
+    /// The eviction pass; the caller holds `budget.evicting`.
+    pub(super) async fn evict_locked(&self, target: u64) -> Result<EvictReport, StoreError> {
+        self.flush_access().await?;
+        let cutoff = self.grace_cutoff();
+        let mut report = EvictReport::default();
+
+        // Blobs nothing uses, past the grace, go first.
+        let unpinned: Vec<ContentId> = self
+            .index
+            .unpinned_blobs()
+            .map(|r| r.map(|(id, _)| id))
+            .collect::<Result<_, _>>()?;
+        for id in unpinned {
+            if self.usage() <= target {
+                break;
+            }
+            if let Some(size) = self.delete_blob_if_unused(id, cutoff).await? {
+                report.blobs_removed += 1;
+                report.bytes_freed += size;
+            }
+        }
+
+        // Then entries, least recently used first. A child of another entry
+        // (an index's manifest) waits until its parents are gone.
+        let mut in_grace: HashSet<ContentId> = HashSet::new();
+        let candidates: Vec<u64> = self.index.lru_ids(None).collect::<Result<_, _>>()?;
+        for id in candidates {
+            if self.usage().saturating_sub(report.bytes_in_grace) <= target {
+                break;
+            }
+            let Some(entry) = self.index.entry(id)? else {
+                continue;
+            };
+            if !self.index.parents_of(&entry.key)?.is_empty() {
+                continue;
+            }
+            let Some(removed) = self.index.remove_entry(id, now_ms())? else {
+                continue;
+            };
+            report.entries_removed += 1;
+            self.release_pins(&removed, cutoff, &mut report, &mut in_grace)
+                .await?;
+        }
+        self.commit.wait().await?;
+        report.usage_after = self.usage();
+        Ok(report)
+    }
+
+    /// Deletes the blobs a removed entry was the last to pin, or notes them
+    /// as in grace.
+    async fn release_pins(
+        &self,
+        removed: &EntryRecord,
+        cutoff: u64,
+        report: &mut EvictReport,
+        in_grace: &mut HashSet<ContentId>,
+    ) -> Result<(), StoreError> {
+        for pin in &removed.pins {
+            if self.index.pin_count(pin)? > 0 {
+                continue;
+            }
+            match self.delete_blob_if_unused(*pin, cutoff).await? {
+                Some(size) => {
+                    report.blobs_removed += 1;
+                    report.bytes_freed += size;
+                }
+                None => {
+                    if in_grace.insert(*pin) {
+                        if let Some(rec) = self.index.blob(pin)? {
+                            report.bytes_in_grace += rec.size;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a blob if nothing pins it and nobody touched it since `cutoff`
+    /// (in the index or in not-yet-flushed recency). Returns its size.
+    async fn delete_blob_if_unused(
+        &self,
+        id: ContentId,
+        cutoff: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if self.touched_since(&id, cutoff) {
+            return Ok(None);
+        }
+        let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
+        tokio::task::spawn_blocking(move || -> Result<Option<u64>, StoreError> {
+            let _locked = locks.lock(&id);
+            let Some(rec) = index.remove_unused_blob(&id, cutoff)? else {
+                return Ok(None);
+            };
+            index.unlink_all(&id)?;
+            cas.remove(&id)?;
+            index.trash_done(&id)?;
+            Ok(Some(rec.size))
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Finishes deletions a crash interrupted (records gone, files maybe not).
+    pub(super) fn empty_trash(&self) -> Result<(), StoreError> {
+        for id in self.index.trash()? {
+            self.cas.remove(&id)?;
+            self.index.unlink_all(&id)?;
+            self.index.trash_done(&id)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an entry and, first, every entry that needs it (an index whose
+    /// child manifest is deleted would be broken). Returns the removed entries.
+    pub async fn remove_entry_cascade(&self, id: u64) -> Result<Vec<EntryRecord>, StoreError> {
+        let mut removed = Vec::new();
+        let mut queue = vec![id];
+        while let Some(id) = queue.pop() {
+            let Some(entry) = self.index.entry(id)? else {
+                continue;
+            };
+            let parents = self.index.parents_of(&entry.key)?;
+            if !parents.is_empty() {
+                queue.push(id);
+                queue.extend(parents);
+                if queue.len() > 100_000 {
+                    break; // a cycle cannot form (a child exists before its parent), but stay bounded
+                }
+                continue;
+            }
+            if let Some(r) = self.index.remove_entry(id, now_ms())? {
+                removed.push(r);
+            }
+        }
+        self.commit.wait().await?;
+        Ok(removed)
+    }
+
+    /// One garbage-collection pass: expired upload sessions, entries idle
+    /// past `gc.max_idle`, unpinned blobs past the grace, then eviction if
+    /// usage is above the high watermark.
+    pub async fn gc(&self) -> Result<GcReport, StoreError> {
+        let mut report = GcReport {
+            uploads_expired: self.expire_uploads(self.gc.upload_expiry.0).await? as u64,
+            ..GcReport::default()
+        };
+        let _one = self.budget.evicting.lock().await;
+        self.flush_access().await?;
+        let cutoff = self.grace_cutoff();
+        if let Some(max_idle) = self.gc.max_idle {
+            let idle_before = now_ms().saturating_sub(max_idle.0.as_millis() as u64);
+            let candidates: Vec<u64> = self.index.lru_ids(None).collect::<Result<_, _>>()?;
+            let mut scratch = EvictReport::default();
+            let mut in_grace = HashSet::new();
+            for id in candidates {
+                let Some(entry) = self.index.entry(id)? else {
+                    continue;
+                };
+                if entry.last_used >= idle_before {
+                    break;
+                }
+                for removed in self.remove_entry_cascade(id).await? {
+                    report.entries_expired += 1;
+                    self.release_pins(&removed, cutoff, &mut scratch, &mut in_grace)
+                        .await?;
+                }
+            }
+            report.blobs_removed += scratch.blobs_removed;
+            report.bytes_freed += scratch.bytes_freed;
+        }
+        let unpinned: Vec<ContentId> = self
+            .index
+            .unpinned_blobs()
+            .map(|r| r.map(|(id, _)| id))
+            .collect::<Result<_, _>>()?;
+        for id in unpinned {
+            if let Some(size) = self.delete_blob_if_unused(id, cutoff).await? {
+                report.blobs_removed += 1;
+                report.bytes_freed += size;
+            }
+        }
+        if self.usage() > self.budget.high {
+            let e = self.evict_locked(self.budget.low).await?;
+            report.blobs_removed += e.blobs_removed;
+            report.bytes_freed += e.bytes_freed;
+        }
+        self.commit.wait().await?;
+        report.usage_after = self.usage();
+        Ok(report)
+    }
+}

@@ -1,0 +1,113 @@
+//! Derived state (pin counts, the unpinned set, per-namespace usage, the
+//! usage counter) recomputed from the primary records (entries and blobs),
+//! for `larder fsck`: to check that what is kept incrementally is exact, and
+//! to rebuild it when it is not.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::codec::decode_u64;
+use super::entries::EntryRecord;
+use super::{Index, IndexError, USED_BYTES};
+use crate::cas::ContentId;
+
+/// Pin counts and usage as the entries and blob records imply them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Derived {
+    pub pins: BTreeMap<ContentId, u64>,
+    pub ns_pins: BTreeMap<(String, ContentId), u64>,
+    pub ns_usage: BTreeMap<String, u64>,
+    pub used_bytes: u64,
+}
+
+impl Index {
+    /// Every entry record, in id order.
+    pub fn all_entries(&self) -> impl Iterator<Item = Result<EntryRecord, IndexError>> + '_ {
+        self.entries.iter().map(|kv| {
+            let (k, v) = kv?;
+            let id = <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| IndexError::Corrupt("entry key is not 8 bytes".into()))?;
+            EntryRecord::decode(id, &v)
+        })
+    }
+
+    /// Recomputes the derived state from entries and blob records.
+    pub fn compute_derived(&self) -> Result<Derived, IndexError> {
+        let mut sizes = HashMap::new();
+        let mut d = Derived::default();
+        for r in self.all_blobs() {
+            let (id, rec) = r?;
+            sizes.insert(id, rec.size);
+            d.used_bytes += rec.size;
+        }
+        for e in self.all_entries() {
+            let e = e?;
+            for p in &e.pins {
+                *d.pins.entry(*p).or_default() += 1;
+                let n = d.ns_pins.entry((e.key.namespace.clone(), *p)).or_default();
+                *n += 1;
+                if *n == 1 {
+                    *d.ns_usage.entry(e.key.namespace.clone()).or_default() +=
+                        sizes.get(p).copied().unwrap_or(0);
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    /// The derived state as currently stored.
+    pub fn stored_derived(&self) -> Result<Derived, IndexError> {
+        let mut d = Derived {
+            used_bytes: self.used_bytes()?,
+            ..Derived::default()
+        };
+        for kv in self.pins.iter() {
+            let (k, v) = kv?;
+            if let Ok(id) = <[u8; 32]>::try_from(k.as_ref()) {
+                d.pins.insert(ContentId(id), decode_u64(&v));
+            }
+        }
+        for kv in self.ns_pins.iter() {
+            let (k, v) = kv?;
+            if k.len() > 33 {
+                let (ns, id) = k.split_at(k.len() - 32);
+                let ns = String::from_utf8_lossy(&ns[..ns.len() - 1]).into_owned();
+                if let Ok(id) = <[u8; 32]>::try_from(id) {
+                    d.ns_pins.insert((ns, ContentId(id)), decode_u64(&v));
+                }
+            }
+        }
+        for (ns, bytes) in self.namespaces()? {
+            d.ns_usage.insert(ns, bytes);
+        }
+        Ok(d)
+    }
+
+    /// Replaces the stored derived state with `d`; every blob record that
+    /// nothing pins joins the unpinned set as of `now`.
+    pub fn store_derived(&self, d: &Derived, now: u64) -> Result<(), IndexError> {
+        for tree in [&self.pins, &self.ns_pins, &self.ns_usage, &self.unpinned] {
+            tree.clear()?;
+        }
+        for (id, n) in &d.pins {
+            self.pins.insert(id.0, &n.to_be_bytes())?;
+        }
+        for ((ns, id), n) in &d.ns_pins {
+            let mut k = ns.as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(&id.0);
+            self.ns_pins.insert(k, &n.to_be_bytes())?;
+        }
+        for (ns, bytes) in &d.ns_usage {
+            self.ns_usage.insert(ns.as_bytes(), &bytes.to_be_bytes())?;
+        }
+        for r in self.all_blobs() {
+            let (id, _) = r?;
+            if !d.pins.contains_key(&id) {
+                self.unpinned.insert(id.0, &now.to_be_bytes())?;
+            }
+        }
+        self.meta.insert(USED_BYTES, &d.used_bytes.to_be_bytes())?;
+        Ok(())
+    }
+}
