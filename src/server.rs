@@ -87,6 +87,12 @@ impl Server {
         }
         workers.stop().await;
         store.flush().await.context("flushing the index")?;
+        match Arc::try_unwrap(store) {
+            Ok(store) => store.close().await.context("closing the index")?,
+            // Requests cut at the deadline may still hold it; the flush above
+            // already made every acknowledged write durable.
+            Err(_) => tracing::warn!("requests still hold the store; the index closes at exit"),
+        }
         tracing::info!("stopped");
         drop(data_dir);
         Ok(())

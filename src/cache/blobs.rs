@@ -83,6 +83,9 @@ impl Store {
             if !index.put_blob(&meta.id, &rec)? {
                 index.touch_blob(&meta.id, now)?;
             }
+            // If GC had queued this content's file for deletion, the file we
+            // just published (or deduplicated against) must stay.
+            index.trash_done(&meta.id)?;
             if let Some(d) = &alias {
                 index.put_alias(d, &meta.id)?;
             }

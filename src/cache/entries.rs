@@ -9,19 +9,16 @@ impl Store {
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
         let rec = self.index.put_entry(new, now_ms())?;
         self.commit.wait().await?;
+        // The entry is stored; a failed quota pass must not turn that into an error.
+        if let Err(e) = self.enforce_quota(&rec.key.namespace, rec.id).await {
+            tracing::warn!(error = %e, namespace = %rec.key.namespace, "quota enforcement failed");
+        }
         Ok(rec)
     }
 
     /// Looks an entry up by key. A miss is `Ok(None)`.
     pub fn entry(&self, key: &EntryKey) -> Result<Option<EntryRecord>, StoreError> {
         Ok(self.index.entry_by_key(key)?)
-    }
-
-    /// Removes an entry, releasing its pins, durably.
-    pub async fn remove_entry(&self, id: u64) -> Result<Option<EntryRecord>, StoreError> {
-        let removed = self.index.remove_entry(id, now_ms())?;
-        self.commit.wait().await?;
-        Ok(removed)
     }
 
     /// Entries of a protocol and namespace whose names start with `prefix`.
@@ -42,18 +39,21 @@ impl Store {
         Ok(self.index.entry_names(protocol).collect::<Result<_, _>>()?)
     }
 
-    /// Points `name` in `scope` at `value` (an OCI tag at a manifest digest).
-    pub async fn set_name(&self, scope: &str, name: &str, value: &str) -> Result<(), StoreError> {
-        self.index.set_name(scope, name, value.as_bytes())?;
+    /// Points `name` in `scope` at an entry (an OCI tag at a manifest);
+    /// the name goes when the entry goes.
+    pub async fn set_name(
+        &self,
+        scope: &str,
+        name: &str,
+        target: &EntryKey,
+    ) -> Result<(), StoreError> {
+        self.index.set_name(scope, name, target)?;
         self.commit.wait().await?;
         Ok(())
     }
 
-    pub fn name(&self, scope: &str, name: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .index
-            .name(scope, name)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    pub fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, StoreError> {
+        Ok(self.index.name(scope, name)?)
     }
 
     pub async fn remove_name(&self, scope: &str, name: &str) -> Result<bool, StoreError> {
@@ -75,18 +75,5 @@ impl Store {
             .take(limit)
             .map(|r| r.map(|(name, _)| name))
             .collect::<Result<_, _>>()?)
-    }
-
-    /// Removes every name in `scope` that points at `value`.
-    pub async fn remove_names_pointing_at(
-        &self,
-        scope: &str,
-        value: &str,
-    ) -> Result<usize, StoreError> {
-        let n = self
-            .index
-            .remove_names_pointing_at(scope, value.as_bytes())?;
-        self.commit.wait().await?;
-        Ok(n)
     }
 }

@@ -86,30 +86,106 @@ impl Store {
             }
         }
 
-        // Then entries, least recently used first. A child of another entry
-        // (an index's manifest) waits until its parents are gone.
+        // Then entries, least recently used first.
+        let done = |store: &Store, r: &EvictReport| {
+            store.usage().saturating_sub(r.bytes_in_grace) <= target
+        };
+        self.evict_entries(None, cutoff, &mut report, done).await?;
+        self.commit.wait().await?;
+        self.finish_deletes().await?;
+        report.usage_after = self.usage();
+        Ok(report)
+    }
+
+    /// Removes least-recently-used entries until `done`: all namespaces, or
+    /// one namespace except one entry (its quota pass keeps the new entry). A child of another entry (an index's manifest) waits until its
+    /// parents are gone; an entry whose removal would free nothing now is kept.
+    async fn evict_entries(
+        &self,
+        namespace: Option<(&str, u64)>,
+        cutoff: u64,
+        report: &mut EvictReport,
+        done: impl Fn(&Store, &EvictReport) -> bool,
+    ) -> Result<(), StoreError> {
         let mut in_grace: HashSet<ContentId> = HashSet::new();
-        let candidates: Vec<u64> = self.index.lru_ids(None).collect::<Result<_, _>>()?;
+        let candidates: Vec<u64> = self
+            .index
+            .lru_ids(namespace.map(|(ns, _)| ns))
+            .collect::<Result<_, _>>()?;
         for id in candidates {
-            if self.usage().saturating_sub(report.bytes_in_grace) <= target {
+            if done(self, report) {
                 break;
+            }
+            if namespace.is_some_and(|(_, keep)| keep == id) {
+                continue;
             }
             let Some(entry) = self.index.entry(id)? else {
                 continue;
             };
-            if !self.index.parents_of(&entry.key)?.is_empty() {
+            let quota_pass = namespace.is_some();
+            if !self.index.parents_of(&entry.key)?.is_empty()
+                || (!quota_pass && !self.frees_space(&entry, cutoff)?)
+            {
                 continue;
             }
             let Some(removed) = self.index.remove_entry(id, now_ms())? else {
                 continue;
             };
             report.entries_removed += 1;
-            self.release_pins(&removed, cutoff, &mut report, &mut in_grace)
+            self.release_pins(&removed, cutoff, report, &mut in_grace)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Brings a namespace over its quota back to the low watermark of it, by
+    /// its own least-recently-used entries. `keep` (the entry just written)
+    /// is never chosen.
+    pub(super) async fn enforce_quota(&self, namespace: &str, keep: u64) -> Result<(), StoreError> {
+        let Some(quota) = self.quotas.get(namespace).copied() else {
+            return Ok(());
+        };
+        if self.index.namespace_usage(namespace)? <= quota {
+            return Ok(());
+        }
+        let target = (quota as f64 * self.budget.low as f64 / self.budget.max.max(1) as f64) as u64;
+        let _one = self.budget.evicting.lock().await;
+        self.flush_access().await?;
+        let cutoff = self.grace_cutoff();
+        let mut report = EvictReport::default();
+        let ns = namespace.to_owned();
+        let done = move |store: &Store, _: &EvictReport| {
+            store
+                .index
+                .namespace_usage(&ns)
+                .map_or(true, |u| u <= target)
+        };
+        self.evict_entries(Some((namespace, keep)), cutoff, &mut report, done)
+            .await?;
         self.commit.wait().await?;
-        report.usage_after = self.usage();
-        Ok(report)
+        self.finish_deletes().await?;
+        tracing::info!(
+            namespace,
+            quota,
+            ?report,
+            "namespace over quota: evicted its least recently used entries"
+        );
+        Ok(())
+    }
+
+    /// Whether removing `entry` would free bytes now: some blob it alone pins
+    /// is past the grace. Entries whose blobs are all fresh (or shared) are
+    /// kept, since evicting them would lose cache hits and gain no space.
+    fn frees_space(&self, entry: &EntryRecord, cutoff: u64) -> Result<bool, StoreError> {
+        for pin in &entry.pins {
+            if self.index.pin_count(pin)? != 1 || self.touched_since(pin, cutoff) {
+                continue;
+            }
+            if self.index.blob(pin)?.is_some_and(|b| b.touched < cutoff) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Deletes the blobs a removed entry was the last to pin, or notes them
@@ -142,8 +218,12 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a blob if nothing pins it and nobody touched it since `cutoff`
-    /// (in the index or in not-yet-flushed recency). Returns its size.
+    /// Forgets a blob if nothing pins it and nobody touched it since `cutoff`
+    /// (in the index or in not-yet-flushed recency), and queues its file for
+    /// deletion by `finish_deletes`. Returns its size.
+    ///
+    /// A file is only deleted once the removal of its record is durable:
+    /// otherwise a crash could bring the record back without the file.
     async fn delete_blob_if_unused(
         &self,
         id: ContentId,
@@ -152,16 +232,46 @@ impl Store {
         if self.touched_since(&id, cutoff) {
             return Ok(None);
         }
-        let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
-        tokio::task::spawn_blocking(move || -> Result<Option<u64>, StoreError> {
+        let (index, locks) = (self.index.clone(), self.locks.clone());
+        let removed = tokio::task::spawn_blocking(move || -> Result<Option<u64>, StoreError> {
             let _locked = locks.lock(&id);
-            let Some(rec) = index.remove_unused_blob(&id, cutoff)? else {
-                return Ok(None);
-            };
-            index.unlink_all(&id)?;
-            cas.remove(&id)?;
-            index.trash_done(&id)?;
-            Ok(Some(rec.size))
+            Ok(index.remove_unused_blob(&id, cutoff)?.map(|rec| rec.size))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if removed.is_some() {
+            self.pending_deletes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(id);
+        }
+        Ok(removed)
+    }
+
+    /// Makes queued removals durable, then deletes their files. A blob that
+    /// was written again meanwhile (its deletion cancelled) keeps its file.
+    pub(super) async fn finish_deletes(&self) -> Result<(), StoreError> {
+        let ids = std::mem::take(
+            &mut *self
+                .pending_deletes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.commit.wait().await?;
+        let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            for id in ids {
+                let _locked = locks.lock(&id);
+                if index.in_trash(&id)? {
+                    index.unlink_all(&id)?;
+                    cas.remove(&id)?;
+                    index.trash_done(&id)?;
+                }
+            }
+            Ok(())
         })
         .await
         .map_err(std::io::Error::other)?
@@ -179,7 +289,7 @@ impl Store {
 
     /// Removes an entry and, first, every entry that needs it (an index whose
     /// child manifest is deleted would be broken). Returns the removed entries.
-    pub async fn remove_entry_cascade(&self, id: u64) -> Result<Vec<EntryRecord>, StoreError> {
+    pub async fn remove_entry(&self, id: u64) -> Result<Vec<EntryRecord>, StoreError> {
         let mut removed = Vec::new();
         let mut queue = vec![id];
         while let Some(id) = queue.pop() {
@@ -226,7 +336,7 @@ impl Store {
                 if entry.last_used >= idle_before {
                     break;
                 }
-                for removed in self.remove_entry_cascade(id).await? {
+                for removed in self.remove_entry(id).await? {
                     report.entries_expired += 1;
                     self.release_pins(&removed, cutoff, &mut scratch, &mut in_grace)
                         .await?;
@@ -252,6 +362,7 @@ impl Store {
             report.bytes_freed += e.bytes_freed;
         }
         self.commit.wait().await?;
+        self.finish_deletes().await?;
         report.usage_after = self.usage();
         Ok(report)
     }

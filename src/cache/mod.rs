@@ -60,6 +60,10 @@ pub struct Store {
     budget: budget::Budget,
     locks: Arc<BlobLocks>,
     gc: GcConfig,
+    /// Byte quotas by namespace.
+    quotas: std::collections::HashMap<String, u64>,
+    /// Blobs whose records are removed and whose files await deletion.
+    pending_deletes: Mutex<Vec<crate::cas::ContentId>>,
 }
 
 /// Striped locks that order publishing a blob against deleting it.
@@ -96,6 +100,12 @@ impl Store {
             budget,
             locks: Arc::new(BlobLocks::new()),
             gc: config.gc.clone(),
+            quotas: config
+                .namespaces
+                .iter()
+                .filter_map(|(ns, c)| Some((ns.clone(), c.max_size?.bytes())))
+                .collect(),
+            pending_deletes: Mutex::new(Vec::new()),
         };
         store.empty_trash()?;
         Ok(store)
@@ -120,6 +130,16 @@ impl Store {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("data dir is not writable: {e}"))
+    }
+
+    /// Flushes everything and releases the index, so the data dir can be
+    /// reopened (in this process too) as soon as this returns.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.flush().await?;
+        let Store { index, commit, .. } = self;
+        commit.close().await;
+        drop(index);
+        Ok(())
     }
 
     /// Flushes recency and the index; used at shutdown so nothing buffered is lost.

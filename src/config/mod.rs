@@ -4,6 +4,7 @@
 
 mod units;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,18 @@ pub struct Config {
     pub storage: StorageConfig,
     pub gc: GcConfig,
     pub log: LogConfig,
+    /// Per-namespace settings, `[namespaces.<name>]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespaceConfig {
+    /// Bytes this namespace's entries may pin; above it, its own least
+    /// recently used entries are evicted. Unset: only the global budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<Size>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -210,6 +223,14 @@ impl Config {
                 why: "must be greater than 0 (leave it out to keep entries regardless of age)"
                     .into(),
             });
+        }
+        for (name, ns) in &self.namespaces {
+            if ns.max_size.is_some_and(|s| s.bytes() == 0) {
+                return Err(ConfigError::Value {
+                    key: "namespaces.<name>.max_size",
+                    why: format!("namespace {name:?}: must be greater than 0"),
+                });
+            }
         }
         if self.server.shutdown_timeout.0.is_zero() {
             return Err(ConfigError::Value {

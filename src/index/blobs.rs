@@ -149,6 +149,10 @@ impl Index {
             .collect()
     }
 
+    pub fn in_trash(&self, id: &ContentId) -> Result<bool, IndexError> {
+        Ok(self.trash.contains_key(id.0)?)
+    }
+
     pub fn trash_done(&self, id: &ContentId) -> Result<(), IndexError> {
         self.trash.remove(id.0)?;
         Ok(())

@@ -18,12 +18,12 @@ struct Flushed {
     failed_through: u64,
 }
 
-/// Handle shared by writers; the flusher task ends when the last one drops.
-#[derive(Clone)]
+/// Handle shared by writers; the flusher task ends when it is closed or dropped.
 pub struct GroupCommit {
     next_ticket: Arc<AtomicU64>,
     wake: mpsc::Sender<()>,
     done: watch::Receiver<Flushed>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl GroupCommit {
@@ -33,7 +33,7 @@ impl GroupCommit {
         let (wake, mut woken) = mpsc::channel::<()>(1);
         let (done_tx, done) = watch::channel(Flushed::default());
         let tickets = next_ticket.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while woken.recv().await.is_some() {
                 // Keep flushing while tickets were issued during the last
                 // flush, so a writer whose wake-up was coalesced is covered.
@@ -66,7 +66,14 @@ impl GroupCommit {
             next_ticket,
             wake,
             done,
+            task,
         }
+    }
+
+    /// Stops the flusher and waits for it, so its handle on the index is gone.
+    pub async fn close(self) {
+        drop(self.wake);
+        let _ = self.task.await;
     }
 
     /// Returns once every index write this task made before the call is durable.

@@ -65,7 +65,7 @@ pub struct EntryKey {
 }
 
 impl EntryKey {
-    fn decode(raw: &[u8]) -> Result<EntryKey, IndexError> {
+    pub(super) fn decode(raw: &[u8]) -> Result<EntryKey, IndexError> {
         let bad = || IndexError::Corrupt("malformed entry key".into());
         let (&proto, rest) = raw.split_first().ok_or_else(bad)?;
         let split = rest.iter().position(|b| *b == 0).ok_or_else(bad)?;
@@ -78,7 +78,7 @@ impl EntryKey {
     }
 
     /// Prefix under which the `parents` tree lists who needs this entry.
-    fn parents_prefix(&self) -> Vec<u8> {
+    pub(super) fn parents_prefix(&self) -> Vec<u8> {
         let k = self.encode();
         let mut p = Vec::with_capacity(k.len() + 16);
         p.extend_from_slice(&(k.len() as u64).to_be_bytes());
@@ -86,7 +86,7 @@ impl EntryKey {
         p
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut k = Vec::with_capacity(2 + self.namespace.len() + self.name.len());
         k.push(self.protocol as u8);
         k.extend_from_slice(self.namespace.as_bytes());
@@ -492,7 +492,13 @@ impl Index {
             Ok(Some(old))
         });
         match removed {
-            Ok(r) => Ok(r),
+            Ok(Some(r)) => {
+                // Outside the transaction (sled's cannot scan): a crash in
+                // between leaves a name that resolves to a clean miss.
+                self.remove_names_of(&r.key)?;
+                Ok(Some(r))
+            }
+            Ok(None) => Ok(None),
             Err(PutEntryError::Index(e)) => Err(e),
             Err(PutEntryError::MissingBlob(_)) => Ok(None),
         }

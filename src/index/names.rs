@@ -1,12 +1,17 @@
 //! Names and links.
 //!
-//! - `names`: scope, 0, name → value. Mutable pointers such as OCI tags
-//!   (scope = repository, name = tag, value = manifest digest).
+//! - `names`: scope, 0, name → entry key. Mutable pointers such as OCI tags
+//!   (scope = repository, name = tag, target = the manifest's entry).
+//! - `name_refs`: target entry, scope, 0, name → (). The reverse, so that
+//!   removing an entry removes the names pointing at it.
 //! - `links`: blob id, scope → (). Which scopes may read a blob: global dedup
 //!   stores bytes once, but a repository only sees what was pushed, mounted or
 //!   referenced there.
 
-use super::{Index, IndexError};
+use sled::Transactional;
+
+use super::entries::EntryKey;
+use super::{tx_error, Index, IndexError};
 use crate::cas::ContentId;
 
 fn name_key(scope: &str, name: &str) -> Vec<u8> {
@@ -24,18 +29,55 @@ fn link_key(id: &ContentId, scope: &str) -> Vec<u8> {
     k
 }
 
+/// Reverse index key: which (scope, name) point at an entry.
+fn pointer_key(target: &EntryKey, scope: &str, name: &str) -> Vec<u8> {
+    let mut k = target.parents_prefix();
+    k.extend_from_slice(&name_key(scope, name));
+    k
+}
+
 impl Index {
-    pub fn set_name(&self, scope: &str, name: &str, value: &[u8]) -> Result<(), IndexError> {
-        self.names.insert(name_key(scope, name), value)?;
+    /// Points `name` in `scope` at an entry (an OCI tag at a manifest). When
+    /// the entry is removed, by any path, the name goes with it.
+    pub fn set_name(&self, scope: &str, name: &str, target: &EntryKey) -> Result<(), IndexError> {
+        let key = name_key(scope, name);
+        let value = target.encode();
+        let old = (&self.names, &self.name_refs)
+            .transaction(|(names, refs)| {
+                let old = names.insert(key.as_slice(), value.as_slice())?;
+                if let Some(old) = &old {
+                    if let Ok(prev) = EntryKey::decode(old) {
+                        refs.remove(pointer_key(&prev, scope, name))?;
+                    }
+                }
+                refs.insert(pointer_key(target, scope, name), &[])?;
+                Ok(old)
+            })
+            .map_err(tx_error)?;
+        let _ = old;
         Ok(())
     }
 
-    pub fn name(&self, scope: &str, name: &str) -> Result<Option<Vec<u8>>, IndexError> {
-        Ok(self.names.get(name_key(scope, name))?.map(|v| v.to_vec()))
+    pub fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, IndexError> {
+        match self.names.get(name_key(scope, name))? {
+            Some(v) => EntryKey::decode(&v).map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn remove_name(&self, scope: &str, name: &str) -> Result<bool, IndexError> {
-        Ok(self.names.remove(name_key(scope, name))?.is_some())
+        let key = name_key(scope, name);
+        (&self.names, &self.name_refs)
+            .transaction(|(names, refs)| {
+                let Some(old) = names.remove(key.as_slice())? else {
+                    return Ok(false);
+                };
+                if let Ok(prev) = EntryKey::decode(&old) {
+                    refs.remove(pointer_key(&prev, scope, name))?;
+                }
+                Ok(true)
+            })
+            .map_err(tx_error)
     }
 
     /// Names in `scope` in byte order, strictly after `after` when given.
@@ -43,7 +85,7 @@ impl Index {
         &self,
         scope: &str,
         after: Option<&str>,
-    ) -> impl Iterator<Item = Result<(String, Vec<u8>), IndexError>> + '_ {
+    ) -> impl Iterator<Item = Result<(String, EntryKey), IndexError>> + '_ {
         let prefix = name_key(scope, "");
         let start = match after {
             Some(a) => {
@@ -59,23 +101,28 @@ impl Index {
             .take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(move |kv| {
                 let (k, v) = kv?;
-                Ok((String::from_utf8_lossy(&k[plen..]).into_owned(), v.to_vec()))
+                Ok((
+                    String::from_utf8_lossy(&k[plen..]).into_owned(),
+                    EntryKey::decode(&v)?,
+                ))
             })
     }
 
-    /// Removes every name in `scope` whose value is `value`; returns how many.
-    pub fn remove_names_pointing_at(&self, scope: &str, value: &[u8]) -> Result<usize, IndexError> {
+    /// Removes every name pointing at `target`; returns how many.
+    pub fn remove_names_of(&self, target: &EntryKey) -> Result<usize, IndexError> {
+        let prefix = target.parents_prefix();
         let mut removed = 0;
-        for kv in self.names.scan_prefix(name_key(scope, "")) {
-            let (k, v) = kv?;
-            if v.as_ref() == value
-                && self
-                    .names
-                    .compare_and_swap(&k, Some(v), None::<&[u8]>)?
-                    .is_ok()
-            {
-                removed += 1;
+        for k in self.name_refs.scan_prefix(&prefix).keys() {
+            let k = k?;
+            let name_key = &k[prefix.len()..];
+            // Only if the name still points here (it may have been re-pointed).
+            if let Some(v) = self.names.get(name_key)? {
+                if EntryKey::decode(&v).is_ok_and(|t| &t == target) {
+                    self.names.remove(name_key)?;
+                    removed += 1;
+                }
             }
+            self.name_refs.remove(&k)?;
         }
         Ok(removed)
     }

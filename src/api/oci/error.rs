@@ -164,6 +164,17 @@ impl IntoResponse for OciError {
         for (name, value) in self.headers {
             res.headers_mut().insert(name, value);
         }
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::INSUFFICIENT_STORAGE
+        ) {
+            // Refused before its body was read: the connection cannot carry
+            // another request, and a client must not try.
+            res.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+        }
         res
     }
 }

@@ -90,7 +90,10 @@ fn resolve(
             )));
         }
         match store.name(&scope(name), reference)? {
-            Some(d) => d,
+            Some(target) => match target.name.split_once('@') {
+                Some((_, d)) => d.to_owned(),
+                None => return Ok(None),
+            },
             None => return Ok(None),
         }
     };
@@ -206,7 +209,7 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         .await?;
     if tagged {
         store
-            .set_name(&scope(name), reference, &digest_text)
+            .set_name(&scope(name), reference, &entry_key(name, &digest_text))
             .await?;
     }
 
@@ -314,11 +317,10 @@ pub async fn delete(req: Req, name: &str, reference: &str) -> Result<Response, O
             Err(OciError::manifest_unknown(reference))
         };
     }
-    let (digest, entry) =
+    let (_, entry) =
         resolve(store, name, reference)?.ok_or_else(|| OciError::manifest_unknown(reference))?;
-    store
-        .remove_names_pointing_at(&scope(name), &digest)
-        .await?;
+    // Indexes listing this manifest would be broken without it: they go too,
+    // and so do the tags of everything removed.
     store.remove_entry(entry.id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
