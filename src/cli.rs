@@ -23,9 +23,42 @@ pub enum Command {
     /// Show or validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Mint tokens (offline: signs with the key file, the server need not run).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Check (and with --repair, fix) a data dir offline: index against files,
     /// accounting, pins, upload sessions. Exits non-zero if problems remain.
     Fsck(FsckArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; it is printed alone on the last line of stdout.
+    Create(TokenCreateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Namespace the token may use (repeatable); `*` means every namespace.
+    #[arg(long = "namespace", required = true)]
+    pub namespaces: Vec<String>,
+    /// Allow reads (pull, cache hits).
+    #[arg(long)]
+    pub read: bool,
+    /// Allow writes (push, cache saves).
+    #[arg(long)]
+    pub write: bool,
+    /// Allow the admin API.
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime, e.g. 30d, 12h.
+    #[arg(long, default_value = "30d")]
+    pub ttl: crate::config::Span,
+    /// A name for the token (its subject), shown in logs and the admin API.
+    #[arg(long, default_value = "cli")]
+    pub name: String,
 }
 
 #[derive(Args, Debug)]
@@ -73,14 +106,22 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn load(&self) -> Result<Config, crate::config::ConfigError> {
-        let overrides = Overrides {
+    fn overrides(&self) -> Overrides {
+        Overrides {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             max_size: self.max_size,
             log_format: self.log_format,
-        };
-        Config::load(self.config.as_deref(), &overrides)
+        }
+    }
+
+    fn load(&self) -> Result<Config, crate::config::ConfigError> {
+        Config::load(self.config.as_deref(), &self.overrides())
+    }
+
+    /// The config without the checks that only matter to a serving process.
+    fn load_lenient(&self) -> Result<Config, crate::config::ConfigError> {
+        Config::load_unchecked(self.config.as_deref(), &self.overrides())
     }
 }
 
@@ -104,6 +145,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Command::Token(TokenCommand::Create(args)) => token_create(&args),
         Command::Fsck(args) => match args.config.load() {
             Ok(c) => crate::fsck_cmd::run(&c, args.repair, args.verify_content, args.json),
             Err(e) => config_error(&e),
@@ -146,4 +188,54 @@ fn serve(config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn token_create(args: &TokenCreateArgs) -> ExitCode {
+    // Only the storage and auth sections matter here; a listen address that
+    // `serve` would refuse must not stop an operator from minting a token.
+    let config = match args.config.load_lenient() {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    if !(args.read || args.write || args.admin) {
+        eprintln!("larder token create: give at least one of --read, --write, --admin");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let permission = (if args.read { crate::auth::READ } else { 0 })
+        | (if args.write { crate::auth::WRITE } else { 0 });
+    let grants = args
+        .namespaces
+        .iter()
+        .map(|ns| crate::auth::Grant {
+            scope: ns.clone(),
+            permission,
+        })
+        .collect();
+    let key_path = crate::auth::key::key_path(&config);
+    let key = match crate::auth::key::load_or_create(&key_path) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("larder token create: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let spec = crate::auth::TokenSpec {
+        subject: args.name.clone(),
+        grants,
+        admin: args.admin,
+        ttl_secs: args.ttl.0.as_secs(),
+        parent: None,
+    };
+    let (token, claims) = crate::auth::token::mint(&key, &spec);
+    println!(
+        "# token {:?} (id {}) for namespaces {}, expires {}",
+        claims.sub,
+        claims.jti,
+        args.namespaces.join(", "),
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.exp)
+        )
+    );
+    println!("{token}");
+    ExitCode::SUCCESS
 }

@@ -4,6 +4,7 @@
 //! `cas` (blob files) and `index` (sled). See DESIGN.md.
 
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod cas;
 pub mod cli;

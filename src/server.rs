@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
+use crate::auth::Auth;
 use crate::cache::Store;
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -28,6 +29,9 @@ impl Server {
         let data_dir = DataDir::open(&config.storage.data_dir)?;
         let store = Store::open(&data_dir, &config)
             .with_context(|| format!("opening the store in {}", data_dir.root().display()))?;
+        let key_path = crate::auth::key::key_path(&config);
+        let key = crate::auth::key::load_or_create(&key_path)?;
+        let auth = Auth::new(&config, key, store.index().clone());
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -36,6 +40,7 @@ impl Server {
             state: AppState {
                 config: Arc::new(config),
                 store: Arc::new(store),
+                auth: Arc::new(auth),
             },
             data_dir,
         })

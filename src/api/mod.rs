@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use crate::auth::Auth;
 use crate::cache::Store;
 use crate::config::Config;
 
@@ -18,6 +19,7 @@ use crate::config::Config;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
@@ -27,6 +29,34 @@ impl AppState {
         let s = &self.config.storage;
         s.max_blob_size.bytes().min(s.max_size.bytes())
     }
+}
+
+/// The base URL clients use to reach this server (no trailing slash):
+/// `server.public_url`, else the request's Host (and, when trusted, the
+/// `X-Forwarded-Proto`/`X-Forwarded-Host` of the proxy in front).
+pub fn external_base(headers: &axum::http::HeaderMap, config: &Config) -> String {
+    if let Some(url) = &config.server.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let trusted = config.server.trust_forwarded_headers;
+    let host = trusted
+        .then(|| get("x-forwarded-host"))
+        .flatten()
+        .or_else(|| get("host"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| config.server.listen.to_string());
+    let proto = trusted
+        .then(|| get("x-forwarded-proto"))
+        .flatten()
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{proto}://{host}")
 }
 
 /// The request's `Content-Length`, if it announced one.

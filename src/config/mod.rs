@@ -24,6 +24,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub gc: GcConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     /// Per-namespace settings, `[namespaces.<name>]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -46,6 +47,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How long a shutdown waits for in-flight requests before closing them.
     pub shutdown_timeout: Span,
+    /// The URL clients reach this server at (behind a proxy), used in
+    /// self-referencing URLs; by default derived from each request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Believe `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a proxy
+    /// that sets them).
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +61,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             shutdown_timeout: Span::secs(30),
+            public_url: None,
+            trust_forwarded_headers: false,
         }
     }
 }
@@ -82,6 +92,43 @@ impl Default for StorageConfig {
             max_blob_size: Size(5 << 30),
         }
     }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `none`: anyone may do anything (only allowed on loopback unless
+    /// `allow_anonymous`); `token`: every request needs a valid token.
+    pub mode: AuthMode,
+    /// Permit `mode = "none"` on a non-loopback address.
+    pub allow_anonymous: bool,
+    /// With `mode = "token"`, let requests without a token read.
+    pub anonymous_read: bool,
+    /// The HS256 signing key file; default `signing.key` in the data dir,
+    /// generated (mode 0600) on first start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Lifetime of tokens the registry token endpoint hands out.
+    pub registry_token_ttl: Span,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            allow_anonymous: false,
+            anonymous_read: false,
+            signing_key_file: None,
+            registry_token_ttl: Span::secs(300),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    None,
+    Token,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -157,6 +204,16 @@ pub enum ConfigError {
 impl Config {
     /// Builds the effective config from every layer, then validates it.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let config = Self::load_unchecked(file, overrides)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every layer merged and typed, without `validate` (for offline tools).
+    pub fn load_unchecked(
+        file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
@@ -177,11 +234,9 @@ impl Config {
         if let Some(v) = &overrides.log_format {
             figment = figment.merge(Serialized::default("log.format", v));
         }
-        let config: Config = figment
+        figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(describe(e)))?;
-        config.validate()?;
-        Ok(config)
+            .map_err(|e| ConfigError::Invalid(describe(e)))
     }
 
     /// Checks what types alone cannot, naming the offending key.
@@ -229,6 +284,28 @@ impl Config {
                 return Err(ConfigError::Value {
                     key: "namespaces.<name>.max_size",
                     why: format!("namespace {name:?}: must be greater than 0"),
+                });
+            }
+        }
+        if self.auth.mode == AuthMode::None
+            && !self.server.listen.ip().is_loopback()
+            && !self.auth.allow_anonymous
+        {
+            return Err(ConfigError::Value {
+                key: "auth.mode",
+                why: format!(
+                    "refusing to serve {} without authentication: set auth.mode = \"token\" and mint \
+                     tokens with `larder token create`, or set auth.allow_anonymous = true to let \
+                     anyone who reaches this address read and write the cache",
+                    self.server.listen
+                ),
+            });
+        }
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Value {
+                    key: "server.public_url",
+                    why: format!("{url:?} must start with http:// or https://"),
                 });
             }
         }

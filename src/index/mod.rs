@@ -11,6 +11,7 @@ mod commit;
 mod entries;
 mod names;
 mod rebuild;
+mod tokens;
 mod uploads;
 
 use std::path::Path;
@@ -79,6 +80,8 @@ pub struct Index {
     ns_usage: sled::Tree,
     ns_lru: sled::Tree,
     parents: sled::Tree,
+    revoked: sled::Tree,
+    tokens: sled::Tree,
 }
 
 impl Index {
@@ -108,6 +111,8 @@ impl Index {
             ns_usage: db.open_tree("ns_usage")?,
             ns_lru: db.open_tree("ns_lru")?,
             parents: db.open_tree("parents")?,
+            revoked: db.open_tree("revoked")?,
+            tokens: db.open_tree("tokens")?,
             db,
         })
     }

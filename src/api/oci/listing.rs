@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::manifests::ManifestMeta;
 use super::{parse_digest, path, scope, OciError, Req};
+use crate::auth::READ;
 use crate::cache::Protocol;
 
 /// Page size when the client gives no `n`.
@@ -51,6 +52,7 @@ pub async fn catalog(req: Req) -> Result<Response, OciError> {
         .store
         .entry_names(Protocol::Oci)?
         .into_iter()
+        .filter(|(ns, _)| req.state.auth.permission(&req.caller, ns) & READ != 0)
         .filter_map(|(_, name)| name.split_once('@').map(|(repo, _)| repo.to_owned()))
         .collect();
     let items: Vec<String> = repos

@@ -3,10 +3,12 @@
 //! `/v2/…` request and `path::parse` picks the operation.
 
 mod blobs;
+mod challenge;
 mod error;
 mod listing;
 mod manifests;
 mod path;
+mod token;
 mod uploads;
 
 use axum::body::Body;
@@ -17,6 +19,7 @@ use axum::routing::any;
 use axum::Router;
 
 use super::AppState;
+use crate::auth::Caller;
 pub use error::OciError;
 use path::Route;
 
@@ -24,6 +27,10 @@ const API_VERSION: &str = "Docker-Distribution-API-Version";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/v2/token",
+            axum::routing::get(token::get).post(token::post),
+        )
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
@@ -32,6 +39,7 @@ pub fn routes() -> Router<AppState> {
 /// A request as the handlers see it.
 pub(super) struct Req {
     pub state: AppState,
+    pub caller: Caller,
     pub method: Method,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
@@ -99,8 +107,10 @@ async fn route(
         }
         None => Vec::new(),
     };
+    let caller = challenge::authorize(&state, &route, &method, &headers)?;
     let req = Req {
         state,
+        caller,
         method,
         query,
         headers,

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::upload_range;
 use super::{parse_digest, path, scope, OciError, Req};
 use crate::api::content_length;
+use crate::auth::READ;
 use crate::cache::{BlobWrite, UploadState};
 use crate::cas::Digest;
 
@@ -16,7 +17,15 @@ pub async fn start(req: Req, name: &str) -> Result<Response, OciError> {
     if let Some(mount) = req.param("mount") {
         let digest = parse_digest(mount)?;
         if let Some(from) = req.param("from") {
-            if path::validate_name(from).is_ok() {
+            // Mounting reads `from`: a caller that may not pull there gets a
+            // plain upload instead, as if the blob were not there.
+            let readable = path::validate_name(from).is_ok()
+                && req
+                    .state
+                    .auth
+                    .require(&req.caller, path::namespace(from), READ)
+                    .is_ok();
+            if readable {
                 if let Some(blob) = store.blob_in(&scope(from), &digest)? {
                     store.link_blob(&scope(name), &blob).await?;
                     return Ok(created(name, &digest));

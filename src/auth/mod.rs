@@ -1,0 +1,178 @@
+//! Tokens, namespaces and permissions. Every protocol asks the same question
+//! — may this caller read or write this namespace? — and renders a denial in
+//! its own error format: 401 when the caller is not (validly) identified,
+//! 403 when it is but lacks the permission.
+
+pub mod key;
+pub mod token;
+
+use axum::http::{header, HeaderMap};
+use base64::Engine as _;
+
+use crate::config::{AuthMode, Config};
+use crate::index::Index;
+pub use token::{Claims, Grant, TokenError, TokenSpec, ANY_NAMESPACE, READ, WRITE};
+
+/// Who is asking.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// No credentials (allowed everything when `auth.mode = "none"`).
+    Anonymous,
+    Token(Box<Claims>),
+}
+
+impl Caller {
+    pub fn subject(&self) -> &str {
+        match self {
+            Caller::Anonymous => "anonymous",
+            Caller::Token(c) => &c.sub,
+        }
+    }
+}
+
+/// Why a request is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// 401: no credentials, or credentials that are not valid.
+    Unauthenticated(String),
+    /// 403: a valid token without the needed permission.
+    Forbidden(String),
+}
+
+impl Denied {
+    pub fn message(&self) -> &str {
+        match self {
+            Denied::Unauthenticated(m) | Denied::Forbidden(m) => m,
+        }
+    }
+}
+
+pub struct Auth {
+    key: Vec<u8>,
+    mode: AuthMode,
+    anonymous_read: bool,
+    index: Index,
+}
+
+impl Auth {
+    pub fn new(config: &Config, key: Vec<u8>, index: Index) -> Auth {
+        Auth {
+            key,
+            mode: config.auth.mode,
+            anonymous_read: config.auth.anonymous_read,
+            index,
+        }
+    }
+
+    /// True when requests need tokens.
+    pub fn enabled(&self) -> bool {
+        self.mode == AuthMode::Token
+    }
+
+    pub fn mint(&self, spec: &TokenSpec) -> (String, Claims) {
+        token::mint(&self.key, spec)
+    }
+
+    /// Verifies a token: signature, time window, and revocation of it and
+    /// of the token it was exchanged from.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let claims = token::verify(&self.key, token)?;
+        let revoked = |jti: &str| self.index.is_revoked(jti).unwrap_or(true);
+        if revoked(&claims.jti) || claims.parent.as_deref().is_some_and(revoked) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Identifies the caller from `Authorization` (Bearer, or Basic with the
+    /// token as password). Bad credentials are an error even where anonymous
+    /// access would be allowed, so a typo never silently downgrades a client.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+        if !self.enabled() {
+            return Ok(Caller::Anonymous);
+        }
+        match credential(headers) {
+            None => Ok(Caller::Anonymous),
+            Some(t) => self
+                .verify(&t)
+                .map(|c| Caller::Token(Box::new(c)))
+                .map_err(|e| Denied::Unauthenticated(e.to_string())),
+        }
+    }
+
+    /// Whether `caller` holds `permission` (READ or WRITE bits) on `namespace`.
+    pub fn require(&self, caller: &Caller, namespace: &str, permission: u8) -> Result<(), Denied> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        match caller {
+            Caller::Anonymous if permission == READ && self.anonymous_read => Ok(()),
+            Caller::Anonymous => Err(Denied::Unauthenticated("authentication required".into())),
+            Caller::Token(c) if c.permission(namespace) & permission == permission => Ok(()),
+            Caller::Token(c) => Err(Denied::Forbidden(format!(
+                "token {:?} may not {} namespace {namespace:?}",
+                c.sub,
+                if permission & WRITE != 0 {
+                    "write to"
+                } else {
+                    "read"
+                }
+            ))),
+        }
+    }
+
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), Denied> {
+        match caller {
+            _ if !self.enabled() => Ok(()),
+            Caller::Token(c) if c.larder_admin => Ok(()),
+            Caller::Token(c) => Err(Denied::Forbidden(format!(
+                "token {:?} is not an admin token",
+                c.sub
+            ))),
+            Caller::Anonymous => Err(Denied::Unauthenticated("an admin token is required".into())),
+        }
+    }
+
+    /// `caller` then `require`, for the common case.
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        namespace: &str,
+        permission: u8,
+    ) -> Result<Caller, Denied> {
+        let caller = self.caller(headers)?;
+        self.require(&caller, namespace, permission)?;
+        Ok(caller)
+    }
+
+    /// The permission bits `caller` holds on `namespace` (all bits without auth).
+    pub fn permission(&self, caller: &Caller, namespace: &str) -> u8 {
+        match caller {
+            _ if !self.enabled() => READ | WRITE,
+            Caller::Anonymous if self.anonymous_read => READ,
+            Caller::Anonymous => 0,
+            Caller::Token(c) => c.permission(namespace),
+        }
+    }
+}
+
+/// The secret in `Authorization`: a Bearer token, or the password of Basic
+/// credentials (the user name is ignored, as `docker login -u any -p TOKEN`).
+pub fn credential(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_owned()).filter(|t| !t.is_empty());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, password) = text.split_once(':').unwrap_or((&text, ""));
+        let secret = if password.is_empty() { user } else { password };
+        return Some(secret.to_owned()).filter(|t| !t.is_empty());
+    }
+    None
+}
