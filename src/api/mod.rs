@@ -1,7 +1,9 @@
 //! Protocol adapters: parse the request, call `cache/`, render the protocol's
 //! response. Health probes live here too.
 
+pub mod admin;
 mod health;
+pub mod observe;
 pub mod oci;
 pub mod range;
 mod trace;
@@ -20,6 +22,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
     pub auth: Arc<Auth>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub workers: Arc<crate::workers::WorkerBoard>,
 }
 
 impl AppState {
@@ -73,7 +77,13 @@ pub fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .route("/metrics", axum::routing::get(observe::metrics))
         .merge(oci::routes())
+        .merge(admin::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::track,
+        ))
         .layer(trace::layer())
         .with_state(state)
 }
