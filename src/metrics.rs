@@ -166,10 +166,13 @@ struct PerProtocol {
     bytes_out: u64,
 }
 
+/// Labels of the request counter: protocol, route template, method, status.
+type RequestKey = (&'static str, String, String, u16);
+
 /// Request-side metrics; store-side numbers are read at scrape time.
 pub struct Metrics {
     started: Instant,
-    requests: Mutex<BTreeMap<(&'static str, String, String, u16), u64>>,
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
     latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
 }
