@@ -80,6 +80,14 @@ fn the_dockerfile_builds_static_binaries_across_platforms_with_cache_mounts() {
             .find(|s| stage_name(s).as_deref() == Some(name))
             .unwrap()
     };
+    // The image is built with the Rust version Cargo.toml promises.
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let msrv = manifest["package"]["rust-version"].as_str().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == format!("ARG RUST_VERSION={msrv}")),
+        "ARG RUST_VERSION should be the rust-version {msrv}"
+    );
     // Cross-compiling: the compilers run on the build machine's platform.
     assert!(all(stage("toolchain"), "FROM")[0].starts_with("--platform=$BUILDPLATFORM"));
     assert!(all(stage("deps"), "ARG").contains(&"TARGETARCH"));
