@@ -141,7 +141,7 @@ fn main() {
         config.gc.grace = Span(Duration::from_millis(1));
         config.gc.interval = Span::secs(3600);
         config.log.level = "warn".into();
-        larder::logging::init(config.log.format, "warn");
+        let _log = larder::logging::init(config.log.format, "warn");
         let server = Server::bind(config).await.expect("bind");
         let base = format!("http://{}", server.local_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

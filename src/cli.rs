@@ -150,7 +150,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
-            logging::init(config.log.format, &config.log.level);
+            let _log_guard = logging::init(config.log.format, &config.log.level);
             serve(config)
         }
         Command::Config(ConfigCommand::Print(args)) => match args.load() {
@@ -194,8 +194,9 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let shutdown = server::shutdown_signal();
         let server = server::Server::bind(config).await?;
-        server.run(server::shutdown_signal()).await
+        server.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
