@@ -1,6 +1,7 @@
 //! Protocol adapters: parse the request, call `cache/`, render the protocol's
 //! response. Health probes live here too.
 
+pub mod gha;
 mod health;
 pub mod oci;
 pub mod range;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(oci::routes())
+        .merge(gha::routes())
         .layer(trace::layer())
         .with_state(state)
 }
