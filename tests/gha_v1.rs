@@ -225,6 +225,11 @@ async fn chunks_that_disagree_with_their_content_range_are_refused() {
         StatusCode::BAD_REQUEST,
         "no Content-Range"
     );
+    // A chunk past the largest entry allowed (5 GiB by default) is refused
+    // before anything is written, however sparse the file would be.
+    let res = send("bytes 6000000000-6000000000/*", b"x").await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(json_of(res).await["message"].is_string());
     // Nothing was kept from the refused chunks.
     assert_eq!(v1.commit(id, 0).await.status(), StatusCode::NO_CONTENT);
 }
@@ -436,4 +441,34 @@ async fn without_auth_everything_lives_in_the_default_namespace() {
     let v1 = V1::new(&server, None);
     v1.save("open", VERSION, b"anyone").await;
     assert_eq!(v1.hit("open", VERSION).await["scope"], "default");
+}
+
+#[tokio::test]
+async fn archives_are_evicted_least_recently_used_first_like_any_entry() {
+    let server = start(|c| {
+        c.storage.max_size = larder::config::Size(1 << 20);
+        c.gc.grace = Span(Duration::ZERO);
+        c.gc.interval = Span::secs(3600);
+    })
+    .await;
+    let v1 = V1::new(&server, Some(token(&server, &[rw(SCOPE)])));
+    for (i, key) in ["e1", "e2", "e3"].into_iter().enumerate() {
+        v1.save(key, VERSION, &data(20 + i as u32, 4 * CHUNK)).await;
+    }
+    // Using e1 makes e2 the least recently used.
+    v1.hit("e1", VERSION).await;
+    v1.save("e4", VERSION, &data(30, 4 * CHUNK)).await;
+
+    assert_eq!(
+        v1.lookup("e2", VERSION).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    for key in ["e1", "e4"] {
+        let url = v1.hit(key, VERSION).await["archiveLocation"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = common::client().get(url).send().await.unwrap();
+        assert_eq!(res.bytes().await.unwrap().len(), 4 * CHUNK, "{key}");
+    }
 }

@@ -14,7 +14,7 @@ use super::matching::{self, check_lookup};
 use super::signed::Signer;
 use super::{caller, json_body, namespaces, param, query, save, Target};
 use crate::api::{content_length, external_base, AppState};
-use crate::auth::{READ, WRITE};
+use crate::auth::{Caller, READ, WRITE};
 use crate::cache::{reservation_id, reservation_number};
 
 type V1Result = Result<Response, V1Error>;
@@ -85,8 +85,7 @@ pub async fn upload(
         ))
         .into());
     }
-    let (id, target) = reservation(&state, &id)?;
-    state.auth.require(&caller, &target.namespace, WRITE)?;
+    let (id, target) = writable_reservation(&state, &caller, &id)?;
     let scope = target.reservation_scope();
     let limit = state.blob_limit();
     state
@@ -109,8 +108,7 @@ pub async fn commit(
     body: Body,
 ) -> V1Result {
     let caller = caller(&state, &headers)?;
-    let (id, target) = reservation(&state, &id)?;
-    state.auth.require(&caller, &target.namespace, WRITE)?;
+    let (id, target) = writable_reservation(&state, &caller, &id)?;
     let req: CommitRequest = json_body(body).await?;
     save::commit(&state, &target, &id, req.size).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -123,8 +121,14 @@ pub async fn not_allowed() -> V1Error {
     ))
 }
 
-/// The reservation a `cacheId` names: 404 when it is unknown or expired.
-fn reservation(state: &AppState, cache_id: &str) -> Result<(String, Target), GhaError> {
+/// The reservation a `cacheId` names, if `caller` may write to it: 404 when
+/// it is unknown or expired (asked only of callers who may write somewhere).
+fn writable_reservation(
+    state: &AppState,
+    caller: &Caller,
+    cache_id: &str,
+) -> Result<(String, Target), GhaError> {
+    namespaces(state, caller, WRITE)?;
     let id = cache_id
         .parse::<u64>()
         .ok()
@@ -134,6 +138,7 @@ fn reservation(state: &AppState, cache_id: &str) -> Result<(String, Target), Gha
             GhaError::new(Kind::NotFound, format!("no cache reservation {cache_id:?}"))
         })?;
     let target = save::reservation(state, &id)?;
+    state.auth.require(caller, &target.namespace, WRITE)?;
     Ok((id, target))
 }
 
