@@ -22,7 +22,7 @@ pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
 pub use evict::{EvictReport, GcReport};
 pub use fsck::{fsck, FsckError, FsckReport};
-pub use reservations::{reservation_id, reservation_number, MAX_PART_NAME};
+pub use reservations::{reservation_id, reservation_number};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]

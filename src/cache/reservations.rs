@@ -17,7 +17,7 @@ use futures_util::{stream, Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::uploads::valid_id;
-use super::{now_ms, BlobInfo, Store, StoreError, UploadState};
+use super::{BlobInfo, Store, StoreError, UploadState};
 use crate::cas::CasError;
 
 /// Reservation ids are numbers below this (2^53), so that JavaScript clients,
@@ -26,7 +26,7 @@ const MAX_NUMBER: u64 = 1 << 53;
 const PART_MAGIC: &[u8; 4] = b"LPRT";
 /// The longest part name accepted (Azure's block ids are at most 64 bytes
 /// before base64).
-pub const MAX_PART_NAME: usize = 256;
+const MAX_PART_NAME: usize = 256;
 
 /// The number that names reservation `id`, if it is one.
 pub fn reservation_number(id: &str) -> Option<u64> {
@@ -64,11 +64,12 @@ where
             let out = match item {
                 Ok(Some(chunk)) => {
                     seen += chunk.len() as u64;
-                    match seen > len {
-                        true => Some(Err(format!(
+                    if seen > len {
+                        Some(Err(format!(
                             "body is longer than the {len} bytes announced"
-                        ))),
-                        false => Some(Ok(chunk)),
+                        )))
+                    } else {
+                        Some(Ok(chunk))
                     }
                 }
                 Ok(None) if seen < len => {
@@ -221,10 +222,7 @@ impl Store {
         let _guard = lock.lock().await;
         // The reservation must exist; staging keeps it from expiring as idle.
         self.upload(scope, id).await?;
-        if let Some(mut rec) = self.index.upload(id)? {
-            rec.updated = now_ms();
-            self.index.put_upload(id, &rec)?;
-        }
+        self.touch_upload(id)?;
         let (stage, owner) = (stage_id(id), stage_scope(id));
         let stage_lock = self.uploads.lock(&stage);
         let _stage_guard = stage_lock.lock().await;
@@ -264,20 +262,16 @@ impl Store {
         let stage_lock = self.uploads.lock(&stage);
         let _stage_guard = stage_lock.lock().await;
         let staged = match self.upload(&owner, &stage).await {
-            Ok(s) => s,
-            Err(StoreError::UploadUnknown(_)) => UploadState {
-                id: stage.clone(),
-                scope: owner,
-                len: 0,
-            },
+            Ok(s) => Some(s.len),
+            Err(StoreError::UploadUnknown(_)) => None,
             Err(e) => return Err(e),
         };
         let path = self.uploads.path(&stage);
-        let parts = match staged.len {
-            0 => HashMap::new(),
-            _ => tokio::task::spawn_blocking(move || read_parts(&path))
+        let parts = match staged {
+            Some(len) if len > 0 => tokio::task::spawn_blocking(move || read_parts(&path))
                 .await
                 .map_err(std::io::Error::other)??,
+            _ => HashMap::new(),
         };
         let mut ranges = Vec::with_capacity(order.len());
         for name in order {
@@ -304,8 +298,8 @@ impl Store {
             .try_flatten();
         self.write_chunk(&mut state, 0, exact(body, total), limit)
             .await?;
-        if staged.len > 0 {
-            self.end_upload(&stage, staged.len).await?;
+        if let Some(len) = staged {
+            self.end_upload(&stage, len).await?;
         }
         Ok(state)
     }

@@ -209,9 +209,14 @@ impl Store {
         state.len = old_len.max(at);
         // Counted as session bytes now; `held` releases its reservation on return.
         self.budget.add_uploads(state.len - old_len);
-        if let Some(mut rec) = self.index.upload(&state.id)? {
+        self.touch_upload(&state.id)
+    }
+
+    /// Notes that session `id` is in use, so it does not expire as idle.
+    pub(super) fn touch_upload(&self, id: &str) -> Result<(), StoreError> {
+        if let Some(mut rec) = self.index.upload(id)? {
             rec.updated = now_ms();
-            self.index.put_upload(&state.id, &rec)?;
+            self.index.put_upload(id, &rec)?;
         }
         Ok(())
     }

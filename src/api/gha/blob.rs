@@ -18,7 +18,7 @@ use super::signed::{download_resource, upload_resource, Signer};
 use super::{blocklist, query, save};
 use crate::api::range::{self, RangeRequest};
 use crate::api::{content_length, AppState};
-use crate::cache::{reservation_number, Protocol, MAX_PART_NAME};
+use crate::cache::{reservation_number, Protocol};
 use crate::cas::Digest;
 
 type BlobResult = Result<Response, BlobError>;
@@ -183,7 +183,7 @@ fn invalid_list(why: String) -> GhaError {
 fn check_block_id(block: &str) -> Result<(), GhaError> {
     let decoded = STANDARD.decode(block).ok();
     match decoded {
-        Some(d) if !d.is_empty() && d.len() <= 64 && block.len() <= MAX_PART_NAME => Ok(()),
+        Some(d) if !d.is_empty() && d.len() <= 64 => Ok(()),
         _ => Err(
             GhaError::bad_request("blockid must be base64 of 1 to 64 bytes")
                 .azure("InvalidQueryParameterValue"),

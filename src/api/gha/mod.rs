@@ -24,7 +24,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::auth::{Caller, ANY_NAMESPACE};
+use crate::auth::{Caller, ANY_NAMESPACE, WRITE};
 pub use error::GhaError;
 use error::Kind;
 
@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// A v1 route; other methods get a v1 error.
 fn v1_route(r: MethodRouter<AppState>) -> MethodRouter<AppState> {
     r.fallback(v1::not_allowed)
 }
@@ -119,6 +120,12 @@ fn namespaces(state: &AppState, caller: &Caller, permission: u8) -> Result<Vec<S
         ));
     }
     Ok(allowed)
+}
+
+/// The namespace `caller` saves to: the first its token may write.
+fn write_namespace(state: &AppState, caller: &Caller) -> Result<String, GhaError> {
+    let first = namespaces(state, caller, WRITE)?.into_iter().next();
+    first.ok_or_else(|| GhaError::new(Kind::Forbidden, "the token may write no cache scope"))
 }
 
 /// The caller of a request: 401 for credentials that are not valid.

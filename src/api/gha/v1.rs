@@ -12,7 +12,7 @@ use serde_json::json;
 use super::error::{GhaError, Kind, V1Error};
 use super::matching::{self, check_lookup};
 use super::signed::Signer;
-use super::{caller, json_body, namespaces, param, query, save, Target};
+use super::{caller, json_body, namespaces, param, query, save, write_namespace, Target};
 use crate::api::{content_length, external_base, AppState};
 use crate::auth::{Caller, READ, WRITE};
 use crate::cache::{reservation_id, reservation_number};
@@ -61,7 +61,7 @@ struct ReserveRequest {
 /// `POST caches` `{"key","version","cacheSize"?}`: 201 `{"cacheId"}`.
 pub async fn reserve(State(state): State<AppState>, headers: HeaderMap, body: Body) -> V1Result {
     let caller = caller(&state, &headers)?;
-    let namespace = namespaces(&state, &caller, WRITE)?.remove(0);
+    let namespace = write_namespace(&state, &caller)?;
     let req: ReserveRequest = json_body(body).await?;
     let target = Target::new(&namespace, &req.version, &req.key)?;
     let reservation = save::reserve(&state, &target, req.cache_size).await?;
@@ -128,7 +128,7 @@ fn writable_reservation(
     caller: &Caller,
     cache_id: &str,
 ) -> Result<(String, Target), GhaError> {
-    namespaces(state, caller, WRITE)?;
+    write_namespace(state, caller)?;
     let id = cache_id
         .parse::<u64>()
         .ok()

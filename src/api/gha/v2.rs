@@ -13,9 +13,9 @@ use serde_json::json;
 use super::error::{GhaError, Kind, TwirpError};
 use super::matching::{self, check_lookup};
 use super::signed::Signer;
-use super::{caller, json_body, namespaces, save, Target};
+use super::{caller, json_body, namespaces, save, write_namespace, Target};
 use crate::api::{external_base, AppState};
-use crate::auth::{READ, WRITE};
+use crate::auth::READ;
 
 type TwirpResult = Result<Response, TwirpError>;
 
@@ -39,11 +39,11 @@ pub async fn call(
     let base = external_base(&headers, &state.config);
     match method.as_str() {
         "CreateCacheEntry" => {
-            let namespace = namespaces(&state, &caller, WRITE)?.remove(0);
+            let namespace = write_namespace(&state, &caller)?;
             create(&state, &base, &namespace, json_body(body).await?).await
         }
         "FinalizeCacheEntryUpload" => {
-            let namespace = namespaces(&state, &caller, WRITE)?.remove(0);
+            let namespace = write_namespace(&state, &caller)?;
             finalize(&state, &namespace, json_body(body).await?).await
         }
         "GetCacheEntryDownloadURL" => {
