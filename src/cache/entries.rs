@@ -21,11 +21,6 @@ impl Store {
         Ok(self.index.entry_by_key(key)?)
     }
 
-    /// Looks an entry up by id (ids are never reused). A miss is `Ok(None)`.
-    pub fn entry_by_id(&self, id: u64) -> Result<Option<EntryRecord>, StoreError> {
-        Ok(self.index.entry(id)?)
-    }
-
     /// Entries of a protocol and namespace whose names start with `prefix`.
     pub fn entries_with_prefix(
         &self,
