@@ -67,6 +67,19 @@ pub fn check_version(version: &str) -> Result<(), GhaError> {
     Ok(())
 }
 
+/// A lookup's keys, primary first, each once: BuildKit's v2 client repeats
+/// the primary key among the restore keys, which must not count twice
+/// against the limit.
+pub fn lookup_keys(keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for key in keys {
+        if !distinct.contains(&key) {
+            distinct.push(key);
+        }
+    }
+    distinct
+}
+
 /// Checks a lookup's keys (primary first) and version.
 pub fn check_lookup(keys: &[String], version: &str) -> Result<(), GhaError> {
     if keys.is_empty() {

@@ -7,11 +7,13 @@ use super::Target;
 use crate::api::AppState;
 use crate::cache::{EntryRecord, NewEntry, StoreError, UploadState};
 
-fn already_exists(t: &Target, what: &str) -> GhaError {
+/// A conflict. The text always says "already exists": BuildKit's Go client
+/// recognises a Twirp conflict by that phrase alone.
+fn already_exists(t: &Target, why: &str) -> GhaError {
     GhaError::new(
         Kind::AlreadyExists,
         format!(
-            "cache entry {:?} (version {}) {what} in scope {:?}",
+            "cache entry {:?} (version {}) already exists in scope {:?}{why}",
             t.key, t.version, t.namespace
         ),
     )
@@ -32,12 +34,12 @@ pub async fn reserve(
     }
     let store = &state.store;
     if store.entry(&target.entry_key())?.is_some() {
-        return Err(already_exists(target, "already exists"));
+        return Err(already_exists(target, ""));
     }
     store
         .reserve_upload(&target.reservation_scope())
         .await?
-        .ok_or_else(|| already_exists(target, "is being saved by another job"))
+        .ok_or_else(|| already_exists(target, ": another job is saving it"))
 }
 
 /// The reservation `id`, if it exists and is an Actions cache reservation.
@@ -62,7 +64,7 @@ pub async fn commit(
         // Only possible when the entry appeared after this reservation; it can
         // never commit, so its bytes go now rather than at expiry.
         store.cancel_upload(&scope, id).await?;
-        return Err(already_exists(target, "already exists"));
+        return Err(already_exists(target, ""));
     }
     let blob = store.seal_upload(&scope, id, size).await?;
     let entry = store

@@ -24,12 +24,13 @@ pub async fn lookup(State(state): State<AppState>, uri: Uri, headers: HeaderMap)
     let caller = caller(&state, &headers)?;
     let namespaces = namespaces(&state, &caller, READ)?;
     let query = query(&uri)?;
-    let keys: Vec<String> = param(&query, "keys")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let keys = matching::lookup_keys(
+        param(&query, "keys")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned),
+    );
     let version = param(&query, "version").unwrap_or_default();
     check_lookup(&keys, version)?;
     let store = &state.store;

@@ -148,8 +148,7 @@ fn download_url(
     namespaces: &[String],
     req: DownloadRequest,
 ) -> TwirpResult {
-    let mut keys = vec![req.key];
-    keys.extend(req.restore_keys);
+    let keys = matching::lookup_keys(std::iter::once(req.key).chain(req.restore_keys));
     check_lookup(&keys, &req.version)?;
     let store = &state.store;
     let Some(hit) = matching::find(store, namespaces, &req.version, &keys)? else {
