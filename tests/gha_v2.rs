@@ -314,3 +314,35 @@ async fn upload_urls_refuse_tampering_and_expire() {
     let res = put_block(&http, &url, &block_id(1), b"y").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn lookups_of_both_apis_are_counted_as_gha_hits_and_misses() {
+    let server = common::TestServer::start().await;
+    let (v1, v2) = (V1::new(&server, None), V2::new(&server, None));
+    v1.save("counted", VERSION, b"bytes").await;
+    let url = v1.hit("counted", VERSION).await["archiveLocation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        v1.lookup("absent", VERSION).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(v2.download_url("counted", &[], VERSION).await["ok"], true);
+    assert_eq!(v2.download_url("absent", &[], VERSION).await["ok"], false);
+    // Fetching the archive is not another lookup.
+    let http = common::client();
+    assert_eq!(
+        http.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let metrics = http.get(server.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "larder_cache_hits_total{protocol=\"gha\"} 2",
+        "larder_cache_misses_total{protocol=\"gha\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+}

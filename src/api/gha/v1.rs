@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -13,6 +14,7 @@ use super::error::{GhaError, Kind, V1Error};
 use super::matching::{self, check_lookup};
 use super::signed::Signer;
 use super::{caller, json_body, namespaces, param, query, save, write_namespace, Target};
+use crate::api::observe::Lookup;
 use crate::api::{content_length, external_base, AppState};
 use crate::auth::{Caller, READ, WRITE};
 use crate::cache::{reservation_id, reservation_number};
@@ -35,19 +37,19 @@ pub async fn lookup(State(state): State<AppState>, uri: Uri, headers: HeaderMap)
     check_lookup(&keys, version)?;
     let store = &state.store;
     let Some(hit) = matching::find(store, &namespaces, version, &keys)? else {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok((StatusCode::NO_CONTENT, Extension(Lookup(false))).into_response());
     };
     store.touch_entry(hit.entry.id);
     let url = Signer::new(&state).download_url(&external_base(&headers, &state.config), &hit.entry);
     let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(hit.entry.created);
-    Ok(axum::Json(json!({
+    let body = json!({
         "cacheKey": hit.key,
         "scope": hit.namespace,
         "cacheVersion": version,
         "creationTime": humantime::format_rfc3339_millis(created).to_string(),
         "archiveLocation": url,
-    }))
-    .into_response())
+    });
+    Ok((Extension(Lookup(true)), axum::Json(body)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,6 +15,7 @@ use super::error::{GhaError, Kind, TwirpError};
 use super::matching::{self, check_lookup};
 use super::signed::Signer;
 use super::{caller, json_body, namespaces, save, write_namespace, Target};
+use crate::api::observe::Lookup;
 use crate::api::{external_base, AppState};
 use crate::auth::READ;
 
@@ -152,14 +154,15 @@ fn download_url(
     check_lookup(&keys, &req.version)?;
     let store = &state.store;
     let Some(hit) = matching::find(store, namespaces, &req.version, &keys)? else {
-        return Ok(axum::Json(json!({ "ok": false })).into_response());
+        let miss = axum::Json(json!({ "ok": false }));
+        return Ok((Extension(Lookup(false)), miss).into_response());
     };
     store.touch_entry(hit.entry.id);
     let url = Signer::new(state).download_url(base, &hit.entry);
-    Ok(axum::Json(json!({
+    let body = json!({
         "ok": true,
         "signed_download_url": url,
         "matched_key": hit.key,
-    }))
-    .into_response())
+    });
+    Ok((Extension(Lookup(true)), axum::Json(body)).into_response())
 }
