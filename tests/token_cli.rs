@@ -50,7 +50,10 @@ fn create(args: &[&str]) -> String {
         "larder {all:?}: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
-    assert!(stdout.ends_with('\n'), "stdout ends with a newline: {stdout:?}");
+    assert!(
+        stdout.ends_with('\n'),
+        "stdout ends with a newline: {stdout:?}"
+    );
     let last = stdout.lines().last().expect("stdout has lines");
     assert_eq!(last, last.trim(), "the token line has no padding: {last:?}");
     let parts: Vec<&str> = last.split('.').collect();
@@ -75,7 +78,9 @@ fn create_fails(args: &[&str]) -> String {
         "larder {all:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        !stdout.lines().any(|l| l.split('.').count() == 3 && !l.contains(' ')),
+        !stdout
+            .lines()
+            .any(|l| l.split('.').count() == 3 && !l.contains(' ')),
         "a refused token create printed a token:\n{stdout}"
     );
     stderr
@@ -260,15 +265,8 @@ fn ttl_is_parsed_as_a_duration() {
         assert_eq!(claims.exp - claims.iat, secs, "--ttl {ttl}");
     }
     for bad in ["soon", "-5m", "12 parsecs"] {
-        let stderr = create_fails(&[
-            "--data-dir",
-            d,
-            "--namespace",
-            "team-a",
-            "--read",
-            "--ttl",
-            bad,
-        ]);
+        let arg = format!("--ttl={bad}");
+        let stderr = create_fails(&["--data-dir", d, "--namespace", "team-a", "--read", &arg]);
         assert!(
             stderr.contains("--ttl") || stderr.contains(bad),
             "the error names --ttl or the value {bad:?}:\n{stderr}"
