@@ -134,9 +134,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let mut state = self.upload(scope, id).await?;
+        let (_guard, mut state) = self.lock_upload(scope, id).await?;
         self.write_chunk(&mut state, offset, exact(body, len), limit)
             .await?;
         Ok(state)
@@ -156,9 +154,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let mut state = self.upload(scope, id).await?;
+        let (_guard, mut state) = self.lock_upload(scope, id).await?;
         self.truncate_upload(&mut state).await?;
         self.write_chunk(&mut state, 0, exact(body, len), limit)
             .await?;
@@ -174,9 +170,7 @@ impl Store {
         id: &str,
         size: u64,
     ) -> Result<BlobInfo, StoreError> {
-        let lock = self.uploads.lock(id);
-        let guard = lock.lock().await;
-        let state = self.upload(scope, id).await?;
+        let (guard, state) = self.lock_upload(scope, id).await?;
         if state.len != size {
             return Err(StoreError::UploadLength {
                 len: state.len,
@@ -218,10 +212,8 @@ impl Store {
         if len > limit {
             return Err(CasError::TooLarge { limit }.into());
         }
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
         // The reservation must exist; staging keeps it from expiring as idle.
-        self.upload(scope, id).await?;
+        let (_guard, _) = self.lock_upload(scope, id).await?;
         self.touch_upload(id)?;
         let (stage, owner) = (stage_id(id), stage_scope(id));
         let stage_lock = self.uploads.lock(&stage);
@@ -255,9 +247,7 @@ impl Store {
         order: &[String],
         limit: u64,
     ) -> Result<UploadState, StoreError> {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let mut state = self.upload(scope, id).await?;
+        let (_guard, mut state) = self.lock_upload(scope, id).await?;
         let (stage, owner) = (stage_id(id), stage_scope(id));
         let stage_lock = self.uploads.lock(&stage);
         let _stage_guard = stage_lock.lock().await;

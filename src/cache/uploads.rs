@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::OwnedMutexGuard;
 
 use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
 use crate::cas::{self, CasError, Digest};
@@ -120,6 +121,18 @@ impl Store {
         })
     }
 
+    /// Locks session `id` of `scope` and reads where it stands; the session
+    /// is the caller's alone while the guard lives.
+    pub(super) async fn lock_upload(
+        &self,
+        scope: &str,
+        id: &str,
+    ) -> Result<(OwnedMutexGuard<()>, UploadState), StoreError> {
+        let guard = self.uploads.lock(id).lock_owned().await;
+        let state = self.upload(scope, id).await?;
+        Ok((guard, state))
+    }
+
     /// Appends a chunk. `start`, when the client said where the chunk goes,
     /// must equal the bytes received so far.
     pub async fn append_upload<S, E>(
@@ -134,9 +147,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let mut state = self.upload(scope, id).await?;
+        let (_guard, mut state) = self.lock_upload(scope, id).await?;
         if start.is_some_and(|s| s != state.len) {
             return Err(StoreError::UploadOffset { len: state.len });
         }
@@ -237,9 +248,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let mut state = self.upload(scope, id).await?;
+        let (_guard, mut state) = self.lock_upload(scope, id).await?;
         if state.len == 0 {
             // The common case (BuildKit: POST, then PUT with the whole blob):
             // hash while writing instead of writing, then reading back.
@@ -284,9 +293,7 @@ impl Store {
 
     /// Cancels a session and deletes what it received.
     pub async fn cancel_upload(&self, scope: &str, id: &str) -> Result<(), StoreError> {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let state = self.upload(scope, id).await?;
+        let (_guard, state) = self.lock_upload(scope, id).await?;
         self.end_upload(id, state.len).await
     }
 

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use super::error::{BlobError, GhaError, Kind};
 use super::signed::{download_resource, upload_resource, Signer};
 use super::{blocklist, query, save};
-use crate::api::range::{self, RangeRequest};
+use crate::api::range;
 use crate::api::{content_length, AppState};
 use crate::cache::{reservation_number, Protocol};
 use crate::cas::Digest;
@@ -66,39 +66,15 @@ pub async fn download(
     let blob = store
         .blob(&Digest::Blake3(entry.content.0))?
         .ok_or_else(gone)?;
-    let (status, start, len) = match range::parse(&headers, blob.size) {
-        RangeRequest::Full => (StatusCode::OK, 0, blob.size),
-        RangeRequest::Partial { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
-        RangeRequest::Unsatisfiable => {
-            let mut e = GhaError::new(Kind::RangeNotSatisfiable, "the range is outside the blob")
-                .azure("InvalidRange");
-            e.size = Some(blob.size);
-            return Err(e.into());
-        }
-    };
     store.touch_entry(entry.id);
     store.touch_blob(&blob);
-    let body = if method == Method::HEAD || len == 0 {
-        Body::empty()
-    } else {
-        Body::from_stream(store.read_blob(&blob, start, len).await?)
-    };
-    let mut res = (status, body).into_response();
+    let mut res = range::blob_response(store, &blob, &method, &headers)
+        .await?
+        .ok_or_else(|| GhaError::range_not_satisfiable(blob.size))?;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert("x-ms-blob-type", HeaderValue::from_static("BlockBlob"));
     if let Ok(v) = HeaderValue::from_str(&format!("\"{content}\"")) {
         h.insert(header::ETAG, v);
-    }
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&range::content_range(start, len, blob.size)) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
     }
     azure_headers(h);
     Ok(res)

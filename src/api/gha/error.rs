@@ -51,6 +51,14 @@ impl GhaError {
         Self::new(Kind::BadRequest, message)
     }
 
+    /// 416 for a range outside a blob of `size` bytes.
+    pub fn range_not_satisfiable(size: u64) -> GhaError {
+        let mut e = Self::new(Kind::RangeNotSatisfiable, "the range is outside the blob")
+            .azure("InvalidRange");
+        e.size = Some(size);
+        e
+    }
+
     pub fn azure(mut self, code: &'static str) -> GhaError {
         self.azure_code = Some(code);
         self
