@@ -5,12 +5,14 @@
 
 mod common;
 mod gha_support;
+mod oci_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::TestServer;
 use gha_support::*;
+use oci_support::{files_under, fixed_bytes};
 
 /// What the library needs to run here.
 struct Node {
@@ -138,7 +140,7 @@ fn contents(seed: u32) -> BTreeMap<&'static str, Vec<u8>> {
     BTreeMap::from([
         ("README.txt", format!("generation {seed}\n").into_bytes()),
         // Incompressible, so the archive spans several upload chunks.
-        ("nested/deps.bin", data(seed, 3 << 20)),
+        ("nested/deps.bin", fixed_bytes(seed, 3 << 20)),
         (
             "nested/deeper/small.json",
             format!("{{\"seed\":{seed}}}").into_bytes(),

@@ -4,6 +4,7 @@
 
 mod common;
 mod gha_support;
+mod oci_support;
 
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use gha_support::*;
 use larder::auth::{READ, WRITE};
 use larder::cache::Protocol;
 use larder::config::Span;
+use oci_support::{blob_files, files_under, fixed_bytes, sha256_digest};
 use reqwest::StatusCode;
-use sha2::{Digest as _, Sha256};
 
 const SCOPE: &str = "team";
 
@@ -20,8 +21,8 @@ const SCOPE: &str = "team";
 async fn buildkit_saves_then_loads_the_newest_index_by_prefix_with_a_ranged_download() {
     let server = start(|_| {}).await;
     let v1 = V1::new(&server, Some(token(&server, &[rw(SCOPE)])));
-    let first = data(1, 4 * CHUNK);
-    let second = data(2, 4 * CHUNK - 123);
+    let first = fixed_bytes(1, 4 * CHUNK);
+    let second = fixed_bytes(2, 4 * CHUNK - 123);
     v1.save("index-app-1-0a1b2c3d#1", VERSION, &first).await;
     v1.save("index-app-1-0a1b2c3d#2", VERSION, &second).await;
 
@@ -153,7 +154,7 @@ async fn missing_or_invalid_tokens_are_401_and_missing_permissions_403() {
 async fn a_commit_of_the_wrong_size_is_400_and_the_reservation_stays_open() {
     let server = start(|_| {}).await;
     let v1 = V1::new(&server, Some(token(&server, &[rw(SCOPE)])));
-    let payload = data(3, 3 * CHUNK);
+    let payload = fixed_bytes(3, 3 * CHUNK);
     let id = v1.reserve_id("sized", VERSION).await;
     // The last chunk is missing.
     for (i, chunk) in payload.chunks(CHUNK).take(2).enumerate() {
@@ -343,7 +344,7 @@ async fn an_uncommitted_reservation_expires_with_its_bytes() {
     let v1 = V1::new(&server, Some(token(&server, &[rw(SCOPE)])));
     let id = v1.reserve_id("abandoned", VERSION).await;
     assert_eq!(
-        v1.patch(id, 0, &data(4, CHUNK)).await.status(),
+        v1.patch(id, 0, &fixed_bytes(4, CHUNK)).await.status(),
         StatusCode::NO_CONTENT
     );
     let uploads = server.data_dir().join("uploads");
@@ -367,12 +368,12 @@ async fn committed_archives_are_gha_entries_and_share_bytes_with_oci() {
     let mut server = start(|_| {}).await;
     let tok = token(&server, &[rw(SCOPE)]);
     let v1 = V1::new(&server, Some(tok.clone()));
-    let layer = data(5, 3 * CHUNK + 17);
+    let layer = fixed_bytes(5, 3 * CHUNK + 17);
     v1.save("buildkit-blob-1-sha256:feed", VERSION, &layer)
         .await;
 
     // The same bytes pushed as an OCI layer are not stored twice.
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
+    let digest = sha256_digest(&layer);
     let res = common::client()
         .post(server.url(&format!("/v2/{SCOPE}/app/blobs/uploads/?digest={digest}")))
         .bearer_auth(&tok)
@@ -388,7 +389,7 @@ async fn committed_archives_are_gha_entries_and_share_bytes_with_oci() {
         .await
         .unwrap();
     assert_eq!(res.bytes().await.unwrap(), layer);
-    assert_eq!(files_under(&server.data_dir().join("blobs")).len(), 1);
+    assert_eq!(blob_files(&server.data_dir()).len(), 1);
 
     server.shutdown().await;
     let index = larder::index::Index::open(&server.data_dir().join("index")).unwrap();
@@ -453,11 +454,12 @@ async fn archives_are_evicted_least_recently_used_first_like_any_entry() {
     .await;
     let v1 = V1::new(&server, Some(token(&server, &[rw(SCOPE)])));
     for (i, key) in ["e1", "e2", "e3"].into_iter().enumerate() {
-        v1.save(key, VERSION, &data(20 + i as u32, 4 * CHUNK)).await;
+        v1.save(key, VERSION, &fixed_bytes(20 + i as u32, 4 * CHUNK))
+            .await;
     }
     // Using e1 makes e2 the least recently used.
     v1.hit("e1", VERSION).await;
-    v1.save("e4", VERSION, &data(30, 4 * CHUNK)).await;
+    v1.save("e4", VERSION, &fixed_bytes(30, 4 * CHUNK)).await;
 
     assert_eq!(
         v1.lookup("e2", VERSION).await.status(),

@@ -4,12 +4,14 @@
 
 mod common;
 mod gha_support;
+mod oci_support;
 
 use std::time::Duration;
 
 use gha_support::*;
 use larder::auth::READ;
 use larder::config::Span;
+use oci_support::{files_under, fixed_bytes};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -52,8 +54,8 @@ async fn save(v2: &V2, key: &str, data: &[u8]) -> Value {
 async fn blocks_in_any_order_become_an_entry_restored_by_prefix_with_ranges() {
     let server = start(|_| {}).await;
     let v2 = V2::new(&server, Some(token(&server, &[rw(SCOPE)])));
-    let older = data(10, 4 * CHUNK);
-    let newer = data(11, 4 * CHUNK + 999);
+    let older = fixed_bytes(10, 4 * CHUNK);
+    let newer = fixed_bytes(11, 4 * CHUNK + 999);
     let body = save(&v2, "index-app-1-feedbeef#1", &older).await;
     assert_eq!(body["ok"], true);
     let entry_id = body["entry_id"]
@@ -104,7 +106,7 @@ async fn blocks_in_any_order_become_an_entry_restored_by_prefix_with_ranges() {
 async fn a_whole_blob_put_and_a_numeric_size_are_accepted() {
     let server = start(|_| {}).await;
     let v2 = V2::new(&server, Some(token(&server, &[rw(SCOPE)])));
-    let payload = data(12, 100_000);
+    let payload = fixed_bytes(12, 100_000);
     let url = v2.create("small", VERSION).await;
     let http = common::client();
     let res = http.put(&url).body(payload.clone()).send().await.unwrap();

@@ -1,9 +1,9 @@
 //! Shared by the Actions cache tests: a server with token auth, tokens in the
 //! exact shape BuildKit and actions/toolkit send, and the request sequences
-//! those clients make.
+//! those clients make. Test crates using it declare `mod common;` and
+//! `mod gha_support;`; bytes and file listings come from `oci_support`.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use larder::auth::token::{mint, Grant, TokenSpec};
@@ -60,35 +60,6 @@ pub fn token_with_key(key: &[u8], grants: &[(&str, u8)]) -> String {
 
 pub fn rw(scope: &str) -> (&str, u8) {
     (scope, READ | WRITE)
-}
-
-/// Deterministic bytes, different for every seed.
-pub fn data(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// Regular files anywhere under `dir` (none if it does not exist).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in entries.map(Result::unwrap) {
-        if entry.file_type().unwrap().is_dir() {
-            out.extend(files_under(&entry.path()));
-        } else {
-            out.push(entry.path());
-        }
-    }
-    out
 }
 
 /// Polls `cond` (a state the server reaches on its own) until it holds or
