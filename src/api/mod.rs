@@ -2,6 +2,7 @@
 //! response. Health probes live here too.
 
 pub mod admin;
+pub mod gha;
 mod health;
 pub mod observe;
 pub mod oci;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .route("/metrics", axum::routing::get(observe::metrics))
         .merge(oci::routes())
+        .merge(gha::routes())
         .merge(admin::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -30,6 +30,8 @@ const NOT_LOOKUPS: &[&str] = &[
     "/v2/{name}/blobs/uploads/{id}",
     "/v2/token",
     "/v8/artifacts/status",
+    // An Actions cache archive download follows its lookup, which counted.
+    "/gha/blobs/{id}/{content}",
 ];
 
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {

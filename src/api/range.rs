@@ -1,6 +1,10 @@
 //! HTTP `Range` requests on blobs, shared by every protocol that serves bytes.
 
-use axum::http::{header, HeaderMap};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::cache::{BlobInfo, Store, StoreError};
 
 /// What to send for a request on a body of `size` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +75,42 @@ fn parse_value(value: &str, size: u64) -> RangeRequest {
         start,
         len: end - start + 1,
     }
+}
+
+/// A blob's bytes as a response: 200, or 206 for a satisfiable range, with
+/// `Content-Length`, `Content-Type`, `Accept-Ranges` and `Content-Range`;
+/// HEAD gets the headers alone. `None` when the range lies outside the blob
+/// (a 416 in the protocol's own format, for the caller to render).
+pub async fn blob_response(
+    store: &Store,
+    blob: &BlobInfo,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, StoreError> {
+    let (status, start, len) = match parse(headers, blob.size) {
+        RangeRequest::Full => (StatusCode::OK, 0, blob.size),
+        RangeRequest::Partial { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
+        RangeRequest::Unsatisfiable => return Ok(None),
+    };
+    let body = if *method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else {
+        Body::from_stream(store.read_blob(blob, start, len).await?)
+    };
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&content_range(start, len, blob.size)) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(Some(res))
 }
 
 /// `Content-Range` value for a partial response.

@@ -69,6 +69,13 @@ impl Auth {
         self.mode == AuthMode::Token
     }
 
+    /// A key for one purpose (signing URLs, …), derived from the signing key
+    /// as HMAC-SHA256(key, purpose): a secret of its own that reveals nothing
+    /// of the key tokens are signed with, and changes when that key does.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.key, purpose.as_bytes())
+    }
+
     pub fn mint(&self, spec: &TokenSpec) -> (String, Claims) {
         token::mint(&self.key, spec)
     }
@@ -156,6 +163,17 @@ impl Auth {
     }
 }
 
+/// HMAC-SHA256 of `data` under `key`.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Mac, SimpleHmac};
+    // HMAC takes keys of any length: `new_from_slice` cannot fail.
+    let Ok(mut mac) = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+        unreachable!("HMAC accepts keys of any length")
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
 /// The secret in `Authorization`: a Bearer token, or the password of Basic
 /// credentials (the user name is ignored, as `docker login -u any -p TOKEN`).
 pub fn credential(headers: &HeaderMap) -> Option<String> {
@@ -175,4 +193,18 @@ pub fn credential(headers: &HeaderMap) -> Option<String> {
         return Some(secret.to_owned()).filter(|t| !t.is_empty());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hmac_sha256;
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod entries;
 mod evict;
 mod fsck;
 mod listing;
+mod reservations;
 mod uploads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,7 @@ pub use blobs::{BlobInfo, BlobWrite};
 pub use evict::{EvictReport, GcReport};
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
+pub use reservations::{reservation_id, reservation_number};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,10 @@ pub enum StoreError {
     UploadUnknown(String),
     #[error("upload is at offset {len}, the chunk starts elsewhere")]
     UploadOffset { len: u64 },
+    #[error("upload has {len} bytes, not the {expected} announced")]
+    UploadLength { len: u64, expected: u64 },
+    #[error("part {0:?} of the upload was never staged")]
+    PartUnknown(String),
     #[error("storage is full: {needed} more bytes do not fit in the budget of {max} bytes, and nothing more can be evicted")]
     Full { needed: u64, max: u64 },
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::OwnedMutexGuard;
 
 use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
 use crate::cas::{self, CasError, Digest};
@@ -30,7 +31,7 @@ impl Uploads {
         })
     }
 
-    fn path(&self, id: &str) -> PathBuf {
+    pub(super) fn path(&self, id: &str) -> PathBuf {
         self.dir.join(id)
     }
 
@@ -43,7 +44,9 @@ impl Uploads {
         Ok(total)
     }
 
-    fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock of session `id` (any string names a lock: reservations
+    /// also lock a scope while they check that nobody holds it).
+    pub(super) fn lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.retain(|_, l| Arc::strong_count(l) > 1);
         locks.entry(id.to_owned()).or_default().clone()
@@ -61,13 +64,22 @@ pub struct UploadState {
 
 /// Session ids are 32 lowercase hex characters; anything else is unknown
 /// (and never reaches the file system).
-fn valid_id(id: &str) -> bool {
+pub(super) fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl Store {
     pub async fn create_upload(&self, scope: &str) -> Result<UploadState, StoreError> {
         let id = format!("{:032x}", rand::random::<u128>());
+        self.create_upload_with_id(scope, id).await
+    }
+
+    /// Opens a session under an id the caller chose (a valid, unused one).
+    pub(super) async fn create_upload_with_id(
+        &self,
+        scope: &str,
+        id: String,
+    ) -> Result<UploadState, StoreError> {
         let now = now_ms();
         // Record first: expiry deletes files in uploads/ that no record owns.
         self.index.put_upload(
@@ -109,6 +121,18 @@ impl Store {
         })
     }
 
+    /// Locks session `id` of `scope` and reads where it stands; the session
+    /// is the caller's alone while the guard lives.
+    pub(super) async fn lock_upload(
+        &self,
+        scope: &str,
+        id: &str,
+    ) -> Result<(OwnedMutexGuard<()>, UploadState), StoreError> {
+        let guard = self.uploads.lock(id).lock_owned().await;
+        let state = self.upload(scope, id).await?;
+        Ok((guard, state))
+    }
+
     /// Appends a chunk. `start`, when the client said where the chunk goes,
     /// must equal the bytes received so far.
     pub async fn append_upload<S, E>(
@@ -123,22 +147,24 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let mut state = self.upload(scope, id).await?;
+        let (_guard, mut state) = self.lock_upload(scope, id).await?;
         if start.is_some_and(|s| s != state.len) {
             return Err(StoreError::UploadOffset { len: state.len });
         }
-        self.write_chunk(&mut state, body, limit).await?;
+        let end = state.len;
+        self.write_chunk(&mut state, end, body, limit).await?;
         Ok(state)
     }
 
-    /// Appends a body to a session file and makes it durable. The caller holds
-    /// the session's lock. The bytes count against the budget until the
-    /// session ends.
-    async fn write_chunk<S, E>(
+    /// Writes a body into a session file at `offset` (its end, to append) and
+    /// makes it durable. The caller holds the session's lock. The file's length
+    /// counts against the budget until the session ends, including any gap a
+    /// write past the end leaves, so that gap is reserved before writing.
+    /// On failure the file gets its old length back.
+    pub(super) async fn write_chunk<S, E>(
         &self,
         state: &mut UploadState,
+        offset: u64,
         body: S,
         limit: u64,
     ) -> Result<(), StoreError>
@@ -146,15 +172,26 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let held = self.hold(None).await?;
+        if offset > limit {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        let old_len = state.len;
+        let held = self.hold(Some(offset.saturating_sub(old_len))).await?;
         let mut file = tokio::fs::OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(self.uploads.path(&state.id))
             .await?;
         let mut body = std::pin::pin!(self.metered(body, &held));
-        let start = state.len;
-        let mut result = Ok(());
-        while let Some(chunk) = body.next().await {
+        let mut result = file
+            .seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
+        let mut at = offset;
+        while result.is_ok() {
+            let Some(chunk) = body.next().await else {
+                break;
+            };
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
@@ -162,7 +199,7 @@ impl Store {
                     break;
                 }
             };
-            if state.len + chunk.len() as u64 > limit {
+            if at + chunk.len() as u64 > limit {
                 result = Err(CasError::TooLarge { limit }.into());
                 break;
             }
@@ -170,22 +207,27 @@ impl Store {
                 result = Err(e.into());
                 break;
             }
-            state.len += chunk.len() as u64;
+            at += chunk.len() as u64;
         }
         if result.is_ok() {
             result = file.sync_data().await.map_err(StoreError::from);
         }
         if result.is_err() {
-            // Keep the session as it was before this chunk.
-            let _ = file.set_len(start).await;
-            state.len = start;
+            // Keep the session's length as it was before this chunk.
+            let _ = file.set_len(old_len).await;
             return result;
         }
+        state.len = old_len.max(at);
         // Counted as session bytes now; `held` releases its reservation on return.
-        self.budget.add_uploads(state.len - start);
-        if let Some(mut rec) = self.index.upload(&state.id)? {
+        self.budget.add_uploads(state.len - old_len);
+        self.touch_upload(&state.id)
+    }
+
+    /// Notes that session `id` is in use, so it does not expire as idle.
+    pub(super) fn touch_upload(&self, id: &str) -> Result<(), StoreError> {
+        if let Some(mut rec) = self.index.upload(id)? {
             rec.updated = now_ms();
-            self.index.put_upload(&state.id, &rec)?;
+            self.index.put_upload(id, &rec)?;
         }
         Ok(())
     }
@@ -206,9 +248,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let mut state = self.upload(scope, id).await?;
+        let (_guard, mut state) = self.lock_upload(scope, id).await?;
         if state.len == 0 {
             // The common case (BuildKit: POST, then PUT with the whole blob):
             // hash while writing instead of writing, then reading back.
@@ -221,33 +261,44 @@ impl Store {
             };
             return self.put_blob(body, write).await;
         }
-        if let Err(e) = self.write_chunk(&mut state, body, limit).await {
+        let end = state.len;
+        if let Err(e) = self.write_chunk(&mut state, end, body, limit).await {
             self.end_upload(id, state.len).await?;
             return Err(e);
         }
-        let path = self.uploads.path(id);
+        self.seal_locked(&state, Some(expected), Some(scope)).await
+    }
+
+    /// Hashes a complete session file into a blob (checked against
+    /// `expected` when given) and ends the session, whether or not the
+    /// content verifies. The caller holds the session's lock.
+    pub(super) async fn seal_locked(
+        &self,
+        state: &UploadState,
+        expected: Option<Digest>,
+        scope: Option<&str>,
+    ) -> Result<BlobInfo, StoreError> {
+        let path = self.uploads.path(&state.id);
         let want = expected.clone();
-        let verified = tokio::task::spawn_blocking(move || cas::verify_file(&path, Some(&want)))
+        let verified = tokio::task::spawn_blocking(move || cas::verify_file(&path, want.as_ref()))
             .await
             .map_err(std::io::Error::other)?;
         let info = match verified {
-            Ok(v) => self.commit_blob(v, Some(&expected), Some(scope)).await,
+            Ok(v) => self.commit_blob(v, expected.as_ref(), scope).await,
             Err(e) => Err(e.into()),
         };
-        self.end_upload(id, state.len).await?;
+        self.end_upload(&state.id, state.len).await?;
         info
     }
 
     /// Cancels a session and deletes what it received.
     pub async fn cancel_upload(&self, scope: &str, id: &str) -> Result<(), StoreError> {
-        let lock = self.uploads.lock(id);
-        let _guard = lock.lock().await;
-        let state = self.upload(scope, id).await?;
+        let (_guard, state) = self.lock_upload(scope, id).await?;
         self.end_upload(id, state.len).await
     }
 
     /// Removes a session and its file; `len` is what it held of the budget.
-    async fn end_upload(&self, id: &str, len: u64) -> Result<(), StoreError> {
+    pub(super) async fn end_upload(&self, id: &str, len: u64) -> Result<(), StoreError> {
         self.budget.sub_uploads(len);
         self.index.remove_upload(id)?;
         match tokio::fs::remove_file(self.uploads.path(id)).await {

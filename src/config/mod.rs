@@ -25,6 +25,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub gc: GcConfig,
     pub auth: AuthConfig,
+    pub gha: GhaConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     /// Per-namespace settings, `[namespaces.<name>]`.
@@ -163,6 +164,22 @@ impl Default for GcConfig {
             upload_expiry: Span::secs(3600),
             grace: Span::secs(15 * 60),
             max_idle: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GhaConfig {
+    /// How long the signed URLs the GitHub Actions cache hands out (archive
+    /// downloads, v2 uploads) stay valid.
+    pub url_ttl: Span,
+}
+
+impl Default for GhaConfig {
+    fn default() -> Self {
+        GhaConfig {
+            url_ttl: Span::secs(3600),
         }
     }
 }
@@ -328,6 +345,7 @@ impl Config {
         for (key, span) in [
             ("gc.interval", self.gc.interval),
             ("gc.upload_expiry", self.gc.upload_expiry),
+            ("gha.url_ttl", self.gha.url_ttl),
         ] {
             if span.0.is_zero() {
                 return Err(ConfigError::Value {

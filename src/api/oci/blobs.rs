@@ -1,11 +1,10 @@
 //! `HEAD|GET|DELETE /v2/<name>/blobs/<digest>`.
 
-use axum::body::Body;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{parse_digest, path, scope, OciError, Req};
-use crate::api::range::{self, RangeRequest};
+use crate::api::range;
 use crate::cache::Protocol;
 
 pub async fn get(req: Req, name: &str, digest: &str) -> Result<Response, OciError> {
@@ -15,32 +14,13 @@ pub async fn get(req: Req, name: &str, digest: &str) -> Result<Response, OciErro
         .blob_in(&scope(name), &d)?
         .ok_or_else(|| OciError::blob_unknown(digest))?;
     store.touch_blob(&blob);
-    let (status, start, len) = match range::parse(&req.headers, blob.size) {
-        RangeRequest::Full => (StatusCode::OK, 0, blob.size),
-        RangeRequest::Partial { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
-        RangeRequest::Unsatisfiable => return Err(OciError::range_invalid(blob.size)),
-    };
-    let body = if req.method == Method::HEAD || len == 0 {
-        Body::empty()
-    } else {
-        Body::from_stream(store.read_blob(&blob, start, len).await?)
-    };
-    let mut res = (status, body).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let mut res = range::blob_response(store, &blob, &req.method, &req.headers)
+        .await?
+        .ok_or_else(|| OciError::range_invalid(blob.size))?;
     if let Ok(v) = HeaderValue::from_str(&d.to_string()) {
+        let h = res.headers_mut();
         h.insert("Docker-Content-Digest", v.clone());
         h.insert(header::ETAG, v);
-    }
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&range::content_range(start, len, blob.size)) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
     }
     Ok(res)
 }
