@@ -2,6 +2,7 @@
 //! response. Health probes live here too.
 
 mod health;
+pub mod httpcache;
 pub mod oci;
 pub mod range;
 mod trace;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(oci::routes())
+        .merge(httpcache::routes())
         .layer(trace::layer())
         .with_state(state)
 }
