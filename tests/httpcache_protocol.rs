@@ -224,6 +224,19 @@ async fn values_above_max_blob_size_get_413_and_store_nothing() {
 }
 
 #[tokio::test]
+async fn a_full_disk_is_507_and_stores_nothing() {
+    // A budget smaller than two values; the first one's bytes stay in their
+    // eviction grace period, so nothing can make room for the second.
+    let s = TestServer::start_with(|c| c.storage.max_size = larder::config::Size(4096)).await;
+    assert_eq!(put(&s, "/cache/ns/a", data(3000, 1)).await.status(), 201);
+    let res = put(&s, "/cache/ns/b", data(3000, 2)).await;
+    assert_eq!(res.status(), 507);
+    assert!(res.text().await.unwrap().starts_with("507 "));
+    assert_eq!(files_holding(&s.data_dir(), &data(3000, 2)), 0);
+    assert_eq!(files_holding(&s.data_dir(), &data(3000, 1)), 1);
+}
+
+#[tokio::test]
 async fn options_and_unsupported_methods() {
     let s = TestServer::start().await;
     let res = client()
