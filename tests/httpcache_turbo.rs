@@ -1,5 +1,5 @@
-//! The real `turbo` CLI (npm package pinned in tests/turbo/package.json;
-//! `npm ci` there installs it) against Larder's `/v8/artifacts` API: a
+//! The real `turbo` CLI (npm package pinned in tests/node/package.json;
+//! `npm ci --prefix tests/node` installs it) against Larder's `/v8/artifacts` API: a
 //! two-package workspace is built twice with no local cache; the second
 //! run replays every task from the remote cache ("FULL TURBO").
 
@@ -71,7 +71,7 @@ fn workspace(signed: bool) -> tempfile::TempDir {
 fn tools() -> Option<PathBuf> {
     require_tool("git")?;
     require_tool("npm")?;
-    require_npm_tool("turbo", "turbo")
+    require_npm_tool("node", "turbo")
 }
 
 /// Runs `turbo run build` against `server` with local caching off; returns
