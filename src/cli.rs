@@ -23,6 +23,8 @@ pub enum Command {
     /// Show or validate the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Talk to a running server's admin API.
+    Admin(crate::admin_cmd::AdminArgs),
     /// Mint tokens (offline: signs with the key file, the server need not run).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -146,6 +148,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(e) => config_error(&e),
         },
         Command::Token(TokenCommand::Create(args)) => token_create(&args),
+        Command::Admin(args) => crate::admin_cmd::run(args),
         Command::Fsck(args) => match args.config.load() {
             Ok(c) => crate::fsck_cmd::run(&c, args.repair, args.verify_content, args.json),
             Err(e) => config_error(&e),

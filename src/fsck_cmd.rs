@@ -127,7 +127,7 @@ impl ProgressLine {
         } else {
             0.0
         };
-        let pct = if total > 0 { done * 100 / total } else { 100 };
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
         eprint!(
             "\rverifying content: {} / {} ({pct}%), {}/s, ETA {:.0}s   ",
             human(done),

@@ -3,6 +3,7 @@
 //! Layers, top to bottom: `api` (protocols) → `cache` (entries, blobs, LRU) →
 //! `cas` (blob files) and `index` (sled). See DESIGN.md.
 
+pub mod admin_cmd;
 pub mod api;
 pub mod auth;
 pub mod cache;
@@ -13,5 +14,6 @@ pub mod datadir;
 pub mod fsck_cmd;
 pub mod index;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod workers;

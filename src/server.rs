@@ -41,6 +41,8 @@ impl Server {
                 config: Arc::new(config),
                 store: Arc::new(store),
                 auth: Arc::new(auth),
+                metrics: Arc::default(),
+                workers: Arc::default(),
             },
             data_dir,
         })
@@ -67,7 +69,7 @@ impl Server {
         tracing::info!(%addr, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
         let store = state.store.clone();
-        let workers = Workers::start(store.clone(), &state.config);
+        let workers = Workers::start(store.clone(), &state.config, state.workers.clone());
 
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let graceful = async move {

@@ -15,6 +15,40 @@ const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// The evictor checks usage at least this often even without a wake-up.
 const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
 
+/// What each worker last did, for `GET /admin/v1/workers`.
+#[derive(Default)]
+pub struct WorkerBoard(std::sync::Mutex<std::collections::BTreeMap<&'static str, WorkerStatus>>);
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WorkerStatus {
+    pub runs: u64,
+    pub failures: u64,
+    /// Unix milliseconds.
+    pub last_run: Option<u64>,
+    pub last_duration_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub every_secs: u64,
+}
+
+impl WorkerBoard {
+    fn finished(&self, name: &'static str, every: Duration, took: Duration, error: Option<String>) {
+        let mut board = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let s = board.entry(name).or_default();
+        s.runs += 1;
+        s.every_secs = every.as_secs();
+        s.last_run = Some(crate::cache::now_ms());
+        s.last_duration_ms = Some(took.as_millis() as u64);
+        if error.is_some() {
+            s.failures += 1;
+        }
+        s.last_error = error;
+    }
+
+    pub fn snapshot(&self) -> std::collections::BTreeMap<&'static str, WorkerStatus> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// Running workers; `stop` ends them and waits.
 pub struct Workers {
     stop: watch::Sender<bool>,
@@ -22,58 +56,68 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn start(store: Arc<Store>, config: &Config) -> Workers {
+    pub fn start(store: Arc<Store>, config: &Config, board: Arc<WorkerBoard>) -> Workers {
         let (stop, stopped) = watch::channel(false);
         let mut handles = Vec::new();
 
-        handles.push(every(ACCESS_FLUSH_EVERY, stopped.clone(), {
-            let store = store.clone();
+        let s = store.clone();
+        handles.push(run(
+            "recency-flusher",
+            Wake::Every(ACCESS_FLUSH_EVERY),
+            stopped.clone(),
+            board.clone(),
             move || {
-                let store = store.clone();
+                let s = s.clone();
                 async move {
-                    if let Err(e) = store.flush_access().await {
-                        tracing::warn!(error = %e, "flushing recency failed; will retry");
-                    }
+                    s.flush_access()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 }
-            }
-        }));
+            },
+        ));
 
-        handles.push(every(config.gc.interval.0, stopped.clone(), {
-            let store = store.clone();
+        let s = store.clone();
+        handles.push(run(
+            "gc",
+            Wake::Every(config.gc.interval.0),
+            stopped.clone(),
+            board.clone(),
             move || {
-                let store = store.clone();
+                let s = s.clone();
                 async move {
-                    match store.gc().await {
-                        Ok(r)
-                            if r == GcReport {
-                                usage_after: r.usage_after,
-                                ..GcReport::default()
-                            } => {}
-                        Ok(report) => tracing::info!(?report, "garbage collection"),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "garbage collection failed; will retry")
-                        }
+                    let report = s.gc().await.map_err(|e| e.to_string())?;
+                    if report
+                        != (GcReport {
+                            usage_after: report.usage_after,
+                            ..GcReport::default()
+                        })
+                    {
+                        tracing::info!(?report, "garbage collection");
                     }
+                    Ok(())
                 }
-            }
-        }));
+            },
+        ));
 
-        // The evictor sleeps until a write crosses the high watermark (or a
-        // periodic check), so usage comes back down without waiting for GC.
-        handles.push(tokio::spawn({
-            let mut stopped = stopped;
-            async move {
-                loop {
-                    tokio::select! {
-                        _ = store.pressure(EVICT_CHECK_EVERY) => {}
-                        _ = stopped.changed() => return,
-                    }
-                    if let Err(e) = store.evict_if_needed().await {
-                        tracing::warn!(error = %e, "eviction failed; will retry");
-                    }
+        // The evictor wakes when a write crosses the high watermark (and
+        // periodically), so usage comes back down without waiting for GC.
+        let s = store.clone();
+        handles.push(run(
+            "evictor",
+            Wake::Pressure(store, EVICT_CHECK_EVERY),
+            stopped,
+            board,
+            move || {
+                let s = s.clone();
+                async move {
+                    s.evict_if_needed()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 }
-            }
-        }));
+            },
+        ));
         Workers { stop, handles }
     }
 
@@ -85,20 +129,52 @@ impl Workers {
     }
 }
 
-/// Runs `job` every `period` until the stop signal; a job in progress finishes.
-fn every<F, Fut>(period: Duration, mut stopped: watch::Receiver<bool>, mut job: F) -> JoinHandle<()>
+/// When a worker runs.
+enum Wake {
+    Every(Duration),
+    /// On disk-budget pressure, or after the duration at the latest.
+    Pressure(Arc<Store>, Duration),
+}
+
+/// Runs `job` on its schedule until the stop signal; a run in progress
+/// finishes. Each run's outcome goes on the board; failures are retried at
+/// the next run.
+fn run<F, Fut>(
+    name: &'static str,
+    wake: Wake,
+    mut stopped: watch::Receiver<bool>,
+    board: Arc<WorkerBoard>,
+    mut job: F,
+) -> JoinHandle<()>
 where
     F: FnMut() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
 {
     tokio::spawn(async move {
+        let period = match &wake {
+            Wake::Every(d) | Wake::Pressure(_, d) => *d,
+        };
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let woken = async {
+                match &wake {
+                    Wake::Every(_) => {
+                        tick.tick().await;
+                    }
+                    Wake::Pressure(store, max_wait) => store.pressure(*max_wait).await,
+                }
+            };
             tokio::select! {
-                _ = tick.tick() => job().await,
+                _ = woken => {}
                 _ = stopped.changed() => return,
             }
+            let started = std::time::Instant::now();
+            let result = job().await;
+            if let Err(e) = &result {
+                tracing::warn!(worker = name, error = %e, "background work failed; will retry");
+            }
+            board.finished(name, period, started.elapsed(), result.err());
         }
     })
 }

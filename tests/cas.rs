@@ -62,6 +62,24 @@ fn assert_empty(cas: &Cas) {
     );
 }
 
+/// Ingest as the store does it: verify, then publish on a blocking thread.
+async fn ingest<S, E>(
+    cas: &Cas,
+    body: S,
+    expected: Option<Digest>,
+    limit: u64,
+) -> Result<BlobMeta, CasError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let verified = cas::ingest_stream(cas, body, expected, limit).await?;
+    let cas = cas.clone();
+    Ok(tokio::task::spawn_blocking(move || verified.publish(&cas))
+        .await
+        .unwrap()?)
+}
+
 async fn read_all(cas: &Cas, id: &ContentId, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut s = cas.read_range(id, offset, len).await?;
@@ -76,7 +94,7 @@ async fn verified_ingest_accepts_sha256_sha512_and_blake3_digests() {
     let bytes = data(3 * CHUNK + 17, 1);
     for expected in [sha256(&bytes), sha512(&bytes), blake3(&bytes)] {
         let (_dir, cas) = open_cas();
-        let meta = cas::ingest_stream(&cas, body(&bytes), Some(expected.clone()), u64::MAX)
+        let meta = ingest(&cas, body(&bytes), Some(expected.clone()), u64::MAX)
             .await
             .unwrap_or_else(|e| panic!("{expected}: {e}"));
         let want = BlobMeta {
@@ -97,7 +115,7 @@ async fn a_digest_mismatch_leaves_no_blob_and_no_temp_file() {
     let other = data(2 * CHUNK, 3);
     for wrong in [sha256(&other), sha512(&other), blake3(&other)] {
         let (_dir, cas) = open_cas();
-        let err = cas::ingest_stream(&cas, body(&bytes), Some(wrong.clone()), u64::MAX)
+        let err = ingest(&cas, body(&bytes), Some(wrong.clone()), u64::MAX)
             .await
             .unwrap_err();
         assert!(
@@ -108,6 +126,28 @@ async fn a_digest_mismatch_leaves_no_blob_and_no_temp_file() {
     }
 }
 
+/// Verification and publishing are separate steps (the store publishes under
+/// its blob lock): until published the content is invisible, and a verified
+/// blob that is dropped instead leaves nothing behind.
+#[tokio::test]
+async fn a_verified_blob_is_invisible_until_published_and_dropping_it_leaves_nothing() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(2 * CHUNK, 10);
+    let verified = cas::ingest_stream(&cas, body(&bytes), Some(sha256(&bytes)), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(verified.meta.size, bytes.len() as u64);
+    assert!(!cas.exists(&verified.meta.id));
+    assert_eq!(cas.list().unwrap(), vec![]);
+    assert_eq!(
+        tmp_files(&cas).len(),
+        1,
+        "the verified content waits in tmp/"
+    );
+    drop(verified);
+    assert_empty(&cas);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_of_the_same_bytes_all_succeed_with_one_file() {
     let (_dir, cas) = open_cas();
@@ -116,7 +156,7 @@ async fn concurrent_writers_of_the_same_bytes_all_succeed_with_one_file() {
         let cas = cas.clone();
         let body = body(&bytes);
         let expected = Some(sha256(&bytes));
-        tokio::spawn(async move { cas::ingest_stream(&cas, body, expected, u64::MAX).await })
+        tokio::spawn(async move { ingest(&cas, body, expected, u64::MAX).await })
     });
     let results = futures_util::future::join_all(writers).await;
     let metas: Vec<BlobMeta> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
@@ -132,10 +172,7 @@ async fn ranges_read_back_the_right_bytes() {
     // Larger than one small read, so both the one-shot and the streamed
     // paths of read_range are exercised.
     let bytes = data(600 << 10, 5);
-    let id = cas::ingest_stream(&cas, body(&bytes), None, u64::MAX)
-        .await
-        .unwrap()
-        .id;
+    let id = ingest(&cas, body(&bytes), None, u64::MAX).await.unwrap().id;
     let size = bytes.len() as u64;
     for (offset, len) in [
         (0, 10),                   // start
@@ -159,10 +196,7 @@ async fn ranges_read_back_the_right_bytes() {
 async fn a_range_past_the_end_is_an_error_not_a_short_read() {
     let (_dir, cas) = open_cas();
     let bytes = data(600 << 10, 6);
-    let id = cas::ingest_stream(&cas, body(&bytes), None, u64::MAX)
-        .await
-        .unwrap()
-        .id;
+    let id = ingest(&cas, body(&bytes), None, u64::MAX).await.unwrap().id;
     let size = bytes.len() as u64;
     for (offset, len) in [
         (size - 10, 20),      // one-shot path
@@ -183,7 +217,7 @@ async fn a_range_past_the_end_is_an_error_not_a_short_read() {
 async fn a_zero_byte_blob_is_stored_and_read_back() {
     let (_dir, cas) = open_cas();
     let empty = stream::iter([Ok::<_, Infallible>(Bytes::new())]);
-    let meta = cas::ingest_stream(&cas, empty, Some(sha256(b"")), u64::MAX)
+    let meta = ingest(&cas, empty, Some(sha256(b"")), u64::MAX)
         .await
         .unwrap();
     assert_eq!(meta.size, 0);
@@ -192,7 +226,7 @@ async fn a_zero_byte_blob_is_stored_and_read_back() {
     assert_eq!(read_all(&cas, &meta.id, 0, 0).await.unwrap(), b"");
     // A body with no chunks at all is the same blob.
     let none = stream::iter(Vec::<Result<Bytes, Infallible>>::new());
-    let again = cas::ingest_stream(&cas, none, None, 0).await.unwrap();
+    let again = ingest(&cas, none, None, 0).await.unwrap();
     assert_eq!(again, meta);
     assert!(tmp_files(&cas).is_empty());
 }
@@ -213,7 +247,7 @@ async fn a_body_that_fails_midway_publishes_nothing() {
             "client went away",
         ))
     }));
-    let err = cas::ingest_stream(&cas, failing, Some(sha256(&bytes)), u64::MAX)
+    let err = ingest(&cas, failing, Some(sha256(&bytes)), u64::MAX)
         .await
         .unwrap_err();
     assert!(
@@ -228,19 +262,25 @@ async fn the_size_limit_refuses_the_blob_and_leaves_nothing() {
     let (_dir, cas) = open_cas();
     let bytes = data(4 * CHUNK, 8);
     let limit = bytes.len() as u64 - 1;
-    let err = cas::ingest_stream(&cas, body(&bytes), None, limit)
-        .await
-        .unwrap_err();
+    let err = ingest(&cas, body(&bytes), None, limit).await.unwrap_err();
     assert!(
         matches!(err, CasError::TooLarge { limit: l } if l == limit),
         "{err}"
     );
     assert_empty(&cas);
     // The limit is inclusive: exactly `limit` bytes fit.
-    let meta = cas::ingest_stream(&cas, body(&bytes), None, bytes.len() as u64)
+    let meta = ingest(&cas, body(&bytes), None, bytes.len() as u64)
         .await
         .unwrap();
     assert_eq!(meta.size, bytes.len() as u64);
+}
+
+async fn poll_until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not reached in 10s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// A client that disconnects mid-body makes hyper drop the handler's future:
@@ -260,20 +300,17 @@ async fn an_ingest_dropped_midway_publishes_nothing() {
         let _ = reached.send(());
         std::future::pending::<Result<Bytes, Infallible>>().await
     }));
+    // Neither the writer thread creating its temp file nor it deleting the
+    // file after the drop signals anything, so both are polled for. Waiting
+    // for the file first keeps "not created yet" from passing as "cleaned up".
+    let tmp_dir = cas.tmp_dir().to_owned();
     tokio::select! {
-        r = cas::ingest_stream(&cas, stalled, None, u64::MAX) => panic!("ingest ended: {r:?}"),
-        _ = reached_rx => {} // the future is dropped here, mid-body
+        r = ingest(&cas, stalled, None, u64::MAX) => panic!("ingest ended: ok={}", r.is_ok()),
+        () = async {
+            let _ = reached_rx.await;
+            poll_until(|| std::fs::read_dir(&tmp_dir).unwrap().next().is_some()).await;
+        } => {} // the ingest future is dropped here, mid-body
     }
-    // The cleanup runs on the writer thread after the drop; nothing signals
-    // its end, so poll for it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !tmp_files(&cas).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "temp file left: {:?}",
-            tmp_files(&cas)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll_until(|| tmp_files(&cas).is_empty()).await;
     assert_empty(&cas);
 }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::process::{larder_bin, LarderProcess};
 use futures_util::StreamExt;
-use larder::cache::Store;
+use larder::cache::{BlobWrite, Store};
 use larder::cas::Digest;
+use larder::config::Config;
 use larder::datadir::DataDir;
 use sha2::{Digest as _, Sha256, Sha512};
 
@@ -62,10 +63,12 @@ fn blob_records_and_bytes_survive_a_restart() {
     let sha256 = Digest::Sha256(Sha256::digest(&bytes).into());
     let sha512 = Digest::Sha512(Box::new(Sha512::digest(&bytes).into()));
     let blake3 = Digest::Blake3(*blake3::hash(&bytes).as_bytes());
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().to_owned();
 
     let stored = runtime().block_on(async {
         let data_dir = DataDir::open(dir.path()).unwrap();
-        let store = Store::open(&data_dir).unwrap();
+        let store = Store::open(&data_dir, &config).unwrap();
         let body = futures_util::stream::iter(
             bytes
                 .chunks(64 << 10)
@@ -73,15 +76,17 @@ fn blob_records_and_bytes_survive_a_restart() {
                 .collect::<Vec<_>>(),
         );
         // A sha512 upload also records the sha512 alias.
-        store
-            .put_blob(body, Some(sha512.clone()), u64::MAX)
-            .await
-            .unwrap()
+        let write = BlobWrite {
+            expected: Some(sha512.clone()),
+            limit: u64::MAX,
+            ..BlobWrite::default()
+        };
+        store.put_blob(body, write).await.unwrap()
     });
 
     runtime().block_on(async {
         let data_dir = DataDir::open(dir.path()).unwrap();
-        let store = Store::open(&data_dir).unwrap();
+        let store = Store::open(&data_dir, &config).unwrap();
         for digest in [&sha256, &sha512, &blake3] {
             let found = store.blob(digest).unwrap();
             assert_eq!(found, Some(stored), "{digest} after restart");

@@ -1,8 +1,10 @@
 //! Protocol adapters: parse the request, call `cache/`, render the protocol's
 //! response. Health probes live here too.
 
+pub mod admin;
 mod health;
 pub mod httpcache;
+pub mod observe;
 pub mod oci;
 pub mod range;
 mod trace;
@@ -21,6 +23,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
     pub auth: Arc<Auth>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub workers: Arc<crate::workers::WorkerBoard>,
 }
 
 impl AppState {
@@ -74,8 +78,14 @@ pub fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .route("/metrics", axum::routing::get(observe::metrics))
         .merge(oci::routes())
         .merge(httpcache::routes())
+        .merge(admin::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::track,
+        ))
         .layer(trace::layer())
         .with_state(state)
 }

@@ -42,8 +42,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        if let Some(n) = w.size_hint.filter(|n| *n > w.limit) {
-            let _ = n;
+        if w.size_hint.is_some_and(|n| n > w.limit) {
             return Err(cas::CasError::TooLarge { limit: w.limit }.into());
         }
         let held = self.hold(w.size_hint).await?;

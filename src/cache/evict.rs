@@ -239,7 +239,9 @@ impl Store {
         })
         .await
         .map_err(std::io::Error::other)??;
-        if removed.is_some() {
+        if let Some(size) = removed {
+            self.freed_bytes
+                .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
             self.pending_deletes
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -338,6 +340,8 @@ impl Store {
                 }
                 for removed in self.remove_entry(id).await? {
                     report.entries_expired += 1;
+                    self.evicted_entries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.release_pins(&removed, cutoff, &mut scratch, &mut in_grace)
                         .await?;
                 }

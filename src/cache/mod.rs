@@ -7,8 +7,10 @@ mod budget;
 mod entries;
 mod evict;
 mod fsck;
+mod listing;
 mod uploads;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,7 @@ pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
 pub use evict::{EvictReport, GcReport};
 pub use fsck::{fsck, FsckError, FsckReport};
+pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,18 @@ pub struct Store {
     quotas: std::collections::HashMap<String, u64>,
     /// Blobs whose records are removed and whose files await deletion.
     pending_deletes: Mutex<Vec<crate::cas::ContentId>>,
+    evicted_entries: AtomicU64,
+    freed_bytes: AtomicU64,
+}
+
+/// Store-wide numbers for `/metrics` and the admin API.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StoreStats {
+    pub blobs: u64,
+    pub entries: u64,
+    pub uploads: u64,
+    pub evicted_entries: u64,
+    pub evicted_bytes: u64,
 }
 
 /// Striped locks that order publishing a blob against deleting it.
@@ -106,6 +121,8 @@ impl Store {
                 .filter_map(|(ns, c)| Some((ns.clone(), c.max_size?.bytes())))
                 .collect(),
             pending_deletes: Mutex::new(Vec::new()),
+            evicted_entries: AtomicU64::new(0),
+            freed_bytes: AtomicU64::new(0),
         };
         store.empty_trash()?;
         Ok(store)
@@ -130,6 +147,27 @@ impl Store {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("data dir is not writable: {e}"))
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            blobs: self.index.blob_count() as u64,
+            entries: Protocol::ALL
+                .iter()
+                .map(|p| self.index.entry_count(*p))
+                .sum(),
+            uploads: self.index.uploads().map(|u| u.len() as u64).unwrap_or(0),
+            evicted_entries: self.evicted_entries.load(Ordering::Relaxed),
+            evicted_bytes: self.freed_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn entry_count(&self, protocol: Protocol) -> u64 {
+        self.index.entry_count(protocol)
+    }
+
+    pub fn flush_histogram(&self) -> &crate::metrics::Histogram {
+        &self.commit.flushes
     }
 
     /// Flushes everything and releases the index, so the data dir can be

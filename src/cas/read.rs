@@ -37,6 +37,15 @@ impl Cas {
             )));
         }
         let mut file = tokio::fs::File::open(path).await?;
+        // A short file would otherwise end the stream early, silently,
+        // under a Content-Length already promised to the client.
+        let size = file.metadata().await?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("range {offset}+{len} is past the end of a {size}-byte blob"),
+            ));
+        }
         if offset > 0 {
             file.seek(SeekFrom::Start(offset)).await?;
         }

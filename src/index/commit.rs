@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::{Index, IndexError};
+use crate::metrics::Histogram;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Flushed {
@@ -20,6 +21,8 @@ struct Flushed {
 
 /// Handle shared by writers; the flusher task ends when it is closed or dropped.
 pub struct GroupCommit {
+    /// Flush latency, for `/metrics`.
+    pub flushes: Arc<Histogram>,
     next_ticket: Arc<AtomicU64>,
     wake: mpsc::Sender<()>,
     done: watch::Receiver<Flushed>,
@@ -33,6 +36,8 @@ impl GroupCommit {
         let (wake, mut woken) = mpsc::channel::<()>(1);
         let (done_tx, done) = watch::channel(Flushed::default());
         let tickets = next_ticket.clone();
+        let flushes = Arc::new(Histogram::default());
+        let timing = flushes.clone();
         let task = tokio::spawn(async move {
             while woken.recv().await.is_some() {
                 // Keep flushing while tickets were issued during the last
@@ -43,7 +48,9 @@ impl GroupCommit {
                         break;
                     }
                     let index = index.clone();
+                    let started = std::time::Instant::now();
                     let result = tokio::task::spawn_blocking(move || index.flush()).await;
+                    timing.observe(started.elapsed());
                     let ok = matches!(result, Ok(Ok(())));
                     done_tx.send_modify(|f| {
                         if ok {
@@ -63,6 +70,7 @@ impl GroupCommit {
             }
         });
         GroupCommit {
+            flushes,
             next_ticket,
             wake,
             done,

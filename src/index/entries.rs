@@ -48,6 +48,10 @@ impl Protocol {
         }
     }
 
+    pub fn from_name(name: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     fn from_byte(b: u8) -> Result<Protocol, IndexError> {
         Protocol::ALL
             .into_iter()
@@ -263,6 +267,7 @@ struct EntryTx<'a> {
     ns_usage: &'a Tx,
     ns_lru: &'a Tx,
     parents: &'a Tx,
+    counts: &'a Tx,
 }
 
 fn parent_key(child: &EntryKey, parent: u64) -> Vec<u8> {
@@ -311,6 +316,7 @@ impl EntryTx<'_> {
         for child in &rec.children {
             self.parents.insert(parent_key(child, rec.id), &[])?;
         }
+        add(self.counts, &[rec.key.protocol as u8], 1)?;
         Ok(())
     }
 
@@ -332,6 +338,7 @@ impl EntryTx<'_> {
         for child in &rec.children {
             self.parents.remove(parent_key(child, rec.id))?;
         }
+        add(self.counts, &[rec.key.protocol as u8], -1)?;
         for p in &rec.pins {
             let n = count(self.pins.get(p.0)?);
             if n <= 1 {
@@ -390,6 +397,7 @@ impl Index {
             &self.ns_usage,
             &self.ns_lru,
             &self.parents,
+            &self.entry_counts,
         )
             .transaction(
                 |(
@@ -403,6 +411,7 @@ impl Index {
                     ns_usage,
                     ns_lru,
                     parents,
+                    counts,
                 )| {
                     f(&EntryTx {
                         entries,
@@ -415,6 +424,7 @@ impl Index {
                         ns_usage,
                         ns_lru,
                         parents,
+                        counts,
                     })
                 },
             )
@@ -612,7 +622,13 @@ impl Index {
         Ok(count(self.pins.get(id.0)?))
     }
 
-    pub fn entry_count(&self) -> usize {
-        self.entries.len()
+    /// Entries of one protocol (a counter kept with every entry change).
+    pub fn entry_count(&self, protocol: Protocol) -> u64 {
+        self.entry_counts
+            .get([protocol as u8])
+            .ok()
+            .flatten()
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0)
     }
 }

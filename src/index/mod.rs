@@ -81,6 +81,7 @@ pub struct Index {
     ns_lru: sled::Tree,
     parents: sled::Tree,
     revoked: sled::Tree,
+    entry_counts: sled::Tree,
     tokens: sled::Tree,
 }
 
@@ -112,6 +113,7 @@ impl Index {
             ns_lru: db.open_tree("ns_lru")?,
             parents: db.open_tree("parents")?,
             revoked: db.open_tree("revoked")?,
+            entry_counts: db.open_tree("entry_counts")?,
             tokens: db.open_tree("tokens")?,
             db,
         })

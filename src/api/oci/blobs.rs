@@ -4,8 +4,9 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{parse_digest, scope, OciError, Req};
+use super::{parse_digest, path, scope, OciError, Req};
 use crate::api::range::{self, RangeRequest};
+use crate::cache::Protocol;
 
 pub async fn get(req: Req, name: &str, digest: &str) -> Result<Response, OciError> {
     let d = parse_digest(digest)?;
@@ -52,6 +53,19 @@ pub async fn delete(req: Req, name: &str, digest: &str) -> Result<Response, OciE
     let blob = store
         .blob_in(&scope(name), &d)?
         .ok_or_else(|| OciError::blob_unknown(digest))?;
+    // A manifest here that needs the blob would be left broken.
+    let users =
+        store.entries_with_prefix(Protocol::Oci, path::namespace(name), &format!("{name}@"))?;
+    if let Some(user) = users.iter().find(|e| e.pins.contains(&blob.id)) {
+        return Err(OciError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            format!(
+                "blob is referenced by manifest {}; delete the manifest first",
+                user.key.name.split_once('@').map_or("?", |(_, d)| d)
+            ),
+        ));
+    }
     store.unlink_blob(&scope(name), &blob).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -67,32 +67,41 @@ async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut res = match route(state, method, &uri, headers, body).await {
-        Ok(res) => res,
-        Err(e) => e.into_response(),
+    let path = uri.path();
+    let rest = path.strip_prefix("/v2").unwrap_or("");
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    let mut res = match path::parse(rest) {
+        Some(route) => {
+            let template = route.template();
+            tracing::Span::current().record("route", template);
+            let mut res = match handle(state, route, method, &uri, headers, body).await {
+                Ok(res) => res,
+                Err(e) => e.into_response(),
+            };
+            res.extensions_mut()
+                .insert(super::observe::RouteTemplate(template));
+            res
+        }
+        None => OciError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "no such registry endpoint",
+        )
+        .into_response(),
     };
     res.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     res
 }
 
-async fn route(
+async fn handle(
     state: AppState,
+    route: Route<'_>,
     method: Method,
     uri: &Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let rest = uri.path().strip_prefix("/v2").unwrap_or("");
-    let rest = rest.strip_prefix('/').unwrap_or(rest);
-    let route = path::parse(rest).ok_or_else(|| {
-        OciError::new(
-            StatusCode::NOT_FOUND,
-            "NAME_UNKNOWN",
-            "no such registry endpoint",
-        )
-    })?;
-    tracing::Span::current().record("route", route.template());
     let query = match uri.query() {
         Some(_) => {
             Query::<Vec<(String, String)>>::try_from_uri(uri)

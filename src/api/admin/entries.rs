@@ -1,0 +1,112 @@
+//! `GET entries`, `DELETE entries/{id}`, `DELETE namespaces/{namespace}`.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{rfc3339_ms, Admin, AdminError};
+use crate::api::AppState;
+use crate::cache::{EntryOrder, EntryRecord, Protocol};
+
+const MAX_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    namespace: Option<String>,
+    protocol: Option<String>,
+    order: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub fn entry_json(e: &EntryRecord) -> Value {
+    json!({
+        "id": e.id,
+        "protocol": e.key.protocol.name(),
+        "namespace": e.key.namespace,
+        "name": e.key.name,
+        "size": e.size,
+        "blobs": e.pins.len(),
+        "created": rfc3339_ms(e.created),
+        "last_used": rfc3339_ms(e.last_used),
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _: Admin,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, AdminError> {
+    let Query(q) = query.map_err(|e| AdminError::bad_request(e.body_text()))?;
+    let protocol = match q.protocol.as_deref() {
+        None => None,
+        Some(p) => Some(Protocol::from_name(p).ok_or_else(|| {
+            AdminError::bad_request(format!(
+                "unknown protocol {p:?} (oci, gha, http, turbo, nx)"
+            ))
+        })?),
+    };
+    let order = match q.order.as_deref().unwrap_or("lru") {
+        "lru" => EntryOrder::Lru,
+        "mru" => EntryOrder::Mru,
+        "size" => EntryOrder::Size,
+        other => {
+            return Err(AdminError::bad_request(format!(
+                "unknown order {other:?} (lru, mru, size)"
+            )))
+        }
+    };
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(AdminError::bad_request(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
+    }
+    if let Some(c) = &q.cursor {
+        if c.parse::<usize>().is_err() {
+            return Err(AdminError::bad_request(
+                "cursor is not one this API returned",
+            ));
+        }
+    }
+    let page = state.store.list_entries(
+        q.namespace.as_deref(),
+        protocol,
+        order,
+        limit,
+        q.cursor.as_deref(),
+    )?;
+    let entries: Vec<Value> = page.entries.iter().map(entry_json).collect();
+    Ok(Json(
+        json!({ "entries": entries, "next_cursor": page.next }),
+    ))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
+    if state.store.entry_by_id(id)?.is_none() {
+        return Err(AdminError::not_found(format!("no entry {id}")));
+    }
+    let removed = state.store.remove_entry(id).await?;
+    let removed: Vec<Value> = removed.iter().map(entry_json).collect();
+    Ok(Json(json!({ "removed": removed })))
+}
+
+pub async fn purge(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(namespace): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let removed = state.store.purge_namespace(&namespace).await?;
+    Ok(Json(
+        json!({ "namespace": namespace, "entries_removed": removed }),
+    ))
+}

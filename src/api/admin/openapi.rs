@@ -1,0 +1,154 @@
+//! `GET /admin/v1/openapi.json`: an OpenAPI 3 description of the admin API,
+//! built from `ROUTES` (a test calls every route listed here).
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// (method, path, summary, success status) of every admin route.
+pub const ROUTES: &[(&str, &str, &str, u16)] = &[
+    (
+        "get",
+        "/admin/v1/stats",
+        "Usage, counts, traffic by protocol, evictions, uptime, version",
+        200,
+    ),
+    (
+        "get",
+        "/admin/v1/namespaces",
+        "Per namespace: used bytes, entries, last use, quota",
+        200,
+    ),
+    (
+        "delete",
+        "/admin/v1/namespaces/{namespace}",
+        "Remove every entry of a namespace",
+        200,
+    ),
+    (
+        "get",
+        "/admin/v1/entries",
+        "Entries, paginated; filter by namespace and protocol; order lru, mru or size",
+        200,
+    ),
+    (
+        "delete",
+        "/admin/v1/entries/{id}",
+        "Remove an entry (and entries that need it)",
+        200,
+    ),
+    (
+        "post",
+        "/admin/v1/gc",
+        "Run garbage collection now; returns its report",
+        200,
+    ),
+    (
+        "post",
+        "/admin/v1/evict",
+        "Evict until usage is at most target_bytes; returns the report",
+        200,
+    ),
+    (
+        "get",
+        "/admin/v1/workers",
+        "Background workers: runs, failures, last run",
+        200,
+    ),
+    ("post", "/admin/v1/tokens", "Mint a token", 201),
+    (
+        "get",
+        "/admin/v1/tokens",
+        "Tokens minted through this API (metadata only)",
+        200,
+    ),
+    (
+        "delete",
+        "/admin/v1/tokens/{jti}",
+        "Revoke a token by id",
+        204,
+    ),
+    ("get", "/admin/v1/openapi.json", "This document", 200),
+];
+
+fn parameters(path: &str) -> Vec<Value> {
+    let mut params: Vec<Value> = path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    if path == "/admin/v1/entries" {
+        for (name, kind, desc) in [
+            ("namespace", "string", "only this namespace"),
+            ("protocol", "string", "oci, gha, http, turbo or nx"),
+            ("order", "string", "lru (default), mru or size"),
+            ("limit", "integer", "1 to 1000, default 100"),
+            ("cursor", "string", "next_cursor of the previous page"),
+        ] {
+            params.push(json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": kind } }));
+        }
+    }
+    params
+}
+
+fn body(path: &str) -> Option<Value> {
+    let schema = match path {
+        "/admin/v1/evict" => json!({
+            "type": "object", "required": ["target_bytes"],
+            "properties": { "target_bytes": { "type": "integer", "minimum": 0 } }
+        }),
+        "/admin/v1/tokens" => json!({
+            "type": "object", "required": ["namespaces"],
+            "properties": {
+                "namespaces": { "type": "array", "items": { "type": "string" } },
+                "read": { "type": "boolean" }, "write": { "type": "boolean" }, "admin": { "type": "boolean" },
+                "ttl": { "type": "string", "example": "30d" }, "name": { "type": "string" }
+            }
+        }),
+        _ => return None,
+    };
+    Some(json!({ "required": true, "content": { "application/json": { "schema": schema } } }))
+}
+
+pub async fn document() -> Json<Value> {
+    let mut paths: Map<String, Value> = Map::new();
+    for (method, path, summary, ok) in ROUTES {
+        let mut op = json!({
+            "summary": summary,
+            "parameters": parameters(path),
+            "security": [{ "bearer": [] }],
+            "responses": {
+                ok.to_string(): { "description": "success" },
+                "400": { "$ref": "#/components/responses/Error" },
+                "401": { "$ref": "#/components/responses/Error" },
+                "403": { "$ref": "#/components/responses/Error" },
+            },
+        });
+        if let Some(b) = body(path) {
+            op["requestBody"] = b;
+        }
+        paths
+            .entry(path.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|o| o.insert(method.to_string(), op));
+    }
+    Json(json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Larder admin API", "version": env!("CARGO_PKG_VERSION") },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Error": {
+                    "description": "An error",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "properties": { "error": { "type": "object", "properties": {
+                            "code": { "type": "string" }, "message": { "type": "string" }
+                        } } }
+                    } } }
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,314 @@
+//! Prometheus metrics, in the text exposition format. Every metric name and
+//! its help text is declared here, in `NAMES`; nothing else defines one.
+//!
+//! Request metrics are recorded by a middleware on every route; store-level
+//! numbers (usage, blobs, entries, evictions, flush latency) are read from
+//! the store when `/metrics` is scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::cache::{Protocol, Store};
+
+/// (name, type, help) of every metric Larder exports.
+pub const NAMES: &[(&str, &str, &str)] = &[
+    (
+        REQUESTS,
+        "counter",
+        "HTTP requests by protocol, route template, method and status.",
+    ),
+    (
+        REQUEST_SECONDS,
+        "histogram",
+        "HTTP request latency by protocol and route template.",
+    ),
+    (
+        HITS,
+        "counter",
+        "Cache lookups that found what was asked for, by protocol.",
+    ),
+    (
+        MISSES,
+        "counter",
+        "Cache lookups that found nothing, by protocol.",
+    ),
+    (
+        BYTES_IN,
+        "counter",
+        "Request body bytes received, by protocol.",
+    ),
+    (
+        BYTES_OUT,
+        "counter",
+        "Response body bytes sent, by protocol.",
+    ),
+    (
+        USED_BYTES,
+        "gauge",
+        "Bytes counted against the disk budget (blobs and uploads in progress).",
+    ),
+    (MAX_BYTES, "gauge", "The disk budget (storage.max_size)."),
+    (BLOBS, "gauge", "Distinct blobs stored."),
+    (
+        ENTRIES,
+        "gauge",
+        "Entries (manifests, cache keys, artifacts) by protocol.",
+    ),
+    (
+        EVICTIONS,
+        "counter",
+        "Entries removed by eviction, idle expiry and quotas.",
+    ),
+    (
+        EVICTED_BYTES,
+        "counter",
+        "Bytes freed by eviction and garbage collection.",
+    ),
+    (UPLOADS, "gauge", "Upload sessions in progress."),
+    (
+        FLUSH_SECONDS,
+        "histogram",
+        "Latency of index flushes (group commits).",
+    ),
+    (UPTIME, "gauge", "Seconds since the server started."),
+];
+
+pub const REQUESTS: &str = "larder_http_requests_total";
+pub const REQUEST_SECONDS: &str = "larder_http_request_duration_seconds";
+pub const HITS: &str = "larder_cache_hits_total";
+pub const MISSES: &str = "larder_cache_misses_total";
+pub const BYTES_IN: &str = "larder_bytes_received_total";
+pub const BYTES_OUT: &str = "larder_bytes_sent_total";
+pub const USED_BYTES: &str = "larder_storage_used_bytes";
+pub const MAX_BYTES: &str = "larder_storage_max_bytes";
+pub const BLOBS: &str = "larder_blobs";
+pub const ENTRIES: &str = "larder_entries";
+pub const EVICTIONS: &str = "larder_evictions_total";
+pub const EVICTED_BYTES: &str = "larder_evicted_bytes_total";
+pub const UPLOADS: &str = "larder_uploads_in_progress";
+pub const FLUSH_SECONDS: &str = "larder_index_flush_duration_seconds";
+pub const UPTIME: &str = "larder_uptime_seconds";
+
+/// Upper bounds (seconds) of latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// The protocol a request belongs to, from its path.
+pub fn protocol_of(path: &str) -> &'static str {
+    if path == "/v2" || path.starts_with("/v2/") {
+        "oci"
+    } else if path.starts_with("/_apis/")
+        || path.starts_with("/twirp/")
+        || path.starts_with("/gha/")
+    {
+        "gha"
+    } else if path.starts_with("/cache/") {
+        "http"
+    } else if path.starts_with("/v8/") {
+        "turbo"
+    } else if path.starts_with("/v1/cache") {
+        "nx"
+    } else if path.starts_with("/admin/") {
+        "admin"
+    } else {
+        "other"
+    }
+}
+
+#[derive(Default)]
+struct PerProtocol {
+    hits: u64,
+    misses: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// Labels of the request counter: protocol, route template, method, status.
+type RequestKey = (&'static str, String, String, u16);
+
+/// Request-side metrics; store-side numbers are read at scrape time.
+pub struct Metrics {
+    started: Instant,
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
+    latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
+    protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: Instant::now(),
+            requests: Mutex::default(),
+            latency: Mutex::default(),
+            protocols: Mutex::default(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One finished request, as the middleware saw it.
+pub struct RequestRecord<'a> {
+    pub protocol: &'static str,
+    pub route: &'a str,
+    pub method: &'a str,
+    pub status: u16,
+    pub latency: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Some(true) for a lookup that hit, Some(false) for one that missed.
+    pub hit: Option<bool>,
+}
+
+impl Metrics {
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn record(&self, r: &RequestRecord<'_>) {
+        *lock(&self.requests)
+            .entry((
+                r.protocol,
+                r.route.to_owned(),
+                r.method.to_owned(),
+                r.status,
+            ))
+            .or_default() += 1;
+        let h = lock(&self.latency)
+            .entry((r.protocol, r.route.to_owned()))
+            .or_default()
+            .clone();
+        h.observe(r.latency);
+        let mut p = lock(&self.protocols);
+        let p = p.entry(r.protocol).or_default();
+        p.bytes_in += r.bytes_in;
+        p.bytes_out += r.bytes_out;
+        match r.hit {
+            Some(true) => p.hits += 1,
+            Some(false) => p.misses += 1,
+            None => {}
+        }
+    }
+
+    /// (hits, misses, bytes in, bytes out) per protocol, for the admin API.
+    pub fn by_protocol(&self) -> BTreeMap<&'static str, [u64; 4]> {
+        lock(&self.protocols)
+            .iter()
+            .map(|(k, p)| (*k, [p.hits, p.misses, p.bytes_in, p.bytes_out]))
+            .collect()
+    }
+
+    /// The whole exposition, request metrics and the store's numbers.
+    pub fn render(&self, store: &Store) -> String {
+        let mut out = String::with_capacity(8 << 10);
+        let help = |out: &mut String, name: &str| {
+            if let Some((_, kind, text)) = NAMES.iter().find(|(n, _, _)| *n == name) {
+                let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+            }
+        };
+        help(&mut out, REQUESTS);
+        for ((proto, route, method, status), n) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "{REQUESTS}{{protocol=\"{proto}\",route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        help(&mut out, REQUEST_SECONDS);
+        for ((proto, route), h) in lock(&self.latency).iter() {
+            h.render(
+                &mut out,
+                REQUEST_SECONDS,
+                &format!("protocol=\"{proto}\",route=\"{}\"", escape(route)),
+            );
+        }
+        let protocols = self.by_protocol();
+        for (name, i) in [(HITS, 0), (MISSES, 1), (BYTES_IN, 2), (BYTES_OUT, 3)] {
+            help(&mut out, name);
+            // The admin API is not a cache: it has traffic but no lookups.
+            let lookups = i < 2;
+            for (proto, v) in protocols
+                .iter()
+                .filter(|(p, _)| !(lookups && **p == "admin"))
+            {
+                let _ = writeln!(out, "{name}{{protocol=\"{proto}\"}} {}", v[i]);
+            }
+        }
+        let s = store.stats();
+        for (name, value) in [
+            (USED_BYTES, store.usage()),
+            (MAX_BYTES, store.max_size()),
+            (BLOBS, s.blobs),
+            (EVICTIONS, s.evicted_entries),
+            (EVICTED_BYTES, s.evicted_bytes),
+            (UPLOADS, s.uploads),
+            (UPTIME, self.uptime().as_secs()),
+        ] {
+            help(&mut out, name);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        help(&mut out, ENTRIES);
+        for p in Protocol::ALL {
+            let _ = writeln!(
+                out,
+                "{ENTRIES}{{protocol=\"{}\"}} {}",
+                p.name(),
+                store.entry_count(p)
+            );
+        }
+        help(&mut out, FLUSH_SECONDS);
+        store.flush_histogram().render(&mut out, FLUSH_SECONDS, "");
+        out
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
