@@ -24,11 +24,15 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    tracing::Span::current().record("route", "/cache/{namespace}/{key}");
-    match route(state, method, &uri, headers, body).await {
+    const TEMPLATE: &str = "/cache/{namespace}/{key}";
+    tracing::Span::current().record("route", TEMPLATE);
+    let mut res = match route(state, method, &uri, headers, body).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
-    }
+    };
+    res.extensions_mut()
+        .insert(crate::api::observe::RouteTemplate(TEMPLATE));
+    res
 }
 
 async fn route(
