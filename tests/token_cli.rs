@@ -50,7 +50,10 @@ fn create(args: &[&str]) -> String {
         "larder {all:?}: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
-    assert!(stdout.ends_with('\n'), "stdout ends with a newline: {stdout:?}");
+    assert!(
+        stdout.ends_with('\n'),
+        "stdout ends with a newline: {stdout:?}"
+    );
     let last = stdout.lines().last().expect("stdout has lines");
     assert_eq!(last, last.trim(), "the token line has no padding: {last:?}");
     let parts: Vec<&str> = last.split('.').collect();
@@ -75,7 +78,9 @@ fn create_fails(args: &[&str]) -> String {
         "larder {all:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        !stdout.lines().any(|l| l.split('.').count() == 3 && !l.contains(' ')),
+        !stdout
+            .lines()
+            .any(|l| l.split('.').count() == 3 && !l.contains(' ')),
         "a refused token create printed a token:\n{stdout}"
     );
     stderr
