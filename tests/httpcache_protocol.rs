@@ -159,8 +159,9 @@ async fn hostile_paths_get_400_and_store_nothing() {
         "/cache/ns/%2E%2E/other/x",
         "/cache/ns/..%2fother%2fx",
         "/cache/ns/a%2fb",
-        "/cache/ns//x",
         "/cache/ns/a//b",
+        "/cache/ns///x",
+        "/cache/ns//a//b",
         "/cache//other/x",
         "/cache//etc/passwd",
         "/cache/ns/a\\..\\..\\other\\x",
@@ -194,6 +195,18 @@ async fn hostile_paths_get_400_and_store_nothing() {
     );
     assert_eq!(files_holding(&s.data_dir(), &payload), 0);
     assert_eq!(get_bytes(&s, "/cache/other/x").await.1, b"victim");
+}
+
+#[tokio::test]
+async fn a_doubled_slash_after_the_namespace_is_the_webdav_root_join() {
+    // sccache/OpenDAL sends `<endpoint>/` + `/key` for the documented
+    // endpoint `…/cache/<ns>/`: the same key as `/cache/<ns>/key`.
+    let s = TestServer::start().await;
+    let res = raw_request(&s, "PUT", "/cache/sc//.sccache_check", &[], b"ok").await;
+    assert_eq!(res.status, 201, "{}", res.head);
+    assert_eq!(get_bytes(&s, "/cache/sc/.sccache_check").await.1, b"ok");
+    let res = raw_request(&s, "GET", "/cache/sc//.sccache_check", &[], b"").await;
+    assert_eq!((res.status, res.body), (200, b"ok".to_vec()));
 }
 
 #[tokio::test]

@@ -168,15 +168,17 @@ pub fn parse_cache_path(rest: &str) -> Result<CachePath<'_>, KeyError> {
     check_raw(rest, "the path")?;
     let (ns, key_part) = rest.split_once('/').unwrap_or((rest, ""));
     let namespace = namespace(ns)?;
+    // sccache's WebDAV client (OpenDAL) joins the endpoint as documented,
+    // `…/cache/<ns>/`, with its root `/`, so every path it sends starts
+    // `/cache/<ns>//`. That one doubled slash right after the namespace is
+    // the join, not part of the key; an empty segment anywhere else is
+    // refused by `key`.
+    let key_part = key_part.strip_prefix('/').unwrap_or(key_part);
     let (key_part, trailing) = match key_part.strip_suffix('/') {
         Some(k) => (k, true),
         None => (key_part, false),
     };
     if key_part.is_empty() {
-        if trailing {
-            // `/cache/ns//`: an empty segment, not the root.
-            return Err(KeyError::EmptySegment);
-        }
         return Ok(CachePath {
             namespace,
             key: "",
@@ -222,6 +224,10 @@ mod tests {
         assert_eq!((p.key, p.collection, p.prefix().as_str()), ("", true, ""));
         let p = parse_cache_path("/team/.sccache_check").unwrap();
         assert_eq!(p.key, ".sccache_check");
+        // OpenDAL's endpoint/root join.
+        assert_eq!(parse_cache_path("/team//a/b").unwrap().key, "a/b");
+        assert_eq!(parse_cache_path("/team//a/").unwrap().key, "a");
+        assert_eq!(parse_cache_path("/team//").unwrap().key, "");
     }
 
     #[test]
@@ -236,9 +242,9 @@ mod tests {
             "/ns/%2e%2e/other/x",
             "/ns/%2E%2E/x",
             "/ns/a%2fb",
-            "/ns//x",
             "/ns/a//b",
-            "/ns//",
+            "/ns///x",
+            "/ns//a//b",
             "/ns/a\\..\\b",
             "/ns\\x/y",
             "/../x",
