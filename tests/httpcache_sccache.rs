@@ -9,7 +9,7 @@ mod httpcache_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{client, require_tool, TestServer};
+use common::{client, require_tool};
 use httpcache_support::*;
 use serde_json::Value;
 
