@@ -31,6 +31,19 @@ pub enum Command {
     /// Check (and with --repair, fix) a data dir offline: index against files,
     /// accounting, pins, upload sessions. Exits non-zero if problems remain.
     Fsck(FsckArgs),
+    /// Probe a running server: exit 0 when the URL answers 200 (the image's
+    /// HEALTHCHECK; it has no shell or curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// The URL to GET (http:// only).
+    #[arg(long, env = "LARDER_HEALTHCHECK_URL", default_value = crate::healthcheck::DEFAULT_URL)]
+    pub url: String,
+    /// Give up after this long, connecting and answering together.
+    #[arg(long, default_value = "3s")]
+    pub timeout: crate::config::Span,
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,7 +150,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
-            logging::init(config.log.format, &config.log.level);
+            let _log_guard = logging::init(config.log.format, &config.log.level);
             serve(config)
         }
         Command::Config(ConfigCommand::Print(args)) => match args.load() {
@@ -153,6 +166,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(c) => crate::fsck_cmd::run(&c, args.repair, args.verify_content, args.json),
             Err(e) => config_error(&e),
         },
+        Command::Healthcheck(args) => crate::healthcheck::run(&args.url, args.timeout.0),
         Command::Config(ConfigCommand::Check(args)) => match args.load() {
             Ok(_) => {
                 println!("config ok");
@@ -180,8 +194,9 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let shutdown = server::shutdown_signal();
         let server = server::Server::bind(config).await?;
-        server.run(server::shutdown_signal()).await
+        server.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod fsck_cmd;
+pub mod healthcheck;
 pub mod index;
 pub mod logging;
 pub mod metrics;

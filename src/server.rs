@@ -19,6 +19,7 @@ use crate::workers::Workers;
 /// CLI) learn the real address of `127.0.0.1:0` before requests arrive.
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     // Dropped last: the lock must outlive every write to the data dir.
     data_dir: DataDir,
@@ -35,8 +36,17 @@ impl Server {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics.listen {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
+            metrics_listener,
             state: AppState {
                 config: Arc::new(config),
                 store: Arc::new(store),
@@ -46,6 +56,13 @@ impl Server {
             },
             data_dir,
         })
+    }
+
+    /// The address of the separate metrics port, if `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -62,6 +79,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let Server {
             listener,
+            metrics_listener,
             state,
             data_dir,
         } = self;
@@ -83,6 +101,25 @@ impl Server {
                 Err(_) => std::future::pending().await,
             }
         };
+        // An optional second port for /metrics only, so scrapers can be let
+        // in where the cache API is not.
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_task = match metrics_listener {
+            Some(l) => {
+                tracing::info!(addr = %l.local_addr()?, "serving metrics");
+                let app = axum::Router::new()
+                    .route("/metrics", axum::routing::get(api::observe::metrics))
+                    .with_state(state.clone());
+                Some(tokio::spawn(async move {
+                    let _ = axum::serve(l, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = metrics_stopped.await;
+                        })
+                        .await;
+                }))
+            }
+            None => None,
+        };
         let app = api::router(state);
         let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
         tokio::select! {
@@ -91,6 +128,10 @@ impl Server {
                 timeout = %humantime::format_duration(timeout),
                 "in-flight requests did not finish in time; closing them"
             ),
+        }
+        let _ = metrics_stop.send(());
+        if let Some(t) = metrics_task {
+            let _ = t.await;
         }
         workers.stop().await;
         store.flush().await.context("flushing the index")?;
@@ -106,19 +147,29 @@ impl Server {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// while the server is still starting is not lost (nor fatal).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(%e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            (term, int) => {
+                tracing::error!(
+                    ?term,
+                    ?int,
+                    "cannot listen for signals; only Ctrl-C stops the server"
+                );
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -332,6 +332,18 @@ async fn a_token_stops_working_when_it_expires() {
 
 // ---------------------------------------------------------------- revocation
 
+/// Revokes `jti` the way an operator without the admin API can: stop the
+/// server, record the revocation in the index, start it again.
+async fn revoke_offline(mut server: TestServer, jti: &str, exp: u64) -> TestServer {
+    server.shutdown().await;
+    {
+        let index = larder::index::Index::open(&server.data_dir().join("index")).expect("index");
+        index.revoke(jti, exp).expect("revoke");
+        index.flush().expect("flush");
+    }
+    server.restart().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_tokens_and_the_tokens_exchanged_from_them_are_401() {
     let (server, key, image, _session) = server_with_image(|_| {}).await;
@@ -364,17 +376,7 @@ async fn revoked_tokens_and_the_tokens_exchanged_from_them_are_401() {
         push_blob(&bearer_client(t), &base, "team-a/app", b"before revocation").await;
     }
 
-    // Revoke offline: stop, write the index, restart.
-    let mut server = server;
-    server.shutdown().await;
-    {
-        let index = larder::index::Index::open(&server.data_dir().join("index")).expect("index");
-        index
-            .revoke(&revoked_claims.jti, revoked_claims.exp)
-            .expect("revoke");
-        index.flush().expect("flush");
-    }
-    let server = server.restart().await;
+    let server = revoke_offline(server, &revoked_claims.jti, revoked_claims.exp).await;
     let base = server.base();
 
     expect_refused(&bearer_client(&revoked), &server, &layer, "revoked").await;
@@ -415,6 +417,71 @@ async fn revoked_tokens_and_the_tokens_exchanged_from_them_are_401() {
         image.layers[0]
     );
     push_blob(&kept, &base, "team-a/app", b"after revocation").await;
+}
+
+/// GETs a registry token from `base`'s endpoint for `scopes` with `secret`
+/// as the Basic password.
+async fn exchange(base: &str, secret: &str, scopes: &[String]) -> String {
+    let challenge = Challenge {
+        realm: format!("{base}/v2/token"),
+        service: Some("larder".into()),
+        scope: None,
+    };
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let res = fetch_token_get(&basic_client("ci", secret), &challenge, &scopes).await;
+    expect_token_response(res).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_exchanged_tokens_are_revoked_with_the_original() {
+    let (server, key, image, _session) = server_with_image(|_| {}).await;
+    let base = server.base();
+    let layer = sha256_digest(&image.layers[0]);
+    let (login, login_claims) = token_claims(&key, &[("team-a", RW)], 3600);
+    let push = [scope("team-a/app", PUSH)];
+    // containerd re-fetches a token whenever the old one nears expiry; a
+    // client may just as well present the registry token it holds.
+    let first = exchange(&base, &login, &push).await;
+    let second = exchange(&base, &first, &push).await;
+    let third = exchange(&base, &second, &push).await;
+    for t in [&first, &second, &third] {
+        push_blob(&bearer_client(t), &base, "team-a/app", b"chained").await;
+    }
+
+    let server = revoke_offline(server, &login_claims.jti, login_claims.exp).await;
+    for (what, t) in [("first", &first), ("second", &second), ("third", &third)] {
+        expect_refused(
+            &bearer_client(t),
+            &server,
+            &layer,
+            &format!("{what} token in a chain exchanged from a revoked token"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchanged_token_never_outlives_the_token_it_came_from() {
+    let (server, key) = token_server(|_| {}).await;
+    let base = server.base();
+    let (login, login_claims) = token_claims(&key, &[("team-a", RW)], 20);
+    let push = [scope("team-a/app", PUSH)];
+    let first = exchange(&base, &login, &push).await;
+    let exp = peek_claims(&first)["exp"].as_u64().unwrap();
+    assert!(
+        exp <= login_claims.exp,
+        "a registry token (exp {exp}) outlives the 20-second token it was exchanged \
+         from (exp {})",
+        login_claims.exp
+    );
+    // Nor can re-exchanging extend it.
+    let second = exchange(&base, &first, &push).await;
+    let exp = peek_claims(&second)["exp"].as_u64().unwrap();
+    assert!(
+        exp <= login_claims.exp,
+        "a re-exchanged registry token (exp {exp}) outlives the original (exp {})",
+        login_claims.exp
+    );
 }
 
 // ---------------------------------------------------------------- permissions
@@ -602,6 +669,76 @@ async fn basic_credentials_with_the_token_as_password_work() {
         .await
         .unwrap();
     expect_challenge(res, &base, Some(&scope("team-a/basic0", PULL))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_session_cannot_be_used_through_another_namespace() {
+    let (server, key) = token_server(|_| {}).await;
+    let base = server.base();
+    let team_a = bearer_client(&token(&key, &[("team-a", RW)]));
+    let team_b = bearer_client(&token(&key, &[("team-b", RW)]));
+    let session = start_upload(&team_a, &base, "team-a/app").await;
+    let theirs = session.replacen("/v2/team-a/app/", "/v2/team-b/app/", 1);
+    assert_ne!(
+        theirs, session,
+        "session URL {session} names its repository"
+    );
+    let intruder = b"team-b's bytes".to_vec();
+    let digest = sha256_digest(&intruder);
+
+    let res = team_b
+        .patch(&theirs)
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(intruder.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let res = team_b.get(&theirs).send().await.unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let res = team_b
+        .put(with_query(&theirs, &format!("digest={digest}")))
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(intruder.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+    let res = team_b.delete(&theirs).send().await.unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+
+    // team-a's session is untouched and completes with team-a's bytes.
+    let res = team_a.get(&session).send().await.unwrap();
+    let res = expect_status(res, StatusCode::NO_CONTENT).await;
+    let range = header(&res, "range");
+    assert!(
+        range.is_none() || range.as_deref() == Some("0-0"),
+        "an empty session: Range {range:?}"
+    );
+    let mine = b"team-a's bytes".to_vec();
+    let mine_digest = sha256_digest(&mine);
+    let res = team_a
+        .put(with_query(&session, &format!("digest={mine_digest}")))
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(mine.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_status(res, StatusCode::CREATED).await;
+    assert_eq!(
+        get_blob(&team_a, &base, "team-a/app", &mine_digest).await,
+        mine
+    );
+    let res = team_a
+        .head(format!("{base}/v2/team-a/app/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "team-b's bytes in team-a"
+    );
 }
 
 // ---------------------------------------------------------------- mounts
@@ -824,6 +961,53 @@ async fn the_docker_token_flow_with_the_post_password_form() {
         let t = expect_token_response(res).await;
         assert_eq!(peek_grants(&t), grants_map(&[("team-a", RW)]));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_login_flow_pings_fetches_a_scopeless_token_and_pings_again() {
+    let (server, key) = token_server(|_| {}).await;
+    let base = server.base();
+    let login = token(&key, &[("team-a", RW)]);
+    // `docker login` pings /v2/ …
+    let res = common::client()
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
+    let challenge = expect_challenge(res, &base, None).await;
+    // … asks the realm for a token with no scope, as docker does …
+    let res = basic_client("ci", &login)
+        .get(&challenge.realm)
+        .query(&[
+            ("account", "ci"),
+            ("client_id", "docker"),
+            ("offline_token", "true"),
+            ("service", "larder"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let t = expect_token_response(res).await;
+    assert!(peek_grants(&t).is_empty(), "{:?}", peek_grants(&t));
+    // … and pings again with it.
+    let res = bearer_client(&t)
+        .get(server.url("/v2/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "GET /v2/ with the login token"
+    );
+    // A wrong password fails the login at the token endpoint.
+    let res = basic_client("ci", "wrong")
+        .get(&challenge.realm)
+        .query(&[("account", "ci"), ("service", "larder")])
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

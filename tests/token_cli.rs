@@ -265,15 +265,8 @@ fn ttl_is_parsed_as_a_duration() {
         assert_eq!(claims.exp - claims.iat, secs, "--ttl {ttl}");
     }
     for bad in ["soon", "-5m", "12 parsecs"] {
-        let stderr = create_fails(&[
-            "--data-dir",
-            d,
-            "--namespace",
-            "team-a",
-            "--read",
-            "--ttl",
-            bad,
-        ]);
+        let arg = format!("--ttl={bad}");
+        let stderr = create_fails(&["--data-dir", d, "--namespace", "team-a", "--read", &arg]);
         assert!(
             stderr.contains("--ttl") || stderr.contains(bad),
             "the error names --ttl or the value {bad:?}:\n{stderr}"

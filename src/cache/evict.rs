@@ -132,6 +132,8 @@ impl Store {
                 continue;
             };
             report.entries_removed += 1;
+            self.evicted_entries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.release_pins(&removed, cutoff, report, &mut in_grace)
                 .await?;
         }

@@ -166,6 +166,11 @@ pub fn fsck(
             .problems
             .push("pin counts differ from what the entries pin".into());
     }
+    if derived.entry_counts != stored.entry_counts {
+        report
+            .problems
+            .push("entry counts differ from the entries".into());
+    }
     if derived.ns_usage != stored.ns_usage {
         report
             .problems

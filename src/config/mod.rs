@@ -25,6 +25,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub gc: GcConfig,
     pub auth: AuthConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
     /// Per-namespace settings, `[namespaces.<name>]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -122,6 +123,15 @@ impl Default for AuthConfig {
             registry_token_ttl: Span::secs(300),
         }
     }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A second address serving only `/metrics`; it is always served on the
+    /// main address too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Derived state (pin counts, the unpinned set, per-namespace usage, the
-//! usage counter) recomputed from the primary records (entries and blobs),
+//! usage counter, entry counts) recomputed from the primary records (entries and blobs),
 //! for `larder fsck`: to check that what is kept incrementally is exact, and
 //! to rebuild it when it is not.
 
@@ -17,6 +17,8 @@ pub struct Derived {
     pub ns_pins: BTreeMap<(String, ContentId), u64>,
     pub ns_usage: BTreeMap<String, u64>,
     pub used_bytes: u64,
+    /// Entries by protocol byte.
+    pub entry_counts: BTreeMap<u8, u64>,
 }
 
 impl Index {
@@ -42,6 +44,7 @@ impl Index {
         }
         for e in self.all_entries() {
             let e = e?;
+            *d.entry_counts.entry(e.key.protocol as u8).or_default() += 1;
             for p in &e.pins {
                 *d.pins.entry(*p).or_default() += 1;
                 let n = d.ns_pins.entry((e.key.namespace.clone(), *p)).or_default();
@@ -80,13 +83,25 @@ impl Index {
         for (ns, bytes) in self.namespaces()? {
             d.ns_usage.insert(ns, bytes);
         }
+        for kv in self.entry_counts.iter() {
+            let (k, v) = kv?;
+            if let [p] = k.as_ref() {
+                d.entry_counts.insert(*p, decode_u64(&v));
+            }
+        }
         Ok(d)
     }
 
     /// Replaces the stored derived state with `d`; every blob record that
     /// nothing pins joins the unpinned set as of `now`.
     pub fn store_derived(&self, d: &Derived, now: u64) -> Result<(), IndexError> {
-        for tree in [&self.pins, &self.ns_pins, &self.ns_usage, &self.unpinned] {
+        for tree in [
+            &self.pins,
+            &self.ns_pins,
+            &self.ns_usage,
+            &self.unpinned,
+            &self.entry_counts,
+        ] {
             tree.clear()?;
         }
         for (id, n) in &d.pins {
@@ -100,6 +115,9 @@ impl Index {
         }
         for (ns, bytes) in &d.ns_usage {
             self.ns_usage.insert(ns.as_bytes(), &bytes.to_be_bytes())?;
+        }
+        for (p, n) in &d.entry_counts {
+            self.entry_counts.insert([*p], &n.to_be_bytes())?;
         }
         for r in self.all_blobs() {
             let (id, _) = r?;

@@ -90,13 +90,13 @@ fn parameters(path: &str) -> Vec<Value> {
     params
 }
 
-fn body(path: &str) -> Option<Value> {
-    let schema = match path {
-        "/admin/v1/evict" => json!({
+fn body(method: &str, path: &str) -> Option<Value> {
+    let schema = match (method, path) {
+        ("post", "/admin/v1/evict") => json!({
             "type": "object", "required": ["target_bytes"],
             "properties": { "target_bytes": { "type": "integer", "minimum": 0 } }
         }),
-        "/admin/v1/tokens" => json!({
+        ("post", "/admin/v1/tokens") => json!({
             "type": "object", "required": ["namespaces"],
             "properties": {
                 "namespaces": { "type": "array", "items": { "type": "string" } },
@@ -109,7 +109,8 @@ fn body(path: &str) -> Option<Value> {
     Some(json!({ "required": true, "content": { "application/json": { "schema": schema } } }))
 }
 
-pub async fn document() -> Json<Value> {
+/// Served to admins only, like everything it describes.
+pub async fn document(_: super::Admin) -> Json<Value> {
     let mut paths: Map<String, Value> = Map::new();
     for (method, path, summary, ok) in ROUTES {
         let mut op = json!({
@@ -123,7 +124,7 @@ pub async fn document() -> Json<Value> {
                 "403": { "$ref": "#/components/responses/Error" },
             },
         });
-        if let Some(b) = body(path) {
+        if let Some(b) = body(method, path) {
             op["requestBody"] = b;
         }
         paths

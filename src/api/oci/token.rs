@@ -127,9 +127,15 @@ fn respond(state: &AppState, secret: Option<String>, query: &[(String, String)])
             });
         }
     }
-    let ttl = state.config.auth.registry_token_ttl.0.as_secs().max(1);
+    // Revocation of the original must reach every token exchanged from it,
+    // however often it is re-exchanged: carry the root, never a middle link.
+    // And an exchanged token never outlives what it was exchanged from.
+    let mut ttl = state.config.auth.registry_token_ttl.0.as_secs().max(1);
     let parent = match &caller {
-        Caller::Token(c) => Some(c.jti.clone()),
+        Caller::Token(c) => {
+            ttl = ttl.min(c.exp.saturating_sub(crate::auth::token::now_secs()).max(1));
+            Some(c.parent.clone().unwrap_or_else(|| c.jti.clone()))
+        }
         Caller::Anonymous => None,
     };
     let (token, claims) = auth.mint(&TokenSpec {
