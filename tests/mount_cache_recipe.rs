@@ -66,7 +66,6 @@ fn tar(args: &[&str], dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the HTTP cache API (issue 7)"]
 async fn a_cache_mount_tarball_round_trips_through_the_http_cache() {
     let server = TestServer::start_with(|c| c.auth.mode = AuthMode::Token).await;
     let bearer = format!("Bearer {}", token(&server.data_dir(), "ci"));

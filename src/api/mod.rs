@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod gha;
 mod health;
+pub mod httpcache;
 pub mod observe;
 pub mod oci;
 pub mod range;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", axum::routing::get(observe::metrics))
         .merge(oci::routes())
         .merge(gha::routes())
+        .merge(httpcache::routes())
         .merge(admin::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -34,6 +34,22 @@ impl Store {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Like `entries_with_prefix`, but stops after `limit` entries, so a
+    /// listing of a large namespace costs at most that much.
+    pub fn entries_with_prefix_limit(
+        &self,
+        protocol: Protocol,
+        namespace: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        Ok(self
+            .index
+            .entries_with_prefix(protocol, namespace, prefix)
+            .take(limit)
+            .collect::<Result<_, _>>()?)
+    }
+
     /// (namespace, name) of every entry of a protocol.
     pub fn entry_names(&self, protocol: Protocol) -> Result<Vec<(String, String)>, StoreError> {
         Ok(self.index.entry_names(protocol).collect::<Result<_, _>>()?)

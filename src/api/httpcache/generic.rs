@@ -1,0 +1,160 @@
+//! `/cache/<namespace>/<key>`: GET (with Range), HEAD, PUT, DELETE, plus the
+//! WebDAV methods sccache needs. One wildcard route takes every request and
+//! the raw path is validated here, before any decoding.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{store_err, Dialect, HttpCacheError, Result};
+use super::keys::{self, CachePath};
+use super::{authorize, value, webdav};
+use crate::api::AppState;
+use crate::auth::{READ, WRITE};
+use crate::cache::Protocol;
+
+const D: Dialect = Dialect::Plain;
+const ALLOW: &str = "GET, HEAD, PUT, DELETE, OPTIONS, PROPFIND, MKCOL";
+
+pub async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    const TEMPLATE: &str = "/cache/{namespace}/{key}";
+    tracing::Span::current().record("route", TEMPLATE);
+    let mut res = match route(state, method, &uri, headers, body).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    };
+    res.extensions_mut()
+        .insert(crate::api::observe::RouteTemplate(TEMPLATE));
+    res
+}
+
+async fn route(
+    state: AppState,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let rest = uri.path().strip_prefix("/cache").unwrap_or("");
+    let path = keys::parse_cache_path(rest).map_err(|e| HttpCacheError::bad_key(D, e))?;
+    match method.as_str() {
+        "GET" | "HEAD" => {
+            authorize(&state, &headers, path.namespace, READ, D)?;
+            get(&state, &path, &method, &headers).await
+        }
+        "PUT" => {
+            authorize(&state, &headers, path.namespace, WRITE, D)?;
+            put(&state, &path, &headers, body).await
+        }
+        "DELETE" => {
+            authorize(&state, &headers, path.namespace, WRITE, D)?;
+            delete(&state, &path).await
+        }
+        "PROPFIND" => {
+            authorize(&state, &headers, path.namespace, READ, D)?;
+            webdav::propfind(&state, &path, &headers)
+        }
+        "MKCOL" => {
+            authorize(&state, &headers, path.namespace, WRITE, D)?;
+            webdav::mkcol(&state, &path)
+        }
+        "OPTIONS" => Ok(options()),
+        _ => Err(HttpCacheError::method_not_allowed(D, ALLOW)),
+    }
+}
+
+fn options() -> Response {
+    let mut res = StatusCode::OK.into_response();
+    let h = res.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    // WebDAV class 1: PROPFIND and MKCOL, no locking.
+    h.insert("DAV", HeaderValue::from_static("1"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+    res
+}
+
+fn value_key<'a>(path: &'a CachePath<'_>) -> Result<&'a str> {
+    path.value_key().map_err(|e| HttpCacheError::bad_key(D, e))
+}
+
+async fn get(
+    state: &AppState,
+    path: &CachePath<'_>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    if path.collection {
+        // Collections are virtual and have no bytes; WebDAV lists them with PROPFIND.
+        return Err(HttpCacheError::not_found(D));
+    }
+    let key = value::entry_key(Protocol::Http, path.namespace, path.key);
+    let entry = value::find(state, &key, D)?.ok_or_else(|| HttpCacheError::not_found(D))?;
+    value::serve(state, &entry, method, headers, D).await
+}
+
+/// Stores the body under the key, replacing any previous value. Bazel's
+/// `cas/<sha256>` is verified against its hash: a mismatch is a 400 and
+/// nothing is stored.
+async fn put(
+    state: &AppState,
+    path: &CachePath<'_>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let key = value_key(path)?;
+    let expected = keys::bazel_cas_digest(key);
+    let blob = value::store_body(state, headers, body, expected, D).await?;
+    let entry_key = value::entry_key(Protocol::Http, path.namespace, key);
+    let existed = value::find(state, &entry_key, D)?.is_some();
+    value::put_entry(state, entry_key, &blob, Vec::new(), D).await?;
+    let status = if existed {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    };
+    let mut res = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(&value::etag(&blob)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
+}
+
+/// Removes a key; on a collection, every key under it (WebDAV semantics).
+/// The namespace root cannot be deleted this way: wiping a namespace is an
+/// admin operation, not something a build tool should do by accident.
+async fn delete(state: &AppState, path: &CachePath<'_>) -> Result<Response> {
+    if path.key.is_empty() {
+        return Err(HttpCacheError::method_not_allowed(
+            D,
+            "GET, HEAD, OPTIONS, PROPFIND, MKCOL",
+        ));
+    }
+    let store = &state.store;
+    let mut ids = Vec::new();
+    if !path.collection {
+        let key = value::entry_key(Protocol::Http, path.namespace, path.key);
+        if let Some(e) = value::find(state, &key, D)? {
+            ids.push(e.id);
+        }
+    }
+    if ids.is_empty() {
+        let members = store
+            .entries_with_prefix(Protocol::Http, path.namespace, &path.prefix())
+            .map_err(store_err(D))?;
+        ids.extend(members.iter().map(|e| e.id));
+    }
+    if ids.is_empty() {
+        return Err(HttpCacheError::not_found(D));
+    }
+    for id in ids {
+        store.remove_entry(id).await.map_err(store_err(D))?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

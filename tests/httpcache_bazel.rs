@@ -1,0 +1,116 @@
+//! The real Bazel (apt package `bazel-bootstrap`) with
+//! `--remote_cache=http://…/cache/<namespace>`: a genrule built in one
+//! output base is a remote cache hit in a fresh one, after Bazel stored its
+//! action result under `ac/` and its output under `cas/` (verified by hash).
+
+mod common;
+mod httpcache_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{client, require_tool, TestServer};
+use httpcache_support::*;
+
+/// A workspace with one genrule.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| std::fs::write(dir.path().join(rel), text).unwrap();
+    write("WORKSPACE", "");
+    write(
+        "BUILD",
+        "genrule(\n    name = \"shout\",\n    srcs = [\"in.txt\"],\n    outs = [\"out.txt\"],\n    \
+         cmd = \"tr a-z A-Z < $< > $@\",\n)\n",
+    );
+    write("in.txt", "larder keeps bazel outputs\n");
+    dir
+}
+
+/// `bazel build //:shout` in batch mode (no lingering server) with its own
+/// output root, so nothing local carries over between runs.
+async fn build(bazel: &Path, ws: &Path, output_root: &Path, flags: &[String]) -> String {
+    let run = tokio::process::Command::new(bazel)
+        .arg("--batch")
+        // The system rc stays: Debian's bazel finds its install base there.
+        .args(["--nohome_rc", "--noworkspace_rc"])
+        .arg(format!("--output_user_root={}", output_root.display()))
+        .args(["build", "//:shout", "--spawn_strategy=local"])
+        .args(flags)
+        .current_dir(ws)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("bazel finishes")
+        .expect("bazel runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "bazel failed:\n{text}");
+    text
+}
+
+fn bazel() -> Option<PathBuf> {
+    require_tool("bazel")
+}
+
+async fn listing(s: &TestServer, path: &str, token: &str) -> String {
+    client()
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            s.url(path),
+        )
+        .bearer_auth(token)
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_output_base_gets_a_remote_cache_hit() {
+    let Some(bazel) = bazel() else { return };
+    let s = token_server().await;
+    let t = token(&s, &[("bazel", RW)]);
+    let ws = workspace();
+    let roots = tempfile::tempdir().unwrap();
+    let flags = [
+        format!("--remote_cache={}", s.url("/cache/bazel")),
+        format!("--remote_header=Authorization=Bearer {t}"),
+    ];
+
+    let first = build(&bazel, ws.path(), &roots.path().join("one"), &flags).await;
+    assert!(!first.contains("remote cache hit"), "{first}");
+    // The action result under ac/, the output (by its SHA-256) under cas/.
+    let ac = listing(&s, "/cache/bazel/ac/", &t).await;
+    let cas = listing(&s, "/cache/bazel/cas/", &t).await;
+    assert!(ac.contains("<D:getcontentlength>"), "{ac}");
+    let out = b"LARDER KEEPS BAZEL OUTPUTS\n";
+    assert!(cas.contains(&sha256_hex(out)), "{cas}");
+
+    let second = build(&bazel, ws.path(), &roots.path().join("two"), &flags).await;
+    assert!(second.contains("1 remote cache hit"), "{second}");
+    let produced = std::fs::read(ws.path().join("bazel-bin/out.txt")).unwrap();
+    assert_eq!(produced, out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_are_basic_auth() {
+    let Some(bazel) = bazel() else { return };
+    let s = token_server().await;
+    let t = token(&s, &[("bazel", RW)]);
+    let ws = workspace();
+    let roots = tempfile::tempdir().unwrap();
+    let flags = [format!(
+        "--remote_cache=http://ci:{t}@{}/cache/bazel",
+        s.addr
+    )];
+    build(&bazel, ws.path(), &roots.path().join("one"), &flags).await;
+    let second = build(&bazel, ws.path(), &roots.path().join("two"), &flags).await;
+    assert!(second.contains("1 remote cache hit"), "{second}");
+}
