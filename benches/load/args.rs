@@ -19,6 +19,19 @@ pub struct Args {
     /// Profiles to run, comma-separated: 1m, 32m, 4k (default: all).
     #[arg(long, value_delimiter = ',')]
     pub profiles: Vec<String>,
+    /// Operations to measure (default: all): push, head_hit, head_miss,
+    /// get_blob, manifest_put, manifest_get. What a measured one needs is
+    /// still stored first, unmeasured.
+    #[arg(long, value_delimiter = ',')]
+    pub ops: Vec<String>,
+    /// Runs every measured phase this many times per target, interleaved,
+    /// and reports each target's median: fsync-bound write rates swing
+    /// by 2x between identical runs on a shared disk.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Overrides every profile's concurrency (e.g. 1 for unloaded latency).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Multiplies every operation count (e.g. 0.25 for a quick or profiled run).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
@@ -57,6 +70,10 @@ pub struct Args {
 impl Args {
     pub fn wants(&self, profile: &str) -> bool {
         self.profiles.is_empty() || self.profiles.iter().any(|p| p == profile)
+    }
+
+    pub fn wants_op(&self, op: &str) -> bool {
+        self.ops.is_empty() || self.ops.iter().any(|o| o == op)
     }
 
     pub fn runs(&self, server: &str) -> bool {

@@ -55,6 +55,15 @@ impl Op {
         }
     }
 
+    /// Whether this operation reads what `other` stores.
+    pub fn needs(self, other: Op) -> bool {
+        match self {
+            Op::HeadHit | Op::GetBlob | Op::ManifestPut => other == Op::Push,
+            Op::ManifestGet => matches!(other, Op::Push | Op::ManifestPut),
+            Op::Push | Op::HeadMiss => false,
+        }
+    }
+
     /// Bulk transfers are reported in MiB/s, the rest in requests/s.
     fn is_bulk(self) -> bool {
         matches!(self, Op::Push | Op::GetBlob)
@@ -78,8 +87,11 @@ pub struct Row {
     pub operation: Op,
     pub concurrency: usize,
     pub goal_ratio: Option<f64>,
-    /// (target name, measurement), in the order they ran.
+    /// (target name, its median repetition by rate).
     pub results: Vec<(String, Measured)>,
+    /// Every repetition's rate (ops/s) by target, when --repeat > 1.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repetitions: Vec<(String, Vec<f64>)>,
     #[serde(skip)]
     label: &'static str,
 }
@@ -92,8 +104,20 @@ impl Row {
             concurrency: p.concurrency,
             goal_ratio: op.goal(p),
             results: Vec::new(),
+            repetitions: Vec::new(),
             label: p.key,
         }
+    }
+
+    /// Records a target's median repetition (by rate).
+    pub fn push_median(&mut self, target: &str, mut reps: Vec<Measured>) {
+        reps.sort_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+        if reps.len() > 1 {
+            let rates = reps.iter().map(|m| m.ops_per_s).collect();
+            self.repetitions.push((target.to_owned(), rates));
+        }
+        let median = reps.swap_remove(reps.len() / 2);
+        self.results.push((target.to_owned(), median));
     }
 
     /// Larder's throughput over the registry's, when both ran.
@@ -111,12 +135,14 @@ pub struct Context {
     pub registry_blob_cache: String,
     pub targets: Vec<(String, String)>,
     pub scale: f64,
+    pub repeat: usize,
     pub elapsed_s: f64,
     pub note: &'static str,
 }
 
-const DURABILITY_NOTE: &str = "Larder fsyncs every acknowledged write (blob file, its \
-directory, and the index through a shared group commit) before answering 2xx; the \
+const DURABILITY_NOTE: &str = "Larder makes every write durable before answering 2xx: \
+fsync of the blob file and of its directory, and a group-committed flush of the sled \
+index (sled 0.34 syncs its log with sync_file_range; see docs/PERFORMANCE.md). The \
 reference registry does not fsync at all.";
 
 impl Context {
@@ -137,6 +163,7 @@ impl Context {
                 .map(|t| (t.name.clone(), t.base.clone()))
                 .collect(),
             scale: args.scale,
+            repeat: args.repeat.max(1),
             elapsed_s: elapsed.as_secs_f64(),
             note: DURABILITY_NOTE,
         }
@@ -160,6 +187,43 @@ fn cell(op: Op, m: Option<&Measured>) -> String {
 
 pub fn print(ctx: &Context, rows: &[Row]) {
     let names: Vec<&str> = ctx.targets.iter().map(|(n, _)| n.as_str()).collect();
+    if names.len() > 2 {
+        print_long(&names, rows);
+    } else {
+        print_wide(&names, rows);
+    }
+    print_footer(ctx);
+}
+
+/// One line per target under each operation: for runs with --variant.
+fn print_long(names: &[&str], rows: &[Row]) {
+    let reg = |r: &Row| {
+        r.results
+            .iter()
+            .find(|(t, _)| t == "registry")
+            .map(|(_, m)| m.ops_per_s)
+    };
+    println!();
+    println!(
+        "{:<20} {:>10} {:>7} {:>7} {:>7}  vs registry",
+        "target", "rate", "p50 ms", "p99 ms", "srv µs"
+    );
+    for r in rows {
+        println!("-- {} / {}", r.profile, r.operation.label());
+        for n in names {
+            let m = r.results.iter().find(|(t, _)| t == n).map(|(_, m)| m);
+            let ratio = match (m, reg(r)) {
+                (Some(m), Some(base)) if *n != "registry" => {
+                    format!("{:>6.2}x", m.ops_per_s / base)
+                }
+                _ => String::new(),
+            };
+            println!("{n:<20} {} {ratio}", cell(r.operation, m));
+        }
+    }
+}
+
+fn print_wide(names: &[&str], rows: &[Row]) {
     println!();
     println!(
         "{:<16} {:<21} | {}",
@@ -220,15 +284,19 @@ pub fn print(ctx: &Context, rows: &[Row]) {
             );
         }
     }
+}
+
+fn print_footer(ctx: &Context) {
     println!();
     println!(
         "{} cores, kernel {}, Larder log level {}, registry blob descriptor cache {}, \
-         scale {}, {:.0} s",
+         scale {}, median of {} repetition(s), {:.0} s",
         ctx.nproc,
         ctx.kernel,
         ctx.larder_log_level,
         ctx.registry_blob_cache,
         ctx.scale,
+        ctx.repeat,
         ctx.elapsed_s
     );
     println!("Note: {DURABILITY_NOTE}");

@@ -20,6 +20,7 @@ COMPONENTS = [
      r"tracing_subscriber|tracing_core::|larder::api::trace|tower_http::trace"),
     ("  of which writing log lines (write(2))",
      r"tracing_subscriber", r"^(__GI___libc_write|ksys_write)$"),
+    ("request metrics (api::observe, metrics)", r"larder::api::observe|larder::metrics"),
     ("sled (index reads/writes)", r"^sled::"),
     ("  of which sled flush (group commit)", r"^sled::.*flush"),
     ("hashing (sha256/blake3)", r"sha2::|blake3::|sha256_"),
