@@ -140,10 +140,11 @@ pub struct Context {
     pub note: &'static str,
 }
 
-const DURABILITY_NOTE: &str = "Larder makes every write durable before answering 2xx: \
-fsync of the blob file and of its directory, and a group-committed flush of the sled \
-index (sled 0.34 syncs its log with sync_file_range; see docs/PERFORMANCE.md). The \
-reference registry does not fsync at all.";
+const DURABILITY_NOTE: &str = "both servers sync before answering 2xx. Larder fsyncs the \
+blob file and its directory and group-commits the sled index (sled 0.34 syncs its log \
+with sync_file_range and fsyncs it once a second; see docs/PERFORMANCE.md). The \
+reference registry fsyncs every file it writes (about 11 per 1 MiB push and 8 per \
+manifest PUT, measured with strace) but never a directory.";
 
 impl Context {
     pub fn gather(args: &Args, targets: &[Arc<Target>], elapsed: Duration) -> Context {
@@ -153,11 +154,15 @@ impl Context {
                 .unwrap_or_default()
                 .trim()
                 .to_owned(),
-            larder_log_level: args
-                .larder_log
-                .clone()
-                .unwrap_or_else(|| "default (info)".into()),
-            registry_blob_cache: args.registry_cache.clone(),
+            larder_log_level: match (&args.target, &args.larder_log) {
+                (Some(_), _) => "n/a (--target)".into(),
+                (None, Some(level)) => level.clone(),
+                (None, None) => "default (info)".into(),
+            },
+            registry_blob_cache: match &args.target {
+                Some(_) => "n/a (--target)".into(),
+                None => args.registry_cache.clone(),
+            },
             targets: targets
                 .iter()
                 .map(|t| (t.name.clone(), t.base.clone()))
@@ -299,7 +304,7 @@ fn print_footer(ctx: &Context) {
         ctx.repeat,
         ctx.elapsed_s
     );
-    println!("Note: {DURABILITY_NOTE}");
+    println!("Durability: {DURABILITY_NOTE}");
     println!("srv µs/op: server CPU time (user+system, all threads) per operation.");
 }
 
