@@ -1,0 +1,82 @@
+//! Command line of the load bench: `cargo bench --bench load -- [OPTIONS]`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Drives Larder and the CNCF reference registry with BuildKit's request mix")]
+pub struct Args {
+    /// Benchmark this running registry instead (only it; no servers are started).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Bearer token sent with every request to --target.
+    #[arg(long, requires = "target")]
+    pub token: Option<String>,
+    /// Where to write the results as JSON (default: target/load-bench.json).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Profiles to run, comma-separated: 1m, 32m, 4k (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub profiles: Vec<String>,
+    /// Operations to measure (default: all): push, head_hit, head_miss,
+    /// get_blob, manifest_put, manifest_get. What a measured one needs is
+    /// still stored first, unmeasured.
+    #[arg(long, value_delimiter = ',')]
+    pub ops: Vec<String>,
+    /// Runs every measured phase this many times per target, interleaved,
+    /// and reports each target's median: fsync-bound write rates swing
+    /// by 2x between identical runs on a shared disk.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Overrides every profile's concurrency (e.g. 1 for unloaded latency).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Multiplies every operation count (e.g. 0.25 for a quick or profiled run).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Larder's log filter (LARDER__LOG__LEVEL); default: its config default.
+    #[arg(long)]
+    pub larder_log: Option<String>,
+    /// Another Larder measured beside the default one, in the same run:
+    /// `NAME [KEY=VALUE]…`, e.g. 'larder-warn LARDER__LOG__LEVEL=warn' or
+    /// 'larder-fix LARDER_BIN=/path/to/larder' (repeatable).
+    #[arg(long, value_parser = crate::servers::Variant::parse)]
+    pub variant: Vec<crate::servers::Variant>,
+    /// Run only one of the two local servers: larder or registry.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// The reference registry's blob descriptor cache: "inmemory" (its stock
+    /// config) or "none".
+    #[arg(long, default_value = "inmemory")]
+    pub registry_cache: String,
+    /// Prints the server pids and waits this many seconds before the first
+    /// request (time to attach `perf record -p`).
+    #[arg(long, default_value_t = 0)]
+    pub attach_delay: u64,
+    /// A command run alongside each measured Larder phase and stopped with
+    /// SIGINT after it, e.g. `perf record -e cpu-clock --call-graph dwarf
+    /// -p {pid} -o /tmp/prof/{phase}.data`. {pid} and {phase} are filled in.
+    #[arg(long)]
+    pub profile_cmd: Option<String>,
+    /// Operations to run --profile-cmd for (default: all), e.g. head_hit,push.
+    #[arg(long, value_delimiter = ',')]
+    pub profile_ops: Vec<String>,
+    /// Passed by `cargo bench` to every bench binary; ignored.
+    #[arg(long, hide = true)]
+    pub bench: bool,
+}
+
+impl Args {
+    pub fn wants(&self, profile: &str) -> bool {
+        self.profiles.is_empty() || self.profiles.iter().any(|p| p == profile)
+    }
+
+    pub fn wants_op(&self, op: &str) -> bool {
+        self.ops.is_empty() || self.ops.iter().any(|o| o == op)
+    }
+
+    pub fn runs(&self, server: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == server)
+    }
+}

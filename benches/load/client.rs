@@ -1,0 +1,223 @@
+//! The registry requests BuildKit sends, each verified the way a client
+//! relies on it: status, `Docker-Content-Digest`, length, and (for reads)
+//! the SHA-256 of the bytes received.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+use crate::workload::{Blob, OCI_MANIFEST};
+
+/// A registry under test, reached through one pooled client.
+pub struct Target {
+    pub name: String,
+    pub base: String,
+    /// The server process, when local: its CPU time is read per phase.
+    pub pid: Option<u32>,
+    client: reqwest::Client,
+    token: Option<String>,
+}
+
+/// What one operation moved, and how long its first request took when it
+/// has two (the POST of a push), so that step can be reported alone.
+pub struct Sample {
+    pub bytes: u64,
+    pub first_step: Option<Duration>,
+}
+
+impl Target {
+    pub fn new(name: &str, base: &str, pid: Option<u32>, token: Option<String>) -> Target {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // Every phase keeps at most `concurrency` (≤ 32) requests in
+            // flight; keeping them all idle-pooled avoids reconnects.
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .expect("http client");
+        Target {
+            name: name.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            pid,
+            client,
+            token,
+        }
+    }
+
+    fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        let r = self.client.request(method, url);
+        match &self.token {
+            Some(t) => r.header(AUTHORIZATION, format!("Bearer {t}")),
+            None => r,
+        }
+    }
+
+    /// POST an upload session, then PUT the whole blob to its Location.
+    pub async fn push(&self, repo: &str, blob: &Blob) -> anyhow::Result<Sample> {
+        let start = Instant::now();
+        let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let res = self.request(Method::POST, &url).send().await?;
+        expect_status(&res, StatusCode::ACCEPTED, "POST upload")?;
+        let location = res
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .context("POST upload: no Location")?
+            .to_owned();
+        drain(res).await?;
+        let posted = start.elapsed();
+        let mut put_url = if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location
+        };
+        put_url.push(if put_url.contains('?') { '&' } else { '?' });
+        put_url.push_str("digest=");
+        put_url.push_str(&blob.digest);
+        let res = self
+            .request(Method::PUT, &put_url)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, blob.data.len())
+            .body(blob.data.clone())
+            .send()
+            .await?;
+        expect_status(&res, StatusCode::CREATED, "PUT upload")?;
+        expect_digest(res.headers(), &blob.digest, "PUT upload")?;
+        drain(res).await?;
+        Ok(Sample {
+            bytes: blob.data.len() as u64,
+            first_step: Some(posted),
+        })
+    }
+
+    /// HEAD a blob: 200 with its digest and length when `hit`, else 404.
+    pub async fn head(&self, repo: &str, blob: &Blob, hit: bool) -> anyhow::Result<Sample> {
+        let url = format!("{}/v2/{repo}/blobs/{}", self.base, blob.digest);
+        let res = self.request(Method::HEAD, &url).send().await?;
+        if hit {
+            expect_status(&res, StatusCode::OK, "HEAD blob")?;
+            expect_digest(res.headers(), &blob.digest, "HEAD blob")?;
+            let len = res
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok());
+            ensure!(
+                len == Some(blob.data.len().to_string().as_str()),
+                "HEAD blob: Content-Length {len:?}, want {}",
+                blob.data.len()
+            );
+        } else {
+            expect_status(&res, StatusCode::NOT_FOUND, "HEAD missing blob")?;
+        }
+        drain(res).await?;
+        Ok(Sample {
+            bytes: 0,
+            first_step: None,
+        })
+    }
+
+    /// GET a blob, hashing the body as it streams in.
+    pub async fn get_blob(&self, repo: &str, blob: &Blob) -> anyhow::Result<Sample> {
+        let url = format!("{}/v2/{repo}/blobs/{}", self.base, blob.digest);
+        let res = self.request(Method::GET, &url).send().await?;
+        expect_status(&res, StatusCode::OK, "GET blob")?;
+        expect_digest(res.headers(), &blob.digest, "GET blob")?;
+        let bytes = hash_body(res, &blob.digest, "GET blob").await?;
+        Ok(Sample {
+            bytes,
+            first_step: None,
+        })
+    }
+
+    pub async fn put_manifest(&self, repo: &str, tag: &str, m: &Blob) -> anyhow::Result<Sample> {
+        let url = format!("{}/v2/{repo}/manifests/{tag}", self.base);
+        let res = self
+            .request(Method::PUT, &url)
+            .header(CONTENT_TYPE, OCI_MANIFEST)
+            .body(m.data.clone())
+            .send()
+            .await?;
+        expect_status(&res, StatusCode::CREATED, "PUT manifest")?;
+        expect_digest(res.headers(), &m.digest, "PUT manifest")?;
+        drain(res).await?;
+        Ok(Sample {
+            bytes: m.data.len() as u64,
+            first_step: None,
+        })
+    }
+
+    /// GET a manifest by tag, as BuildKit's importer does after its HEAD.
+    pub async fn get_manifest(&self, repo: &str, tag: &str, m: &Blob) -> anyhow::Result<Sample> {
+        let url = format!("{}/v2/{repo}/manifests/{tag}", self.base);
+        let res = self
+            .request(Method::GET, &url)
+            .header(ACCEPT, OCI_MANIFEST)
+            .send()
+            .await?;
+        expect_status(&res, StatusCode::OK, "GET manifest")?;
+        expect_digest(res.headers(), &m.digest, "GET manifest")?;
+        let ct = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        ensure!(
+            ct == Some(OCI_MANIFEST),
+            "GET manifest: Content-Type {ct:?}, want {OCI_MANIFEST}"
+        );
+        let bytes = hash_body(res, &m.digest, "GET manifest").await?;
+        Ok(Sample {
+            bytes,
+            first_step: None,
+        })
+    }
+
+    /// Waits until `GET /v2/` answers (any status but a connection error).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let res = self
+            .request(Method::GET, &format!("{}/v2/", self.base))
+            .send()
+            .await
+            .with_context(|| format!("{} does not answer at {}", self.name, self.base))?;
+        drain(res).await
+    }
+}
+
+fn expect_status(res: &reqwest::Response, want: StatusCode, what: &str) -> anyhow::Result<()> {
+    if res.status() != want {
+        bail!("{what} {}: status {}, want {want}", res.url(), res.status());
+    }
+    Ok(())
+}
+
+fn expect_digest(h: &HeaderMap, want: &str, what: &str) -> anyhow::Result<()> {
+    let got = h.get("docker-content-digest").and_then(|v| v.to_str().ok());
+    ensure!(
+        got == Some(want),
+        "{what}: Docker-Content-Digest {got:?}, want {want}"
+    );
+    Ok(())
+}
+
+async fn hash_body(res: reqwest::Response, want: &str, what: &str) -> anyhow::Result<u64> {
+    let mut sha = Sha256::new();
+    let mut n = 0u64;
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        sha.update(&chunk);
+        n += chunk.len() as u64;
+    }
+    let got = format!("sha256:{}", hex::encode(sha.finalize()));
+    ensure!(got == want, "{what}: body hashes to {got}, want {want}");
+    Ok(n)
+}
+
+/// Reads a response to its end so the connection returns to the pool.
+async fn drain(res: reqwest::Response) -> anyhow::Result<()> {
+    res.bytes().await?;
+    Ok(())
+}

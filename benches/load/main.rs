@@ -1,0 +1,115 @@
+//! Load benchmark: Larder against the CNCF reference registry under the
+//! request mix BuildKit sends (blob push as POST + PUT, HEAD hit and miss,
+//! blob GET, manifest PUT and GET), at fixed concurrency, for three blob
+//! profiles. Every response is verified; results print as one table and are
+//! written as JSON.
+//!
+//!   cargo bench --bench load
+//!   cargo bench --bench load -- --profiles 4k --scale 0.5 --larder-log warn
+//!   cargo bench --bench load -- --target https://cache.example.com --token T
+//!
+//! Both servers run as child processes (not in-process) so each is measured
+//! as deployed: Larder's own logging setup, its own runtime, and a pid whose
+//! CPU time and `perf record -p` cover the server alone.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod args;
+mod client;
+mod driver;
+mod mix;
+mod profiler;
+mod report;
+mod servers;
+mod workload;
+
+use std::sync::Arc;
+
+use clap::Parser;
+
+use args::Args;
+use client::Target;
+use workload::PROFILES;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    // Servers live on this thread; the runtime only drives the client.
+    let mut servers = Vec::new();
+    let mut targets = Vec::new();
+    match &args.target {
+        Some(url) => targets.push(Arc::new(Target::new(
+            "target",
+            url,
+            None,
+            args.token.clone(),
+        ))),
+        None => {
+            if args.runs("larder") {
+                let mut default = servers::Variant {
+                    name: "larder".into(),
+                    bin: None,
+                    env: Vec::new(),
+                };
+                if let Some(level) = &args.larder_log {
+                    default
+                        .env
+                        .push(("LARDER__LOG__LEVEL".into(), level.clone()));
+                }
+                for v in std::iter::once(&default).chain(&args.variant) {
+                    servers.push(servers::Server::larder(v));
+                }
+            }
+            if args.runs("registry") {
+                match servers::Server::registry(&args.registry_cache) {
+                    Some(s) => servers.push(s),
+                    None => eprintln!(
+                        "NOTE: {} is not installed (apt-get install docker-registry); \
+                         benchmarking Larder alone",
+                        servers::REGISTRY_BIN
+                    ),
+                }
+            }
+            for s in &servers {
+                targets.push(Arc::new(Target::new(
+                    &s.name,
+                    &s.base(),
+                    Some(s.pid()),
+                    None,
+                )));
+            }
+        }
+    }
+    for t in &targets {
+        runtime.block_on(t.ping())?;
+        eprintln!("{}: {} (pid {:?})", t.name, t.base, t.pid);
+    }
+    if args.attach_delay > 0 {
+        eprintln!("waiting {}s before the first request", args.attach_delay);
+        std::thread::sleep(std::time::Duration::from_secs(args.attach_delay));
+    }
+
+    let nonce: u64 = rand::random();
+    let mut rows = Vec::new();
+    let started = std::time::Instant::now();
+    for p in PROFILES.iter().filter(|p| args.wants(p.key)) {
+        eprintln!("profile {} …", p.label);
+        rows.extend(runtime.block_on(mix::run_profile(p, &targets, &args, nonce))?);
+    }
+    let elapsed = started.elapsed();
+
+    let ctx = report::Context::gather(&args, &targets, elapsed);
+    report::print(&ctx, &rows);
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| common::target_dir().join("load-bench.json"));
+    report::write_json(&json_path, &ctx, &rows)?;
+    eprintln!("results written to {}", json_path.display());
+    drop(servers);
+    Ok(())
+}
