@@ -32,6 +32,9 @@ pub struct BlobWrite<'a> {
     pub scope: Option<&'a str>,
     /// The announced size (Content-Length), reserved before the body is read.
     pub size_hint: Option<u64>,
+    /// Return before the index records are durable: the caller makes more
+    /// writes and then waits once with `Store::sync` before acknowledging.
+    pub defer_sync: bool,
 }
 
 impl Store {
@@ -51,20 +54,21 @@ impl Store {
             .await
             .map_err(|e| Self::budget_error(&held, e.into()))?;
         let info = self
-            .commit_blob(verified, w.expected.as_ref(), w.scope)
+            .commit_blob(verified, w.expected.as_ref(), w.scope, !w.defer_sync)
             .await;
         drop(held);
         info
     }
 
     /// Publishes a verified blob and indexes it under the blob's lock (so GC
-    /// cannot delete the file between the two), then waits for the group
-    /// commit so the caller may acknowledge it.
+    /// cannot delete the file between the two), then (if `sync`) waits for
+    /// the group commit so the caller may acknowledge it.
     pub(super) async fn commit_blob(
         &self,
         verified: cas::Verified,
         alias: Option<&Digest>,
         scope: Option<&str>,
+        sync: bool,
     ) -> Result<BlobInfo, StoreError> {
         let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
         let alias = alias.filter(|d| matches!(d, Digest::Sha512(_))).cloned();
@@ -95,7 +99,9 @@ impl Store {
         })
         .await
         .map_err(std::io::Error::other)??;
-        self.commit.wait().await?;
+        if sync {
+            self.commit.wait().await?;
+        }
         Ok(BlobInfo {
             id: meta.id,
             sha256: meta.sha256,

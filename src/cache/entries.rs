@@ -7,8 +7,15 @@ impl Store {
     /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
     /// `MissingBlob` if any pinned blob is not stored.
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
-        let rec = self.index.put_entry(new, now_ms())?;
+        let rec = self.put_entry_deferred(new).await?;
         self.commit.wait().await?;
+        Ok(rec)
+    }
+
+    /// `put_entry` without waiting for durability: the caller makes more
+    /// writes, then waits once with `sync` before acknowledging them all.
+    pub async fn put_entry_deferred(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
+        let rec = self.index.put_entry(new, now_ms())?;
         // The entry is stored; a failed quota pass must not turn that into an error.
         if let Err(e) = self.enforce_quota(&rec.key.namespace, rec.id).await {
             tracing::warn!(error = %e, namespace = %rec.key.namespace, "quota enforcement failed");
@@ -66,6 +73,22 @@ impl Store {
         self.index.set_name(scope, name, target)?;
         self.commit.wait().await?;
         Ok(())
+    }
+
+    /// `set_name` without waiting for durability (see `put_entry_deferred`).
+    pub fn set_name_deferred(
+        &self,
+        scope: &str,
+        name: &str,
+        target: &EntryKey,
+    ) -> Result<(), StoreError> {
+        Ok(self.index.set_name(scope, name, target)?)
+    }
+
+    /// Waits until every index write made so far is durable. The index log
+    /// is ordered, so one wait covers a sequence of deferred writes.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        Ok(self.commit.wait().await?)
     }
 
     pub fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, StoreError> {

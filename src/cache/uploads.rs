@@ -91,7 +91,9 @@ impl Store {
             },
         )?;
         tokio::fs::File::create(self.uploads.path(&id)).await?;
-        self.commit.wait().await?;
+        // No wait for durability: a session holds no data yet, and one lost
+        // in a crash answers "upload unknown", which clients handle by
+        // starting over. Its first chunk makes it durable.
         Ok(UploadState {
             id,
             scope: scope.to_owned(),
@@ -220,7 +222,11 @@ impl Store {
         state.len = old_len.max(at);
         // Counted as session bytes now; `held` releases its reservation on return.
         self.budget.add_uploads(state.len - old_len);
-        self.touch_upload(&state.id)
+        self.touch_upload(&state.id)?;
+        // The chunk's bytes are synced; its session record must be too
+        // before the chunk is acknowledged.
+        self.commit.wait().await?;
+        Ok(())
     }
 
     /// Notes that session `id` is in use, so it does not expire as idle.
@@ -258,6 +264,7 @@ impl Store {
                 limit,
                 scope: Some(scope),
                 size_hint,
+                defer_sync: false,
             };
             return self.put_blob(body, write).await;
         }
@@ -284,7 +291,7 @@ impl Store {
             .await
             .map_err(std::io::Error::other)?;
         let info = match verified {
-            Ok(v) => self.commit_blob(v, expected.as_ref(), scope).await,
+            Ok(v) => self.commit_blob(v, expected.as_ref(), scope, true).await,
             Err(e) => Err(e.into()),
         };
         self.end_upload(&state.id, state.len).await?;
@@ -305,7 +312,9 @@ impl Store {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
-        self.commit.wait().await?;
+        // Not waited for: a session that reappears after a crash holds no
+        // acknowledged data and simply expires; the blob it became is synced
+        // by its own commit.
         Ok(())
     }
 

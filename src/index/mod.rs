@@ -63,6 +63,8 @@ fn tx_error(e: sled::transaction::TransactionError<IndexError>) -> IndexError {
 #[derive(Clone)]
 pub struct Index {
     db: sled::Db,
+    /// sled's log file, for the fsync `flush` adds to sled's own.
+    log_file: std::sync::Arc<std::fs::File>,
     blobs: sled::Tree,
     aliases: sled::Tree,
     entries: sled::Tree,
@@ -94,7 +96,11 @@ impl Index {
             // backstop for records nobody waits on (access times).
             .flush_every_ms(Some(1000))
             .open()?;
+        let log_file = std::sync::Arc::new(
+            std::fs::File::open(dir.join("db")).map_err(|e| IndexError::Storage(e.into()))?,
+        );
         Ok(Index {
+            log_file,
             blobs: db.open_tree("blobs")?,
             aliases: db.open_tree("aliases")?,
             entries: db.open_tree("entries")?,
@@ -120,8 +126,15 @@ impl Index {
     }
 
     /// Makes every write so far durable. Blocking: call it off the runtime.
+    ///
+    /// sled's flush writes its log with `sync_file_range`, which neither
+    /// flushes the disk's write cache nor the file's metadata: without the
+    /// fsync below, a power loss could take back an acknowledged write.
     pub fn flush(&self) -> Result<(), IndexError> {
         self.db.flush()?;
+        self.log_file
+            .sync_data()
+            .map_err(|e| IndexError::Storage(e.into()))?;
         Ok(())
     }
 

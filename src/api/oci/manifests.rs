@@ -179,6 +179,8 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         limit: MAX_MANIFEST as u64,
         scope: None,
         size_hint: Some(len),
+        // The blob, the entry and the tag become durable together, below.
+        defer_sync: true,
     };
     let body =
         futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(bytes) });
@@ -198,7 +200,7 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
     all_pins.insert(blob.id);
     let digest_text = digest.to_string();
     store
-        .put_entry(&NewEntry {
+        .put_entry_deferred(&NewEntry {
             key: entry_key(name, &digest_text),
             content: blob.id,
             size: refs.size + len,
@@ -208,10 +210,9 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         })
         .await?;
     if tagged {
-        store
-            .set_name(&scope(name), reference, &entry_key(name, &digest_text))
-            .await?;
+        store.set_name_deferred(&scope(name), reference, &entry_key(name, &digest_text))?;
     }
+    store.sync().await?;
 
     let mut res = StatusCode::CREATED.into_response();
     let h = res.headers_mut();
