@@ -141,8 +141,8 @@ pub struct Context {
 }
 
 const DURABILITY_NOTE: &str = "both servers sync before answering 2xx. Larder fsyncs the \
-blob file and its directory and group-commits the sled index (sled 0.34 syncs its log \
-with sync_file_range and fsyncs it once a second; see docs/PERFORMANCE.md). The \
+blob file and its directory and group-commits the sled index, fsyncing its log after \
+sled's own sync_file_range (see docs/PERFORMANCE.md). The \
 reference registry fsyncs every file it writes (about 11 per 1 MiB push and 8 per \
 manifest PUT, measured with strace) but never a directory.";
 
