@@ -71,20 +71,9 @@ impl Store {
         let mut report = EvictReport::default();
 
         // Blobs nothing uses, past the grace, go first.
-        let unpinned: Vec<ContentId> = self
-            .index
-            .unpinned_blobs()
-            .map(|r| r.map(|(id, _)| id))
-            .collect::<Result<_, _>>()?;
-        for id in unpinned {
-            if self.usage() <= target {
-                break;
-            }
-            if let Some(size) = self.delete_blob_if_unused(id, cutoff).await? {
-                report.blobs_removed += 1;
-                report.bytes_freed += size;
-            }
-        }
+        let (blobs, bytes) = self.sweep_unpinned(cutoff, Some(target)).await?;
+        report.blobs_removed += blobs;
+        report.bytes_freed += bytes;
 
         // Then entries, least recently used first.
         let done = |store: &Store, r: &EvictReport| {
@@ -95,6 +84,31 @@ impl Store {
         self.finish_deletes().await?;
         report.usage_after = self.usage();
         Ok(report)
+    }
+
+    /// Deletes unpinned blobs untouched since `cutoff`, stopping once usage
+    /// is at most `target` when one is given. Returns (blobs, bytes) freed.
+    async fn sweep_unpinned(
+        &self,
+        cutoff: u64,
+        target: Option<u64>,
+    ) -> Result<(u64, u64), StoreError> {
+        let unpinned: Vec<ContentId> = self
+            .index
+            .unpinned_blobs()
+            .map(|r| r.map(|(id, _)| id))
+            .collect::<Result<_, _>>()?;
+        let (mut blobs, mut bytes) = (0, 0);
+        for id in unpinned {
+            if target.is_some_and(|t| self.usage() <= t) {
+                break;
+            }
+            if let Some(size) = self.delete_blob_if_unused(id, cutoff).await? {
+                blobs += 1;
+                bytes += size;
+            }
+        }
+        Ok((blobs, bytes))
     }
 
     /// Removes least-recently-used entries until `done`: all namespaces, or
@@ -351,17 +365,9 @@ impl Store {
             report.blobs_removed += scratch.blobs_removed;
             report.bytes_freed += scratch.bytes_freed;
         }
-        let unpinned: Vec<ContentId> = self
-            .index
-            .unpinned_blobs()
-            .map(|r| r.map(|(id, _)| id))
-            .collect::<Result<_, _>>()?;
-        for id in unpinned {
-            if let Some(size) = self.delete_blob_if_unused(id, cutoff).await? {
-                report.blobs_removed += 1;
-                report.bytes_freed += size;
-            }
-        }
+        let (blobs, bytes) = self.sweep_unpinned(cutoff, None).await?;
+        report.blobs_removed += blobs;
+        report.bytes_freed += bytes;
         if self.usage() > self.budget.high {
             let e = self.evict_locked(self.budget.low).await?;
             report.blobs_removed += e.blobs_removed;

@@ -2,11 +2,11 @@
 //! and pin it with an entry; find an entry; serve its bytes (with ranges).
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::response::Response;
 
 use super::error::{store_err, Dialect, HttpCacheError, Result};
-use crate::api::range::{self, RangeRequest};
+use crate::api::range;
 use crate::api::{content_length, AppState};
 use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol};
 use crate::cas::Digest;
@@ -91,38 +91,12 @@ pub async fn serve(
 ) -> Result<Response> {
     let blob = content(state, entry, dialect)?;
     state.store.touch_entry(entry.id);
-    let (status, start, len) = match range::parse(headers, blob.size) {
-        RangeRequest::Full => (StatusCode::OK, 0, blob.size),
-        RangeRequest::Partial { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
-        RangeRequest::Unsatisfiable => {
-            return Err(HttpCacheError::range_not_satisfiable(dialect, blob.size))
-        }
-    };
-    let body = if *method == Method::HEAD || len == 0 {
-        Body::empty()
-    } else {
-        let stream = state
-            .store
-            .read_blob(&blob, start, len)
-            .await
-            .map_err(store_err(dialect))?;
-        Body::from_stream(stream)
-    };
-    let mut res = (status, body).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let mut res = range::blob_response(&state.store, &blob, method, headers)
+        .await
+        .map_err(store_err(dialect))?
+        .ok_or_else(|| HttpCacheError::range_not_satisfiable(dialect, blob.size))?;
     if let Ok(v) = HeaderValue::from_str(&etag(&blob)) {
-        h.insert(header::ETAG, v);
-    }
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&range::content_range(start, len, blob.size)) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
+        res.headers_mut().insert(header::ETAG, v);
     }
     Ok(res)
 }
