@@ -151,6 +151,51 @@ async fn missing_or_invalid_tokens_are_401_and_missing_permissions_403() {
 }
 
 #[tokio::test]
+async fn a_chunk_missing_from_the_middle_is_refused_at_commit_until_it_arrives() {
+    let server = start(|_| {}).await;
+    let v1 = V1::new(&server, Some(token(&server, &[rw(SCOPE)])));
+    let payload = fixed_bytes(4, 3 * CHUNK);
+    let id = v1.reserve_id("holey", VERSION).await;
+    // The first and last chunks: the file already has the full size.
+    for i in [0, 2] {
+        let chunk = &payload[i * CHUNK..(i + 1) * CHUNK];
+        assert_eq!(
+            v1.patch(id, i * CHUNK, chunk).await.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    let res = v1.commit(id, payload.len()).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let message = json_of(res).await["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(&format!("offset {CHUNK}")), "{message}");
+    assert_eq!(
+        v1.lookup("holey", VERSION).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // The missing chunk arrives; now the archive is whole and stored.
+    let res = v1.patch(id, CHUNK, &payload[CHUNK..2 * CHUNK]).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        v1.commit(id, payload.len()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let url = v1.hit("holey", VERSION).await["archiveLocation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = common::client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got, payload);
+}
+
+#[tokio::test]
 async fn a_commit_of_the_wrong_size_is_400_and_the_reservation_stays_open() {
     let server = start(|_| {}).await;
     let v1 = V1::new(&server, Some(token(&server, &[rw(SCOPE)])));

@@ -44,6 +44,8 @@ pub enum StoreError {
     UploadOffset { len: u64 },
     #[error("upload has {len} bytes, not the {expected} announced")]
     UploadLength { len: u64, expected: u64 },
+    #[error("upload is missing bytes from offset {missing_at} on: a chunk was never received")]
+    UploadGap { missing_at: u64 },
     #[error("part {0:?} of the upload was never staged")]
     PartUnknown(String),
     #[error("storage is full: {needed} more bytes do not fit in the budget of {max} bytes, and nothing more can be evicted")]
@@ -73,6 +75,9 @@ pub struct Store {
     quotas: std::collections::HashMap<String, u64>,
     /// Blobs whose records are removed and whose files await deletion.
     pending_deletes: Mutex<Vec<crate::cas::ContentId>>,
+    /// Byte ranges written at offsets into reservations (by session id), so
+    /// sealing can refuse one with a chunk that never arrived.
+    coverage: Mutex<std::collections::HashMap<String, Vec<(u64, u64)>>>,
     evicted_entries: AtomicU64,
     freed_bytes: AtomicU64,
 }
@@ -127,6 +132,7 @@ impl Store {
                 .filter_map(|(ns, c)| Some((ns.clone(), c.max_size?.bytes())))
                 .collect(),
             pending_deletes: Mutex::new(Vec::new()),
+            coverage: Mutex::default(),
             evicted_entries: AtomicU64::new(0),
             freed_bytes: AtomicU64::new(0),
         };

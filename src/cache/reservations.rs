@@ -137,7 +137,39 @@ impl Store {
         let (_guard, mut state) = self.lock_upload(scope, id).await?;
         self.write_chunk(&mut state, offset, exact(body, len), limit)
             .await?;
+        self.cover(id, Some((offset, offset + len)));
         Ok(state)
+    }
+
+    /// Records bytes written at an offset (`None`: the session is being
+    /// rewritten whole, nothing to check).
+    fn cover(&self, id: &str, range: Option<(u64, u64)>) {
+        let mut map = self.coverage.lock().unwrap_or_else(|e| e.into_inner());
+        match range {
+            Some(r) => map.entry(id.to_owned()).or_default().push(r),
+            None => {
+                map.remove(id);
+            }
+        }
+    }
+
+    /// The first offset below `size` that no chunk written at an offset
+    /// covered. A session never written at offsets (or only whole) has none.
+    /// After a restart the ranges written before it are unknown, so what was
+    /// received since must cover everything: a client then retries its save
+    /// rather than storing an archive with a hole.
+    pub(super) fn first_gap(&self, id: &str, size: u64) -> Option<u64> {
+        let map = self.coverage.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ranges = map.get(id)?.clone();
+        ranges.sort_unstable();
+        let mut covered = 0u64;
+        for (start, end) in ranges {
+            if start > covered {
+                return Some(covered);
+            }
+            covered = covered.max(end);
+        }
+        (covered < size).then_some(covered)
     }
 
     /// Replaces everything a session holds with `body` (of exactly `len`
@@ -176,6 +208,9 @@ impl Store {
                 len: state.len,
                 expected: size,
             });
+        }
+        if let Some(missing_at) = self.first_gap(id, size) {
+            return Err(StoreError::UploadGap { missing_at });
         }
         let sealed = self.seal_locked(&state, None, None).await;
         drop(guard);
@@ -294,8 +329,10 @@ impl Store {
         Ok(state)
     }
 
-    /// Empties a session file; the caller holds its lock.
+    /// Empties a session file (to be rewritten whole, so there are no chunk
+    /// ranges left to check); the caller holds its lock.
     async fn truncate_upload(&self, state: &mut UploadState) -> Result<(), StoreError> {
+        self.cover(&state.id, None);
         if state.len == 0 {
             return Ok(());
         }

@@ -307,6 +307,10 @@ impl Store {
     /// Removes a session and its file; `len` is what it held of the budget.
     pub(super) async fn end_upload(&self, id: &str, len: u64) -> Result<(), StoreError> {
         self.budget.sub_uploads(len);
+        self.coverage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         self.index.remove_upload(id)?;
         match tokio::fs::remove_file(self.uploads.path(id)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),

@@ -130,6 +130,9 @@ impl From<StoreError> for GhaError {
             StoreError::UploadLength { len, expected } => GhaError::bad_request(format!(
                 "size {expected} does not match the {len} bytes uploaded"
             )),
+            StoreError::UploadGap { missing_at } => GhaError::bad_request(format!(
+                "the upload is missing the chunk at offset {missing_at}; send it, then commit again"
+            )),
             StoreError::PartUnknown(part) => {
                 GhaError::bad_request(format!("block {part:?} was never uploaded"))
                     .azure("InvalidBlockList")
