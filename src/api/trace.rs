@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use axum::http::{header, Request, Response};
+use axum::http::{Request, Response};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::Span;
+
+use super::observe::RouteTemplate;
 
 #[derive(Clone, Copy)]
 pub struct RequestSpan;
@@ -29,7 +31,8 @@ impl<B> MakeSpan<B> for RequestSpan {
             latency_ms = tracing::field::Empty,
             bytes_out = tracing::field::Empty,
         );
-        // A wildcard route (the OCI API) records its precise template itself.
+        // A wildcard route (the OCI API, the HTTP caches) names its precise
+        // template in the response (`RouteTemplate`), recorded below.
         if !route.contains("{*") {
             span.record("route", route);
         }
@@ -43,6 +46,9 @@ pub struct LogResponse;
 impl<B> OnResponse<B> for LogResponse {
     fn on_response(self, res: &Response<B>, latency: Duration, span: &Span) {
         let status = res.status().as_u16();
+        if let Some(t) = res.extensions().get::<RouteTemplate>() {
+            span.record("route", t.0);
+        }
         span.record("status", status);
         span.record("latency_ms", (latency.as_secs_f64() * 1e6).round() / 1e3);
         span.record("bytes_out", content_length(res.headers()));
@@ -55,11 +61,7 @@ impl<B> OnResponse<B> for LogResponse {
 }
 
 fn content_length(headers: &axum::http::HeaderMap) -> u64 {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    super::content_length(headers).unwrap_or(0)
 }
 
 pub type Layer =

@@ -25,7 +25,6 @@ pub async fn dispatch(
     body: Body,
 ) -> Response {
     const TEMPLATE: &str = "/cache/{namespace}/{key}";
-    tracing::Span::current().record("route", TEMPLATE);
     let mut res = match route(state, method, &uri, headers, body).await {
         Ok(res) => res,
         Err(e) => e.into_response(),

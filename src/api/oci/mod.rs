@@ -73,7 +73,6 @@ async fn dispatch(
     let mut res = match path::parse(rest) {
         Some(route) => {
             let template = route.template();
-            tracing::Span::current().record("route", template);
             let mut res = match handle(state, route, method, &uri, headers, body).await {
                 Ok(res) => res,
                 Err(e) => e.into_response(),
