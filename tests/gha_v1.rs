@@ -180,19 +180,7 @@ async fn a_chunk_missing_from_the_middle_is_refused_at_commit_until_it_arrives()
         v1.commit(id, payload.len()).await.status(),
         StatusCode::NO_CONTENT
     );
-    let url = v1.hit("holey", VERSION).await["archiveLocation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let got = common::client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(got, payload);
+    assert_eq!(v1.restore("holey", VERSION).await, payload);
 }
 
 #[tokio::test]
@@ -225,19 +213,7 @@ async fn a_commit_of_the_wrong_size_is_400_and_the_reservation_stays_open() {
         v1.commit(id, payload.len()).await.status(),
         StatusCode::NO_CONTENT
     );
-    let url = v1.hit("sized", VERSION).await["archiveLocation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let got = common::client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(got, payload);
+    assert_eq!(v1.restore("sized", VERSION).await, payload);
 }
 
 #[tokio::test]
@@ -511,11 +487,6 @@ async fn archives_are_evicted_least_recently_used_first_like_any_entry() {
         StatusCode::NO_CONTENT
     );
     for key in ["e1", "e4"] {
-        let url = v1.hit(key, VERSION).await["archiveLocation"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let res = common::client().get(url).send().await.unwrap();
-        assert_eq!(res.bytes().await.unwrap().len(), 4 * CHUNK, "{key}");
+        assert_eq!(v1.restore(key, VERSION).await.len(), 4 * CHUNK, "{key}");
     }
 }

@@ -183,6 +183,15 @@ impl V1 {
         assert_eq!(res.status(), StatusCode::OK, "lookup {keys}");
         json_of(res).await
     }
+
+    /// Looks up a hit and downloads its archive, token-free as clients do.
+    pub async fn restore(&self, keys: &str, version: &str) -> Vec<u8> {
+        let hit = self.hit(keys, version).await;
+        let url = hit["archiveLocation"].as_str().expect("archiveLocation");
+        let res = Client::new().get(url).send().await.expect("GET archive");
+        assert_eq!(res.status(), StatusCode::OK, "archive of {keys}");
+        res.bytes().await.expect("archive body").to_vec()
+    }
 }
 
 /// A v2 client: the Twirp calls, with the bearer token.
