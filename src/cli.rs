@@ -250,9 +250,7 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
         claims.sub,
         claims.jti,
         args.namespaces.join(", "),
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.exp)
-        )
+        crate::auth::token::rfc3339(claims.exp)
     );
     println!("{token}");
     ExitCode::SUCCESS

@@ -83,6 +83,14 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// Unix seconds as RFC 3339 (`2026-11-27T04:19:32Z`), for people and JSON.
+pub fn rfc3339(unix_secs: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs),
+    )
+    .to_string()
+}
+
 pub fn mint(key: &[u8], spec: &TokenSpec) -> (String, Claims) {
     let now = now_secs();
     let claims = Claims {

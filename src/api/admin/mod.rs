@@ -51,6 +51,5 @@ impl FromRequestParts<AppState> for Admin {
 
 /// Unix milliseconds as RFC 3339, for humans reading JSON.
 pub(super) fn rfc3339_ms(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        .to_string()
+    crate::auth::token::rfc3339(ms / 1000)
 }

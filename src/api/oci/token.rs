@@ -145,14 +145,12 @@ fn respond(state: &AppState, secret: Option<String>, query: &[(String, String)])
         ttl_secs: ttl,
         parent,
     });
-    let issued_at = humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(claims.iat),
-    );
+    let issued_at = crate::auth::token::rfc3339(claims.iat);
     Json(json!({
         "token": token,
         "access_token": token,
         "expires_in": ttl,
-        "issued_at": issued_at.to_string(),
+        "issued_at": issued_at,
     }))
     .into_response()
 }
