@@ -21,6 +21,14 @@ fn open_cas() -> (tempfile::TempDir, Cas) {
     (dir, cas)
 }
 
+/// A store as opened here (anonymous temp files where the filesystem has
+/// `O_TMPFILE`) and one with named temp files, as on filesystems without it.
+fn open_cas_both_ways() -> [(tempfile::TempDir, Cas); 2] {
+    let (dir, cas) = open_cas();
+    let (named_dir, named) = open_cas();
+    [(dir, cas), (named_dir, named.with_named_temp_files())]
+}
+
 /// Deterministic bytes that differ per `seed`, so tests never share content.
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -114,15 +122,16 @@ async fn a_digest_mismatch_leaves_no_blob_and_no_temp_file() {
     let bytes = data(2 * CHUNK, 2);
     let other = data(2 * CHUNK, 3);
     for wrong in [sha256(&other), sha512(&other), blake3(&other)] {
-        let (_dir, cas) = open_cas();
-        let err = ingest(&cas, body(&bytes), Some(wrong.clone()), u64::MAX)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, CasError::DigestMismatch { expected } if *expected == wrong),
-            "{wrong}: {err}"
-        );
-        assert_empty(&cas);
+        for (_dir, cas) in open_cas_both_ways() {
+            let err = ingest(&cas, body(&bytes), Some(wrong.clone()), u64::MAX)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, CasError::DigestMismatch { expected } if *expected == wrong),
+                "{wrong}: {err}"
+            );
+            assert_empty(&cas);
+        }
     }
 }
 
@@ -131,39 +140,38 @@ async fn a_digest_mismatch_leaves_no_blob_and_no_temp_file() {
 /// blob that is dropped instead leaves nothing behind.
 #[tokio::test]
 async fn a_verified_blob_is_invisible_until_published_and_dropping_it_leaves_nothing() {
-    let (_dir, cas) = open_cas();
-    let bytes = data(2 * CHUNK, 10);
-    let verified = cas::ingest_stream(&cas, body(&bytes), Some(sha256(&bytes)), u64::MAX)
-        .await
-        .unwrap();
-    assert_eq!(verified.meta.size, bytes.len() as u64);
-    assert!(!cas.exists(&verified.meta.id));
-    assert_eq!(cas.list().unwrap(), vec![]);
-    assert_eq!(
-        tmp_files(&cas).len(),
-        1,
-        "the verified content waits in tmp/"
-    );
-    drop(verified);
-    assert_empty(&cas);
+    for (named, (_dir, cas)) in open_cas_both_ways().into_iter().enumerate() {
+        let bytes = data(2 * CHUNK, 10);
+        let verified = cas::ingest_stream(&cas, body(&bytes), Some(sha256(&bytes)), u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(verified.meta.size, bytes.len() as u64);
+        assert!(!cas.exists(&verified.meta.id));
+        assert_eq!(cas.list().unwrap(), vec![]);
+        // An anonymous temp file has no name anywhere until published.
+        assert_eq!(tmp_files(&cas).len(), named, "temp files in tmp/");
+        drop(verified);
+        assert_empty(&cas);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_of_the_same_bytes_all_succeed_with_one_file() {
-    let (_dir, cas) = open_cas();
-    let bytes = data(8 * CHUNK + 5, 4);
-    let writers = (0..32).map(|_| {
-        let cas = cas.clone();
-        let body = body(&bytes);
-        let expected = Some(sha256(&bytes));
-        tokio::spawn(async move { ingest(&cas, body, expected, u64::MAX).await })
-    });
-    let results = futures_util::future::join_all(writers).await;
-    let metas: Vec<BlobMeta> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
-    assert!(metas.iter().all(|m| *m == metas[0]), "writers disagree");
-    assert_eq!(cas.list().unwrap(), vec![(metas[0].id, bytes.len() as u64)]);
-    assert_eq!(std::fs::read(cas.path(&metas[0].id)).unwrap(), bytes);
-    assert!(tmp_files(&cas).is_empty(), "{:?}", tmp_files(&cas));
+    for (_dir, cas) in open_cas_both_ways() {
+        let bytes = data(8 * CHUNK + 5, 4);
+        let writers = (0..32).map(|_| {
+            let cas = cas.clone();
+            let body = body(&bytes);
+            let expected = Some(sha256(&bytes));
+            tokio::spawn(async move { ingest(&cas, body, expected, u64::MAX).await })
+        });
+        let results = futures_util::future::join_all(writers).await;
+        let metas: Vec<BlobMeta> = results.into_iter().map(|r| r.unwrap().unwrap()).collect();
+        assert!(metas.iter().all(|m| *m == metas[0]), "writers disagree");
+        assert_eq!(cas.list().unwrap(), vec![(metas[0].id, bytes.len() as u64)]);
+        assert_eq!(std::fs::read(cas.path(&metas[0].id)).unwrap(), bytes);
+        assert!(tmp_files(&cas).is_empty(), "{:?}", tmp_files(&cas));
+    }
 }
 
 #[tokio::test]
@@ -233,46 +241,48 @@ async fn a_zero_byte_blob_is_stored_and_read_back() {
 
 #[tokio::test]
 async fn a_body_that_fails_midway_publishes_nothing() {
-    let (_dir, cas) = open_cas();
-    let bytes = data(4 * CHUNK, 7);
-    let failing = stream::iter(
-        bytes
-            .chunks(CHUNK)
-            .take(3)
-            .map(|c| Ok(Bytes::copy_from_slice(c))),
-    )
-    .chain(stream::once(async {
-        Err(io::Error::new(
-            io::ErrorKind::ConnectionReset,
-            "client went away",
-        ))
-    }));
-    let err = ingest(&cas, failing, Some(sha256(&bytes)), u64::MAX)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, CasError::Body(m) if m.contains("client went away")),
-        "{err}"
-    );
-    assert_empty(&cas);
+    for (_dir, cas) in open_cas_both_ways() {
+        let bytes = data(4 * CHUNK, 7);
+        let failing = stream::iter(
+            bytes
+                .chunks(CHUNK)
+                .take(3)
+                .map(|c| Ok(Bytes::copy_from_slice(c))),
+        )
+        .chain(stream::once(async {
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "client went away",
+            ))
+        }));
+        let err = ingest(&cas, failing, Some(sha256(&bytes)), u64::MAX)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CasError::Body(m) if m.contains("client went away")),
+            "{err}"
+        );
+        assert_empty(&cas);
+    }
 }
 
 #[tokio::test]
 async fn the_size_limit_refuses_the_blob_and_leaves_nothing() {
-    let (_dir, cas) = open_cas();
-    let bytes = data(4 * CHUNK, 8);
-    let limit = bytes.len() as u64 - 1;
-    let err = ingest(&cas, body(&bytes), None, limit).await.unwrap_err();
-    assert!(
-        matches!(err, CasError::TooLarge { limit: l } if l == limit),
-        "{err}"
-    );
-    assert_empty(&cas);
-    // The limit is inclusive: exactly `limit` bytes fit.
-    let meta = ingest(&cas, body(&bytes), None, bytes.len() as u64)
-        .await
-        .unwrap();
-    assert_eq!(meta.size, bytes.len() as u64);
+    for (_dir, cas) in open_cas_both_ways() {
+        let bytes = data(4 * CHUNK, 8);
+        let limit = bytes.len() as u64 - 1;
+        let err = ingest(&cas, body(&bytes), None, limit).await.unwrap_err();
+        assert!(
+            matches!(err, CasError::TooLarge { limit: l } if l == limit),
+            "{err}"
+        );
+        assert_empty(&cas);
+        // The limit is inclusive: exactly `limit` bytes fit.
+        let meta = ingest(&cas, body(&bytes), None, bytes.len() as u64)
+            .await
+            .unwrap();
+        assert_eq!(meta.size, bytes.len() as u64);
+    }
 }
 
 async fn poll_until(done: impl Fn() -> bool) {
@@ -284,10 +294,12 @@ async fn poll_until(done: impl Fn() -> bool) {
 }
 
 /// A client that disconnects mid-body makes hyper drop the handler's future:
-/// the writer thread must notice and delete its temp file on its own.
+/// the writer thread must notice and delete its temp file on its own. Named
+/// temp files make that visible (an anonymous one vanishes with its thread).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_dropped_midway_publishes_nothing() {
     let (_dir, cas) = open_cas();
+    let cas = cas.with_named_temp_files();
     let bytes = data(4 * CHUNK, 9);
     let (reached, reached_rx) = tokio::sync::oneshot::channel::<()>();
     let stalled = stream::iter(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,12 +46,25 @@ fn write_files(data_dir: &Path) -> Vec<String> {
     files
 }
 
+/// Files the server holds open for writing blobs and sessions. Temp files
+/// may be anonymous (`O_TMPFILE`), so they are found through the process's
+/// descriptors rather than in the directory.
+fn open_write_files(server: &LarderProcess) -> Vec<PathBuf> {
+    let dirs = [server.data_dir.join("tmp"), server.data_dir.join("uploads")];
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", server.pid())) else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| dirs.iter().any(|d| target.starts_with(d)))
+        .collect()
+}
+
 /// The server signals nothing when a handler starts reading a body, but the
-/// write's temp file appearing is that moment; SIGTERM before it would race
-/// the connection's accept rather than test draining.
-fn wait_for_write_file(data_dir: &Path, upload: &Upload) {
+/// write's temp file being opened is that moment; SIGTERM before it would
+/// race the connection's accept rather than test draining.
+fn wait_for_write_file(server: &LarderProcess, upload: &Upload) {
     let deadline = Instant::now() + WAIT;
-    while write_files(data_dir).is_empty() {
+    while open_write_files(server).is_empty() {
         assert!(
             !upload.is_finished(),
             "the upload was answered before its body was sent"
@@ -122,7 +135,7 @@ async fn an_upload_in_flight_at_sigterm_completes_and_survives_the_restart() {
 
     let (tx, upload) = start_upload(&server, &digest, bytes.len());
     feed(&tx, first).await;
-    wait_for_write_file(dir.path(), &upload);
+    wait_for_write_file(&server, &upload);
     server.sigterm();
     expect_log(&mut server, "shutdown requested");
     feed(&tx, rest).await;
@@ -156,7 +169,7 @@ async fn a_stalled_upload_is_cut_at_the_shutdown_deadline_and_leaves_nothing() {
 
     let (tx, upload) = start_upload(&server, &digest, bytes.len());
     feed(&tx, &bytes[..bytes.len() / 2]).await;
-    wait_for_write_file(dir.path(), &upload);
+    wait_for_write_file(&server, &upload);
     let signalled = Instant::now();
     server.sigterm();
     expect_log(&mut server, "shutdown requested");

@@ -90,10 +90,10 @@ impl Store {
                 updated: now,
             },
         )?;
-        tokio::fs::File::create(self.uploads.path(&id)).await?;
-        // No wait for durability: a session holds no data yet, and one lost
-        // in a crash answers "upload unknown", which clients handle by
-        // starting over. Its first chunk makes it durable.
+        // No file and no wait for durability: a session holds no data yet
+        // (its file appears with the first chunk), and one lost in a crash
+        // answers "upload unknown", which clients handle by starting over.
+        // Its first chunk makes it durable.
         Ok(UploadState {
             id,
             scope: scope.to_owned(),
@@ -113,7 +113,8 @@ impl Store {
         }
         let len = match tokio::fs::metadata(self.uploads.path(id)).await {
             Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(unknown()),
+            // No chunk yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e.into()),
         };
         Ok(UploadState {
@@ -181,6 +182,7 @@ impl Store {
         let held = self.hold(Some(offset.saturating_sub(old_len))).await?;
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
+            .create(true)
             .open(self.uploads.path(&state.id))
             .await?;
         let mut body = std::pin::pin!(self.metered(body, &held));
@@ -287,9 +289,20 @@ impl Store {
     ) -> Result<BlobInfo, StoreError> {
         let path = self.uploads.path(&state.id);
         let want = expected.clone();
-        let verified = tokio::task::spawn_blocking(move || cas::verify_file(&path, want.as_ref()))
-            .await
-            .map_err(std::io::Error::other)?;
+        let empty = state.len == 0;
+        let verified = tokio::task::spawn_blocking(move || {
+            if empty {
+                // A session that never got a chunk has no file yet.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)?;
+            }
+            cas::verify_file(&path, want.as_ref())
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         let info = match verified {
             Ok(v) => self.commit_blob(v, expected.as_ref(), scope, true).await,
             Err(e) => Err(e.into()),

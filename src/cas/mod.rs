@@ -6,12 +6,13 @@
 mod digest;
 mod ingest;
 mod read;
+mod tmpfile;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use digest::{ContentId, Digest, DigestError};
-pub use ingest::{ingest_stream, verify_file, TempBlob, Verified};
+pub use ingest::{ingest_stream, verify_file, Verified};
 pub use read::BlobStream;
 
 /// What ingest learned about a blob.
@@ -39,6 +40,8 @@ pub enum CasError {
 pub struct Cas {
     blobs: PathBuf,
     tmp: PathBuf,
+    /// Temp files are anonymous (`O_TMPFILE`) rather than named in `tmp`.
+    anonymous: bool,
 }
 
 impl Cas {
@@ -52,11 +55,25 @@ impl Cas {
         Ok(Cas {
             blobs: blobs.to_owned(),
             tmp: tmp.to_owned(),
+            anonymous: tmpfile::anonymous_supported(tmp),
         })
+    }
+
+    /// The same store, writing named temp files as on filesystems without
+    /// `O_TMPFILE` (so tests cover that path on any machine).
+    pub fn with_named_temp_files(self) -> Cas {
+        Cas {
+            anonymous: false,
+            ..self
+        }
     }
 
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
+    }
+
+    fn temp_file(&self) -> io::Result<tmpfile::TempFile> {
+        tmpfile::TempFile::create(&self.tmp, self.anonymous)
     }
 
     pub fn path(&self, id: &ContentId) -> PathBuf {

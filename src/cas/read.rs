@@ -1,26 +1,28 @@
 //! Ranged reads of blob files.
 
-use std::io::{self, SeekFrom};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::{Cas, ContentId};
 
-/// Read size for streaming a blob to a socket.
-const READ_CHUNK: usize = 256 << 10;
-/// Blobs up to this size are read in one blocking call instead of a stream of
-/// small async reads; most cache metadata and small layers fall under it.
-const SMALL_READ: u64 = 256 << 10;
+/// Bytes read per blocking call. Each read is a round trip to the blocking
+/// pool; 1 MiB makes a typical layer one round trip and keeps a 32 MiB blob
+/// at 32, while a slow client holds at most one chunk in memory.
+const READ_CHUNK: u64 = 1 << 20;
 
 pub type BlobStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 impl Cas {
     /// Streams `len` bytes of blob `id` starting at `offset`. The caller has
-    /// already checked the range against the blob's size.
+    /// already checked the range against the blob's size; a file shorter
+    /// than that is an error, never a short body under a promised
+    /// Content-Length.
     pub async fn read_range(
         &self,
         id: &ContentId,
@@ -28,38 +30,69 @@ impl Cas {
         len: u64,
     ) -> io::Result<BlobStream> {
         let path = self.path(id);
-        if len <= SMALL_READ {
-            let bytes = tokio::task::spawn_blocking(move || read_exact_at(&path, offset, len))
+        // The first chunk is read before the response starts, so a missing
+        // or short file is an error status rather than a truncated body.
+        let (first, file) =
+            tokio::task::spawn_blocking(move || -> io::Result<(Bytes, Arc<File>)> {
+                let file = File::open(&path)?;
+                let size = file.metadata()?.len();
+                if offset.checked_add(len).is_none_or(|end| end > size) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("range {offset}+{len} is past the end of a {size}-byte blob"),
+                    ));
+                }
+                let first = read_at(&file, offset, len.min(READ_CHUNK))?;
+                Ok((first, Arc::new(file)))
+            })
+            .await
+            .map_err(io::Error::other)??;
+        let at = offset + first.len() as u64;
+        let end = offset + len;
+        let rest = futures_util::stream::try_unfold((file, at), move |(file, at)| async move {
+            if at >= end {
+                return Ok(None);
+            }
+            let want = (end - at).min(READ_CHUNK);
+            let reader = file.clone();
+            let chunk = tokio::task::spawn_blocking(move || read_at(&reader, at, want))
                 .await
                 .map_err(io::Error::other)??;
-            return Ok(Box::pin(futures_util::stream::once(
-                async move { Ok(bytes) },
-            )));
-        }
-        let mut file = tokio::fs::File::open(path).await?;
-        // A short file would otherwise end the stream early, silently,
-        // under a Content-Length already promised to the client.
-        let size = file.metadata().await?.len();
-        if offset.checked_add(len).is_none_or(|end| end > size) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("range {offset}+{len} is past the end of a {size}-byte blob"),
-            ));
-        }
-        if offset > 0 {
-            file.seek(SeekFrom::Start(offset)).await?;
-        }
-        Ok(Box::pin(ReaderStream::with_capacity(
-            file.take(len),
-            READ_CHUNK,
+            Ok(Some((chunk, (file, at + want))))
+        });
+        Ok(Box::pin(futures_util::StreamExt::chain(
+            futures_util::stream::once(async move { Ok(first) }),
+            rest,
         )))
     }
 }
 
-fn read_exact_at(path: &std::path::Path, offset: u64, len: u64) -> io::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, offset)?;
+/// Exactly `len` bytes at `offset`, or an error if the file ends first.
+fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
+    // Not zero-filled first: `read_to_end` reads into the spare capacity.
+    let mut buf = Vec::with_capacity(len as usize);
+    FileReader { file, at: offset }
+        .take(len)
+        .read_to_end(&mut buf)?;
+    if (buf.len() as u64) < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("blob file ended {} bytes early", len - buf.len() as u64),
+        ));
+    }
     Ok(Bytes::from(buf))
+}
+
+/// Positioned reads through `Read`, so a shared file needs no seek.
+struct FileReader<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
 }

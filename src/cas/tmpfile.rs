@@ -1,0 +1,138 @@
+//! Temp files that become blobs. Where the filesystem allows it they are
+//! anonymous (`O_TMPFILE`): no name exists until the content is published
+//! with `linkat`, so concurrent writers do not contend on the temp
+//! directory's lock, a crash leaves nothing behind, and a failed write has no
+//! name to delete. Elsewhere they are named files in `tmp/`, renamed into
+//! place.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// A file being written or verified. Dropping it deletes its name, if it has
+/// one; an anonymous file just disappears.
+pub struct TempFile {
+    file: File,
+    /// None for an anonymous file, and once the name was moved into place.
+    path: Option<PathBuf>,
+}
+
+impl TempFile {
+    /// A new, empty file for a blob's bytes in `dir`.
+    pub fn create(dir: &Path, anonymous: bool) -> io::Result<TempFile> {
+        if anonymous {
+            let file = File::options()
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .mode(0o644)
+                .open(dir)?;
+            return Ok(TempFile { file, path: None });
+        }
+        let path = dir.join(format!("{:032x}.part", rand::random::<u128>()));
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        Ok(TempFile {
+            file,
+            path: Some(path),
+        })
+    }
+
+    /// Takes over an existing named file (an upload session's bytes).
+    pub fn adopt(path: &Path) -> io::Result<TempFile> {
+        Ok(TempFile {
+            file: File::open(path)?,
+            path: Some(path.to_owned()),
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Writes every byte of `bufs` with as few system calls as the kernel
+    /// allows: body chunks go to the file without being copied together first.
+    pub fn write_all_vectored(&self, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+        let mut bufs = bufs;
+        IoSlice::advance_slices(&mut bufs, 0);
+        while !bufs.is_empty() {
+            match (&self.file).write_vectored(bufs) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the bytes durable and gives them the name `target`, unless
+    /// `target` already exists (same name, same content: this copy is
+    /// dropped). The caller syncs `target`'s directory.
+    pub fn publish(mut self, target: &Path) -> io::Result<()> {
+        if target.is_file() {
+            return Ok(());
+        }
+        self.file.sync_all()?;
+        match self.path.take() {
+            Some(path) => {
+                let renamed = std::fs::rename(&path, target);
+                if renamed.is_err() {
+                    self.path = Some(path);
+                }
+                renamed
+            }
+            None => match link(&self.file, target) {
+                // A concurrent writer of the same content got there first.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Gives an anonymous file a name. `AT_EMPTY_PATH` would need
+/// CAP_DAC_READ_SEARCH; linking the file's `/proc` entry does not.
+fn link(file: &File, target: &Path) -> io::Result<()> {
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let to = CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: both arguments are valid NUL-terminated strings that outlive
+    // the call; linkat reads them and keeps no reference.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether anonymous temp files work in `dir`: the filesystem must support
+/// `O_TMPFILE` and `/proc` must be mounted (not always so in a container).
+pub fn anonymous_supported(dir: &Path) -> bool {
+    let Ok(temp) = TempFile::create(dir, true) else {
+        return false;
+    };
+    let probe = dir.join(".tmpfile-probe");
+    let _ = std::fs::remove_file(&probe);
+    let linked = link(&temp.file, &probe).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    linked
+}
