@@ -183,6 +183,7 @@ impl Store {
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create(true)
+            .truncate(false)
             .open(self.uploads.path(&state.id))
             .await?;
         let mut body = std::pin::pin!(self.metered(body, &held));
