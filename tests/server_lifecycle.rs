@@ -60,7 +60,8 @@ fn open_write_files(server: &LarderProcess) -> Vec<PathBuf> {
 }
 
 /// The server signals nothing when a handler starts reading a body, but the
-/// write's temp file being opened is that moment; SIGTERM before it would
+/// write's temp file being opened is that moment (the first write of a
+/// server also starts its pool of ready temp files); SIGTERM before it would
 /// race the connection's accept rather than test draining.
 fn wait_for_write_file(server: &LarderProcess, upload: &Upload) {
     let deadline = Instant::now() + WAIT;

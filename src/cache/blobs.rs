@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::budget::Held;
 use super::{now_ms, Store, StoreError};
 use crate::cas::{self, BlobMeta, BlobStream, ContentId, Digest};
 use crate::index::BlobRecord;
@@ -32,9 +33,6 @@ pub struct BlobWrite<'a> {
     pub scope: Option<&'a str>,
     /// The announced size (Content-Length), reserved before the body is read.
     pub size_hint: Option<u64>,
-    /// Return before the index records are durable: the caller makes more
-    /// writes and then waits once with `Store::sync` before acknowledging.
-    pub defer_sync: bool,
 }
 
 impl Store {
@@ -45,30 +43,44 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        if w.size_hint.is_some_and(|n| n > w.limit) {
-            return Err(cas::CasError::TooLarge { limit: w.limit }.into());
-        }
-        let held = self.hold(w.size_hint).await?;
-        let body = self.metered(body, &held);
-        let verified = cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit)
-            .await
-            .map_err(|e| Self::budget_error(&held, e.into()))?;
+        let (verified, held) = self.ingest(body, &w).await?;
         let info = self
-            .commit_blob(verified, w.expected.as_ref(), w.scope, !w.defer_sync)
+            .commit_blob(verified, w.expected.as_ref(), w.scope)
             .await;
         drop(held);
         info
     }
 
+    /// Receives and verifies a body under a budget reservation; the caller
+    /// publishes the result while it still holds the reservation.
+    pub(super) async fn ingest<S, E>(
+        &self,
+        body: S,
+        w: &BlobWrite<'_>,
+    ) -> Result<(cas::Verified, Held<'_>), StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if w.size_hint.is_some_and(|n| n > w.limit) {
+            return Err(cas::CasError::TooLarge { limit: w.limit }.into());
+        }
+        let held = self.hold(w.size_hint).await?;
+        let body = self.metered(body, &held);
+        match cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit).await {
+            Ok(verified) => Ok((verified, held)),
+            Err(e) => Err(Self::budget_error(&held, e.into())),
+        }
+    }
+
     /// Publishes a verified blob and indexes it under the blob's lock (so GC
-    /// cannot delete the file between the two), then (if `sync`) waits for
-    /// the group commit so the caller may acknowledge it.
+    /// cannot delete the file between the two), then waits for the group
+    /// commit so the caller may acknowledge it.
     pub(super) async fn commit_blob(
         &self,
         verified: cas::Verified,
         alias: Option<&Digest>,
         scope: Option<&str>,
-        sync: bool,
     ) -> Result<BlobInfo, StoreError> {
         let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
         let alias = alias.filter(|d| matches!(d, Digest::Sha512(_))).cloned();
@@ -99,9 +111,7 @@ impl Store {
         })
         .await
         .map_err(std::io::Error::other)??;
-        if sync {
-            self.commit.wait().await?;
-        }
+        self.commit.wait().await?;
         Ok(BlobInfo {
             id: meta.id,
             sha256: meta.sha256,

@@ -1,26 +1,85 @@
 //! Entries and the names that point at them.
 
-use super::{now_ms, Store, StoreError};
-use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
+use crate::cas::Digest;
+use crate::index::{BlobRecord, EntryKey, EntryRecord, EntryWith, NewEntry, Protocol};
 
 impl Store {
     /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
     /// `MissingBlob` if any pinned blob is not stored.
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
-        let rec = self.put_entry_deferred(new).await?;
-        self.commit.wait().await?;
+        let rec = self.index.put_entry(new, now_ms())?;
+        self.after_put_entry(&rec).await?;
         Ok(rec)
     }
 
-    /// `put_entry` without waiting for durability: the caller makes more
-    /// writes, then waits once with `sync` before acknowledging them all.
-    pub async fn put_entry_deferred(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
-        let rec = self.index.put_entry(new, now_ms())?;
+    /// Keeps the entry's namespace within its quota, then makes the entry
+    /// durable.
+    async fn after_put_entry(&self, rec: &EntryRecord) -> Result<(), StoreError> {
         // The entry is stored; a failed quota pass must not turn that into an error.
         if let Err(e) = self.enforce_quota(&rec.key.namespace, rec.id).await {
             tracing::warn!(error = %e, namespace = %rec.key.namespace, "quota enforcement failed");
         }
-        Ok(rec)
+        Ok(self.commit.wait().await?)
+    }
+
+    /// Stores a body as a blob and, in the same index transaction, the entry
+    /// that `entry` makes of it (an OCI manifest), optionally pointing
+    /// `name` (scope, name) at it; all of it durably. One transaction instead
+    /// of three is most of what a manifest PUT costs the index.
+    pub async fn put_entry_with_content<S, E>(
+        &self,
+        body: S,
+        w: BlobWrite<'_>,
+        entry: impl FnOnce(&BlobInfo) -> NewEntry,
+        name: Option<(&str, &str)>,
+    ) -> Result<(BlobInfo, EntryRecord), StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let (verified, held) = self.ingest(body, &w).await?;
+        let meta = verified.meta;
+        let blob = BlobInfo {
+            id: meta.id,
+            sha256: meta.sha256,
+            size: meta.size,
+        };
+        let new = entry(&blob);
+        let alias = w.expected.filter(|d| matches!(d, Digest::Sha512(_)));
+        let name = name.map(|(scope, name)| (scope.to_owned(), name.to_owned()));
+        let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
+        let rec = tokio::task::spawn_blocking(move || -> Result<EntryRecord, StoreError> {
+            // Under the blob's lock, as in `commit_blob`: GC cannot delete
+            // the file between publishing and recording it.
+            let _locked = locks.lock(&meta.id);
+            verified.publish(&cas)?;
+            let now = now_ms();
+            let with = EntryWith {
+                content: Some(BlobRecord {
+                    size: meta.size,
+                    sha256: meta.sha256,
+                    created: now,
+                    touched: now,
+                }),
+                alias: alias.as_ref(),
+                name: name.as_ref().map(|(s, n)| (s.as_str(), n.as_str())),
+            };
+            let stored = index.put_entry_with(&new, now, &with);
+            if stored.is_err() && index.blob(&meta.id)?.is_none() {
+                // Nothing records the file just published: do not leak it.
+                cas.remove(&meta.id)?;
+            }
+            Ok(stored?)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        drop(held);
+        self.after_put_entry(&rec).await?;
+        Ok((blob, rec))
     }
 
     /// Looks an entry up by key. A miss is `Ok(None)`.
@@ -73,22 +132,6 @@ impl Store {
         self.index.set_name(scope, name, target)?;
         self.commit.wait().await?;
         Ok(())
-    }
-
-    /// `set_name` without waiting for durability (see `put_entry_deferred`).
-    pub fn set_name_deferred(
-        &self,
-        scope: &str,
-        name: &str,
-        target: &EntryKey,
-    ) -> Result<(), StoreError> {
-        Ok(self.index.set_name(scope, name, target)?)
-    }
-
-    /// Waits until every index write made so far is durable. The index log
-    /// is ordered, so one wait covers a sequence of deferred writes.
-    pub async fn sync(&self) -> Result<(), StoreError> {
-        Ok(self.commit.wait().await?)
     }
 
     pub fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, StoreError> {

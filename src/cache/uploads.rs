@@ -267,7 +267,6 @@ impl Store {
                 limit,
                 scope: Some(scope),
                 size_hint,
-                defer_sync: false,
             };
             return self.put_blob(body, write).await;
         }
@@ -305,7 +304,7 @@ impl Store {
         .await
         .map_err(std::io::Error::other)?;
         let info = match verified {
-            Ok(v) => self.commit_blob(v, expected.as_ref(), scope, true).await,
+            Ok(v) => self.commit_blob(v, expected.as_ref(), scope).await,
             Err(e) => Err(e.into()),
         };
         self.end_upload(&state.id, state.len).await?;

@@ -10,6 +10,7 @@ mod tmpfile;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 pub use digest::{ContentId, Digest, DigestError};
 pub use ingest::{ingest_stream, verify_file, Verified};
@@ -40,8 +41,9 @@ pub enum CasError {
 pub struct Cas {
     blobs: PathBuf,
     tmp: PathBuf,
-    /// Temp files are anonymous (`O_TMPFILE`) rather than named in `tmp`.
-    anonymous: bool,
+    /// Anonymous (`O_TMPFILE`) temp files, where the filesystem has them;
+    /// otherwise temp files are named in `tmp`. Started on the first write.
+    anonymous: Option<Arc<OnceLock<Arc<tmpfile::TempPool>>>>,
 }
 
 impl Cas {
@@ -55,7 +57,7 @@ impl Cas {
         Ok(Cas {
             blobs: blobs.to_owned(),
             tmp: tmp.to_owned(),
-            anonymous: tmpfile::anonymous_supported(tmp),
+            anonymous: tmpfile::anonymous_supported(tmp).then(Default::default),
         })
     }
 
@@ -63,7 +65,7 @@ impl Cas {
     /// `O_TMPFILE` (so tests cover that path on any machine).
     pub fn with_named_temp_files(self) -> Cas {
         Cas {
-            anonymous: false,
+            anonymous: None,
             ..self
         }
     }
@@ -73,7 +75,12 @@ impl Cas {
     }
 
     fn temp_file(&self) -> io::Result<tmpfile::TempFile> {
-        tmpfile::TempFile::create(&self.tmp, self.anonymous)
+        match &self.anonymous {
+            Some(pool) => pool
+                .get_or_init(|| tmpfile::TempPool::start(&self.tmp))
+                .take(),
+            None => tmpfile::TempFile::create(&self.tmp, false),
+        }
     }
 
     pub fn path(&self, id: &ContentId) -> PathBuf {

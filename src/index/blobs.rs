@@ -3,11 +3,11 @@
 
 use crate::cas::{ContentId, Digest};
 
-use sled::transaction::ConflictableTransactionError;
+use sled::transaction::{ConflictableTransactionError, ConflictableTransactionResult};
 use sled::Transactional;
 
 use super::codec::{decode_u64, Decoder, Encoder};
-use super::{add_to_counter, tx_error, Index, IndexError, USED_BYTES};
+use super::{add_to_counter, tx_error, Index, IndexError, TxTree, USED_BYTES};
 
 const BLOB_RECORD_V1: u8 = 1;
 
@@ -50,7 +50,7 @@ pub(super) fn decode_size(raw: &[u8]) -> Result<u64, IndexError> {
 }
 
 /// Alias key: one algorithm tag byte, then the hash.
-fn alias_key(digest: &Digest) -> Vec<u8> {
+pub(super) fn alias_key(digest: &Digest) -> Vec<u8> {
     let tag = match digest {
         Digest::Sha256(_) => 1u8,
         Digest::Sha512(_) => 2,
@@ -60,6 +60,38 @@ fn alias_key(digest: &Digest) -> Vec<u8> {
     k.push(tag);
     k.extend_from_slice(digest.hash_bytes());
     k
+}
+
+/// The trees a blob record is kept in, inside a transaction.
+pub(super) struct BlobTrees<'a> {
+    pub blobs: &'a TxTree,
+    pub aliases: &'a TxTree,
+    pub unpinned: &'a TxTree,
+    pub pins: &'a TxTree,
+    pub meta: &'a TxTree,
+}
+
+impl BlobTrees<'_> {
+    /// Records a blob, its SHA-256 alias and its bytes in the usage counter.
+    /// Returns false (and changes nothing) if the blob already had a record.
+    pub fn insert<E>(
+        &self,
+        id: &ContentId,
+        rec: &BlobRecord,
+    ) -> ConflictableTransactionResult<bool, E> {
+        if self.blobs.get(id.0)?.is_some() {
+            return Ok(false);
+        }
+        if self.pins.get(id.0)?.is_none() {
+            // Unpinned from birth: GC may take it once untouched for the grace.
+            self.unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
+        }
+        self.blobs.insert(&id.0, rec.encode())?;
+        self.aliases
+            .insert(alias_key(&Digest::Sha256(rec.sha256)), &id.0)?;
+        add_to_counter(self.meta, USED_BYTES, rec.size as i64)?;
+        Ok(true)
+    }
 }
 
 impl Index {
@@ -74,8 +106,6 @@ impl Index {
     /// in one transaction. Returns false (and changes nothing) if the blob
     /// already had a record.
     pub fn put_blob(&self, id: &ContentId, rec: &BlobRecord) -> Result<bool, IndexError> {
-        let encoded = rec.encode();
-        let alias = alias_key(&Digest::Sha256(rec.sha256));
         (
             &self.blobs,
             &self.aliases,
@@ -84,17 +114,14 @@ impl Index {
             &self.meta,
         )
             .transaction(|(blobs, aliases, unpinned, pins, meta)| {
-                if blobs.get(id.0)?.is_some() {
-                    return Ok(false);
+                BlobTrees {
+                    blobs,
+                    aliases,
+                    unpinned,
+                    pins,
+                    meta,
                 }
-                if pins.get(id.0)?.is_none() {
-                    // Unpinned from birth: GC may take it once untouched for the grace.
-                    unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
-                }
-                blobs.insert(&id.0, encoded.as_slice())?;
-                aliases.insert(alias.as_slice(), &id.0)?;
-                add_to_counter(meta, USED_BYTES, rec.size as i64)?;
-                Ok(true)
+                .insert(id, rec)
             })
             .map_err(tx_error)
     }

@@ -12,9 +12,11 @@
 use sled::transaction::{abort, ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::blobs::{alias_key, BlobRecord, BlobTrees};
 use super::codec::{decode_u64, Decoder, Encoder};
-use super::{Index, IndexError};
-use crate::cas::ContentId;
+use super::names::set_name_tx;
+use super::{add_to_counter, Index, IndexError};
+use crate::cas::{ContentId, Digest};
 
 const ENTRY_RECORD_V1: u8 = 1;
 
@@ -98,6 +100,17 @@ impl EntryKey {
         k.extend_from_slice(self.name.as_bytes());
         k
     }
+}
+
+/// What a write stores in the same transaction as its entry.
+#[derive(Clone, Debug, Default)]
+pub struct EntryWith<'a> {
+    /// A record for the entry's content blob, stored unless it has one.
+    pub content: Option<BlobRecord>,
+    /// Another digest naming the content (a verified sha512).
+    pub alias: Option<&'a Digest>,
+    /// A name (scope, name) to point at the entry, as `set_name` does.
+    pub name: Option<(&'a str, &'a str)>,
 }
 
 /// What a protocol asks to store.
@@ -268,6 +281,11 @@ struct EntryTx<'a> {
     ns_lru: &'a Tx,
     parents: &'a Tx,
     counts: &'a Tx,
+    aliases: &'a Tx,
+    meta: &'a Tx,
+    trash: &'a Tx,
+    names: &'a Tx,
+    name_refs: &'a Tx,
 }
 
 fn parent_key(child: &EntryKey, parent: u64) -> Vec<u8> {
@@ -305,7 +323,7 @@ impl EntryTx<'_> {
             let m = count(self.ns_pins.get(&nk)?);
             self.ns_pins.insert(nk, &(m + 1).to_be_bytes())?;
             if m == 0 {
-                add(self.ns_usage, ns.as_bytes(), size as i64)?;
+                add_to_counter(self.ns_usage, ns.as_bytes(), size as i64)?;
             }
         }
         self.entries.insert(&rec.id.to_be_bytes(), rec.encode())?;
@@ -316,7 +334,7 @@ impl EntryTx<'_> {
         for child in &rec.children {
             self.parents.insert(parent_key(child, rec.id), &[])?;
         }
-        add(self.counts, &[rec.key.protocol as u8], 1)?;
+        add_to_counter(self.counts, &[rec.key.protocol as u8], 1)?;
         Ok(())
     }
 
@@ -338,7 +356,7 @@ impl EntryTx<'_> {
         for child in &rec.children {
             self.parents.remove(parent_key(child, rec.id))?;
         }
-        add(self.counts, &[rec.key.protocol as u8], -1)?;
+        add_to_counter(self.counts, &[rec.key.protocol as u8], -1)?;
         for p in &rec.pins {
             let n = count(self.pins.get(p.0)?);
             if n <= 1 {
@@ -352,7 +370,7 @@ impl EntryTx<'_> {
             if m <= 1 {
                 self.ns_pins.remove(nk)?;
                 let size = self.blob_size(p)?.unwrap_or(0);
-                add(self.ns_usage, ns.as_bytes(), -(size as i64))?;
+                add_to_counter(self.ns_usage, ns.as_bytes(), -(size as i64))?;
             } else {
                 self.ns_pins.insert(nk, &(m - 1).to_be_bytes())?;
             }
@@ -365,17 +383,6 @@ fn count(v: Option<sled::IVec>) -> u64 {
     v.map(|v| decode_u64(&v)).unwrap_or(0)
 }
 
-fn add(tree: &Tx, key: &[u8], delta: i64) -> TxResult<()> {
-    let old = count(tree.get(key)?);
-    let new = old.saturating_add_signed(delta);
-    if new == 0 {
-        tree.remove(key)?;
-    } else {
-        tree.insert(key, &new.to_be_bytes())?;
-    }
-    Ok(())
-}
-
 fn flatten(e: TransactionError<PutEntryError>) -> PutEntryError {
     match e {
         TransactionError::Abort(t) => t,
@@ -385,8 +392,11 @@ fn flatten(e: TransactionError<PutEntryError>) -> PutEntryError {
 
 impl Index {
     /// Runs `f` over every tree an entry change touches, in one transaction.
+    /// sled writes out its log buffer twice per transaction (two writes and
+    /// two `sync_file_range`s), so a write that stores content, an entry and
+    /// a name does it all in this one.
     fn entry_tx<T>(&self, f: impl Fn(&EntryTx) -> TxResult<T>) -> Result<T, PutEntryError> {
-        (
+        let trees = [
             &self.entries,
             &self.entry_keys,
             &self.lru,
@@ -398,36 +408,33 @@ impl Index {
             &self.ns_lru,
             &self.parents,
             &self.entry_counts,
-        )
-            .transaction(
-                |(
-                    entries,
-                    keys,
-                    lru,
-                    pins,
-                    unpinned,
-                    blobs,
-                    ns_pins,
-                    ns_usage,
-                    ns_lru,
-                    parents,
-                    counts,
-                )| {
-                    f(&EntryTx {
-                        entries,
-                        keys,
-                        lru,
-                        pins,
-                        unpinned,
-                        blobs,
-                        ns_pins,
-                        ns_usage,
-                        ns_lru,
-                        parents,
-                        counts,
-                    })
-                },
-            )
+            &self.aliases,
+            &self.meta,
+            &self.trash,
+            &self.names,
+            &self.name_refs,
+        ];
+        trees[..]
+            .transaction(|t| {
+                f(&EntryTx {
+                    entries: &t[0],
+                    keys: &t[1],
+                    lru: &t[2],
+                    pins: &t[3],
+                    unpinned: &t[4],
+                    blobs: &t[5],
+                    ns_pins: &t[6],
+                    ns_usage: &t[7],
+                    ns_lru: &t[8],
+                    parents: &t[9],
+                    counts: &t[10],
+                    aliases: &t[11],
+                    meta: &t[12],
+                    trash: &t[13],
+                    names: &t[14],
+                    name_refs: &t[15],
+                })
+            })
             .map_err(flatten)
     }
 
@@ -449,6 +456,16 @@ impl Index {
     /// must have a record, checked inside the transaction so a concurrent
     /// blob removal cannot slip between the check and the pin.
     pub fn put_entry(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
+        self.put_entry_with(new, now, &EntryWith::default())
+    }
+
+    /// `put_entry`, also storing what `with` says in the same transaction.
+    pub fn put_entry_with(
+        &self,
+        new: &NewEntry,
+        now: u64,
+        with: &EntryWith,
+    ) -> Result<EntryRecord, PutEntryError> {
         let record = EntryRecord {
             id: self.db.generate_id().map_err(IndexError::from)?,
             key: new.key.clone(),
@@ -462,6 +479,25 @@ impl Index {
         };
         let key_bytes = new.key.encode();
         self.entry_tx(|tx| {
+            if let Some(blob) = &with.content {
+                let trees = BlobTrees {
+                    blobs: tx.blobs,
+                    aliases: tx.aliases,
+                    unpinned: tx.unpinned,
+                    pins: tx.pins,
+                    meta: tx.meta,
+                };
+                trees.insert(&record.content, blob)?;
+                // A GC that queued this content's file for deletion must
+                // leave the file just published (or deduplicated against).
+                tx.trash.remove(&record.content.0)?;
+                if let Some(alias) = with.alias {
+                    tx.aliases.insert(alias_key(alias), &record.content.0)?;
+                }
+            }
+            if let Some((scope, name)) = with.name {
+                set_name_tx(tx.names, tx.name_refs, scope, name, &record.key)?;
+            }
             if let Some(old_id) = tx.keys.get(&key_bytes)? {
                 if let Some(old) = tx.get(abort_on(id_from(&old_id))?)? {
                     if old.content == record.content

@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub use blobs::BlobRecord;
 pub use commit::GroupCommit;
-pub use entries::{EntryKey, EntryRecord, NewEntry, Protocol, PutEntryError};
+pub use entries::{EntryKey, EntryRecord, EntryWith, NewEntry, Protocol, PutEntryError};
 pub use rebuild::Derived;
 pub use uploads::UploadRecord;
 
@@ -39,10 +39,13 @@ pub enum IndexError {
 const USED_BYTES: &[u8] = b"used_bytes";
 
 type TxTree = sled::transaction::TransactionalTree;
-type TxResult<T> = sled::transaction::ConflictableTransactionResult<T, IndexError>;
 
 /// Adds `delta` to a u64 counter inside a transaction (never below zero).
-fn add_to_counter(tree: &TxTree, key: &[u8], delta: i64) -> TxResult<u64> {
+fn add_to_counter<E>(
+    tree: &TxTree,
+    key: &[u8],
+    delta: i64,
+) -> sled::transaction::ConflictableTransactionResult<u64, E> {
     let old = tree.get(key)?.map(|v| codec::decode_u64(&v)).unwrap_or(0);
     let new = old.saturating_add_signed(delta);
     if new == 0 {

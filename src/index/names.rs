@@ -10,8 +10,10 @@
 
 use sled::Transactional;
 
+use sled::transaction::ConflictableTransactionResult;
+
 use super::entries::EntryKey;
-use super::{tx_error, Index, IndexError};
+use super::{tx_error, Index, IndexError, TxTree};
 use crate::cas::ContentId;
 
 fn name_key(scope: &str, name: &str) -> Vec<u8> {
@@ -36,26 +38,29 @@ fn pointer_key(target: &EntryKey, scope: &str, name: &str) -> Vec<u8> {
     k
 }
 
+/// `Index::set_name` inside a transaction over `names` and `name_refs`.
+pub(super) fn set_name_tx<E>(
+    names: &TxTree,
+    refs: &TxTree,
+    scope: &str,
+    name: &str,
+    target: &EntryKey,
+) -> ConflictableTransactionResult<(), E> {
+    let old = names.insert(name_key(scope, name), target.encode())?;
+    if let Some(prev) = old.and_then(|old| EntryKey::decode(&old).ok()) {
+        refs.remove(pointer_key(&prev, scope, name))?;
+    }
+    refs.insert(pointer_key(target, scope, name), &[])?;
+    Ok(())
+}
+
 impl Index {
     /// Points `name` in `scope` at an entry (an OCI tag at a manifest). When
     /// the entry is removed, by any path, the name goes with it.
     pub fn set_name(&self, scope: &str, name: &str, target: &EntryKey) -> Result<(), IndexError> {
-        let key = name_key(scope, name);
-        let value = target.encode();
-        let old = (&self.names, &self.name_refs)
-            .transaction(|(names, refs)| {
-                let old = names.insert(key.as_slice(), value.as_slice())?;
-                if let Some(old) = &old {
-                    if let Ok(prev) = EntryKey::decode(old) {
-                        refs.remove(pointer_key(&prev, scope, name))?;
-                    }
-                }
-                refs.insert(pointer_key(target, scope, name), &[])?;
-                Ok(old)
-            })
-            .map_err(tx_error)?;
-        let _ = old;
-        Ok(())
+        (&self.names, &self.name_refs)
+            .transaction(|(names, refs)| set_name_tx(names, refs, scope, name, target))
+            .map_err(tx_error)
     }
 
     pub fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, IndexError> {

@@ -38,7 +38,6 @@ pub async fn store_body(
         limit: state.blob_limit(),
         scope: None,
         size_hint: content_length(headers),
-        defer_sync: false,
     };
     state
         .store

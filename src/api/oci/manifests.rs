@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use super::{parse_digest, path, scope, OciError, Req};
-use crate::cache::{BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol, Store};
+use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol, Store};
 use crate::cas::{ContentId, Digest};
 
 /// Manifests larger than this are refused; the spec asks for at least 4 MiB.
@@ -179,12 +179,9 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         limit: MAX_MANIFEST as u64,
         scope: None,
         size_hint: Some(len),
-        // The blob, the entry and the tag become durable together, below.
-        defer_sync: true,
     };
     let body =
         futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(bytes) });
-    let blob = store.put_blob(body, write).await?;
     let subject = doc.subject.as_ref().map(|s| s.digest.clone());
     let meta = ManifestMeta {
         media_type,
@@ -196,23 +193,25 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
             .or_else(|| doc.config.as_ref().and_then(|c| c.media_type.clone())),
         annotations: doc.annotations.clone(),
     };
-    let mut all_pins = refs.pins;
-    all_pins.insert(blob.id);
     let digest_text = digest.to_string();
-    store
-        .put_entry_deferred(&NewEntry {
-            key: entry_key(name, &digest_text),
+    let key = entry_key(name, &digest_text);
+    let tag_scope = scope(name);
+    let tag = tagged.then_some((tag_scope.as_str(), reference));
+    let entry = |blob: &BlobInfo| {
+        let mut pins = refs.pins;
+        pins.insert(blob.id);
+        NewEntry {
+            key: key.clone(),
             content: blob.id,
             size: refs.size + len,
-            pins: all_pins.into_iter().collect(),
+            pins: pins.into_iter().collect(),
             meta: serde_json::to_vec(&meta).unwrap_or_default(),
             children: refs.children,
-        })
+        }
+    };
+    store
+        .put_entry_with_content(body, write, entry, tag)
         .await?;
-    if tagged {
-        store.set_name_deferred(&scope(name), reference, &entry_key(name, &digest_text))?;
-    }
-    store.sync().await?;
 
     let mut res = StatusCode::CREATED.into_response();
     let h = res.headers_mut();

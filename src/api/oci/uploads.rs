@@ -40,7 +40,6 @@ pub async fn start(req: Req, name: &str) -> Result<Response, OciError> {
             limit: req.state.blob_limit(),
             scope: Some(&scope(name)),
             size_hint: content_length(&req.headers),
-            defer_sync: false,
         };
         store.put_blob(req.body.into_data_stream(), write).await?;
         return Ok(created(name, &digest));
