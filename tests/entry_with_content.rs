@@ -2,8 +2,6 @@
 //! content blob, the entry and its name are one index transaction, so they
 //! are stored (and survive a restart) together or not at all.
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
 use larder::cache::{BlobInfo, BlobWrite, EntryKey, NewEntry, Protocol, Store, StoreError};
 use larder::cas::{ContentId, Digest};
@@ -27,8 +25,8 @@ fn config(dir: &std::path::Path) -> Config {
     config
 }
 
-fn body(bytes: &[u8]) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
-    futures_util::stream::once(std::future::ready(Ok(Bytes::copy_from_slice(bytes))))
+fn body(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(bytes)
 }
 
 fn key() -> EntryKey {
@@ -40,7 +38,7 @@ fn key() -> EntryKey {
 }
 
 /// The entry a manifest makes of its content: it pins the content and `more`.
-fn entry(more: Vec<ContentId>) -> impl FnOnce(&BlobInfo) -> NewEntry {
+fn entry(more: Vec<ContentId>) -> impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static {
     move |blob| NewEntry {
         key: key(),
         content: blob.id,

@@ -1,10 +1,9 @@
 //! Entries and the names that point at them.
 
 use bytes::Bytes;
-use futures_util::Stream;
 
 use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
-use crate::cas::Digest;
+use crate::cas::{self, CasError, Digest};
 use crate::index::{BlobRecord, EntryKey, EntryRecord, EntryWith, NewEntry, Protocol};
 
 impl Store {
@@ -26,33 +25,38 @@ impl Store {
         Ok(self.commit.wait().await?)
     }
 
-    /// Stores a body as a blob and, in the same index transaction, the entry
-    /// that `entry` makes of it (an OCI manifest), optionally pointing
+    /// Stores `content` as a blob and, in the same index transaction, the
+    /// entry that `entry` makes of it (an OCI manifest), optionally pointing
     /// `name` (scope, name) at it; all of it durably. One transaction instead
     /// of three is most of what a manifest PUT costs the index.
-    pub async fn put_entry_with_content<S, E>(
+    pub async fn put_entry_with_content(
         &self,
-        body: S,
+        content: Bytes,
         w: BlobWrite<'_>,
-        entry: impl FnOnce(&BlobInfo) -> NewEntry,
+        entry: impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
         name: Option<(&str, &str)>,
-    ) -> Result<(BlobInfo, EntryRecord), StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: std::fmt::Display,
-    {
-        let (verified, held) = self.ingest(body, &w).await?;
-        let meta = verified.meta;
-        let blob = BlobInfo {
-            id: meta.id,
-            sha256: meta.sha256,
-            size: meta.size,
-        };
-        let new = entry(&blob);
-        let alias = w.expected.filter(|d| matches!(d, Digest::Sha512(_)));
+    ) -> Result<(BlobInfo, EntryRecord), StoreError> {
+        let len = content.len() as u64;
+        if len > w.limit {
+            return Err(CasError::TooLarge { limit: w.limit }.into());
+        }
+        let held = self.hold(Some(len)).await?;
+        let alias = w
+            .expected
+            .clone()
+            .filter(|d| matches!(d, Digest::Sha512(_)));
+        let expected = w.expected;
         let name = name.map(|(scope, name)| (scope.to_owned(), name.to_owned()));
         let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
-        let rec = tokio::task::spawn_blocking(move || -> Result<EntryRecord, StoreError> {
+        let stored = tokio::task::spawn_blocking(move || {
+            let verified = cas::ingest_bytes(&cas, &content, expected.as_ref(), len)?;
+            let meta = verified.meta;
+            let blob = BlobInfo {
+                id: meta.id,
+                sha256: meta.sha256,
+                size: meta.size,
+            };
+            let new = entry(&blob);
             // Under the blob's lock, as in `commit_blob`: GC cannot delete
             // the file between publishing and recording it.
             let _locked = locks.lock(&meta.id);
@@ -73,11 +77,12 @@ impl Store {
                 // Nothing records the file just published: do not leak it.
                 cas.remove(&meta.id)?;
             }
-            Ok(stored?)
+            Ok::<_, StoreError>((blob, stored?))
         })
         .await
-        .map_err(std::io::Error::other)??;
+        .map_err(std::io::Error::other)?;
         drop(held);
+        let (blob, rec) = stored?;
         self.after_put_entry(&rec).await?;
         Ok((blob, rec))
     }

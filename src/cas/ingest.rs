@@ -161,6 +161,20 @@ pub fn verify_file(path: &Path, expected: Option<&Digest>) -> Result<Verified, C
     })
 }
 
+/// Ingests content already in memory (a manifest), on the calling thread:
+/// blocking, and without the hand-off to a writer thread that a streamed
+/// body needs.
+pub fn ingest_bytes(
+    cas: &Cas,
+    content: &Bytes,
+    expected: Option<&Digest>,
+    limit: u64,
+) -> Result<Verified, CasError> {
+    let mut blob = TempBlob::create(cas, expected, limit)?;
+    blob.write_chunks(std::slice::from_ref(content))?;
+    blob.finish(expected)
+}
+
 /// What the async side hands the writer thread. The channel closing without
 /// `End` (the request was dropped, the body failed) means "abort": a blob is
 /// only published when the whole body arrived.

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use axum::body::{to_bytes, Body};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Digest as _;
@@ -180,8 +179,6 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         scope: None,
         size_hint: Some(len),
     };
-    let body =
-        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(bytes) });
     let subject = doc.subject.as_ref().map(|s| s.digest.clone());
     let meta = ManifestMeta {
         media_type,
@@ -197,7 +194,7 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
     let key = entry_key(name, &digest_text);
     let tag_scope = scope(name);
     let tag = tagged.then_some((tag_scope.as_str(), reference));
-    let entry = |blob: &BlobInfo| {
+    let entry = move |blob: &BlobInfo| {
         let mut pins = refs.pins;
         pins.insert(blob.id);
         NewEntry {
@@ -210,7 +207,7 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         }
     };
     store
-        .put_entry_with_content(body, write, entry, tag)
+        .put_entry_with_content(bytes, write, entry, tag)
         .await?;
 
     let mut res = StatusCode::CREATED.into_response();
