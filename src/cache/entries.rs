@@ -1,10 +1,7 @@
 //! Entries and the names that point at them.
 
-use bytes::Bytes;
-
-use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
-use crate::cas::{self, CasError, Digest};
-use crate::index::{BlobRecord, EntryKey, EntryRecord, EntryWith, NewEntry, Protocol};
+use super::{now_ms, Store, StoreError};
+use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 
 impl Store {
     /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
@@ -17,74 +14,12 @@ impl Store {
 
     /// Keeps the entry's namespace within its quota, then makes the entry
     /// durable.
-    async fn after_put_entry(&self, rec: &EntryRecord) -> Result<(), StoreError> {
+    pub(super) async fn after_put_entry(&self, rec: &EntryRecord) -> Result<(), StoreError> {
         // The entry is stored; a failed quota pass must not turn that into an error.
         if let Err(e) = self.enforce_quota(&rec.key.namespace, rec.id).await {
             tracing::warn!(error = %e, namespace = %rec.key.namespace, "quota enforcement failed");
         }
         Ok(self.commit.wait().await?)
-    }
-
-    /// Stores `content` as a blob and, in the same index transaction, the
-    /// entry that `entry` makes of it (an OCI manifest), optionally pointing
-    /// `name` (scope, name) at it; all of it durably. One transaction instead
-    /// of three is most of what a manifest PUT costs the index.
-    pub async fn put_entry_with_content(
-        &self,
-        content: Bytes,
-        w: BlobWrite<'_>,
-        entry: impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
-        name: Option<(&str, &str)>,
-    ) -> Result<(BlobInfo, EntryRecord), StoreError> {
-        let len = content.len() as u64;
-        if len > w.limit {
-            return Err(CasError::TooLarge { limit: w.limit }.into());
-        }
-        let held = self.hold(Some(len)).await?;
-        let alias = w
-            .expected
-            .clone()
-            .filter(|d| matches!(d, Digest::Sha512(_)));
-        let expected = w.expected;
-        let name = name.map(|(scope, name)| (scope.to_owned(), name.to_owned()));
-        let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
-        let stored = tokio::task::spawn_blocking(move || {
-            let verified = cas::ingest_bytes(&cas, &content, expected.as_ref(), len)?;
-            let meta = verified.meta;
-            let blob = BlobInfo {
-                id: meta.id,
-                sha256: meta.sha256,
-                size: meta.size,
-            };
-            let new = entry(&blob);
-            // Under the blob's lock, as in `commit_blob`: GC cannot delete
-            // the file between publishing and recording it.
-            let _locked = locks.lock(&meta.id);
-            verified.publish(&cas)?;
-            let now = now_ms();
-            let with = EntryWith {
-                content: Some(BlobRecord {
-                    size: meta.size,
-                    sha256: meta.sha256,
-                    created: now,
-                    touched: now,
-                }),
-                alias: alias.as_ref(),
-                name: name.as_ref().map(|(s, n)| (s.as_str(), n.as_str())),
-            };
-            let stored = index.put_entry_with(&new, now, &with);
-            if stored.is_err() && index.blob(&meta.id)?.is_none() {
-                // Nothing records the file just published: do not leak it.
-                cas.remove(&meta.id)?;
-            }
-            Ok::<_, StoreError>((blob, stored?))
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        drop(held);
-        let (blob, rec) = stored?;
-        self.after_put_entry(&rec).await?;
-        Ok((blob, rec))
     }
 
     /// Looks an entry up by key. A miss is `Ok(None)`.

@@ -109,10 +109,9 @@ async fn put(
 ) -> Result<Response> {
     let key = value_key(path)?;
     let expected = keys::bazel_cas_digest(key);
-    let blob = value::store_body(state, headers, body, expected, D).await?;
     let entry_key = value::entry_key(Protocol::Http, path.namespace, key);
     let existed = value::find(state, &entry_key, D)?.is_some();
-    value::put_entry(state, entry_key, &blob, Vec::new(), D).await?;
+    let (blob, _) = value::store(state, headers, body, expected, entry_key, Vec::new(), D).await?;
     let status = if existed {
         StatusCode::NO_CONTENT
     } else {

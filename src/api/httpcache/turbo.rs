@@ -237,10 +237,9 @@ async fn artifact_put(
                     format!("x-artifact-tag is longer than {MAX_TAG} characters"),
                 ));
             }
-            let blob = value::store_body(&state, &headers, body, None, D).await?;
             let encoded = serde_json::to_vec(&meta).unwrap_or_default();
             let key = value::entry_key(Protocol::Turbo, &ns, hash);
-            value::put_entry(&state, key, &blob, encoded, D).await?;
+            value::store(&state, &headers, body, None, key, encoded, D).await?;
             let url = format!("{}{PREFIX}{hash}", external_base(&headers, &state.config));
             Ok((StatusCode::ACCEPTED, Json(json!({ "urls": [url] }))).into_response())
         }

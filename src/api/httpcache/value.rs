@@ -19,6 +19,44 @@ pub fn entry_key(protocol: Protocol, namespace: &str, name: &str) -> EntryKey {
     }
 }
 
+/// Stores the request body as a blob (verified against `expected` when
+/// given, refused above `storage.max_blob_size`) and points `key` at it,
+/// replacing (and re-pinning, atomically) whatever the key held before.
+/// Both or nothing, durably, in one index write.
+pub async fn store(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    expected: Option<Digest>,
+    key: EntryKey,
+    meta: Vec<u8>,
+    dialect: Dialect,
+) -> Result<(BlobInfo, EntryRecord)> {
+    let write = BlobWrite {
+        expected,
+        limit: state.blob_limit(),
+        scope: None,
+        size_hint: content_length(headers),
+    };
+    let entry = move |blob: &BlobInfo| value_entry(key, blob, meta);
+    state
+        .store
+        .put_entry_with_streamed_content(body.into_data_stream(), write, entry)
+        .await
+        .map_err(store_err(dialect))
+}
+
+fn value_entry(key: EntryKey, blob: &BlobInfo, meta: Vec<u8>) -> NewEntry {
+    NewEntry {
+        key,
+        content: blob.id,
+        size: blob.size,
+        pins: vec![blob.id],
+        meta,
+        children: vec![],
+    }
+}
+
 /// Looks an entry up; a miss is `None` (cheap, never logged).
 pub fn find(state: &AppState, key: &EntryKey, dialect: Dialect) -> Result<Option<EntryRecord>> {
     state.store.entry(key).map_err(store_err(dialect))
@@ -57,14 +95,7 @@ pub async fn put_entry(
 ) -> Result<EntryRecord> {
     state
         .store
-        .put_entry(&NewEntry {
-            key,
-            content: blob.id,
-            size: blob.size,
-            pins: vec![blob.id],
-            meta,
-            children: vec![],
-        })
+        .put_entry(&value_entry(key, blob, meta))
         .await
         .map_err(store_err(dialect))
 }

@@ -1,0 +1,165 @@
+//! Writes that store a blob and the entry whose content it is together (an
+//! OCI manifest, an HTTP cache value): one index transaction and one commit
+//! wait instead of two or three. sled writes its log out twice per
+//! transaction, so this is most of what such a write costs the index.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::{now_ms, BlobInfo, BlobLocks, BlobWrite, Store, StoreError};
+use crate::cas::{self, Cas, CasError, Digest, Verified};
+use crate::index::{BlobRecord, EntryRecord, EntryWith, Index, NewEntry};
+
+/// What the blocking half of such a write needs of the store.
+struct Parts {
+    cas: Cas,
+    index: Index,
+    locks: Arc<BlobLocks>,
+}
+
+/// How the stored entry comes about: `entry` makes it of the stored blob,
+/// and `name` (scope, name), if any, is pointed at it.
+struct Recipe<F> {
+    entry: F,
+    name: Option<(String, String)>,
+    /// A verified sha512 that also names the content.
+    alias: Option<Digest>,
+    /// The scope the blob becomes readable in, as `BlobWrite::scope`.
+    scope: Option<String>,
+}
+
+impl Store {
+    /// Stores `content` (in memory: a manifest) as a blob and the entry that
+    /// `entry` makes of it, optionally pointing `name` (scope, name) at the
+    /// entry; all of it durably, or nothing.
+    pub async fn put_entry_with_content(
+        &self,
+        content: Bytes,
+        w: BlobWrite<'_>,
+        entry: impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
+        name: Option<(&str, &str)>,
+    ) -> Result<(BlobInfo, EntryRecord), StoreError> {
+        let len = content.len() as u64;
+        if len > w.limit {
+            return Err(CasError::TooLarge { limit: w.limit }.into());
+        }
+        let held = self.hold(Some(len)).await?;
+        let recipe = Recipe::new(entry, name, &w);
+        let (parts, expected) = (self.parts(), w.expected);
+        // Hashing a few KB costs less than handing them to a writer thread.
+        let stored = tokio::task::spawn_blocking(move || {
+            let verified = cas::ingest_bytes(&parts.cas, &content, expected.as_ref(), len)?;
+            parts.record(verified, recipe)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        drop(held);
+        self.finish(stored).await
+    }
+
+    /// `put_entry_with_content` for a body that streams in (an HTTP cache
+    /// value), with no name.
+    pub async fn put_entry_with_streamed_content<S, E>(
+        &self,
+        body: S,
+        w: BlobWrite<'_>,
+        entry: impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
+    ) -> Result<(BlobInfo, EntryRecord), StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if w.size_hint.is_some_and(|n| n > w.limit) {
+            return Err(CasError::TooLarge { limit: w.limit }.into());
+        }
+        let held = self.hold(w.size_hint).await?;
+        let body = self.metered(body, &held);
+        let verified = cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit)
+            .await
+            .map_err(|e| Self::budget_error(&held, e.into()))?;
+        let (parts, recipe) = (self.parts(), Recipe::new(entry, None, &w));
+        let stored = tokio::task::spawn_blocking(move || parts.record(verified, recipe))
+            .await
+            .map_err(std::io::Error::other)?;
+        drop(held);
+        self.finish(stored).await
+    }
+
+    fn parts(&self) -> Parts {
+        Parts {
+            cas: self.cas.clone(),
+            index: self.index.clone(),
+            locks: self.locks.clone(),
+        }
+    }
+
+    async fn finish(
+        &self,
+        stored: Result<(BlobInfo, EntryRecord), StoreError>,
+    ) -> Result<(BlobInfo, EntryRecord), StoreError> {
+        let (blob, rec) = stored?;
+        self.after_put_entry(&rec).await?;
+        Ok((blob, rec))
+    }
+}
+
+impl<F> Recipe<F> {
+    fn new(entry: F, name: Option<(&str, &str)>, w: &BlobWrite<'_>) -> Recipe<F> {
+        Recipe {
+            entry,
+            name: name.map(|(scope, name)| (scope.to_owned(), name.to_owned())),
+            alias: w
+                .expected
+                .clone()
+                .filter(|d| matches!(d, Digest::Sha512(_))),
+            scope: w.scope.map(str::to_owned),
+        }
+    }
+}
+
+impl Parts {
+    /// Publishes verified content and stores the entry made of it in one
+    /// transaction. Blocking. Under the blob's lock, as in `commit_blob`, so
+    /// GC cannot delete the file between publishing and recording it.
+    fn record<F>(
+        &self,
+        verified: Verified,
+        recipe: Recipe<F>,
+    ) -> Result<(BlobInfo, EntryRecord), StoreError>
+    where
+        F: FnOnce(&BlobInfo) -> NewEntry,
+    {
+        let meta = verified.meta;
+        let blob = BlobInfo {
+            id: meta.id,
+            sha256: meta.sha256,
+            size: meta.size,
+        };
+        let new = (recipe.entry)(&blob);
+        let _locked = self.locks.lock(&meta.id);
+        verified.publish(&self.cas)?;
+        let now = now_ms();
+        let with = EntryWith {
+            content: Some(BlobRecord {
+                size: meta.size,
+                sha256: meta.sha256,
+                created: now,
+                touched: now,
+            }),
+            alias: recipe.alias.as_ref(),
+            name: recipe.name.as_ref().map(|(s, n)| (s.as_str(), n.as_str())),
+        };
+        let stored = self.index.put_entry_with(&new, now, &with);
+        if stored.is_err() && self.index.blob(&meta.id)?.is_none() {
+            // Nothing records the file just published: do not leak it.
+            self.cas.remove(&meta.id)?;
+        }
+        let rec = stored?;
+        if let Some(scope) = &recipe.scope {
+            self.index.link(&meta.id, scope)?;
+        }
+        Ok((blob, rec))
+    }
+}
