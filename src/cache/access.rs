@@ -55,9 +55,7 @@ impl Store {
             for (id, at) in blobs {
                 index.touch_blob(&id, at)?;
             }
-            for (id, at) in entries {
-                index.touch_entry(id, at)?;
-            }
+            index.touch_entries(&entries.into_iter().collect::<Vec<_>>())?;
             Ok(())
         })
         .await

@@ -102,6 +102,9 @@ impl EntryKey {
     }
 }
 
+/// Entry touches written per transaction.
+const TOUCH_BATCH: usize = 1024;
+
 /// What a write stores in the same transaction as its entry.
 #[derive(Clone, Debug, Default)]
 pub struct EntryWith<'a> {
@@ -550,27 +553,36 @@ impl Index {
         }
     }
 
-    /// Moves an entry's last-used time forward and its LRU positions with it.
-    pub fn touch_entry(&self, id: u64, at: u64) -> Result<(), IndexError> {
-        let r = (&self.entries, &self.lru, &self.ns_lru).transaction(|(entries, lru, ns_lru)| {
-            let Some(old) = entries.get(id.to_be_bytes())? else {
-                return Ok(());
-            };
-            let mut rec =
-                EntryRecord::decode(id, &old).map_err(ConflictableTransactionError::Abort)?;
-            if rec.last_used >= at {
-                return Ok(());
-            }
-            let ns = &rec.key.namespace;
-            lru.remove(&lru_key(rec.last_used, id))?;
-            ns_lru.remove(ns_lru_key(ns, rec.last_used, id))?;
-            lru.insert(&lru_key(at, id), &[])?;
-            ns_lru.insert(ns_lru_key(ns, at, id), &[])?;
-            rec.last_used = at;
-            entries.insert(&id.to_be_bytes(), rec.encode())?;
-            Ok(())
-        });
-        r.map_err(super::tx_error)
+    /// Moves entries' last-used times forward (never back) and their LRU
+    /// positions with them, as (id, time) pairs. One transaction per batch:
+    /// sled writes its log out twice per transaction, whatever its size, and
+    /// a busy cache touches thousands of entries between two flushes.
+    pub fn touch_entries(&self, touches: &[(u64, u64)]) -> Result<(), IndexError> {
+        for batch in touches.chunks(TOUCH_BATCH) {
+            (&self.entries, &self.lru, &self.ns_lru)
+                .transaction(|(entries, lru, ns_lru)| {
+                    for &(id, at) in batch {
+                        let Some(old) = entries.get(id.to_be_bytes())? else {
+                            continue;
+                        };
+                        let mut rec = EntryRecord::decode(id, &old)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        if rec.last_used >= at {
+                            continue;
+                        }
+                        let ns = &rec.key.namespace;
+                        lru.remove(&lru_key(rec.last_used, id))?;
+                        ns_lru.remove(ns_lru_key(ns, rec.last_used, id))?;
+                        lru.insert(&lru_key(at, id), &[])?;
+                        ns_lru.insert(ns_lru_key(ns, at, id), &[])?;
+                        rec.last_used = at;
+                        entries.insert(&id.to_be_bytes(), rec.encode())?;
+                    }
+                    Ok(())
+                })
+                .map_err(super::tx_error)?;
+        }
+        Ok(())
     }
 
     /// Entry ids from least to most recently used, optionally within one
