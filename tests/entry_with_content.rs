@@ -2,28 +2,15 @@
 //! content blob, the entry and its name are one index transaction, so they
 //! are stored (and survive a restart) together or not at all.
 
+mod common;
+
 use bytes::Bytes;
 use larder::cache::{BlobInfo, BlobWrite, EntryKey, NewEntry, Protocol, Store, StoreError};
 use larder::cas::{ContentId, Digest};
-use larder::config::Config;
 use larder::datadir::DataDir;
 use sha2::{Digest as _, Sha256, Sha512};
 
 const SCOPE: &str = "oci:team/app";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.storage.data_dir = dir.to_owned();
-    config
-}
 
 fn body(bytes: &[u8]) -> Bytes {
     Bytes::copy_from_slice(bytes)
@@ -56,8 +43,12 @@ fn content_entry_and_name_are_stored_together_and_survive_a_restart() {
     let sha256 = Digest::Sha256(Sha256::digest(bytes).into());
     let sha512 = Digest::Sha512(Box::new(Sha512::digest(bytes).into()));
 
-    let (blob, rec) = runtime().block_on(async {
-        let store = Store::open(&DataDir::open(dir.path()).unwrap(), &config(dir.path())).unwrap();
+    let (blob, rec) = common::runtime().block_on(async {
+        let store = Store::open(
+            &DataDir::open(dir.path()).unwrap(),
+            &common::test_config(dir.path()),
+        )
+        .unwrap();
         let write = BlobWrite {
             expected: Some(sha512.clone()),
             limit: 1 << 20,
@@ -71,8 +62,12 @@ fn content_entry_and_name_are_stored_together_and_survive_a_restart() {
     assert_eq!(rec.content, blob.id);
     assert_eq!(blob.size, bytes.len() as u64);
 
-    runtime().block_on(async {
-        let store = Store::open(&DataDir::open(dir.path()).unwrap(), &config(dir.path())).unwrap();
+    common::runtime().block_on(async {
+        let store = Store::open(
+            &DataDir::open(dir.path()).unwrap(),
+            &common::test_config(dir.path()),
+        )
+        .unwrap();
         for digest in [&sha256, &sha512] {
             assert_eq!(store.blob(digest).unwrap(), Some(blob), "{digest}");
         }
@@ -89,8 +84,12 @@ fn an_entry_pinning_a_missing_blob_stores_nothing_not_even_its_content_file() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = br#"{"schemaVersion":2,"layers":["gone"]}"#;
     let sha256 = Digest::Sha256(Sha256::digest(bytes).into());
-    runtime().block_on(async {
-        let store = Store::open(&DataDir::open(dir.path()).unwrap(), &config(dir.path())).unwrap();
+    common::runtime().block_on(async {
+        let store = Store::open(
+            &DataDir::open(dir.path()).unwrap(),
+            &common::test_config(dir.path()),
+        )
+        .unwrap();
         let missing = ContentId(*blake3::hash(b"never stored").as_bytes());
         let write = BlobWrite {
             expected: Some(sha256.clone()),

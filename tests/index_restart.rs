@@ -16,14 +16,6 @@ use larder::config::Config;
 use larder::datadir::DataDir;
 use sha2::{Digest as _, Sha256, Sha512};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Runs `larder serve` on `data_dir` and returns its output once it exits;
 /// fails the test if it is still running after `timeout` (i.e. it served).
 fn serve_expecting_exit(data_dir: &Path, timeout: Duration) -> Output {
@@ -66,7 +58,7 @@ fn blob_records_and_bytes_survive_a_restart() {
     let mut config = Config::default();
     config.storage.data_dir = dir.path().to_owned();
 
-    let stored = runtime().block_on(async {
+    let stored = common::runtime().block_on(async {
         let data_dir = DataDir::open(dir.path()).unwrap();
         let store = Store::open(&data_dir, &config).unwrap();
         let body = futures_util::stream::iter(
@@ -84,7 +76,7 @@ fn blob_records_and_bytes_survive_a_restart() {
         store.put_blob(body, write).await.unwrap()
     });
 
-    runtime().block_on(async {
+    common::runtime().block_on(async {
         let data_dir = DataDir::open(dir.path()).unwrap();
         let store = Store::open(&data_dir, &config).unwrap();
         for digest in [&sha256, &sha512, &blake3] {

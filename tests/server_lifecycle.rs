@@ -55,7 +55,8 @@ fn open_write_files(server: &LarderProcess) -> Vec<PathBuf> {
         return Vec::new();
     };
     fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| dirs.iter().any(|d| target.starts_with(d)))
+        // Files in those dirs, not the dirs themselves (workers list them).
+        .filter(|target| dirs.iter().any(|d| target.starts_with(d) && target != d))
         .collect()
 }
 

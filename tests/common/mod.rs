@@ -13,6 +13,17 @@ use larder::server::Server;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// A runtime of its own for a test phase: dropping it ends every task and
+/// handle of that phase (the group-commit flusher, sled), as a process exit
+/// would, before the next phase opens the same data dir.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A config for tests: defaults, listening on an ephemeral loopback port.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config::load(None, &Overrides::default()).expect("default config");
