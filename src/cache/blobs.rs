@@ -141,6 +141,9 @@ impl Store {
 
     /// Reads a whole small blob (a manifest) into memory.
     pub async fn read_content(&self, id: &ContentId, len: u64) -> Result<Bytes, StoreError> {
+        if let Some(bytes) = self.small.get(id).filter(|b| b.len() as u64 == len) {
+            return Ok(bytes);
+        }
         let path = self.cas.path(id);
         let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
             .await
@@ -151,7 +154,9 @@ impl Store {
                 bytes.len()
             ))));
         }
-        Ok(Bytes::from(bytes))
+        let bytes = Bytes::from(bytes);
+        self.small.insert(*id, bytes.clone());
+        Ok(bytes)
     }
 
     /// Streams `len` bytes of a blob from `offset`; the caller checked the range.

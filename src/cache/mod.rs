@@ -10,6 +10,7 @@ mod evict;
 mod fsck;
 mod listing;
 mod reservations;
+mod small;
 mod uploads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +70,8 @@ pub struct Store {
     commit: GroupCommit,
     uploads: uploads::Uploads,
     access: access::Access,
+    /// Manifests and other small content, served without a file read.
+    small: small::SmallContent,
     budget: budget::Budget,
     locks: Arc<BlobLocks>,
     gc: GcConfig,
@@ -124,6 +127,7 @@ impl Store {
             commit,
             uploads,
             access: access::Access::default(),
+            small: small::SmallContent::default(),
             budget,
             locks: Arc::new(BlobLocks::new()),
             gc: config.gc.clone(),
