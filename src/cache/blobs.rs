@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::budget::Held;
 use super::{now_ms, Store, StoreError};
 use crate::cas::{self, BlobMeta, BlobStream, ContentId, Digest};
 use crate::index::BlobRecord;
@@ -42,19 +43,34 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        if w.size_hint.is_some_and(|n| n > w.limit) {
-            return Err(cas::CasError::TooLarge { limit: w.limit }.into());
-        }
-        let held = self.hold(w.size_hint).await?;
-        let body = self.metered(body, &held);
-        let verified = cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit)
-            .await
-            .map_err(|e| Self::budget_error(&held, e.into()))?;
+        let (verified, held) = self.ingest(body, &w).await?;
         let info = self
             .commit_blob(verified, w.expected.as_ref(), w.scope)
             .await;
         drop(held);
         info
+    }
+
+    /// Receives and verifies a body under a budget reservation. The caller
+    /// publishes the result, then drops the reservation.
+    pub(super) async fn ingest<S, E>(
+        &self,
+        body: S,
+        w: &BlobWrite<'_>,
+    ) -> Result<(cas::Verified, Held<'_>), StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if w.size_hint.is_some_and(|n| n > w.limit) {
+            return Err(cas::CasError::TooLarge { limit: w.limit }.into());
+        }
+        let held = self.hold(w.size_hint).await?;
+        let body = self.metered(body, &held);
+        match cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit).await {
+            Ok(verified) => Ok((verified, held)),
+            Err(e) => Err(Self::budget_error(&held, e.into())),
+        }
     }
 
     /// Publishes a verified blob and indexes it under the blob's lock (so GC

@@ -71,14 +71,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        if w.size_hint.is_some_and(|n| n > w.limit) {
-            return Err(CasError::TooLarge { limit: w.limit }.into());
-        }
-        let held = self.hold(w.size_hint).await?;
-        let body = self.metered(body, &held);
-        let verified = cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit)
-            .await
-            .map_err(|e| Self::budget_error(&held, e.into()))?;
+        let (verified, held) = self.ingest(body, &w).await?;
         let (parts, recipe) = (self.parts(), Recipe::new(entry, None, &w));
         let stored = tokio::task::spawn_blocking(move || parts.record(verified, recipe))
             .await

@@ -490,6 +490,7 @@ impl Index {
                     pins: tx.pins,
                     meta: tx.meta,
                 };
+                // A new blob starts out unpinned; `tx.insert` below pins it.
                 trees.insert(&record.content, blob)?;
                 // A GC that queued this content's file for deletion must
                 // leave the file just published (or deduplicated against).
