@@ -5,7 +5,7 @@
 //! name to delete. Elsewhere they are named files in `tmp/`, renamed into
 //! place.
 //!
-//! Creating a file allocates an inode, which costs 0.3–0.5 ms on some
+//! Creating a file allocates an inode, which costs 0.3–1 ms on some
 //! filesystems (ext4 without a journal scans past recently freed inodes): as
 //! much as an fsync, on the critical path of every manifest PUT. Anonymous
 //! files are therefore created ahead of need by a background thread, a few at
@@ -193,6 +193,8 @@ impl TempPool {
 /// Keeps the pool full until it is dropped. The periodic wake-up notices a
 /// dropped pool (nothing else would wake the thread then).
 fn refill(pool: Weak<TempPool>) {
+    // Warn once per run of failures (a full disk), not once a second.
+    let mut failing = false;
     loop {
         let Some(pool) = pool.upgrade() else {
             return;
@@ -207,15 +209,20 @@ fn refill(pool: Weak<TempPool>) {
         };
         for _ in 0..missing {
             match create_anonymous(&pool.dir) {
-                Ok(file) => pool
-                    .ready
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(file),
+                Ok(file) => {
+                    failing = false;
+                    pool.ready
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(file);
+                }
                 Err(e) => {
                     // Writers create their own files meanwhile, and report
                     // the error if it persists.
-                    tracing::warn!(error = %e, "could not create a temp file ahead of need");
+                    if !failing {
+                        tracing::warn!(error = %e, "could not create a temp file ahead of need");
+                    }
+                    failing = true;
                     drop(pool);
                     std::thread::sleep(Duration::from_secs(1));
                     break;
