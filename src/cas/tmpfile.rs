@@ -15,6 +15,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::os::unix::ffi::OsStrExt;
+#[cfg(target_os = "linux")]
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -108,12 +109,19 @@ impl Drop for TempFile {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn create_anonymous(dir: &Path) -> io::Result<File> {
     File::options()
         .write(true)
         .custom_flags(libc::O_TMPFILE)
         .mode(0o644)
         .open(dir)
+}
+
+/// `O_TMPFILE` is Linux's; elsewhere (a developer's Mac) temp files are named.
+#[cfg(not(target_os = "linux"))]
+fn create_anonymous(_dir: &Path) -> io::Result<File> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Gives an anonymous file a name. `AT_EMPTY_PATH` would need
