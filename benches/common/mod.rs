@@ -88,3 +88,27 @@ pub fn stop_child(child: &mut Child) {
     }
     let _ = child.wait();
 }
+
+/// Asks ext4 to place each new subdirectory of `dir` in a block group of
+/// its own (the `chattr +T` "top of directory hierarchy" flag). Without a
+/// journal, ext4 skips inodes freed in the last minutes when it allocates
+/// one, scanning them from the start of the group every time: file creation
+/// next to a recently deleted data dir (an earlier run, or the other server
+/// in this run) cost 0.7 ms here instead of 7 µs. Best effort: other file
+/// systems have no such flag and no such cost.
+pub fn spread_subdirs(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    const FS_TOPDIR_FL: libc::c_long = 0x0002_0000;
+    let Ok(file) = std::fs::File::open(dir) else {
+        return;
+    };
+    let mut flags: libc::c_long = 0;
+    // SAFETY: both ioctls read or write one c_long through a valid pointer,
+    // on a descriptor that lives until the end of the function.
+    unsafe {
+        if libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) == 0 {
+            flags |= FS_TOPDIR_FL;
+            libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags);
+        }
+    }
+}

@@ -154,11 +154,14 @@ health:
 }
 
 /// Under target/tmp: a real disk where fsync costs what it costs in
-/// production (tmpfs would make Larder's durability free).
+/// production (tmpfs would make Larder's durability free). Each server's
+/// data dir lands in a block group of its own, so neither pays for files
+/// the other (or an earlier run) deleted.
 fn bench_tempdir(prefix: &str) -> tempfile::TempDir {
     let base: PathBuf = std::env::var_os("LARDER_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    common::spread_subdirs(&base);
     tempfile::Builder::new()
         .prefix(&format!("load-{prefix}-"))
         .tempdir_in(base)

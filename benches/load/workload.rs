@@ -45,7 +45,7 @@ pub const MIN_SMALL_OPS: usize = 2000;
 pub const MIN_SECONDS: f64 = 1.0;
 /// Blob GETs read at least this many bytes per profile.
 pub const MIN_GET_BYTES: usize = 256 << 20;
-pub const MANIFEST_PUTS: usize = 200;
+pub const MANIFEST_PUTS: usize = 1000;
 pub const MANIFEST_GETS: usize = 1000;
 /// Layers per cache manifest (BuildKit's caches list a handful to hundreds).
 pub const LAYERS_PER_MANIFEST: usize = 8;

@@ -321,7 +321,11 @@ impl EntryTx<'_> {
             };
             let n = count(self.pins.get(p.0)?);
             self.pins.insert(&p.0, &(n + 1).to_be_bytes())?;
-            self.unpinned.remove(&p.0)?;
+            if n == 0 {
+                // Only a blob without pins can be in `unpinned`; every
+                // write is one more log record sled replays at startup.
+                self.unpinned.remove(&p.0)?;
+            }
             let nk = ns_pin_key(ns, p);
             let m = count(self.ns_pins.get(&nk)?);
             self.ns_pins.insert(nk, &(m + 1).to_be_bytes())?;
