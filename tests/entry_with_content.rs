@@ -116,3 +116,168 @@ fn an_entry_pinning_a_missing_blob_stores_nothing_not_even_its_content_file() {
         assert_eq!(store.cas().list().unwrap(), vec![], "no file may be left");
     });
 }
+
+/// Concurrent writes share index transactions (`EntryBatches`); one that
+/// cannot be stored must neither fail nor damage the others in its batch.
+#[test]
+fn concurrent_writes_are_each_stored_whole_or_not_at_all() {
+    const WRITES: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = ContentId(*blake3::hash(b"never stored").as_bytes());
+    // Every third write pins a blob that is not stored.
+    let fails = |i: usize| i % 3 == 1;
+    let doc = |i: usize| format!(r#"{{"schemaVersion":2,"n":{i}}}"#).into_bytes();
+    let key_of = |i: usize| EntryKey {
+        name: format!("team/app@{i}"),
+        ..key()
+    };
+
+    let stored: Vec<(usize, BlobInfo)> = common::runtime().block_on(async {
+        let store = std::sync::Arc::new(
+            Store::open(
+                &DataDir::open(dir.path()).unwrap(),
+                &common::test_config(dir.path()),
+            )
+            .unwrap(),
+        );
+        let tasks: Vec<_> = (0..WRITES)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let more = if fails(i) { vec![missing] } else { Vec::new() };
+                    let write = BlobWrite {
+                        limit: 1 << 20,
+                        ..BlobWrite::default()
+                    };
+                    let tag = format!("v{i}");
+                    let made = entry(more);
+                    let result = store
+                        .put_entry_with_content(
+                            body(&doc(i)),
+                            write,
+                            move |b| NewEntry {
+                                key: key_of(i),
+                                ..made(b)
+                            },
+                            Some((SCOPE, &tag)),
+                        )
+                        .await;
+                    (i, result)
+                })
+            })
+            .collect();
+        let mut stored = Vec::new();
+        for task in tasks {
+            let (i, result) = task.await.unwrap();
+            match result {
+                Ok((blob, rec)) => {
+                    assert!(!fails(i), "write {i} pins a missing blob yet was stored");
+                    assert_eq!((rec.key, rec.content), (key_of(i), blob.id));
+                    stored.push((i, blob));
+                }
+                Err(e) => assert!(
+                    fails(i) && matches!(e, StoreError::MissingBlob(id) if id == missing),
+                    "write {i}: {e}"
+                ),
+            }
+        }
+        stored
+    });
+    assert_eq!(stored.len(), WRITES - WRITES / 3);
+
+    // After a restart: exactly the acknowledged writes, each whole.
+    common::runtime().block_on(async {
+        let store = Store::open(
+            &DataDir::open(dir.path()).unwrap(),
+            &common::test_config(dir.path()),
+        )
+        .unwrap();
+        for i in 0..WRITES {
+            let tag = format!("v{i}");
+            let entry = store.entry(&key_of(i)).unwrap();
+            let name = store.name(SCOPE, &tag).unwrap();
+            let sha256 = Digest::Sha256(Sha256::digest(doc(i)).into());
+            if fails(i) {
+                assert_eq!((entry, name), (None, None), "write {i}");
+                assert_eq!(store.blob(&sha256).unwrap(), None, "write {i}");
+            } else {
+                assert_eq!(entry.expect("entry").key, key_of(i));
+                assert_eq!(name, Some(key_of(i)));
+                assert!(store.blob(&sha256).unwrap().is_some(), "write {i}");
+            }
+        }
+        let bytes: u64 = stored.iter().map(|(_, b)| b.size).sum();
+        assert_eq!(store.usage(), bytes);
+        let mut files: Vec<ContentId> = store
+            .cas()
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut want: Vec<ContentId> = stored.iter().map(|(_, b)| b.id).collect();
+        files.sort();
+        want.sort();
+        assert_eq!(
+            files, want,
+            "a file for every stored write, none for the others"
+        );
+    });
+}
+
+/// `Index::put_entries_with`, deterministically: the writes of one batch
+/// behave as if made one after the other, and a failing one is left out.
+#[test]
+fn a_batch_of_entry_writes_leaves_out_the_one_that_fails() {
+    use larder::index::{BlobRecord, EntryWith, Index, PutEntryError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path()).unwrap();
+    let id = |n: u8| ContentId([n; 32]);
+    let record = |n: u8| BlobRecord {
+        size: 100 + n as u64,
+        sha256: [n; 32],
+        created: 1,
+        touched: 1,
+    };
+    index.put_blob(&id(1), &record(1)).unwrap();
+    let new = |content: u8, pins: &[u8]| NewEntry {
+        key: key(),
+        content: id(content),
+        size: 0,
+        pins: pins.iter().map(|&n| id(n)).chain([id(content)]).collect(),
+        meta: Vec::new(),
+        children: Vec::new(),
+    };
+    let with = |content: u8, tag: &'static str| EntryWith {
+        content: Some(record(content)),
+        name: Some((SCOPE, tag)),
+        ..EntryWith::default()
+    };
+    // Same key three times: the second pins a blob that does not exist.
+    let (first, broken, last) = (new(10, &[1]), new(11, &[9]), new(12, &[]));
+    let (w1, w2, w3) = (with(10, "a"), with(11, "b"), with(12, "c"));
+    let outcomes = index
+        .put_entries_with(&[(&first, &w1), (&broken, &w2), (&last, &w3)], 5)
+        .unwrap();
+
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    assert!(
+        matches!(outcomes[1], Err(PutEntryError::MissingBlob(m)) if m == id(9)),
+        "{:?}",
+        outcomes[1]
+    );
+    let last_rec = outcomes[2].as_ref().unwrap();
+    // The last write replaced the first: its pins are released.
+    assert_eq!(index.entry_by_key(&key()).unwrap().unwrap().id, last_rec.id);
+    assert_eq!(index.pin_count(&id(1)).unwrap(), 0);
+    assert_eq!(index.pin_count(&id(10)).unwrap(), 0);
+    assert_eq!(index.pin_count(&id(12)).unwrap(), 1);
+    // Names of the writes that were stored point at the entry; the failed
+    // write stored nothing, not even its content's record.
+    assert_eq!(index.name(SCOPE, "a").unwrap(), Some(key()));
+    assert_eq!(index.name(SCOPE, "b").unwrap(), None);
+    assert_eq!(index.name(SCOPE, "c").unwrap(), Some(key()));
+    assert!(index.blob(&id(11)).unwrap().is_none());
+    assert!(index.blob(&id(10)).unwrap().is_some());
+}

@@ -1,7 +1,8 @@
 //! Writes that store a blob and the entry whose content it is together (an
-//! OCI manifest, an HTTP cache value): one index transaction and one commit
-//! wait instead of two or three. sled writes its log out twice per
-//! transaction, so this is most of what such a write costs the index.
+//! OCI manifest, an HTTP cache value): one index transaction, shared with
+//! the writes of concurrent requests (`EntryBatches`), instead of two or
+//! three of its own. sled writes its log out twice per transaction, so this
+//! is most of what such a write costs the index.
 
 use std::sync::Arc;
 
@@ -10,12 +11,13 @@ use futures_util::Stream;
 
 use super::{now_ms, BlobInfo, BlobLocks, BlobWrite, Store, StoreError};
 use crate::cas::{self, Cas, CasError, Digest, Verified};
-use crate::index::{BlobRecord, EntryRecord, EntryWith, Index, NewEntry};
+use crate::index::{BlobRecord, EntryBatches, EntryRecord, EntryWrite, Index, NewEntry};
 
 /// What the blocking half of such a write needs of the store.
 struct Parts {
     cas: Cas,
     index: Index,
+    batches: Arc<EntryBatches>,
     locks: Arc<BlobLocks>,
 }
 
@@ -84,6 +86,7 @@ impl Store {
         Parts {
             cas: self.cas.clone(),
             index: self.index.clone(),
+            batches: self.batches.clone(),
             locks: self.locks.clone(),
         }
     }
@@ -92,8 +95,9 @@ impl Store {
         &self,
         stored: Result<(BlobInfo, EntryRecord), StoreError>,
     ) -> Result<(BlobInfo, EntryRecord), StoreError> {
+        // Durable already: its batch flushed the index.
         let (blob, rec) = stored?;
-        self.after_put_entry(&rec).await?;
+        self.keep_within_quota(&rec).await;
         Ok((blob, rec))
     }
 }
@@ -113,9 +117,10 @@ impl<F> Recipe<F> {
 }
 
 impl Parts {
-    /// Publishes verified content and stores the entry made of it in one
-    /// transaction. Blocking. Under the blob's lock, as in `commit_blob`, so
-    /// GC cannot delete the file between publishing and recording it.
+    /// Publishes verified content and stores the entry made of it, durably,
+    /// in one transaction. Blocking. Under the blob's lock, as in
+    /// `commit_blob`, so GC cannot delete the file between publishing and
+    /// recording it.
     fn record<F>(
         &self,
         verified: Verified,
@@ -130,29 +135,27 @@ impl Parts {
             sha256: meta.sha256,
             size: meta.size,
         };
-        let new = (recipe.entry)(&blob);
+        let entry = (recipe.entry)(&blob);
         let _locked = self.locks.lock(&meta.id);
         verified.publish(&self.cas)?;
         let now = now_ms();
-        let with = EntryWith {
+        let write = EntryWrite {
+            entry,
             content: Some(BlobRecord {
                 size: meta.size,
                 sha256: meta.sha256,
                 created: now,
                 touched: now,
             }),
-            alias: recipe.alias.as_ref(),
-            name: recipe.name.as_ref().map(|(s, n)| (s.as_str(), n.as_str())),
+            alias: recipe.alias,
+            name: recipe.name,
+            link: recipe.scope,
         };
-        let stored = self.index.put_entry_with(&new, now, &with);
+        let stored = self.batches.put(write, now);
         if stored.is_err() && self.index.blob(&meta.id)?.is_none() {
             // Nothing records the file just published: do not leak it.
             self.cas.remove(&meta.id)?;
         }
-        let rec = stored?;
-        if let Some(scope) = &recipe.scope {
-            self.index.link(&meta.id, scope)?;
-        }
-        Ok((blob, rec))
+        Ok((blob, stored?))
     }
 }

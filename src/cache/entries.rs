@@ -14,12 +14,18 @@ impl Store {
 
     /// Keeps the entry's namespace within its quota, then makes the entry
     /// durable.
-    pub(super) async fn after_put_entry(&self, rec: &EntryRecord) -> Result<(), StoreError> {
+    async fn after_put_entry(&self, rec: &EntryRecord) -> Result<(), StoreError> {
+        self.keep_within_quota(rec).await;
+        Ok(self.commit.wait().await?)
+    }
+
+    /// Evicts from a stored entry's namespace while it is over its quota
+    /// (never the entry itself).
+    pub(super) async fn keep_within_quota(&self, rec: &EntryRecord) {
         // The entry is stored; a failed quota pass must not turn that into an error.
         if let Err(e) = self.enforce_quota(&rec.key.namespace, rec.id).await {
             tracing::warn!(error = %e, namespace = %rec.key.namespace, "quota enforcement failed");
         }
-        Ok(self.commit.wait().await?)
     }
 
     /// Looks an entry up by key. A miss is `Ok(None)`.

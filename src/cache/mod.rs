@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::cas::{Cas, CasError};
 use crate::config::{Config, GcConfig};
 use crate::datadir::DataDir;
-use crate::index::{GroupCommit, Index, IndexError};
+use crate::index::{EntryBatches, GroupCommit, Index, IndexError};
 
 pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
@@ -68,6 +68,8 @@ pub struct Store {
     cas: Cas,
     index: Index,
     commit: GroupCommit,
+    /// Entry writes that share a transaction and a flush (blocking callers).
+    batches: Arc<EntryBatches>,
     uploads: uploads::Uploads,
     access: access::Access,
     /// Manifests and other small content, served without a file read.
@@ -118,6 +120,7 @@ impl Store {
         let cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
         let index = Index::open(&dir.index_dir())?;
         let commit = GroupCommit::start(index.clone());
+        let batches = Arc::new(EntryBatches::new(index.clone()));
         let uploads = uploads::Uploads::open(&dir.uploads_dir())?;
         let budget = budget::Budget::new(&config.storage);
         budget.add_uploads(uploads.bytes_on_disk()?);
@@ -125,6 +128,7 @@ impl Store {
             cas,
             index,
             commit,
+            batches,
             uploads,
             access: access::Access::default(),
             small: small::SmallContent::default(),

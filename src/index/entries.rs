@@ -9,12 +9,14 @@
 //! - `pins`:       blob id → pin count (u64 BE)
 //! - `unpinned`:   blob id → unix ms when it lost its last pin (or was written)
 
-use sled::transaction::{abort, ConflictableTransactionError, TransactionError};
+use sled::transaction::{
+    abort, ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
+};
 use sled::Transactional;
 
 use super::blobs::{alias_key, BlobRecord, BlobTrees};
 use super::codec::{decode_u64, Decoder, Encoder};
-use super::names::set_name_tx;
+use super::names::{link_key, set_name_tx};
 use super::{add_to_counter, Index, IndexError};
 use crate::cas::{ContentId, Digest};
 
@@ -114,6 +116,8 @@ pub struct EntryWith<'a> {
     pub alias: Option<&'a Digest>,
     /// A name (scope, name) to point at the entry, as `set_name` does.
     pub name: Option<(&'a str, &'a str)>,
+    /// A scope the content becomes readable in, as `link` does.
+    pub link: Option<&'a str>,
 }
 
 /// What a protocol asks to store.
@@ -265,7 +269,7 @@ fn id_from(v: &[u8]) -> Result<u64, IndexError> {
 }
 
 type Tx = sled::transaction::TransactionalTree;
-type TxResult<T> = sled::transaction::ConflictableTransactionResult<T, PutEntryError>;
+type TxResult<T> = ConflictableTransactionResult<T, PutEntryError>;
 
 fn abort_on<T>(r: Result<T, IndexError>) -> TxResult<T> {
     r.map_err(|e| ConflictableTransactionError::Abort(PutEntryError::Index(e)))
@@ -289,6 +293,7 @@ struct EntryTx<'a> {
     trash: &'a Tx,
     names: &'a Tx,
     name_refs: &'a Tx,
+    links: &'a Tx,
 }
 
 fn parent_key(child: &EntryKey, parent: u64) -> Vec<u8> {
@@ -298,6 +303,49 @@ fn parent_key(child: &EntryKey, parent: u64) -> Vec<u8> {
 }
 
 impl EntryTx<'_> {
+    /// Stores `record` and what `with` says, replacing the entry with the
+    /// same key (or keeping it, if it is the same entry again).
+    fn put_with(&self, record: &EntryRecord, now: u64, with: &EntryWith) -> TxResult<EntryRecord> {
+        if let Some(blob) = &with.content {
+            let trees = BlobTrees {
+                blobs: self.blobs,
+                aliases: self.aliases,
+                unpinned: self.unpinned,
+                pins: self.pins,
+                meta: self.meta,
+            };
+            // A new blob starts out unpinned; `insert` below pins it.
+            trees.insert(&record.content, blob)?;
+            // A GC that queued this content's file for deletion must
+            // leave the file just published (or deduplicated against).
+            self.trash.remove(&record.content.0)?;
+            if let Some(alias) = with.alias {
+                self.aliases.insert(alias_key(alias), &record.content.0)?;
+            }
+        }
+        if let Some(scope) = with.link {
+            self.links.insert(link_key(&record.content, scope), &[])?;
+        }
+        if let Some((scope, name)) = with.name {
+            set_name_tx(self.names, self.name_refs, scope, name, &record.key)?;
+        }
+        if let Some(old_id) = self.keys.get(record.key.encode())? {
+            if let Some(old) = self.get(abort_on(id_from(&old_id))?)? {
+                if old.content == record.content
+                    && old.pins == record.pins
+                    && old.meta == record.meta
+                    && old.children == record.children
+                {
+                    // The same entry again (a re-push): keep its identity.
+                    return Ok(old);
+                }
+                self.delete(&old, now)?;
+            }
+        }
+        self.insert(record)?;
+        Ok(record.clone())
+    }
+
     fn blob_size(&self, id: &ContentId) -> TxResult<Option<u64>> {
         match self.blobs.get(id.0)? {
             Some(raw) => Ok(Some(abort_on(super::blobs::decode_size(&raw))?)),
@@ -402,7 +450,10 @@ impl Index {
     /// sled writes out its log buffer twice per transaction (two writes and
     /// two `sync_file_range`s), so a write that stores content, an entry and
     /// a name does it all in this one.
-    fn entry_tx<T>(&self, f: impl Fn(&EntryTx) -> TxResult<T>) -> Result<T, PutEntryError> {
+    fn entry_tx<T, E>(
+        &self,
+        f: impl Fn(&EntryTx) -> ConflictableTransactionResult<T, E>,
+    ) -> Result<T, TransactionError<E>> {
         let trees = [
             &self.entries,
             &self.entry_keys,
@@ -420,29 +471,29 @@ impl Index {
             &self.trash,
             &self.names,
             &self.name_refs,
+            &self.links,
         ];
-        trees[..]
-            .transaction(|t| {
-                f(&EntryTx {
-                    entries: &t[0],
-                    keys: &t[1],
-                    lru: &t[2],
-                    pins: &t[3],
-                    unpinned: &t[4],
-                    blobs: &t[5],
-                    ns_pins: &t[6],
-                    ns_usage: &t[7],
-                    ns_lru: &t[8],
-                    parents: &t[9],
-                    counts: &t[10],
-                    aliases: &t[11],
-                    meta: &t[12],
-                    trash: &t[13],
-                    names: &t[14],
-                    name_refs: &t[15],
-                })
+        trees[..].transaction(|t| {
+            f(&EntryTx {
+                entries: &t[0],
+                keys: &t[1],
+                lru: &t[2],
+                pins: &t[3],
+                unpinned: &t[4],
+                blobs: &t[5],
+                ns_pins: &t[6],
+                ns_usage: &t[7],
+                ns_lru: &t[8],
+                parents: &t[9],
+                counts: &t[10],
+                aliases: &t[11],
+                meta: &t[12],
+                trash: &t[13],
+                names: &t[14],
+                name_refs: &t[15],
+                links: &t[16],
             })
-            .map_err(flatten)
+        })
     }
 
     pub fn entry(&self, id: u64) -> Result<Option<EntryRecord>, IndexError> {
@@ -473,7 +524,74 @@ impl Index {
         now: u64,
         with: &EntryWith,
     ) -> Result<EntryRecord, PutEntryError> {
-        let record = EntryRecord {
+        let record = self.new_record(new, now)?;
+        self.entry_tx(|tx| tx.put_with(&record, now, with))
+            .map_err(flatten)
+    }
+
+    /// Several `put_entry_with`s in one transaction, as if made one after
+    /// the other: sled's cost per transaction (two log writes, its global
+    /// lock) is then paid once for all of them. A write that fails (a
+    /// pinned blob is gone) is left out and the others are stored without
+    /// it. The outer error is the index failing as a whole.
+    pub fn put_entries_with(
+        &self,
+        writes: &[(&NewEntry, &EntryWith)],
+        now: u64,
+    ) -> Result<Vec<Result<EntryRecord, PutEntryError>>, IndexError> {
+        let mut outcomes: Vec<Option<Result<EntryRecord, PutEntryError>>> =
+            writes.iter().map(|_| None).collect();
+        let mut records = Vec::with_capacity(writes.len());
+        for (i, (new, _)) in writes.iter().enumerate() {
+            match self.new_record(new, now) {
+                Ok(r) => records.push(Some(r)),
+                Err(e) => {
+                    outcomes[i] = Some(Err(e));
+                    records.push(None);
+                }
+            }
+        }
+        loop {
+            let pending: Vec<usize> = (0..writes.len())
+                .filter(|&i| outcomes[i].is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let stored = self.entry_tx(|tx| {
+                let mut out = Vec::with_capacity(pending.len());
+                for &i in &pending {
+                    let Some(record) = &records[i] else { continue };
+                    match tx.put_with(record, now, writes[i].1) {
+                        Ok(rec) => out.push(rec),
+                        Err(ConflictableTransactionError::Abort(e)) => {
+                            return Err(ConflictableTransactionError::Abort((i, e)))
+                        }
+                        Err(ConflictableTransactionError::Conflict) => {
+                            return Err(ConflictableTransactionError::Conflict)
+                        }
+                        Err(ConflictableTransactionError::Storage(e)) => {
+                            return Err(ConflictableTransactionError::Storage(e))
+                        }
+                    }
+                }
+                Ok(out)
+            });
+            match stored {
+                Ok(out) => {
+                    for (&i, rec) in pending.iter().zip(out) {
+                        outcomes[i] = Some(Ok(rec));
+                    }
+                }
+                Err(TransactionError::Abort((i, e))) => outcomes[i] = Some(Err(e)),
+                Err(TransactionError::Storage(e)) => return Err(e.into()),
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    fn new_record(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
+        Ok(EntryRecord {
             id: self.db.generate_id().map_err(IndexError::from)?,
             key: new.key.clone(),
             content: new.content,
@@ -483,44 +601,6 @@ impl Index {
             pins: distinct(&new.pins),
             meta: new.meta.clone(),
             children: new.children.clone(),
-        };
-        let key_bytes = new.key.encode();
-        self.entry_tx(|tx| {
-            if let Some(blob) = &with.content {
-                let trees = BlobTrees {
-                    blobs: tx.blobs,
-                    aliases: tx.aliases,
-                    unpinned: tx.unpinned,
-                    pins: tx.pins,
-                    meta: tx.meta,
-                };
-                // A new blob starts out unpinned; `tx.insert` below pins it.
-                trees.insert(&record.content, blob)?;
-                // A GC that queued this content's file for deletion must
-                // leave the file just published (or deduplicated against).
-                tx.trash.remove(&record.content.0)?;
-                if let Some(alias) = with.alias {
-                    tx.aliases.insert(alias_key(alias), &record.content.0)?;
-                }
-            }
-            if let Some((scope, name)) = with.name {
-                set_name_tx(tx.names, tx.name_refs, scope, name, &record.key)?;
-            }
-            if let Some(old_id) = tx.keys.get(&key_bytes)? {
-                if let Some(old) = tx.get(abort_on(id_from(&old_id))?)? {
-                    if old.content == record.content
-                        && old.pins == record.pins
-                        && old.meta == record.meta
-                        && old.children == record.children
-                    {
-                        // The same entry again (a re-push): keep its identity.
-                        return Ok(old);
-                    }
-                    tx.delete(&old, now)?;
-                }
-            }
-            tx.insert(&record)?;
-            Ok(record.clone())
         })
     }
 
@@ -545,7 +625,7 @@ impl Index {
             tx.delete(&old, now)?;
             Ok(Some(old))
         });
-        match removed {
+        match removed.map_err(flatten) {
             Ok(Some(r)) => {
                 // Outside the transaction (sled's cannot scan): a crash in
                 // between leaves a name that resolves to a clean miss.

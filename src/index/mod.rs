@@ -3,8 +3,10 @@
 //!
 //! Durability: sled writes land in memory first. A write that will be
 //! acknowledged to a client waits on `GroupCommit`, which shares one flush
-//! among every writer that arrived meanwhile.
+//! among every writer that arrived meanwhile, or goes through
+//! `EntryBatches`, which also shares the transaction.
 
+mod batch;
 mod blobs;
 mod codec;
 mod commit;
@@ -16,6 +18,7 @@ mod uploads;
 
 use std::path::Path;
 
+pub use batch::{EntryBatches, EntryWrite};
 pub use blobs::BlobRecord;
 pub use commit::GroupCommit;
 pub use entries::{EntryKey, EntryRecord, EntryWith, NewEntry, Protocol, PutEntryError};

@@ -24,7 +24,7 @@ fn name_key(scope: &str, name: &str) -> Vec<u8> {
     k
 }
 
-fn link_key(id: &ContentId, scope: &str) -> Vec<u8> {
+pub(super) fn link_key(id: &ContentId, scope: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(32 + scope.len());
     k.extend_from_slice(&id.0);
     k.extend_from_slice(scope.as_bytes());

@@ -1,0 +1,158 @@
+//! Entry writes from concurrent requests share one index transaction and
+//! one flush. sled's fixed cost per transaction (two log writes under its
+//! global lock) and per flush is then paid once per batch instead of once
+//! per write: an entry with ten pins costs the index ~300 µs of CPU alone,
+//! ~120 µs in batches of four.
+//!
+//! No thread of its own: a writer that finds no batch running runs one with
+//! every write queued so far, its own included; writers that arrive in the
+//! meantime wait, and make up the next batch.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::entries::EntryWith;
+use super::{BlobRecord, EntryRecord, Index, IndexError, NewEntry, PutEntryError};
+use crate::cas::Digest;
+
+/// An entry and what is stored with it (`EntryWith`, owned, so that another
+/// thread can store it).
+pub struct EntryWrite {
+    pub entry: NewEntry,
+    pub content: Option<BlobRecord>,
+    pub alias: Option<Digest>,
+    pub name: Option<(String, String)>,
+    pub link: Option<String>,
+}
+
+impl EntryWrite {
+    fn with(&self) -> EntryWith<'_> {
+        EntryWith {
+            content: self.content,
+            alias: self.alias.as_ref(),
+            name: self.name.as_ref().map(|(s, n)| (s.as_str(), n.as_str())),
+            link: self.link.as_deref(),
+        }
+    }
+}
+
+type Outcome = Result<EntryRecord, PutEntryError>;
+
+pub struct EntryBatches {
+    index: Index,
+    state: Mutex<State>,
+    /// Signalled whenever a batch ends.
+    ended: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    queue: Vec<(u64, EntryWrite)>,
+    running: bool,
+    next_ticket: u64,
+    outcomes: HashMap<u64, Outcome>,
+}
+
+impl EntryBatches {
+    pub fn new(index: Index) -> EntryBatches {
+        EntryBatches {
+            index,
+            state: Mutex::default(),
+            ended: Condvar::new(),
+        }
+    }
+
+    /// Stores `write` as `Index::put_entry_with` does and returns once it is
+    /// durable. Blocking. The batch is stored at the `now` of the writer that
+    /// runs it.
+    pub fn put(&self, write: EntryWrite, now: u64) -> Outcome {
+        let mut state = self.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.queue.push((ticket, write));
+        loop {
+            if let Some(outcome) = state.outcomes.remove(&ticket) {
+                return outcome;
+            }
+            if state.running {
+                state = self.ended.wait(state).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            state.running = true;
+            let batch = std::mem::take(&mut state.queue);
+            drop(state);
+            let run = Running {
+                batches: self,
+                tickets: batch.iter().map(|(t, _)| *t).collect(),
+                outcomes: None,
+            };
+            run.finish(self.store(&batch, now));
+            state = self.lock();
+        }
+    }
+
+    /// One transaction for the whole batch, then one flush.
+    fn store(&self, batch: &[(u64, EntryWrite)], now: u64) -> Vec<Outcome> {
+        let withs: Vec<EntryWith> = batch.iter().map(|(_, w)| w.with()).collect();
+        let writes: Vec<(&NewEntry, &EntryWith)> = batch
+            .iter()
+            .zip(&withs)
+            .map(|((_, w), with)| (&w.entry, with))
+            .collect();
+        let stored = self
+            .index
+            .put_entries_with(&writes, now)
+            .and_then(|outcomes| self.index.flush().map(|()| outcomes));
+        match stored {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(error = %e, "index write failed; the writes of its batch are refused");
+                batch
+                    .iter()
+                    .map(|_| {
+                        Err(PutEntryError::Index(IndexError::Unavailable(
+                            "index write failed",
+                        )))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A batch being stored. Ends it even if storing panics, so that no writer
+/// waits for it forever.
+struct Running<'a> {
+    batches: &'a EntryBatches,
+    tickets: Vec<u64>,
+    outcomes: Option<Vec<Outcome>>,
+}
+
+impl Running<'_> {
+    fn finish(mut self, outcomes: Vec<Outcome>) {
+        self.outcomes = Some(outcomes);
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut outcomes = self.outcomes.take().unwrap_or_default().into_iter();
+        let mut state = self.batches.lock();
+        for &ticket in &self.tickets {
+            let outcome =
+                outcomes
+                    .next()
+                    .unwrap_or(Err(PutEntryError::Index(IndexError::Unavailable(
+                        "the index write batch failed",
+                    ))));
+            state.outcomes.insert(ticket, outcome);
+        }
+        state.running = false;
+        drop(state);
+        self.batches.ended.notify_all();
+    }
+}
