@@ -541,45 +541,47 @@ impl Index {
     ) -> Result<Vec<Result<EntryRecord, PutEntryError>>, IndexError> {
         let mut outcomes: Vec<Option<Result<EntryRecord, PutEntryError>>> =
             writes.iter().map(|_| None).collect();
-        let mut records = Vec::with_capacity(writes.len());
-        for (i, (new, _)) in writes.iter().enumerate() {
-            match self.new_record(new, now) {
-                Ok(r) => records.push(Some(r)),
-                Err(e) => {
-                    outcomes[i] = Some(Err(e));
-                    records.push(None);
-                }
-            }
-        }
+        let records: Vec<Option<EntryRecord>> = writes
+            .iter()
+            .zip(&mut outcomes)
+            .map(|((new, _), outcome)| {
+                self.new_record(new, now)
+                    .map_err(|e| *outcome = Some(Err(e)))
+                    .ok()
+            })
+            .collect();
         loop {
-            let pending: Vec<usize> = (0..writes.len())
-                .filter(|&i| outcomes[i].is_none())
+            let pending: Vec<(usize, &EntryRecord)> = records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| outcomes[*i].is_none())
+                .filter_map(|(i, r)| Some((i, r.as_ref()?)))
                 .collect();
             if pending.is_empty() {
                 break;
             }
             let stored = self.entry_tx(|tx| {
                 let mut out = Vec::with_capacity(pending.len());
-                for &i in &pending {
-                    let Some(record) = &records[i] else { continue };
-                    match tx.put_with(record, now, writes[i].1) {
-                        Ok(rec) => out.push(rec),
-                        Err(ConflictableTransactionError::Abort(e)) => {
-                            return Err(ConflictableTransactionError::Abort((i, e)))
+                for &(i, record) in &pending {
+                    // Which write aborted, so that the others go on without it.
+                    let rec = tx.put_with(record, now, writes[i].1).map_err(|e| match e {
+                        ConflictableTransactionError::Abort(e) => {
+                            ConflictableTransactionError::Abort((i, e))
                         }
-                        Err(ConflictableTransactionError::Conflict) => {
-                            return Err(ConflictableTransactionError::Conflict)
+                        ConflictableTransactionError::Conflict => {
+                            ConflictableTransactionError::Conflict
                         }
-                        Err(ConflictableTransactionError::Storage(e)) => {
-                            return Err(ConflictableTransactionError::Storage(e))
+                        ConflictableTransactionError::Storage(e) => {
+                            ConflictableTransactionError::Storage(e)
                         }
-                    }
+                    })?;
+                    out.push(rec);
                 }
                 Ok(out)
             });
             match stored {
                 Ok(out) => {
-                    for (&i, rec) in pending.iter().zip(out) {
+                    for (&(i, _), rec) in pending.iter().zip(out) {
                         outcomes[i] = Some(Ok(rec));
                     }
                 }
