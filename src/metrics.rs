@@ -71,7 +71,7 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     (
         FLUSH_SECONDS,
         "histogram",
-        "Latency of index flushes (group commits).",
+        "Latency of index flushes (group commits and batches of entry writes).",
     ),
     (UPTIME, "gauge", "Seconds since the server started."),
 ];

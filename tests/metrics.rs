@@ -526,6 +526,26 @@ async fn metrics_are_strict_prometheus_text_with_declared_names() {
     );
 }
 
+/// A manifest PUT makes its entry durable with a flush of its own batch of
+/// entry writes, timed like every other index flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_puts_flush_is_timed() {
+    let server = server(|_| {}).await;
+    let base = server.base();
+    let c = common::client();
+    let config = fixed_bytes(7, 300);
+    push_blob(&c, &base, "team-a/app", &config).await;
+    let flushes = format!("{}_count", larder::metrics::FLUSH_SECONDS);
+    let before = scrape(&c, &base).await.counter(&flushes, &[]);
+    let manifest = image_manifest(&descriptor(OCI_CONFIG, &config), &[]);
+    put_manifest(&c, &base, "team-a/app", "v1", OCI_MANIFEST, &manifest).await;
+    let after = scrape(&c, &base).await.counter(&flushes, &[]);
+    assert!(
+        after > before,
+        "flushes counted: {before} before, {after} after"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_and_lookups_move_the_counters_by_exactly_what_was_done() {
     let server = server(|_| {}).await;

@@ -120,7 +120,7 @@ impl Store {
         let cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
         let index = Index::open(&dir.index_dir())?;
         let commit = GroupCommit::start(index.clone());
-        let batches = Arc::new(EntryBatches::new(index.clone()));
+        let batches = Arc::new(EntryBatches::new(index.clone(), commit.flushes.clone()));
         let uploads = uploads::Uploads::open(&dir.uploads_dir())?;
         let budget = budget::Budget::new(&config.storage);
         budget.add_uploads(uploads.bytes_on_disk()?);

@@ -9,11 +9,13 @@
 //! meantime wait, and make up the next batch.
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use super::entries::EntryWith;
 use super::{BlobRecord, EntryRecord, Index, IndexError, NewEntry, PutEntryError};
 use crate::cas::Digest;
+use crate::metrics::Histogram;
 
 /// An entry and what is stored with it (`EntryWith`, owned, so that another
 /// thread can store it).
@@ -40,6 +42,8 @@ type Outcome = Result<EntryRecord, PutEntryError>;
 
 pub struct EntryBatches {
     index: Index,
+    /// Flush latency, for `/metrics` (shared with `GroupCommit`).
+    flushes: Arc<Histogram>,
     state: Mutex<State>,
     /// Signalled whenever a batch ends.
     ended: Condvar,
@@ -54,9 +58,10 @@ struct State {
 }
 
 impl EntryBatches {
-    pub fn new(index: Index) -> EntryBatches {
+    pub fn new(index: Index, flushes: Arc<Histogram>) -> EntryBatches {
         EntryBatches {
             index,
+            flushes,
             state: Mutex::default(),
             ended: Condvar::new(),
         }
@@ -102,7 +107,12 @@ impl EntryBatches {
         let stored = self
             .index
             .put_entries_with(&writes, now)
-            .and_then(|outcomes| self.index.flush().map(|()| outcomes));
+            .and_then(|outcomes| {
+                let started = Instant::now();
+                let flushed = self.index.flush();
+                self.flushes.observe(started.elapsed());
+                flushed.map(|()| outcomes)
+            });
         match stored {
             Ok(outcomes) => outcomes,
             Err(e) => {
