@@ -67,7 +67,7 @@ impl EntryBatches {
         }
     }
 
-    /// Stores `write` as `Index::put_entry_with` does and returns once it is
+    /// Stores `write` as `Index::put_entries_with` does and returns once it is
     /// durable. Blocking. The batch is stored at the `now` of the writer that
     /// runs it.
     pub fn put(&self, write: EntryWrite, now: u64) -> Outcome {

@@ -514,23 +514,13 @@ impl Index {
     /// must have a record, checked inside the transaction so a concurrent
     /// blob removal cannot slip between the check and the pin.
     pub fn put_entry(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
-        self.put_entry_with(new, now, &EntryWith::default())
-    }
-
-    /// `put_entry`, also storing what `with` says in the same transaction.
-    pub fn put_entry_with(
-        &self,
-        new: &NewEntry,
-        now: u64,
-        with: &EntryWith,
-    ) -> Result<EntryRecord, PutEntryError> {
         let record = self.new_record(new, now)?;
-        self.entry_tx(|tx| tx.put_with(&record, now, with))
+        self.entry_tx(|tx| tx.put_with(&record, now, &EntryWith::default()))
             .map_err(flatten)
     }
 
-    /// Several `put_entry_with`s in one transaction, as if made one after
-    /// the other: sled's cost per transaction (two log writes, its global
+    /// Several `put_entry`s, each also storing what its `EntryWith` says, in
+    /// one transaction, as if made one after the other: sled's cost per transaction (two log writes, its global
     /// lock) is then paid once for all of them. A write that fails (a
     /// pinned blob is gone) is left out and the others are stored without
     /// it. The outer error is the index failing as a whole.
