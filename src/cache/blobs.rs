@@ -22,6 +22,32 @@ impl BlobInfo {
     }
 }
 
+impl From<BlobMeta> for BlobInfo {
+    fn from(meta: BlobMeta) -> BlobInfo {
+        BlobInfo {
+            id: meta.id,
+            sha256: meta.sha256,
+            size: meta.size,
+        }
+    }
+}
+
+/// The record of a blob written at `now`.
+pub(super) fn new_record(meta: &BlobMeta, now: u64) -> BlobRecord {
+    BlobRecord {
+        size: meta.size,
+        sha256: meta.sha256,
+        created: now,
+        touched: now,
+    }
+}
+
+/// The digest a write was checked against, if it also names the content in
+/// the index: a sha512 (the SHA-256 alias is recorded with every blob).
+pub(super) fn extra_alias(expected: Option<&Digest>) -> Option<Digest> {
+    expected.filter(|d| matches!(d, Digest::Sha512(_))).cloned()
+}
+
 /// How a blob write is checked and where it becomes visible.
 #[derive(Clone, Debug, Default)]
 pub struct BlobWrite<'a> {
@@ -83,19 +109,13 @@ impl Store {
         scope: Option<&str>,
     ) -> Result<BlobInfo, StoreError> {
         let (cas, index, locks) = (self.cas.clone(), self.index.clone(), self.locks.clone());
-        let alias = alias.filter(|d| matches!(d, Digest::Sha512(_))).cloned();
+        let alias = extra_alias(alias);
         let scope = scope.map(str::to_owned);
         let meta = tokio::task::spawn_blocking(move || -> Result<BlobMeta, StoreError> {
             let _locked = locks.lock(&verified.meta.id);
             let meta = verified.publish(&cas)?;
             let now = now_ms();
-            let rec = BlobRecord {
-                size: meta.size,
-                sha256: meta.sha256,
-                created: now,
-                touched: now,
-            };
-            if !index.put_blob(&meta.id, &rec)? {
+            if !index.put_blob(&meta.id, &new_record(&meta, now))? {
                 index.touch_blob(&meta.id, now)?;
             }
             // If GC had queued this content's file for deletion, the file we
@@ -112,11 +132,7 @@ impl Store {
         .await
         .map_err(std::io::Error::other)??;
         self.commit.wait().await?;
-        Ok(BlobInfo {
-            id: meta.id,
-            sha256: meta.sha256,
-            size: meta.size,
-        })
+        Ok(meta.into())
     }
 
     /// Looks a blob up by any digest clients use. A miss is `Ok(None)`.

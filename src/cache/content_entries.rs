@@ -9,9 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::blobs::{extra_alias, new_record};
 use super::{now_ms, BlobInfo, BlobLocks, BlobWrite, Store, StoreError};
 use crate::cas::{self, Cas, CasError, Digest, Verified};
-use crate::index::{BlobRecord, EntryBatches, EntryRecord, EntryWrite, Index, NewEntry};
+use crate::index::{EntryBatches, EntryRecord, EntryWrite, Index, NewEntry};
 
 /// What the blocking half of such a write needs of the store.
 struct Parts {
@@ -107,10 +108,7 @@ impl<F> Recipe<F> {
         Recipe {
             entry,
             name: name.map(|(scope, name)| (scope.to_owned(), name.to_owned())),
-            alias: w
-                .expected
-                .clone()
-                .filter(|d| matches!(d, Digest::Sha512(_))),
+            alias: extra_alias(w.expected.as_ref()),
             scope: w.scope.map(str::to_owned),
         }
     }
@@ -130,23 +128,14 @@ impl Parts {
         F: FnOnce(&BlobInfo) -> NewEntry,
     {
         let meta = verified.meta;
-        let blob = BlobInfo {
-            id: meta.id,
-            sha256: meta.sha256,
-            size: meta.size,
-        };
+        let blob = BlobInfo::from(meta);
         let entry = (recipe.entry)(&blob);
         let _locked = self.locks.lock(&meta.id);
         verified.publish(&self.cas)?;
         let now = now_ms();
         let write = EntryWrite {
             entry,
-            content: Some(BlobRecord {
-                size: meta.size,
-                sha256: meta.sha256,
-                created: now,
-                touched: now,
-            }),
+            content: Some(new_record(&meta, now)),
             alias: recipe.alias,
             name: recipe.name,
             link: recipe.scope,

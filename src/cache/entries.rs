@@ -8,15 +8,9 @@ impl Store {
     /// `MissingBlob` if any pinned blob is not stored.
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
         let rec = self.index.put_entry(new, now_ms())?;
-        self.after_put_entry(&rec).await?;
+        self.keep_within_quota(&rec).await;
+        self.commit.wait().await?;
         Ok(rec)
-    }
-
-    /// Keeps the entry's namespace within its quota, then makes the entry
-    /// durable.
-    async fn after_put_entry(&self, rec: &EntryRecord) -> Result<(), StoreError> {
-        self.keep_within_quota(rec).await;
-        Ok(self.commit.wait().await?)
     }
 
     /// Evicts from a stored entry's namespace while it is over its quota
