@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! <data_dir>/
-//!   FORMAT        format version marker ("larder-data-dir 1")
+//!   FORMAT        format version marker ("larder-data-dir 2")
 //!   larder.lock   held (flock) by the running process; holds its pid
 //!   blobs/xx/…    blob files, by BLAKE3 hex
 //!   tmp/          temp files of writes in progress; emptied at startup
@@ -15,8 +15,13 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// The data dir format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The data dir format this build writes, and the newest it reads. Older
+/// formats are upgraded when opened: the marker first, so that an older
+/// larder refuses the dir before any record in it changes, then the records
+/// (the index upgrades its own, resuming after a crash).
+///
+/// 2: pin counts moved from the `pins`/`ns_pins` trees into blob records.
+pub const FORMAT_VERSION: u32 = 2;
 const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_PREFIX: &str = "larder-data-dir ";
 const LOCK_FILE: &str = "larder.lock";
@@ -134,21 +139,29 @@ fn check_format(root: &Path) -> Result<(), DataDirError> {
                     found: version,
                 });
             }
-            Ok(())
+            if version == FORMAT_VERSION {
+                return Ok(());
+            }
+            tracing::info!(from = version, to = FORMAT_VERSION, dir = %root.display(), "upgrading the data dir format");
+            write_marker(root, &path)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => write_durably(
-            &path,
-            format!("{FORMAT_PREFIX}{FORMAT_VERSION}\n").as_bytes(),
-        )
-        .map_err(|source| DataDirError::Io {
-            dir: root.to_owned(),
-            source,
-        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => write_marker(root, &path),
         Err(source) => Err(DataDirError::Io {
             dir: root.to_owned(),
             source,
         }),
     }
+}
+
+fn write_marker(root: &Path, path: &Path) -> Result<(), DataDirError> {
+    write_durably(
+        path,
+        format!("{FORMAT_PREFIX}{FORMAT_VERSION}\n").as_bytes(),
+    )
+    .map_err(|source| DataDirError::Io {
+        dir: root.to_owned(),
+        source,
+    })
 }
 
 /// Writes a small file so that it is either absent or complete after a crash.
@@ -217,6 +230,17 @@ mod tests {
         fs::write(tmp.path().join(FORMAT_FILE), "something else").unwrap();
         let err = DataDir::open(tmp.path()).unwrap_err();
         assert!(matches!(err, DataDirError::BadMarker { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_older_format_marker_is_upgraded_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(FORMAT_FILE), "larder-data-dir 1\n").unwrap();
+        drop(DataDir::open(tmp.path()).unwrap());
+        assert_eq!(
+            fs::read_to_string(tmp.path().join(FORMAT_FILE)).unwrap(),
+            format!("larder-data-dir {FORMAT_VERSION}\n")
+        );
     }
 
     #[test]

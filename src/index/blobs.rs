@@ -7,9 +7,13 @@ use sled::transaction::{ConflictableTransactionError, ConflictableTransactionRes
 use sled::Transactional;
 
 use super::codec::{decode_u64, Decoder, Encoder};
+use super::pins::Pins;
 use super::{add_to_counter, tx_error, Index, IndexError, TxTree, USED_BYTES};
 
 const BLOB_RECORD_V1: u8 = 1;
+/// V2 appends the pins entries hold on the blob (format-1 data dirs kept
+/// them in trees of their own).
+const BLOB_RECORD_V2: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlobRecord {
@@ -22,31 +26,60 @@ pub struct BlobRecord {
 }
 
 impl BlobRecord {
-    fn encode(&self) -> Vec<u8> {
-        Encoder::new(BLOB_RECORD_V1, 56)
-            .u64(self.size)
-            .bytes(&self.sha256)
-            .u64(self.created)
-            .u64(self.touched)
-            .finish()
+    fn decode(data: &[u8]) -> Result<BlobRecord, IndexError> {
+        StoredBlob::decode(data).map(|b| b.rec)
+    }
+}
+
+/// A blob record as the `blobs` tree keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct StoredBlob {
+    pub rec: BlobRecord,
+    pub pins: Pins,
+}
+
+impl StoredBlob {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new(BLOB_RECORD_V2, 64 + 48 * self.pins.0.len())
+            .u64(self.rec.size)
+            .bytes(&self.rec.sha256)
+            .u64(self.rec.created)
+            .u64(self.rec.touched)
+            .u64(self.pins.0.len() as u64);
+        for (ns, n) in &self.pins.0 {
+            e = e.prefixed(ns.as_bytes()).u64(*n);
+        }
+        e.finish()
     }
 
-    fn decode(data: &[u8]) -> Result<BlobRecord, IndexError> {
-        let mut d = Decoder::new(data, "blob", BLOB_RECORD_V1)?;
+    pub fn decode(data: &[u8]) -> Result<StoredBlob, IndexError> {
+        let (version, mut d) = Decoder::any_of(data, "blob", BLOB_RECORD_V1..=BLOB_RECORD_V2)?;
         let rec = BlobRecord {
             size: d.u64()?,
             sha256: d.array()?,
             created: d.u64()?,
             touched: d.u64()?,
         };
+        let mut pins = Pins::default();
+        if version >= BLOB_RECORD_V2 {
+            for _ in 0..d.u64()? {
+                pins.0.push((d.string()?, d.u64()?));
+            }
+        }
         d.end()?;
-        Ok(rec)
+        Ok(StoredBlob { rec, pins })
     }
-}
 
-/// The size field of an encoded blob record.
-pub(super) fn decode_size(raw: &[u8]) -> Result<u64, IndexError> {
-    BlobRecord::decode(raw).map(|r| r.size)
+    /// The record as format-1 data dirs kept it, for upgrade tests.
+    #[cfg(test)]
+    pub fn encode_format_1(&self) -> Vec<u8> {
+        Encoder::new(BLOB_RECORD_V1, 56)
+            .u64(self.rec.size)
+            .bytes(&self.rec.sha256)
+            .u64(self.rec.created)
+            .u64(self.rec.touched)
+            .finish()
+    }
 }
 
 /// Alias key: one algorithm tag byte, then the hash.
@@ -67,7 +100,6 @@ pub(super) struct BlobTrees<'a> {
     pub blobs: &'a TxTree,
     pub aliases: &'a TxTree,
     pub unpinned: &'a TxTree,
-    pub pins: &'a TxTree,
     pub meta: &'a TxTree,
 }
 
@@ -82,11 +114,13 @@ impl BlobTrees<'_> {
         if self.blobs.get(id.0)?.is_some() {
             return Ok(false);
         }
-        if self.pins.get(id.0)?.is_none() {
-            // Unpinned from birth: GC may take it once untouched for the grace.
-            self.unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
-        }
-        self.blobs.insert(&id.0, rec.encode())?;
+        // Unpinned from birth: GC may take it once untouched for the grace.
+        self.unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
+        let stored = StoredBlob {
+            rec: *rec,
+            pins: Pins::default(),
+        };
+        self.blobs.insert(&id.0, stored.encode())?;
         self.aliases
             .insert(alias_key(&Digest::Sha256(rec.sha256)), &id.0)?;
         add_to_counter(self.meta, USED_BYTES, rec.size as i64)?;
@@ -106,19 +140,12 @@ impl Index {
     /// in one transaction. Returns false (and changes nothing) if the blob
     /// already had a record.
     pub fn put_blob(&self, id: &ContentId, rec: &BlobRecord) -> Result<bool, IndexError> {
-        (
-            &self.blobs,
-            &self.aliases,
-            &self.unpinned,
-            &self.pins,
-            &self.meta,
-        )
-            .transaction(|(blobs, aliases, unpinned, pins, meta)| {
+        (&self.blobs, &self.aliases, &self.unpinned, &self.meta)
+            .transaction(|(blobs, aliases, unpinned, meta)| {
                 BlobTrees {
                     blobs,
                     aliases,
                     unpinned,
-                    pins,
                     meta,
                 }
                 .insert(id, rec)
@@ -139,17 +166,17 @@ impl Index {
             &self.blobs,
             &self.aliases,
             &self.unpinned,
-            &self.pins,
             &self.meta,
             &self.trash,
         )
-            .transaction(|(blobs, aliases, unpinned, pins, meta, trash)| {
+            .transaction(|(blobs, aliases, unpinned, meta, trash)| {
                 let Some(raw) = blobs.get(id.0)? else {
                     unpinned.remove(&id.0)?;
                     return Ok(None);
                 };
-                let rec = BlobRecord::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
-                if pins.get(id.0)?.is_some() || rec.touched >= touched_before {
+                let StoredBlob { rec, pins } =
+                    StoredBlob::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+                if pins.total() > 0 || rec.touched >= touched_before {
                     return Ok(None);
                 }
                 blobs.remove(&id.0)?;
@@ -227,10 +254,10 @@ impl Index {
     pub fn touch_blob(&self, id: &ContentId, at: u64) -> Result<(), IndexError> {
         self.blobs.fetch_and_update(id.0, |old| {
             let old = old?;
-            match BlobRecord::decode(old) {
-                Ok(mut rec) if rec.touched < at => {
-                    rec.touched = at;
-                    Some(rec.encode())
+            match StoredBlob::decode(old) {
+                Ok(mut stored) if stored.rec.touched < at => {
+                    stored.rec.touched = at;
+                    Some(stored.encode())
                 }
                 _ => Some(old.to_vec()),
             }
@@ -238,22 +265,41 @@ impl Index {
         Ok(())
     }
 
-    /// Removes a blob record whatever pins it (its file is gone: fsck, GC).
-    /// The caller removes the entries that pinned it.
+    /// Removes a blob record whatever pins it (its file is gone: fsck, GC),
+    /// and its bytes from the usage of the namespaces pinning it. The caller
+    /// removes the entries that pinned it.
     pub fn forget_blob(&self, id: &ContentId) -> Result<Option<BlobRecord>, IndexError> {
-        (&self.blobs, &self.aliases, &self.unpinned, &self.meta)
-            .transaction(|(blobs, aliases, unpinned, meta)| {
+        (
+            &self.blobs,
+            &self.aliases,
+            &self.unpinned,
+            &self.meta,
+            &self.ns_usage,
+        )
+            .transaction(|(blobs, aliases, unpinned, meta, ns_usage)| {
                 let Some(raw) = blobs.get(id.0)? else {
                     return Ok(None);
                 };
-                let rec = BlobRecord::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+                let StoredBlob { rec, pins } =
+                    StoredBlob::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
                 blobs.remove(&id.0)?;
                 aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
                 unpinned.remove(&id.0)?;
                 add_to_counter(meta, USED_BYTES, -(rec.size as i64))?;
+                for (ns, _) in &pins.0 {
+                    add_to_counter(ns_usage, ns.as_bytes(), -(rec.size as i64))?;
+                }
                 Ok(Some(rec))
             })
             .map_err(tx_error)
+    }
+
+    /// A blob's record with the pins on it.
+    pub(super) fn stored_blob(&self, id: &ContentId) -> Result<Option<StoredBlob>, IndexError> {
+        match self.blobs.get(id.0)? {
+            Some(v) => StoredBlob::decode(&v).map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn blob_count(&self) -> usize {
@@ -264,13 +310,19 @@ impl Index {
     pub fn all_blobs(
         &self,
     ) -> impl Iterator<Item = Result<(ContentId, BlobRecord), IndexError>> + '_ {
+        self.stored_blobs().map(|r| r.map(|(id, b)| (id, b.rec)))
+    }
+
+    pub(super) fn stored_blobs(
+        &self,
+    ) -> impl Iterator<Item = Result<(ContentId, StoredBlob), IndexError>> + '_ {
         self.blobs.iter().map(|kv| {
             let (k, v) = kv?;
             let id: [u8; 32] = k
                 .as_ref()
                 .try_into()
                 .map_err(|_| IndexError::Corrupt("blob key is not 32 bytes".into()))?;
-            Ok((ContentId(id), BlobRecord::decode(&v)?))
+            Ok((ContentId(id), StoredBlob::decode(&v)?))
         })
     }
 }
@@ -281,18 +333,38 @@ mod tests {
 
     #[test]
     fn blob_records_round_trip_and_refuse_unknown_versions() {
-        let rec = BlobRecord {
-            size: 42,
-            sha256: [7; 32],
-            created: 1,
-            touched: 2,
+        let stored = StoredBlob {
+            rec: BlobRecord {
+                size: 42,
+                sha256: [7; 32],
+                created: 1,
+                touched: 2,
+            },
+            pins: Pins(vec![("team-a".into(), 2), ("b".into(), 1)]),
         };
-        let bytes = rec.encode();
-        assert_eq!(BlobRecord::decode(&bytes).unwrap(), rec);
+        let bytes = stored.encode();
+        assert_eq!(StoredBlob::decode(&bytes).unwrap(), stored);
         let mut future = bytes.clone();
         future[0] = 9;
-        assert!(BlobRecord::decode(&future).is_err());
-        assert!(BlobRecord::decode(&bytes[..20]).is_err());
-        assert!(BlobRecord::decode(&[]).is_err());
+        assert!(StoredBlob::decode(&future).is_err());
+        assert!(StoredBlob::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(StoredBlob::decode(&bytes[..20]).is_err());
+        assert!(StoredBlob::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn format_1_records_read_without_pins() {
+        let stored = StoredBlob {
+            rec: BlobRecord {
+                size: 42,
+                sha256: [7; 32],
+                created: 1,
+                touched: 2,
+            },
+            pins: Pins(vec![("a".into(), 1)]),
+        };
+        let read = StoredBlob::decode(&stored.encode_format_1()).unwrap();
+        assert_eq!(read.rec, stored.rec);
+        assert_eq!(read.pins, Pins::default());
     }
 }

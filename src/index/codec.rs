@@ -24,6 +24,11 @@ impl Encoder {
         self
     }
 
+    /// A length-prefixed byte string (u64 length), as `Decoder::bytes` reads it.
+    pub fn prefixed(self, v: &[u8]) -> Self {
+        self.u64(v.len() as u64).bytes(v)
+    }
+
     pub fn finish(self) -> Vec<u8> {
         self.0
     }
@@ -37,10 +42,20 @@ pub(crate) struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     pub fn new(data: &'a [u8], what: &'static str, version: u8) -> Result<Self, IndexError> {
+        Self::any_of(data, what, version..=version).map(|(_, d)| d)
+    }
+
+    /// A decoder for a record kept in several versions; returns which one.
+    pub fn any_of(
+        data: &'a [u8],
+        what: &'static str,
+        versions: std::ops::RangeInclusive<u8>,
+    ) -> Result<(u8, Self), IndexError> {
         match data.split_first() {
-            Some((&v, rest)) if v == version => Ok(Decoder { rest, what }),
+            Some((&v, rest)) if versions.contains(&v) => Ok((v, Decoder { rest, what })),
             Some((&v, _)) => Err(IndexError::Corrupt(format!(
-                "{what} record has version {v}, this build reads {version}"
+                "{what} record has version {v}, this build reads {}",
+                versions.end()
             ))),
             None => Err(IndexError::Corrupt(format!("{what} record is empty"))),
         }

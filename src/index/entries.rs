@@ -6,15 +6,16 @@
 //! - `entries`:    id (u64 BE) → EntryRecord
 //! - `entry_keys`: protocol byte, namespace, 0, name → id
 //! - `lru`:        last_used (u64 BE), id → ()   (oldest first by range scan)
-//! - `pins`:       blob id → pin count (u64 BE)
 //! - `unpinned`:   blob id → unix ms when it lost its last pin (or was written)
+//!
+//! The pins themselves are counted in the blob records (see `pins`).
 
 use sled::transaction::{
     abort, ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
 };
 use sled::Transactional;
 
-use super::blobs::{alias_key, BlobRecord, BlobTrees};
+use super::blobs::{alias_key, BlobRecord, BlobTrees, StoredBlob};
 use super::codec::{decode_u64, Decoder, Encoder};
 use super::names::{link_key, set_name_tx};
 use super::{add_to_counter, Index, IndexError};
@@ -249,12 +250,6 @@ fn ns_prefix(ns: &str) -> Vec<u8> {
     k
 }
 
-fn ns_pin_key(ns: &str, id: &ContentId) -> Vec<u8> {
-    let mut k = ns_prefix(ns);
-    k.extend_from_slice(&id.0);
-    k
-}
-
 fn distinct(pins: &[ContentId]) -> Vec<ContentId> {
     let mut v = pins.to_vec();
     v.sort_unstable();
@@ -280,10 +275,8 @@ struct EntryTx<'a> {
     entries: &'a Tx,
     keys: &'a Tx,
     lru: &'a Tx,
-    pins: &'a Tx,
     unpinned: &'a Tx,
     blobs: &'a Tx,
-    ns_pins: &'a Tx,
     ns_usage: &'a Tx,
     ns_lru: &'a Tx,
     parents: &'a Tx,
@@ -311,7 +304,6 @@ impl EntryTx<'_> {
                 blobs: self.blobs,
                 aliases: self.aliases,
                 unpinned: self.unpinned,
-                pins: self.pins,
                 meta: self.meta,
             };
             // A new blob starts out unpinned; `insert` below pins it.
@@ -346,9 +338,9 @@ impl EntryTx<'_> {
         Ok(record.clone())
     }
 
-    fn blob_size(&self, id: &ContentId) -> TxResult<Option<u64>> {
+    fn stored_blob(&self, id: &ContentId) -> TxResult<Option<StoredBlob>> {
         match self.blobs.get(id.0)? {
-            Some(raw) => Ok(Some(abort_on(super::blobs::decode_size(&raw))?)),
+            Some(raw) => Ok(Some(abort_on(StoredBlob::decode(&raw))?)),
             None => Ok(None),
         }
     }
@@ -360,26 +352,22 @@ impl EntryTx<'_> {
         }
     }
 
-    /// Adds the entry and takes its pins (globally and for its namespace).
+    /// Adds the entry and takes its pins.
     fn insert(&self, rec: &EntryRecord) -> TxResult<()> {
         let ns = &rec.key.namespace;
         for p in &rec.pins {
-            let Some(size) = self.blob_size(p)? else {
+            let Some(mut blob) = self.stored_blob(p)? else {
                 return abort(PutEntryError::MissingBlob(*p));
             };
-            let n = count(self.pins.get(p.0)?);
-            self.pins.insert(&p.0, &(n + 1).to_be_bytes())?;
-            if n == 0 {
+            if blob.pins.total() == 0 {
                 // Only a blob without pins can be in `unpinned`; every
                 // write is one more log record sled replays at startup.
                 self.unpinned.remove(&p.0)?;
             }
-            let nk = ns_pin_key(ns, p);
-            let m = count(self.ns_pins.get(&nk)?);
-            self.ns_pins.insert(nk, &(m + 1).to_be_bytes())?;
-            if m == 0 {
-                add_to_counter(self.ns_usage, ns.as_bytes(), size as i64)?;
+            if blob.pins.take(ns) {
+                add_to_counter(self.ns_usage, ns.as_bytes(), blob.rec.size as i64)?;
             }
+            self.blobs.insert(&p.0, blob.encode())?;
         }
         self.entries.insert(&rec.id.to_be_bytes(), rec.encode())?;
         self.keys.insert(rec.key.encode(), &rec.id.to_be_bytes())?;
@@ -413,29 +401,20 @@ impl EntryTx<'_> {
         }
         add_to_counter(self.counts, &[rec.key.protocol as u8], -1)?;
         for p in &rec.pins {
-            let n = count(self.pins.get(p.0)?);
-            if n <= 1 {
-                self.pins.remove(&p.0)?;
+            // A forgotten blob (its file was lost) took its pins with it.
+            let Some(mut blob) = self.stored_blob(p)? else {
+                continue;
+            };
+            if blob.pins.release(ns) {
+                add_to_counter(self.ns_usage, ns.as_bytes(), -(blob.rec.size as i64))?;
+            }
+            if blob.pins.total() == 0 {
                 self.unpinned.insert(&p.0, &now.to_be_bytes())?;
-            } else {
-                self.pins.insert(&p.0, &(n - 1).to_be_bytes())?;
             }
-            let nk = ns_pin_key(ns, p);
-            let m = count(self.ns_pins.get(&nk)?);
-            if m <= 1 {
-                self.ns_pins.remove(nk)?;
-                let size = self.blob_size(p)?.unwrap_or(0);
-                add_to_counter(self.ns_usage, ns.as_bytes(), -(size as i64))?;
-            } else {
-                self.ns_pins.insert(nk, &(m - 1).to_be_bytes())?;
-            }
+            self.blobs.insert(&p.0, blob.encode())?;
         }
         Ok(())
     }
-}
-
-fn count(v: Option<sled::IVec>) -> u64 {
-    v.map(|v| decode_u64(&v)).unwrap_or(0)
 }
 
 fn flatten(e: TransactionError<PutEntryError>) -> PutEntryError {
@@ -458,10 +437,8 @@ impl Index {
             &self.entries,
             &self.entry_keys,
             &self.lru,
-            &self.pins,
             &self.unpinned,
             &self.blobs,
-            &self.ns_pins,
             &self.ns_usage,
             &self.ns_lru,
             &self.parents,
@@ -478,20 +455,18 @@ impl Index {
                 entries: &t[0],
                 keys: &t[1],
                 lru: &t[2],
-                pins: &t[3],
-                unpinned: &t[4],
-                blobs: &t[5],
-                ns_pins: &t[6],
-                ns_usage: &t[7],
-                ns_lru: &t[8],
-                parents: &t[9],
-                counts: &t[10],
-                aliases: &t[11],
-                meta: &t[12],
-                trash: &t[13],
-                names: &t[14],
-                name_refs: &t[15],
-                links: &t[16],
+                unpinned: &t[3],
+                blobs: &t[4],
+                ns_usage: &t[5],
+                ns_lru: &t[6],
+                parents: &t[7],
+                counts: &t[8],
+                aliases: &t[9],
+                meta: &t[10],
+                trash: &t[11],
+                names: &t[12],
+                name_refs: &t[13],
+                links: &t[14],
             })
         })
     }
@@ -683,7 +658,10 @@ impl Index {
 
     /// Bytes pinned by a namespace's entries, each blob counted once.
     pub fn namespace_usage(&self, namespace: &str) -> Result<u64, IndexError> {
-        Ok(count(self.ns_usage.get(namespace.as_bytes())?))
+        Ok(self
+            .ns_usage
+            .get(namespace.as_bytes())?
+            .map_or(0, |v| decode_u64(&v)))
     }
 
     /// Every namespace holding entries, with its pinned bytes.
@@ -740,11 +718,6 @@ impl Index {
             let name = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
             Ok((ns, name))
         })
-    }
-
-    /// Number of entries pinning blob `id`.
-    pub fn pin_count(&self, id: &ContentId) -> Result<u64, IndexError> {
-        Ok(count(self.pins.get(id.0)?))
     }
 
     /// Entries of one protocol (a counter kept with every entry change).

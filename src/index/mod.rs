@@ -12,6 +12,7 @@ mod codec;
 mod commit;
 mod entries;
 mod names;
+mod pins;
 mod rebuild;
 mod tokens;
 mod uploads;
@@ -76,7 +77,6 @@ pub struct Index {
     entries: sled::Tree,
     entry_keys: sled::Tree,
     lru: sled::Tree,
-    pins: sled::Tree,
     unpinned: sled::Tree,
     names: sled::Tree,
     name_refs: sled::Tree,
@@ -84,7 +84,6 @@ pub struct Index {
     uploads: sled::Tree,
     meta: sled::Tree,
     trash: sled::Tree,
-    ns_pins: sled::Tree,
     ns_usage: sled::Tree,
     ns_lru: sled::Tree,
     parents: sled::Tree,
@@ -102,17 +101,18 @@ impl Index {
             // backstop for records nobody waits on (access times).
             .flush_every_ms(Some(1000))
             .open()?;
+        let blobs = db.open_tree("blobs")?;
+        Index::fold_pin_trees(&db, &blobs)?;
         let log_file = std::sync::Arc::new(
             std::fs::File::open(dir.join("db")).map_err(|e| IndexError::Storage(e.into()))?,
         );
         Ok(Index {
             log_file,
-            blobs: db.open_tree("blobs")?,
+            blobs,
             aliases: db.open_tree("aliases")?,
             entries: db.open_tree("entries")?,
             entry_keys: db.open_tree("entry_keys")?,
             lru: db.open_tree("lru")?,
-            pins: db.open_tree("pins")?,
             unpinned: db.open_tree("unpinned")?,
             names: db.open_tree("names")?,
             name_refs: db.open_tree("name_refs")?,
@@ -120,7 +120,6 @@ impl Index {
             uploads: db.open_tree("uploads")?,
             meta: db.open_tree("meta")?,
             trash: db.open_tree("trash")?,
-            ns_pins: db.open_tree("ns_pins")?,
             ns_usage: db.open_tree("ns_usage")?,
             ns_lru: db.open_tree("ns_lru")?,
             parents: db.open_tree("parents")?,

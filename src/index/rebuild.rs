@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::codec::decode_u64;
 use super::entries::EntryRecord;
+use super::pins::Pins;
 use super::{Index, IndexError, USED_BYTES};
 use crate::cas::ContentId;
 
@@ -64,20 +65,13 @@ impl Index {
             used_bytes: self.used_bytes()?,
             ..Derived::default()
         };
-        for kv in self.pins.iter() {
-            let (k, v) = kv?;
-            if let Ok(id) = <[u8; 32]>::try_from(k.as_ref()) {
-                d.pins.insert(ContentId(id), decode_u64(&v));
+        for r in self.stored_blobs() {
+            let (id, blob) = r?;
+            if blob.pins.total() > 0 {
+                d.pins.insert(id, blob.pins.total());
             }
-        }
-        for kv in self.ns_pins.iter() {
-            let (k, v) = kv?;
-            if k.len() > 33 {
-                let (ns, id) = k.split_at(k.len() - 32);
-                let ns = String::from_utf8_lossy(&ns[..ns.len() - 1]).into_owned();
-                if let Ok(id) = <[u8; 32]>::try_from(id) {
-                    d.ns_pins.insert((ns, ContentId(id)), decode_u64(&v));
-                }
+            for (ns, n) in blob.pins.0 {
+                d.ns_pins.insert((ns, id), n);
             }
         }
         for (ns, bytes) in self.namespaces()? {
@@ -95,23 +89,12 @@ impl Index {
     /// Replaces the stored derived state with `d`; every blob record that
     /// nothing pins joins the unpinned set as of `now`.
     pub fn store_derived(&self, d: &Derived, now: u64) -> Result<(), IndexError> {
-        for tree in [
-            &self.pins,
-            &self.ns_pins,
-            &self.ns_usage,
-            &self.unpinned,
-            &self.entry_counts,
-        ] {
+        for tree in [&self.ns_usage, &self.unpinned, &self.entry_counts] {
             tree.clear()?;
         }
-        for (id, n) in &d.pins {
-            self.pins.insert(id.0, &n.to_be_bytes())?;
-        }
+        let mut pins: HashMap<ContentId, Pins> = HashMap::new();
         for ((ns, id), n) in &d.ns_pins {
-            let mut k = ns.as_bytes().to_vec();
-            k.push(0);
-            k.extend_from_slice(&id.0);
-            self.ns_pins.insert(k, &n.to_be_bytes())?;
+            pins.entry(*id).or_default().0.push((ns.clone(), *n));
         }
         for (ns, bytes) in &d.ns_usage {
             self.ns_usage.insert(ns.as_bytes(), &bytes.to_be_bytes())?;
@@ -119,10 +102,15 @@ impl Index {
         for (p, n) in &d.entry_counts {
             self.entry_counts.insert([*p], &n.to_be_bytes())?;
         }
-        for r in self.all_blobs() {
-            let (id, _) = r?;
-            if !d.pins.contains_key(&id) {
+        for r in self.stored_blobs() {
+            let (id, mut blob) = r?;
+            let want = pins.remove(&id).unwrap_or_default();
+            if want.total() == 0 {
                 self.unpinned.insert(id.0, &now.to_be_bytes())?;
+            }
+            if blob.pins != want {
+                blob.pins = want;
+                self.blobs.insert(id.0, blob.encode())?;
             }
         }
         self.meta.insert(USED_BYTES, &d.used_bytes.to_be_bytes())?;
