@@ -20,6 +20,14 @@ impl BlobInfo {
     pub fn sha256_digest(&self) -> Digest {
         Digest::Sha256(self.sha256)
     }
+
+    fn of(id: ContentId, rec: BlobRecord) -> BlobInfo {
+        BlobInfo {
+            id,
+            sha256: rec.sha256,
+            size: rec.size,
+        }
+    }
 }
 
 impl From<BlobMeta> for BlobInfo {
@@ -140,20 +148,19 @@ impl Store {
         let Some(id) = self.index.resolve(digest)? else {
             return Ok(None);
         };
-        Ok(self.index.blob(&id)?.map(|rec| BlobInfo {
-            id,
-            sha256: rec.sha256,
-            size: rec.size,
-        }))
+        Ok(self.index.blob(&id)?.map(|rec| BlobInfo::of(id, rec)))
     }
 
     /// Looks a blob up as seen from `scope`: a miss unless it was pushed,
     /// mounted or referenced there.
     pub fn blob_in(&self, scope: &str, digest: &Digest) -> Result<Option<BlobInfo>, StoreError> {
-        match self.blob(digest)? {
-            Some(b) if self.index.is_linked(&b.id, scope)? => Ok(Some(b)),
-            _ => Ok(None),
-        }
+        let Some(id) = self.index.resolve(digest)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .index
+            .blob_in(&id, scope)?
+            .map(|rec| BlobInfo::of(id, rec)))
     }
 
     /// Makes a stored blob readable in `scope` too (a cross-repository mount).

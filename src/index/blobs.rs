@@ -11,8 +11,8 @@ use super::pins::Pins;
 use super::{add_to_counter, tx_error, Index, IndexError, TxTree, USED_BYTES};
 
 const BLOB_RECORD_V1: u8 = 1;
-/// V2 appends the pins entries hold on the blob (format-1 data dirs kept
-/// them in trees of their own).
+/// V2 appends the pins entries hold on the blob and the first scopes that
+/// may read it (format-1 data dirs kept both in trees of their own).
 const BLOB_RECORD_V2: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,9 @@ impl BlobRecord {
 pub(super) struct StoredBlob {
     pub rec: BlobRecord,
     pub pins: Pins,
+    /// Scopes that may read the blob, up to `names::INLINE_SCOPES`; any
+    /// more are keys of the `links` tree.
+    pub scopes: Vec<String>,
 }
 
 impl StoredBlob {
@@ -49,6 +52,10 @@ impl StoredBlob {
         for (ns, n) in &self.pins.0 {
             e = e.prefixed(ns.as_bytes()).u64(*n);
         }
+        e = e.u64(self.scopes.len() as u64);
+        for scope in &self.scopes {
+            e = e.prefixed(scope.as_bytes());
+        }
         e.finish()
     }
 
@@ -61,13 +68,17 @@ impl StoredBlob {
             touched: d.u64()?,
         };
         let mut pins = Pins::default();
+        let mut scopes = Vec::new();
         if version >= BLOB_RECORD_V2 {
             for _ in 0..d.u64()? {
                 pins.0.push((d.string()?, d.u64()?));
             }
+            for _ in 0..d.u64()? {
+                scopes.push(d.string()?);
+            }
         }
         d.end()?;
-        Ok(StoredBlob { rec, pins })
+        Ok(StoredBlob { rec, pins, scopes })
     }
 
     /// The record as format-1 data dirs kept it, for upgrade tests.
@@ -119,6 +130,7 @@ impl BlobTrees<'_> {
         let stored = StoredBlob {
             rec: *rec,
             pins: Pins::default(),
+            scopes: Vec::new(),
         };
         self.blobs.insert(&id.0, stored.encode())?;
         self.aliases
@@ -174,7 +186,7 @@ impl Index {
                     unpinned.remove(&id.0)?;
                     return Ok(None);
                 };
-                let StoredBlob { rec, pins } =
+                let StoredBlob { rec, pins, .. } =
                     StoredBlob::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
                 if pins.total() > 0 || rec.touched >= touched_before {
                     return Ok(None);
@@ -280,7 +292,7 @@ impl Index {
                 let Some(raw) = blobs.get(id.0)? else {
                     return Ok(None);
                 };
-                let StoredBlob { rec, pins } =
+                let StoredBlob { rec, pins, .. } =
                     StoredBlob::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
                 blobs.remove(&id.0)?;
                 aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
@@ -341,6 +353,7 @@ mod tests {
                 touched: 2,
             },
             pins: Pins(vec![("team-a".into(), 2), ("b".into(), 1)]),
+            scopes: vec!["oci:team-a/app".into(), "gha:team-a".into()],
         };
         let bytes = stored.encode();
         assert_eq!(StoredBlob::decode(&bytes).unwrap(), stored);
@@ -362,9 +375,11 @@ mod tests {
                 touched: 2,
             },
             pins: Pins(vec![("a".into(), 1)]),
+            scopes: vec!["oci:a/b".into()],
         };
         let read = StoredBlob::decode(&stored.encode_format_1()).unwrap();
         assert_eq!(read.rec, stored.rec);
         assert_eq!(read.pins, Pins::default());
+        assert!(read.scopes.is_empty());
     }
 }

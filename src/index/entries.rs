@@ -17,7 +17,7 @@ use sled::Transactional;
 
 use super::blobs::{alias_key, BlobRecord, BlobTrees, StoredBlob};
 use super::codec::{decode_u64, Decoder, Encoder};
-use super::names::{link_key, set_name_tx};
+use super::names::{link_tx, set_name_tx};
 use super::{add_to_counter, Index, IndexError};
 use crate::cas::{ContentId, Digest};
 
@@ -316,7 +316,7 @@ impl EntryTx<'_> {
             }
         }
         if let Some(scope) = with.link {
-            self.links.insert(link_key(&record.content, scope), &[])?;
+            link_tx(self.blobs, self.links, &record.content, scope)?;
         }
         if let Some((scope, name)) = with.name {
             set_name_tx(self.names, self.name_refs, scope, name, &record.key)?;

@@ -15,6 +15,7 @@ mod names;
 mod pins;
 mod rebuild;
 mod tokens;
+mod upgrade;
 mod uploads;
 
 use std::path::Path;
@@ -114,7 +115,8 @@ impl Index {
             .flush_every_ms(Some(1000))
             .open()?;
         let blobs = db.open_tree("blobs")?;
-        Index::fold_pin_trees(&db, &blobs)?;
+        let links = db.open_tree("links")?;
+        Index::upgrade_format_1(&db, &blobs, &links)?;
         return_recovery_memory();
         let log_file = std::sync::Arc::new(
             std::fs::File::open(dir.join("db")).map_err(|e| IndexError::Storage(e.into()))?,
@@ -129,7 +131,7 @@ impl Index {
             unpinned: db.open_tree("unpinned")?,
             names: db.open_tree("names")?,
             name_refs: db.open_tree("name_refs")?,
-            links: db.open_tree("links")?,
+            links,
             uploads: db.open_tree("uploads")?,
             meta: db.open_tree("meta")?,
             trash: db.open_tree("trash")?,

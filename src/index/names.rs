@@ -4,17 +4,24 @@
 //!   (scope = repository, name = tag, target = the manifest's entry).
 //! - `name_refs`: target entry, scope, 0, name → (). The reverse, so that
 //!   removing an entry removes the names pointing at it.
-//! - `links`: blob id, scope → (). Which scopes may read a blob: global dedup
-//!   stores bytes once, but a repository only sees what was pushed, mounted or
-//!   referenced there.
+//! - Links: which scopes may read a blob. Global dedup stores bytes once, but
+//!   a repository only sees what was pushed, mounted or referenced there. The
+//!   first `INLINE_SCOPES` are kept in the blob's record (most blobs live in
+//!   one repository, and a HEAD then reads one record, not two); the rest
+//!   are keys (blob id, scope) of the `links` tree, so that a base layer
+//!   shared by a thousand repositories keeps a small record.
 
 use sled::Transactional;
 
-use sled::transaction::ConflictableTransactionResult;
+use sled::transaction::{ConflictableTransactionError, ConflictableTransactionResult};
 
+use super::blobs::{BlobRecord, StoredBlob};
 use super::entries::EntryKey;
 use super::{tx_error, Index, IndexError, TxTree};
 use crate::cas::ContentId;
+
+/// Scopes kept in a blob's own record.
+pub(super) const INLINE_SCOPES: usize = 4;
 
 fn name_key(scope: &str, name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(scope.len() + 1 + name.len());
@@ -132,17 +139,42 @@ impl Index {
         Ok(removed)
     }
 
+    /// Lets `scope` read blob `id`.
     pub fn link(&self, id: &ContentId, scope: &str) -> Result<(), IndexError> {
-        self.links.insert(link_key(id, scope), &[])?;
-        Ok(())
+        (&self.blobs, &self.links)
+            .transaction(|(blobs, links)| link_tx(blobs, links, id, scope))
+            .map_err(tx_error)
     }
 
-    pub fn is_linked(&self, id: &ContentId, scope: &str) -> Result<bool, IndexError> {
-        Ok(self.links.contains_key(link_key(id, scope))?)
+    /// The blob's record if `scope` may read it.
+    pub fn blob_in(&self, id: &ContentId, scope: &str) -> Result<Option<BlobRecord>, IndexError> {
+        let Some(stored) = self.stored_blob(id)? else {
+            return Ok(None);
+        };
+        if stored.scopes.iter().any(|s| s == scope)
+            || self.links.contains_key(link_key(id, scope))?
+        {
+            return Ok(Some(stored.rec));
+        }
+        Ok(None)
     }
 
+    /// Stops `scope` from reading blob `id`; false if it could not.
     pub fn unlink(&self, id: &ContentId, scope: &str) -> Result<bool, IndexError> {
-        Ok(self.links.remove(link_key(id, scope))?.is_some())
+        (&self.blobs, &self.links)
+            .transaction(|(blobs, links)| {
+                let mut removed = links.remove(link_key(id, scope))?.is_some();
+                if let Some(raw) = blobs.get(id.0)? {
+                    let mut stored = StoredBlob::decode(&raw).map_err(abort)?;
+                    if let Some(i) = stored.scopes.iter().position(|s| s == scope) {
+                        stored.scopes.remove(i);
+                        blobs.insert(&id.0, stored.encode())?;
+                        removed = true;
+                    }
+                }
+                Ok(removed)
+            })
+            .map_err(tx_error)
     }
 
     /// Drops every link to a blob (when the blob itself goes).
@@ -151,5 +183,75 @@ impl Index {
             self.links.remove(k?)?;
         }
         Ok(())
+    }
+}
+
+fn abort<E: From<IndexError>>(e: IndexError) -> ConflictableTransactionError<E> {
+    ConflictableTransactionError::Abort(E::from(e))
+}
+
+/// `Index::link` inside a transaction over the `blobs` and `links` trees.
+pub(super) fn link_tx<E: From<IndexError>>(
+    blobs: &TxTree,
+    links: &TxTree,
+    id: &ContentId,
+    scope: &str,
+) -> ConflictableTransactionResult<(), E> {
+    if let Some(raw) = blobs.get(id.0)? {
+        let mut stored = StoredBlob::decode(&raw).map_err(abort)?;
+        if stored.scopes.iter().any(|s| s == scope) {
+            return Ok(());
+        }
+        if stored.scopes.len() < INLINE_SCOPES && links.get(link_key(id, scope))?.is_none() {
+            stored.scopes.push(scope.to_owned());
+            blobs.insert(&id.0, stored.encode())?;
+            return Ok(());
+        }
+    }
+    links.insert(link_key(id, scope), &[])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_beyond_a_records_share_behave_like_the_first_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::open(tmp.path()).unwrap();
+        let id = ContentId([1; 32]);
+        let rec = BlobRecord {
+            size: 1,
+            sha256: [1; 32],
+            created: 1,
+            touched: 1,
+        };
+        index.put_blob(&id, &rec).unwrap();
+        let scope = |n: usize| format!("oci:r{n}");
+        for n in 0..INLINE_SCOPES + 2 {
+            index.link(&id, &scope(n)).unwrap();
+            index.link(&id, &scope(n)).unwrap();
+        }
+        let readable = |n| index.blob_in(&id, &scope(n)).unwrap().is_some();
+        assert!((0..INLINE_SCOPES + 2).all(readable));
+        assert!(!readable(INLINE_SCOPES + 2));
+
+        // One kept in the record, one in `links`: each goes, once.
+        assert!(index.unlink(&id, &scope(0)).unwrap());
+        assert!(index.unlink(&id, &scope(INLINE_SCOPES)).unwrap());
+        assert!(!index.unlink(&id, &scope(0)).unwrap());
+        assert!(!readable(0) && !readable(INLINE_SCOPES));
+        assert!(readable(1) && readable(INLINE_SCOPES + 1));
+
+        // The freed place in the record takes the next new scope.
+        index.link(&id, &scope(9)).unwrap();
+        assert!(readable(9));
+        assert_eq!(index.links.len(), 1);
+        // A scope already in `links` is not written twice.
+        index.link(&id, &scope(INLINE_SCOPES + 1)).unwrap();
+        assert_eq!(index.links.len(), 1);
+        assert!(index.unlink(&id, &scope(INLINE_SCOPES + 1)).unwrap());
+        assert!(!readable(INLINE_SCOPES + 1));
     }
 }
