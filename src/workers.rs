@@ -10,8 +10,12 @@ use tokio::task::JoinHandle;
 use crate::cache::{GcReport, Store};
 use crate::config::Config;
 
-/// How often batched recency updates are written to the index.
-const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// How often batched recency updates are written to the index. A hot blob or
+/// entry is written once per interval however often it is read, and every
+/// index write is replayed at the next start (sled snapshots only when it
+/// opens), so this is long; eviction and GC flush first, and a crash loses
+/// at most this much recency, never data.
+const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(30);
 /// The evictor checks usage at least this often even without a wake-up.
 const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
 
