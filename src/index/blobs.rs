@@ -343,9 +343,8 @@ impl Index {
 mod tests {
     use super::*;
 
-    #[test]
-    fn blob_records_round_trip_and_refuse_unknown_versions() {
-        let stored = StoredBlob {
+    fn sample() -> StoredBlob {
+        StoredBlob {
             rec: BlobRecord {
                 size: 42,
                 sha256: [7; 32],
@@ -354,7 +353,12 @@ mod tests {
             },
             pins: Pins(vec![("team-a".into(), 2), ("b".into(), 1)]),
             scopes: vec!["oci:team-a/app".into(), "gha:team-a".into()],
-        };
+        }
+    }
+
+    #[test]
+    fn blob_records_round_trip_and_refuse_unknown_versions() {
+        let stored = sample();
         let bytes = stored.encode();
         assert_eq!(StoredBlob::decode(&bytes).unwrap(), stored);
         let mut future = bytes.clone();
@@ -367,16 +371,7 @@ mod tests {
 
     #[test]
     fn format_1_records_read_without_pins() {
-        let stored = StoredBlob {
-            rec: BlobRecord {
-                size: 42,
-                sha256: [7; 32],
-                created: 1,
-                touched: 2,
-            },
-            pins: Pins(vec![("a".into(), 1)]),
-            scopes: vec!["oci:a/b".into()],
-        };
+        let stored = sample();
         let read = StoredBlob::decode(&stored.encode_format_1()).unwrap();
         assert_eq!(read.rec, stored.rec);
         assert_eq!(read.pins, Pins::default());

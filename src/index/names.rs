@@ -159,7 +159,7 @@ impl Index {
         Ok(None)
     }
 
-    /// Stops `scope` from reading blob `id`; false if it could not.
+    /// Stops `scope` from reading blob `id`; false if it could not read it.
     pub fn unlink(&self, id: &ContentId, scope: &str) -> Result<bool, IndexError> {
         (&self.blobs, &self.links)
             .transaction(|(blobs, links)| {
