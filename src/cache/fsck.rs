@@ -161,6 +161,12 @@ pub fn fsck(
             stored.used_bytes, derived.used_bytes
         ));
     }
+    if derived.blobs != stored.blobs {
+        report.problems.push(format!(
+            "blob counter says {}, the index holds {} blob records",
+            stored.blobs, derived.blobs
+        ));
+    }
     if derived.pins != stored.pins || derived.ns_pins != stored.ns_pins {
         report
             .problems

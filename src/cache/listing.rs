@@ -35,8 +35,8 @@ pub struct EntryPage {
 }
 
 impl Store {
-    pub fn namespaces(&self) -> Result<Vec<NamespaceInfo>, StoreError> {
-        let mut out = Vec::new();
+    /// Namespaces holding entries or given a quota, sorted.
+    pub fn namespace_names(&self) -> Result<Vec<String>, StoreError> {
         let mut names: Vec<String> = self
             .index
             .namespaces()?
@@ -49,7 +49,12 @@ impl Store {
             }
         }
         names.sort();
-        for name in names {
+        Ok(names)
+    }
+
+    pub fn namespaces(&self) -> Result<Vec<NamespaceInfo>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.namespace_names()? {
             let mut entries = 0;
             let mut last_used = 0;
             for id in self.index.lru_ids(Some(&name)) {

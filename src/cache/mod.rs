@@ -172,7 +172,7 @@ impl Store {
 
     pub fn stats(&self) -> StoreStats {
         StoreStats {
-            blobs: self.index.blob_count() as u64,
+            blobs: self.index.blob_count().unwrap_or(0),
             entries: Protocol::ALL
                 .iter()
                 .map(|p| self.index.entry_count(*p))

@@ -8,7 +8,7 @@ use sled::Transactional;
 
 use super::codec::{decode_u64, Decoder, Encoder};
 use super::pins::Pins;
-use super::{add_to_counter, tx_error, Index, IndexError, TxTree, USED_BYTES};
+use super::{add_to_counter, tx_error, Index, IndexError, TxTree, BLOB_COUNT, USED_BYTES};
 
 const BLOB_RECORD_V1: u8 = 1;
 /// V2 appends the pins entries hold on the blob and the first scopes that
@@ -136,6 +136,7 @@ impl BlobTrees<'_> {
         self.aliases
             .insert(alias_key(&Digest::Sha256(rec.sha256)), &id.0)?;
         add_to_counter(self.meta, USED_BYTES, rec.size as i64)?;
+        add_to_counter(self.meta, BLOB_COUNT, 1)?;
         Ok(true)
     }
 }
@@ -196,6 +197,7 @@ impl Index {
                 unpinned.remove(&id.0)?;
                 trash.insert(&id.0, &rec.size.to_be_bytes())?;
                 add_to_counter(meta, USED_BYTES, -(rec.size as i64))?;
+                add_to_counter(meta, BLOB_COUNT, -1)?;
                 Ok(Some(rec))
             })
             .map_err(tx_error)
@@ -298,6 +300,7 @@ impl Index {
                 aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
                 unpinned.remove(&id.0)?;
                 add_to_counter(meta, USED_BYTES, -(rec.size as i64))?;
+                add_to_counter(meta, BLOB_COUNT, -1)?;
                 for (ns, _) in &pins.0 {
                     add_to_counter(ns_usage, ns.as_bytes(), -(rec.size as i64))?;
                 }
@@ -314,8 +317,13 @@ impl Index {
         }
     }
 
-    pub fn blob_count(&self) -> usize {
-        self.blobs.len()
+    /// Blobs with a record (the persisted blob counter).
+    pub fn blob_count(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .meta
+            .get(BLOB_COUNT)?
+            .map(|v| decode_u64(&v))
+            .unwrap_or(0))
     }
 
     /// Every blob record, for recounts. Corrupt records are reported by id.
@@ -367,6 +375,29 @@ mod tests {
         assert!(StoredBlob::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(StoredBlob::decode(&bytes[..20]).is_err());
         assert!(StoredBlob::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn the_blob_counter_follows_every_record_added_and_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::open(tmp.path()).unwrap();
+        let rec = sample().rec;
+        for i in 1..=3 {
+            assert!(index.put_blob(&ContentId([i; 32]), &rec).unwrap());
+        }
+        assert!(!index.put_blob(&ContentId([1; 32]), &rec).unwrap());
+        assert_eq!(index.blob_count().unwrap(), 3);
+        index.forget_blob(&ContentId([1; 32])).unwrap();
+        index.forget_blob(&ContentId([1; 32])).unwrap();
+        assert_eq!(index.blob_count().unwrap(), 2);
+        let gone = index
+            .remove_unused_blob(&ContentId([2; 32]), u64::MAX)
+            .unwrap();
+        assert!(gone.is_some());
+        assert_eq!(index.blob_count().unwrap(), 1);
+        let derived = index.compute_derived().unwrap();
+        assert_eq!(derived.blobs, 1);
+        assert_eq!(index.stored_derived().unwrap().blobs, 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::codec::decode_u64;
 use super::entries::EntryRecord;
 use super::pins::Pins;
-use super::{Index, IndexError, USED_BYTES};
+use super::{Index, IndexError, BLOB_COUNT, USED_BYTES};
 use crate::cas::ContentId;
 
 /// Pin counts and usage as the entries and blob records imply them.
@@ -18,6 +18,7 @@ pub struct Derived {
     pub ns_pins: BTreeMap<(String, ContentId), u64>,
     pub ns_usage: BTreeMap<String, u64>,
     pub used_bytes: u64,
+    pub blobs: u64,
     /// Entries by protocol byte.
     pub entry_counts: BTreeMap<u8, u64>,
 }
@@ -42,6 +43,7 @@ impl Index {
             let (id, rec) = r?;
             sizes.insert(id, rec.size);
             d.used_bytes += rec.size;
+            d.blobs += 1;
         }
         for e in self.all_entries() {
             let e = e?;
@@ -63,6 +65,7 @@ impl Index {
     pub fn stored_derived(&self) -> Result<Derived, IndexError> {
         let mut d = Derived {
             used_bytes: self.used_bytes()?,
+            blobs: self.blob_count()?,
             ..Derived::default()
         };
         for r in self.stored_blobs() {
@@ -114,6 +117,7 @@ impl Index {
             }
         }
         self.meta.insert(USED_BYTES, &d.used_bytes.to_be_bytes())?;
+        self.meta.insert(BLOB_COUNT, &d.blobs.to_be_bytes())?;
         Ok(())
     }
 }

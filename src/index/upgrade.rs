@@ -12,7 +12,7 @@ use super::blobs::StoredBlob;
 use super::codec::decode_u64;
 use super::names::{link_key, INLINE_SCOPES};
 use super::pins::Pins;
-use super::{tx_error, Index, IndexError};
+use super::{tx_error, Index, IndexError, BLOB_COUNT};
 use crate::cas::ContentId;
 
 /// What moves into one blob's record.
@@ -24,6 +24,22 @@ struct Moving {
 }
 
 impl Index {
+    /// Starts the blob counter of an index written before it was kept. The
+    /// counter is never absent once kept while blobs exist (it is removed
+    /// only at zero), so absent with blobs present means never counted.
+    pub(super) fn count_blobs_once(
+        blobs: &sled::Tree,
+        meta: &sled::Tree,
+    ) -> Result<(), IndexError> {
+        if meta.get(BLOB_COUNT)?.is_none() && !blobs.is_empty() {
+            let n = blobs.len() as u64;
+            tracing::info!(blobs = n, "upgrading the index: counting blobs once");
+            meta.insert(BLOB_COUNT, &n.to_be_bytes())?;
+            meta.flush()?;
+        }
+        Ok(())
+    }
+
     /// Moves a format-1 index's pins and links into the blob records, then
     /// drops the pin trees. A blob's state moves in one transaction that also
     /// deletes its old keys, so after a crash midway every blob is either
@@ -162,7 +178,7 @@ mod tests {
     }
 
     /// Rewrites the index as format 1 kept it: version-1 blob records, pins
-    /// and links in trees. `keep_new` blobs stay as format 2 wrote them, as after a
+    /// and links in trees, no blob counter. `keep_new` blobs stay as format 2 wrote them, as after a
     /// crash midway through the upgrade.
     fn downgrade(dir: &std::path::Path, keep_new: &[ContentId]) {
         let db = sled::open(dir).unwrap();
@@ -170,6 +186,7 @@ mod tests {
         let pins = db.open_tree("pins").unwrap();
         let ns_pins = db.open_tree("ns_pins").unwrap();
         let links = db.open_tree("links").unwrap();
+        db.open_tree("meta").unwrap().remove(BLOB_COUNT).unwrap();
         for kv in blobs.iter() {
             let (k, v) = kv.unwrap();
             if keep_new.iter().any(|id| id.0 == k.as_ref()) {
@@ -207,6 +224,7 @@ mod tests {
             downgrade(tmp.path(), &keep_new);
             let index = Index::open(tmp.path()).unwrap();
             assert_eq!(index.stored_derived().unwrap(), before);
+            assert_eq!(index.blob_count().unwrap(), 5);
             assert_eq!(index.pin_count(&id(2)).unwrap(), 2);
             assert_eq!(index.pin_count(&id(3)).unwrap(), 2);
             assert_eq!(index.pin_count(&id(5)).unwrap(), 0);

@@ -33,7 +33,7 @@ pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value
         "max_bytes": store.max_size(),
         "blobs": s.blobs,
         "entries": entries,
-        "namespaces": store.namespaces()?.len(),
+        "namespaces": store.namespace_names()?.len(),
         "uploads_in_progress": s.uploads,
         "evictions": s.evicted_entries,
         "evicted_bytes": s.evicted_bytes,
