@@ -344,7 +344,7 @@ impl Store {
         let cutoff = self.grace_cutoff();
         if let Some(max_idle) = self.gc.max_idle {
             let idle_before = now_ms().saturating_sub(max_idle.0.as_millis() as u64);
-            let candidates: Vec<u64> = self.index.lru_ids(None).collect::<Result<_, _>>()?;
+            let candidates = self.index.idle_ids(idle_before)?;
             let mut scratch = EvictReport::default();
             let mut in_grace = HashSet::new();
             for id in candidates {

@@ -257,6 +257,14 @@ fn distinct(pins: &[ContentId]) -> Vec<ContentId> {
     v
 }
 
+/// The entry id ending an `lru` or `ns_lru` key.
+fn lru_id(k: &[u8]) -> Result<u64, IndexError> {
+    let Some(start) = k.len().checked_sub(8) else {
+        return Err(IndexError::Corrupt("lru key is short".into()));
+    };
+    id_from(&k[start..])
+}
+
 fn id_from(v: &[u8]) -> Result<u64, IndexError> {
     <[u8; 8]>::try_from(v)
         .map(u64::from_be_bytes)
@@ -647,13 +655,17 @@ impl Index {
             None => Box::new(self.lru.iter().keys()),
             Some(ns) => Box::new(self.ns_lru.scan_prefix(ns_prefix(ns)).keys()),
         };
-        iter.map(|k| {
-            let k = k?;
-            if k.len() < 8 {
-                return Err(IndexError::Corrupt("lru key is short".into()));
-            }
-            id_from(&k[k.len() - 8..])
-        })
+        iter.map(|k| lru_id(&k?))
+    }
+
+    /// Ids of entries last used before `before` (unix ms), oldest first: a
+    /// range of the LRU tree, not a walk of every entry.
+    pub fn idle_ids(&self, before: u64) -> Result<Vec<u64>, IndexError> {
+        self.lru
+            .range(..before.to_be_bytes())
+            .keys()
+            .map(|k| lru_id(&k?))
+            .collect()
     }
 
     /// Bytes pinned by a namespace's entries, each blob counted once.
