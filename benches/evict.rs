@@ -51,8 +51,9 @@ fn build(dir: &std::path::Path, n: usize) -> Vec<String> {
             created: at,
             touched: at,
         };
-        index.put_blob(&id, &rec).expect("blob record");
-        index.link(&id, "oci:bench/app").expect("link");
+        index
+            .put_blob(&id, &rec, Some("oci:bench/app"))
+            .expect("blob record");
         let digest = format!("sha256:{}", hex::encode(sha));
         let entry = NewEntry {
             key: EntryKey {

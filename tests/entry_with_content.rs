@@ -240,7 +240,7 @@ fn a_batch_of_entry_writes_leaves_out_the_one_that_fails() {
         created: 1,
         touched: 1,
     };
-    index.put_blob(&id(1), &record(1)).unwrap();
+    index.put_blob(&id(1), &record(1), None).unwrap();
     let new = |content: u8, pins: &[u8]| NewEntry {
         key: key(),
         content: id(content),

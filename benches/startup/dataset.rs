@@ -109,8 +109,7 @@ fn generate(root: &Path, p: &Params) -> anyhow::Result<()> {
             created: now,
             touched: now,
         };
-        index.put_blob(&id, &rec)?;
-        index.link(&id, &scope_of(i / pins_per_entry))?;
+        index.put_blob(&id, &rec, Some(&scope_of(i / pins_per_entry)))?;
         if p.with_files {
             std::fs::write(cas.path(&id), data)?;
         }

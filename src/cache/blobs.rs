@@ -123,17 +123,14 @@ impl Store {
             let _locked = locks.lock(&verified.meta.id);
             let meta = verified.publish(&cas)?;
             let now = now_ms();
-            if !index.put_blob(&meta.id, &new_record(&meta, now))? {
+            // If GC had queued this content's file for deletion, the file we
+            // just published (or deduplicated against) must stay: put_blob
+            // takes it off the trash list.
+            if !index.put_blob(&meta.id, &new_record(&meta, now), scope.as_deref())? {
                 index.touch_blob(&meta.id, now)?;
             }
-            // If GC had queued this content's file for deletion, the file we
-            // just published (or deduplicated against) must stay.
-            index.trash_done(&meta.id)?;
             if let Some(d) = &alias {
                 index.put_alias(d, &meta.id)?;
-            }
-            if let Some(scope) = &scope {
-                index.link(&meta.id, scope)?;
             }
             Ok(meta)
         })

@@ -7,6 +7,7 @@ use sled::transaction::{ConflictableTransactionError, ConflictableTransactionRes
 use sled::Transactional;
 
 use super::codec::{decode_u64, Decoder, Encoder};
+use super::names::link_tx;
 use super::pins::Pins;
 use super::{add_to_counter, tx_error, Index, IndexError, TxTree, BLOB_COUNT, USED_BYTES};
 
@@ -149,19 +150,37 @@ impl Index {
         }
     }
 
-    /// Records a blob, its SHA-256 alias and its bytes in the usage counter,
-    /// in one transaction. Returns false (and changes nothing) if the blob
-    /// already had a record.
-    pub fn put_blob(&self, id: &ContentId, rec: &BlobRecord) -> Result<bool, IndexError> {
-        (&self.blobs, &self.aliases, &self.unpinned, &self.meta)
-            .transaction(|(blobs, aliases, unpinned, meta)| {
-                BlobTrees {
+    /// Records a blob (its SHA-256 alias, its bytes in the usage counter),
+    /// takes it off the trash list (its file was just published or found)
+    /// and lets `scope` read it, in one transaction. Returns false if the
+    /// blob already had a record, which is then kept as it was.
+    pub fn put_blob(
+        &self,
+        id: &ContentId,
+        rec: &BlobRecord,
+        scope: Option<&str>,
+    ) -> Result<bool, IndexError> {
+        (
+            &self.blobs,
+            &self.aliases,
+            &self.unpinned,
+            &self.meta,
+            &self.links,
+            &self.trash,
+        )
+            .transaction(|(blobs, aliases, unpinned, meta, links, trash)| {
+                let new = BlobTrees {
                     blobs,
                     aliases,
                     unpinned,
                     meta,
                 }
-                .insert(id, rec)
+                .insert(id, rec)?;
+                trash.remove(&id.0)?;
+                if let Some(scope) = scope {
+                    link_tx(blobs, links, id, scope)?;
+                }
+                Ok(new)
             })
             .map_err(tx_error)
     }
@@ -383,9 +402,9 @@ mod tests {
         let index = Index::open(tmp.path()).unwrap();
         let rec = sample().rec;
         for i in 1..=3 {
-            assert!(index.put_blob(&ContentId([i; 32]), &rec).unwrap());
+            assert!(index.put_blob(&ContentId([i; 32]), &rec, None).unwrap());
         }
-        assert!(!index.put_blob(&ContentId([1; 32]), &rec).unwrap());
+        assert!(!index.put_blob(&ContentId([1; 32]), &rec, None).unwrap());
         assert_eq!(index.blob_count().unwrap(), 3);
         index.forget_blob(&ContentId([1; 32])).unwrap();
         index.forget_blob(&ContentId([1; 32])).unwrap();

@@ -227,7 +227,7 @@ mod tests {
             created: 1,
             touched: 1,
         };
-        index.put_blob(&id, &rec).unwrap();
+        index.put_blob(&id, &rec, None).unwrap();
         let scope = |n: usize| format!("oci:r{n}");
         for n in 0..INLINE_SCOPES + 2 {
             index.link(&id, &scope(n)).unwrap();

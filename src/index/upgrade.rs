@@ -152,7 +152,7 @@ mod tests {
                 created: 1,
                 touched: 1,
             };
-            index.put_blob(&id(i), &rec).unwrap();
+            index.put_blob(&id(i), &rec, None).unwrap();
         }
         for (n, ns, pins) in [(1, "a", [1, 2]), (2, "a", [2, 3]), (3, "b", [3, 4])] {
             let new = NewEntry {
