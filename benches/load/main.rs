@@ -101,6 +101,19 @@ fn main() -> anyhow::Result<()> {
         rows.extend(runtime.block_on(mix::run_profile(p, &targets, &args, nonce))?);
     }
     let elapsed = started.elapsed();
+    // Memory after the load, beside the speed: a faster allocator setting
+    // must not buy its speed with heap kept forever.
+    for t in &targets {
+        if let Some(pid) = t.pid {
+            let mib = |key| common::procfs::status_bytes(pid, key).unwrap_or(0) >> 20;
+            eprintln!(
+                "{}: RSS after the run {} MiB, peak {} MiB",
+                t.name,
+                mib("VmRSS"),
+                mib("VmHWM")
+            );
+        }
+    }
 
     let ctx = report::Context::gather(&args, &targets, elapsed);
     report::print(&ctx, &rows);
