@@ -26,12 +26,6 @@ pub struct BlobRecord {
     pub touched: u64,
 }
 
-impl BlobRecord {
-    fn decode(data: &[u8]) -> Result<BlobRecord, IndexError> {
-        StoredBlob::decode(data).map(|b| b.rec)
-    }
-}
-
 /// A blob record as the `blobs` tree keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct StoredBlob {
@@ -140,14 +134,26 @@ impl BlobTrees<'_> {
         add_to_counter(self.meta, BLOB_COUNT, 1)?;
         Ok(true)
     }
+
+    /// Undoes `insert` for a blob whose record is `rec`.
+    pub fn remove<E>(
+        &self,
+        id: &ContentId,
+        rec: &BlobRecord,
+    ) -> ConflictableTransactionResult<(), E> {
+        self.blobs.remove(&id.0)?;
+        self.aliases
+            .remove(alias_key(&Digest::Sha256(rec.sha256)))?;
+        self.unpinned.remove(&id.0)?;
+        add_to_counter(self.meta, USED_BYTES, -(rec.size as i64))?;
+        add_to_counter(self.meta, BLOB_COUNT, -1)?;
+        Ok(())
+    }
 }
 
 impl Index {
     pub fn blob(&self, id: &ContentId) -> Result<Option<BlobRecord>, IndexError> {
-        match self.blobs.get(id.0)? {
-            Some(v) => BlobRecord::decode(&v).map(Some),
-            None => Ok(None),
-        }
+        Ok(self.stored_blob(id)?.map(|b| b.rec))
     }
 
     /// Records a blob (its SHA-256 alias, its bytes in the usage counter),
@@ -211,12 +217,14 @@ impl Index {
                 if pins.total() > 0 || rec.touched >= touched_before {
                     return Ok(None);
                 }
-                blobs.remove(&id.0)?;
-                aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
-                unpinned.remove(&id.0)?;
+                BlobTrees {
+                    blobs,
+                    aliases,
+                    unpinned,
+                    meta,
+                }
+                .remove(id, &rec)?;
                 trash.insert(&id.0, &rec.size.to_be_bytes())?;
-                add_to_counter(meta, USED_BYTES, -(rec.size as i64))?;
-                add_to_counter(meta, BLOB_COUNT, -1)?;
                 Ok(Some(rec))
             })
             .map_err(tx_error)
@@ -315,11 +323,13 @@ impl Index {
                 };
                 let StoredBlob { rec, pins, .. } =
                     StoredBlob::decode(&raw).map_err(ConflictableTransactionError::Abort)?;
-                blobs.remove(&id.0)?;
-                aliases.remove(alias_key(&Digest::Sha256(rec.sha256)))?;
-                unpinned.remove(&id.0)?;
-                add_to_counter(meta, USED_BYTES, -(rec.size as i64))?;
-                add_to_counter(meta, BLOB_COUNT, -1)?;
+                BlobTrees {
+                    blobs,
+                    aliases,
+                    unpinned,
+                    meta,
+                }
+                .remove(id, &rec)?;
                 for (ns, _) in &pins.0 {
                     add_to_counter(ns_usage, ns.as_bytes(), -(rec.size as i64))?;
                 }
