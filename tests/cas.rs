@@ -174,27 +174,47 @@ async fn concurrent_writers_of_the_same_bytes_all_succeed_with_one_file() {
     }
 }
 
+/// Larger than two of read_range's 4 MiB chunks, so a range can start,
+/// cross and end between chunks, at offsets no page boundary lines up with.
+const MULTI_CHUNK: usize = (9 << 20) + 4321;
+
 #[tokio::test]
 async fn ranges_read_back_the_right_bytes() {
     let (_dir, cas) = open_cas();
-    // Larger than one small read, so both the one-shot and the streamed
-    // paths of read_range are exercised.
-    let bytes = data(600 << 10, 5);
+    let bytes = data(MULTI_CHUNK, 5);
     let id = ingest(&cas, body(&bytes), None, u64::MAX).await.unwrap().id;
     let size = bytes.len() as u64;
     for (offset, len) in [
-        (0, 10),                   // start
-        (0, size),                 // whole, streamed
-        (1000, 4096),              // middle, one-shot
-        (100, 500 << 10),          // middle, streamed
-        (size - 7, 7),             // suffix, one-shot
-        (size - 300_000, 300_000), // suffix, streamed
-        (size, 0),                 // empty range at the end
+        (0, 10),                       // start
+        (0, size),                     // whole, three chunks
+        (1000, 4096),                  // middle, one chunk
+        (4097, (4 << 20) + 1),         // crosses one chunk boundary, unaligned
+        ((4 << 20) - 1, 2),            // two bytes either side of a boundary
+        (size - 7, 7),                 // suffix, one chunk
+        (size - 6_000_000, 6_000_000), // suffix, two chunks
+        (size, 0),                     // empty range at the end
     ] {
         let got = read_all(&cas, &id, offset, len).await.unwrap();
         let want = &bytes[offset as usize..(offset + len) as usize];
         assert!(got == want, "range {offset}+{len}: got {} bytes", got.len());
     }
+}
+
+/// Eviction may remove a blob while a slow client is still downloading it;
+/// that download must still get every byte it was promised.
+#[tokio::test]
+async fn a_blob_removed_mid_read_still_streams_whole() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(MULTI_CHUNK, 7);
+    let id = ingest(&cas, body(&bytes), None, u64::MAX).await.unwrap().id;
+    let mut stream = cas.read_range(&id, 0, bytes.len() as u64).await.unwrap();
+    let mut got = stream.next().await.unwrap().unwrap().to_vec();
+    cas.remove(&id).unwrap();
+    assert!(!cas.path(&id).exists());
+    while let Some(chunk) = stream.next().await {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(got == bytes, "got {} of {} bytes", got.len(), bytes.len());
 }
 
 /// The caller checks ranges against the size, so a range past the end is a
@@ -203,14 +223,14 @@ async fn ranges_read_back_the_right_bytes() {
 #[tokio::test]
 async fn a_range_past_the_end_is_an_error_not_a_short_read() {
     let (_dir, cas) = open_cas();
-    let bytes = data(600 << 10, 6);
+    let bytes = data(MULTI_CHUNK, 6);
     let id = ingest(&cas, body(&bytes), None, u64::MAX).await.unwrap().id;
     let size = bytes.len() as u64;
     for (offset, len) in [
-        (size - 10, 20),      // one-shot path
-        (size + 10, 1),       // one-shot, entirely outside
-        (1000, size),         // streamed path
-        (size + 10, 300_000), // streamed, entirely outside
+        (size - 10, 20),        // one chunk
+        (size + 10, 1),         // one chunk, entirely outside
+        (1000, size),           // several chunks
+        (size + 10, 5_000_000), // several chunks, entirely outside
     ] {
         let result = read_all(&cas, &id, offset, len).await;
         assert!(
