@@ -87,12 +87,18 @@ impl Verified {
     }
 }
 
+/// Bytes written before their writeback is started, so the device works
+/// while the rest of the body arrives instead of all at the final fsync.
+const WRITEBACK_AFTER: u64 = 8 << 20;
+
 /// A blob being written. Dropping it unfinished deletes the temp file.
 struct TempBlob {
     temp: TempFile,
     hashes: Hashes,
     len: u64,
     limit: u64,
+    /// Where the writeback not yet started begins.
+    written_back: u64,
 }
 
 impl TempBlob {
@@ -102,6 +108,7 @@ impl TempBlob {
             hashes: Hashes::new(expected),
             len: 0,
             limit,
+            written_back: 0,
         })
     }
 
@@ -119,6 +126,11 @@ impl TempBlob {
         }
         self.temp.write_all_vectored(&mut slices)?;
         self.len = new_len;
+        if self.len - self.written_back >= WRITEBACK_AFTER {
+            self.temp
+                .start_writeback(self.written_back, self.len - self.written_back);
+            self.written_back = self.len;
+        }
         Ok(())
     }
 

@@ -76,6 +76,23 @@ impl TempFile {
         Ok(())
     }
 
+    /// Starts writing `len` bytes at `offset` to the device without waiting;
+    /// only a hint, so the publishing fsync still decides durability.
+    pub fn start_writeback(&self, offset: u64, len: u64) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: a plain syscall on a descriptor this struct owns.
+        unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (offset, len);
+    }
+
     /// Makes the bytes durable and gives them the name `target`, unless
     /// `target` already exists (same name, same content: this copy is
     /// dropped). The caller syncs `target`'s directory.
