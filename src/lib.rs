@@ -13,6 +13,7 @@ pub mod config;
 pub mod datadir;
 pub mod fsck_cmd;
 pub mod healthcheck;
+pub mod heap;
 pub mod index;
 pub mod logging;
 pub mod metrics;

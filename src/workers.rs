@@ -1,5 +1,5 @@
 //! Background workers, all stopped by one shutdown signal: the recency
-//! flusher, garbage collection and the evictor.
+//! flusher, garbage collection, the evictor and the heap trim.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +101,18 @@ impl Workers {
                     }
                     Ok(())
                 }
+            },
+        ));
+
+        handles.push(run(
+            "heap-trim",
+            Wake::Every(crate::heap::TRIM_EVERY),
+            stopped.clone(),
+            board.clone(),
+            || async {
+                tokio::task::spawn_blocking(crate::heap::return_free_heap)
+                    .await
+                    .map_err(|e| e.to_string())
             },
         ));
 

@@ -97,18 +97,6 @@ pub struct Index {
     tokens: sled::Tree,
 }
 
-/// sled's recovery decodes its whole snapshot and log into buffers it frees
-/// before `open` returns, but glibc keeps freed heap for reuse: ~50 MiB at 1M
-/// blobs that a server at rest would hold forever. Give it back once.
-fn return_recovery_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it touches no live
-    // allocation and may be called from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 impl Index {
     pub fn open(dir: &Path) -> Result<Index, IndexError> {
         let db = sled::Config::new()
@@ -123,7 +111,9 @@ impl Index {
         Index::upgrade_format_1(&db, &blobs, &links)?;
         let meta = db.open_tree("meta")?;
         Index::count_blobs_once(&blobs, &meta)?;
-        return_recovery_memory();
+        // sled's recovery decodes its whole snapshot and log into buffers it
+        // frees before `open` returns: ~50 MiB at 1M blobs.
+        crate::heap::return_free_heap();
         let log_file = std::sync::Arc::new(
             std::fs::File::open(dir.join("db")).map_err(|e| IndexError::Storage(e.into()))?,
         );
