@@ -6,9 +6,9 @@
 //! resident: measured after a load run, 200 MiB resident of which
 //! `malloc_trim` gave back 90 MiB.
 
-/// How often a running server gives free heap back. Each call walks glibc's
-/// arenas (well under a millisecond at this size); memory given back while
-/// busy costs page faults when it is reused, which at this interval is noise.
+/// How often a running server gives free heap back. Memory given back while
+/// busy costs page faults when it is reused; at this interval the load bench
+/// could not tell the difference (docs/PERFORMANCE.md, session 5).
 pub const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Gives the kernel every whole free page in the heap. Blocking; a no-op
