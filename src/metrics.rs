@@ -74,6 +74,11 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "Latency of index flushes (group commits and batches of entry writes).",
     ),
     (UPTIME, "gauge", "Seconds since the server started."),
+    (
+        INDEX_SNAPSHOTS,
+        "counter",
+        "Times the index was reopened at a quiet moment to bound the next start.",
+    ),
 ];
 
 pub const REQUESTS: &str = "larder_http_requests_total";
@@ -91,6 +96,7 @@ pub const EVICTED_BYTES: &str = "larder_evicted_bytes_total";
 pub const UPLOADS: &str = "larder_uploads_in_progress";
 pub const FLUSH_SECONDS: &str = "larder_index_flush_duration_seconds";
 pub const UPTIME: &str = "larder_uptime_seconds";
+pub const INDEX_SNAPSHOTS: &str = "larder_index_snapshots_total";
 
 /// Upper bounds (seconds) of latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -172,6 +178,9 @@ type RequestKey = (&'static str, String, String, u16);
 /// Request-side metrics; store-side numbers are read at scrape time.
 pub struct Metrics {
     started: Instant,
+    /// Requests begun, probes and scrapes aside: how workers tell a quiet
+    /// server.
+    begun: std::sync::atomic::AtomicU64,
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
@@ -181,10 +190,25 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             started: Instant::now(),
+            begun: Default::default(),
             requests: Mutex::default(),
             latency: Mutex::default(),
             protocols: Mutex::default(),
         }
+    }
+}
+
+impl Metrics {
+    /// Counts a request as it begins (probes and scrapes are not counted).
+    pub fn begin_request(&self) {
+        self.begun
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests begun so far: unchanged between two readings means nothing
+    /// arrived in between.
+    pub fn requests_begun(&self) -> u64 {
+        self.begun.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -288,6 +312,7 @@ impl Metrics {
             (EVICTED_BYTES, s.evicted_bytes),
             (UPLOADS, s.uploads),
             (UPTIME, self.uptime().as_secs()),
+            (INDEX_SNAPSHOTS, store.index().reopens()),
         ] {
             help(&mut out, name);
             let _ = writeln!(out, "{name} {value}");

@@ -87,7 +87,12 @@ impl Server {
         tracing::info!(%addr, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
         let store = state.store.clone();
-        let workers = Workers::start(store.clone(), &state.config, state.workers.clone());
+        let workers = Workers::start(
+            store.clone(),
+            &state.config,
+            state.workers.clone(),
+            state.metrics.clone(),
+        );
 
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let graceful = async move {

@@ -1,14 +1,16 @@
 //! Background workers, all stopped by one shutdown signal: the recency
-//! flusher, garbage collection, the evictor and the heap trim.
+//! flusher, garbage collection, the evictor, the heap trim and the index
+//! snapshot.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cache::{GcReport, Store};
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// How often batched recency updates are written to the index. A hot blob or
 /// entry is written once per interval however often it is read, and every
@@ -18,6 +20,47 @@ use crate::config::Config;
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(30);
 /// The evictor checks usage at least this often even without a wake-up.
 const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
+/// How often the index-snapshot worker looks for a quiet moment: one with no
+/// request begun since its previous look.
+const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_secs(10);
+/// How long a reopen waits for the index calls in flight before it gives up
+/// until the next look.
+const REOPEN_WAIT: Duration = Duration::from_millis(100);
+
+/// When to reopen the index so that sled writes a recovery snapshot (see
+/// `Index::reopen`): the interval has passed since the last one, requests
+/// came since (so there are writes to replay), and none since the last look
+/// (so nobody waits for it).
+struct SnapshotPolicy {
+    interval: Duration,
+    taken_at: Instant,
+    requests_at_snapshot: u64,
+    requests_at_last_look: u64,
+}
+
+impl SnapshotPolicy {
+    fn new(interval: Duration, requests: u64, now: Instant) -> SnapshotPolicy {
+        SnapshotPolicy {
+            interval,
+            taken_at: now,
+            requests_at_snapshot: requests,
+            requests_at_last_look: requests,
+        }
+    }
+
+    fn due(&mut self, requests: u64, now: Instant) -> bool {
+        let quiet = requests == self.requests_at_last_look;
+        self.requests_at_last_look = requests;
+        quiet
+            && requests != self.requests_at_snapshot
+            && now.duration_since(self.taken_at) >= self.interval
+    }
+
+    fn taken(&mut self, requests: u64, now: Instant) {
+        self.taken_at = now;
+        self.requests_at_snapshot = requests;
+    }
+}
 
 /// What each worker last did, for `GET /admin/v1/workers`.
 #[derive(Default)]
@@ -60,7 +103,12 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn start(store: Arc<Store>, config: &Config, board: Arc<WorkerBoard>) -> Workers {
+    pub fn start(
+        store: Arc<Store>,
+        config: &Config,
+        board: Arc<WorkerBoard>,
+        metrics: Arc<Metrics>,
+    ) -> Workers {
         let (stop, stopped) = watch::channel(false);
         let mut handles = Vec::new();
 
@@ -113,6 +161,50 @@ impl Workers {
                 tokio::task::spawn_blocking(crate::heap::return_free_heap)
                     .await
                     .map_err(|e| e.to_string())
+            },
+        ));
+
+        let interval = config.storage.index_snapshot_interval.0;
+        let policy = Arc::new(Mutex::new(SnapshotPolicy::new(
+            interval,
+            metrics.requests_begun(),
+            Instant::now(),
+        )));
+        let s = store.clone();
+        handles.push(run(
+            "index-snapshot",
+            Wake::Every(SNAPSHOT_CHECK_EVERY.min(interval)),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let (s, metrics, policy) = (s.clone(), metrics.clone(), policy.clone());
+                async move {
+                    let requests = metrics.requests_begun();
+                    let due = policy
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .due(requests, Instant::now());
+                    if !due {
+                        return Ok(());
+                    }
+                    let index = s.index().clone();
+                    let started = Instant::now();
+                    let reopened = tokio::task::spawn_blocking(move || index.reopen(REOPEN_WAIT))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                    if reopened {
+                        tracing::info!(
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "index reopened, so the next start replays little"
+                        );
+                        policy
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .taken(requests, Instant::now());
+                    }
+                    Ok(())
+                }
             },
         ));
 
@@ -193,4 +285,33 @@ where
             board.finished(name, period, started.elapsed(), result.err());
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_waits_for_the_interval_for_requests_and_for_a_quiet_look() {
+        let start = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut p = SnapshotPolicy::new(hour, 0, start);
+        let at = |secs| start + Duration::from_secs(secs);
+
+        // Quiet since the start: nothing written to replay.
+        assert!(!p.due(0, at(7200)));
+        // Requests came; the next look that finds none new is due.
+        assert!(!p.due(5, at(7210)));
+        assert!(p.due(5, at(7220)));
+        p.taken(5, at(7220));
+        // Busy looks are never due, however long since the snapshot.
+        assert!(!p.due(6, at(20_000)));
+        assert!(!p.due(7, at(20_010)));
+        assert!(p.due(7, at(20_020)));
+        p.taken(7, at(20_020));
+        // Requests and a quiet look, but within the interval.
+        assert!(!p.due(9, at(20_030)));
+        assert!(!p.due(9, at(20_040)));
+        assert!(p.due(9, at(20_020 + 3600)));
+    }
 }

@@ -733,7 +733,13 @@ async fn workers_are_listed_after_they_ran() {
     let c = common::client();
     push_blob(&c, &base, "team-a/app", &fixed_bytes(5, 950 << 10)).await;
 
-    let want = ["recency-flusher", "gc", "evictor", "heap-trim"];
+    let want = [
+        "recency-flusher",
+        "gc",
+        "evictor",
+        "heap-trim",
+        "index-snapshot",
+    ];
     let ran = eventually(Duration::from_secs(20), || {
         let api = api.clone();
         async move {

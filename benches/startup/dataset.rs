@@ -80,7 +80,12 @@ pub fn ensure(cache_root: &Path, p: &Params, regenerate: bool) -> anyhow::Result
 /// writes them), then closes it. sled writes its snapshot only while
 /// recovering, so the next start replays every one of these from the log:
 /// this is what a start after days of uptime looks like.
-pub fn write_since_start(root: &Path, blobs: usize, writes: usize) -> anyhow::Result<()> {
+pub fn write_since_start(
+    root: &Path,
+    blobs: usize,
+    writes: usize,
+    snapshot: bool,
+) -> anyhow::Result<()> {
     let data_dir = larder::datadir::DataDir::open(root)?;
     let index = Index::open(&data_dir.index_dir())?;
     let now = larder::cache::now_ms();
@@ -90,6 +95,17 @@ pub fn write_since_start(root: &Path, blobs: usize, writes: usize) -> anyhow::Re
         index.touch_blob(&id, now + i as u64)?;
     }
     index.flush()?;
+    if snapshot {
+        let t = std::time::Instant::now();
+        anyhow::ensure!(
+            index.reopen(std::time::Duration::from_secs(5))?,
+            "the index stayed busy"
+        );
+        eprintln!(
+            "index reopened in {:.0} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     Ok(())
 }
 

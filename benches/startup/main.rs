@@ -49,6 +49,11 @@ struct Args {
     /// for a server that flushed a million recency updates since it started.
     #[arg(long, default_value_t = 0)]
     writes_before: usize,
+    /// After the --writes-before writes, reopen the index as a quiet server
+    /// does every `storage.index_snapshot_interval`, and print how long that
+    /// took (the wait of a request arriving meanwhile).
+    #[arg(long)]
+    snapshot: bool,
     /// Internal: make --writes-before writes on the data dir at this path
     /// and exit (run as a child so sled is fully closed when it exits).
     #[arg(long, hide = true)]
@@ -77,7 +82,7 @@ struct Run {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(dir) = &args.write_into {
-        return dataset::write_since_start(dir, args.blobs, args.writes_before);
+        return dataset::write_since_start(dir, args.blobs, args.writes_before, args.snapshot);
     }
     let params = dataset::Params {
         blobs: args.blobs,
@@ -96,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             let status = Command::new(std::env::current_exe()?)
                 .args(["--blobs", &args.blobs.to_string()])
                 .args(["--writes-before", &args.writes_before.to_string()])
+                .args(args.snapshot.then_some("--snapshot"))
                 .arg("--write-into")
                 .arg(&data)
                 .status()?;
@@ -142,6 +148,9 @@ fn main() -> anyhow::Result<()> {
         args.writes_before,
         runs.len()
     );
+    if args.snapshot {
+        println!("  (the index was reopened after those writes, as on a quiet server)");
+    }
     println!(
         "  spawn → /readyz 200   {ready:>8.0} ms   (goal < 1000 ms: {})",
         verdict(ready < 1000.0)
@@ -168,7 +177,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| common::target_dir().join("startup-bench.json"));
     let out = serde_json::json!({
         "blobs": args.blobs, "entries": args.entries, "cold": args.cold,
-        "writes_before": args.writes_before,
+        "writes_before": args.writes_before, "snapshot": args.snapshot,
         "index_mib": index_mib, "settle_s": args.settle,
         "median_ready_ms": ready, "median_rss_rest_mib": rest, "runs": runs,
     });

@@ -43,10 +43,11 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
-    let res = next.run(req).await;
     if protocol == "other" {
-        return res; // probes and /metrics itself
+        return next.run(req).await; // probes and /metrics itself
     }
+    state.metrics.begin_request();
+    let res = next.run(req).await;
     let route = match res.extensions().get::<RouteTemplate>() {
         Some(t) => t.0.to_owned(),
         None => matched.unwrap_or_else(|| "unmatched".into()),

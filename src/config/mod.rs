@@ -82,6 +82,9 @@ pub struct StorageConfig {
     pub low_watermark: f64,
     /// The largest single blob accepted (413 above it).
     pub max_blob_size: Size,
+    /// How often, at most, the index is reopened at a quiet moment so that
+    /// the next start replays little (see `workers`).
+    pub index_snapshot_interval: Span,
 }
 
 impl Default for StorageConfig {
@@ -92,6 +95,7 @@ impl Default for StorageConfig {
             high_watermark: 0.9,
             low_watermark: 0.8,
             max_blob_size: Size(5 << 30),
+            index_snapshot_interval: Span::secs(3600),
         }
     }
 }
@@ -343,6 +347,10 @@ impl Config {
             });
         }
         for (key, span) in [
+            (
+                "storage.index_snapshot_interval",
+                self.storage.index_snapshot_interval,
+            ),
             ("gc.interval", self.gc.interval),
             ("gc.upload_expiry", self.gc.upload_expiry),
             ("gha.url_ttl", self.gha.url_ttl),

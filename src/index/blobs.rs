@@ -167,12 +167,12 @@ impl Index {
         scope: Option<&str>,
     ) -> Result<bool, IndexError> {
         (
-            &self.blobs,
-            &self.aliases,
-            &self.unpinned,
-            &self.meta,
-            &self.links,
-            &self.trash,
+            &self.t().blobs,
+            &self.t().aliases,
+            &self.t().unpinned,
+            &self.t().meta,
+            &self.t().links,
+            &self.t().trash,
         )
             .transaction(|(blobs, aliases, unpinned, meta, links, trash)| {
                 let new = BlobTrees {
@@ -201,11 +201,11 @@ impl Index {
         touched_before: u64,
     ) -> Result<Option<BlobRecord>, IndexError> {
         (
-            &self.blobs,
-            &self.aliases,
-            &self.unpinned,
-            &self.meta,
-            &self.trash,
+            &self.t().blobs,
+            &self.t().aliases,
+            &self.t().unpinned,
+            &self.t().meta,
+            &self.t().trash,
         )
             .transaction(|(blobs, aliases, unpinned, meta, trash)| {
                 let Some(raw) = blobs.get(id.0)? else {
@@ -232,7 +232,8 @@ impl Index {
 
     /// Blob ids whose record was removed but whose file may still exist.
     pub fn trash(&self) -> Result<Vec<ContentId>, IndexError> {
-        self.trash
+        self.t()
+            .trash
             .iter()
             .keys()
             .map(|k| {
@@ -245,11 +246,11 @@ impl Index {
     }
 
     pub fn in_trash(&self, id: &ContentId) -> Result<bool, IndexError> {
-        Ok(self.trash.contains_key(id.0)?)
+        Ok(self.t().trash.contains_key(id.0)?)
     }
 
     pub fn trash_done(&self, id: &ContentId) -> Result<(), IndexError> {
-        self.trash.remove(id.0)?;
+        self.t().trash.remove(id.0)?;
         Ok(())
     }
 
@@ -257,7 +258,7 @@ impl Index {
     pub fn unpinned_blobs(
         &self,
     ) -> impl Iterator<Item = Result<(ContentId, u64), IndexError>> + '_ {
-        self.unpinned.iter().map(|kv| {
+        self.hold(|t| t.unpinned.iter()).map(|kv| {
             let (k, v) = kv?;
             let id = <[u8; 32]>::try_from(k.as_ref())
                 .map_err(|_| IndexError::Corrupt("unpinned key is not 32 bytes".into()))?;
@@ -268,6 +269,7 @@ impl Index {
     /// Bytes of every blob with a record (the persisted usage counter).
     pub fn used_bytes(&self) -> Result<u64, IndexError> {
         Ok(self
+            .t()
             .meta
             .get(USED_BYTES)?
             .map(|v| decode_u64(&v))
@@ -276,7 +278,7 @@ impl Index {
 
     /// Lets `digest` (e.g. a verified sha512) name blob `id`.
     pub fn put_alias(&self, digest: &Digest, id: &ContentId) -> Result<(), IndexError> {
-        self.aliases.insert(alias_key(digest), &id.0)?;
+        self.t().aliases.insert(alias_key(digest), &id.0)?;
         Ok(())
     }
 
@@ -285,7 +287,7 @@ impl Index {
         if let Digest::Blake3(h) = digest {
             return Ok(Some(ContentId(*h)));
         }
-        Ok(self.aliases.get(alias_key(digest))?.and_then(|v| {
+        Ok(self.t().aliases.get(alias_key(digest))?.and_then(|v| {
             let arr: [u8; 32] = v.as_ref().try_into().ok()?;
             Some(ContentId(arr))
         }))
@@ -293,7 +295,7 @@ impl Index {
 
     /// Moves a blob's last-touched time forward (never back).
     pub fn touch_blob(&self, id: &ContentId, at: u64) -> Result<(), IndexError> {
-        self.blobs.fetch_and_update(id.0, |old| {
+        self.t().blobs.fetch_and_update(id.0, |old| {
             let old = old?;
             match StoredBlob::decode(old) {
                 Ok(mut stored) if stored.rec.touched < at => {
@@ -311,11 +313,11 @@ impl Index {
     /// removes the entries that pinned it.
     pub fn forget_blob(&self, id: &ContentId) -> Result<Option<BlobRecord>, IndexError> {
         (
-            &self.blobs,
-            &self.aliases,
-            &self.unpinned,
-            &self.meta,
-            &self.ns_usage,
+            &self.t().blobs,
+            &self.t().aliases,
+            &self.t().unpinned,
+            &self.t().meta,
+            &self.t().ns_usage,
         )
             .transaction(|(blobs, aliases, unpinned, meta, ns_usage)| {
                 let Some(raw) = blobs.get(id.0)? else {
@@ -340,7 +342,7 @@ impl Index {
 
     /// A blob's record with the pins on it.
     pub(super) fn stored_blob(&self, id: &ContentId) -> Result<Option<StoredBlob>, IndexError> {
-        match self.blobs.get(id.0)? {
+        match self.t().blobs.get(id.0)? {
             Some(v) => StoredBlob::decode(&v).map(Some),
             None => Ok(None),
         }
@@ -349,6 +351,7 @@ impl Index {
     /// Blobs with a record (the persisted blob counter).
     pub fn blob_count(&self) -> Result<u64, IndexError> {
         Ok(self
+            .t()
             .meta
             .get(BLOB_COUNT)?
             .map(|v| decode_u64(&v))
@@ -365,7 +368,7 @@ impl Index {
     pub(super) fn stored_blobs(
         &self,
     ) -> impl Iterator<Item = Result<(ContentId, StoredBlob), IndexError>> + '_ {
-        self.blobs.iter().map(|kv| {
+        self.hold(|t| t.blobs.iter()).map(|kv| {
             let (k, v) = kv?;
             let id: [u8; 32] = k
                 .as_ref()

@@ -442,21 +442,21 @@ impl Index {
         f: impl Fn(&EntryTx) -> ConflictableTransactionResult<T, E>,
     ) -> Result<T, TransactionError<E>> {
         let trees = [
-            &self.entries,
-            &self.entry_keys,
-            &self.lru,
-            &self.unpinned,
-            &self.blobs,
-            &self.ns_usage,
-            &self.ns_lru,
-            &self.parents,
-            &self.entry_counts,
-            &self.aliases,
-            &self.meta,
-            &self.trash,
-            &self.names,
-            &self.name_refs,
-            &self.links,
+            &self.t().entries,
+            &self.t().entry_keys,
+            &self.t().lru,
+            &self.t().unpinned,
+            &self.t().blobs,
+            &self.t().ns_usage,
+            &self.t().ns_lru,
+            &self.t().parents,
+            &self.t().entry_counts,
+            &self.t().aliases,
+            &self.t().meta,
+            &self.t().trash,
+            &self.t().names,
+            &self.t().name_refs,
+            &self.t().links,
         ];
         trees[..].transaction(|t| {
             f(&EntryTx {
@@ -480,14 +480,14 @@ impl Index {
     }
 
     pub fn entry(&self, id: u64) -> Result<Option<EntryRecord>, IndexError> {
-        match self.entries.get(id.to_be_bytes())? {
+        match self.t().entries.get(id.to_be_bytes())? {
             Some(v) => EntryRecord::decode(id, &v).map(Some),
             None => Ok(None),
         }
     }
 
     pub fn entry_by_key(&self, key: &EntryKey) -> Result<Option<EntryRecord>, IndexError> {
-        match self.entry_keys.get(key.encode())? {
+        match self.t().entry_keys.get(key.encode())? {
             Some(v) => self.entry(id_from(&v)?),
             None => Ok(None),
         }
@@ -567,7 +567,7 @@ impl Index {
 
     fn new_record(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
         Ok(EntryRecord {
-            id: self.db.generate_id().map_err(IndexError::from)?,
+            id: self.t().db.generate_id().map_err(IndexError::from)?,
             key: new.key.clone(),
             content: new.content,
             size: new.size,
@@ -581,7 +581,8 @@ impl Index {
 
     /// Ids of the entries that list `key` as a child.
     pub fn parents_of(&self, key: &EntryKey) -> Result<Vec<u64>, IndexError> {
-        self.parents
+        self.t()
+            .parents
             .scan_prefix(key.parents_prefix())
             .keys()
             .map(|k| {
@@ -619,7 +620,7 @@ impl Index {
     /// a busy cache touches thousands of entries between two flushes.
     pub fn touch_entries(&self, touches: &[(u64, u64)]) -> Result<(), IndexError> {
         for batch in touches.chunks(TOUCH_BATCH) {
-            (&self.entries, &self.lru, &self.ns_lru)
+            (&self.t().entries, &self.t().lru, &self.t().ns_lru)
                 .transaction(|(entries, lru, ns_lru)| {
                     for &(id, at) in batch {
                         let Some(old) = entries.get(id.to_be_bytes())? else {
@@ -651,17 +652,20 @@ impl Index {
         &self,
         namespace: Option<&str>,
     ) -> impl Iterator<Item = Result<u64, IndexError>> + '_ {
-        let iter: Box<dyn Iterator<Item = sled::Result<sled::IVec>>> = match namespace {
-            None => Box::new(self.lru.iter().keys()),
-            Some(ns) => Box::new(self.ns_lru.scan_prefix(ns_prefix(ns)).keys()),
-        };
-        iter.map(|k| lru_id(&k?))
+        self.hold(|t| -> Box<dyn Iterator<Item = sled::Result<sled::IVec>>> {
+            match namespace {
+                None => Box::new(t.lru.iter().keys()),
+                Some(ns) => Box::new(t.ns_lru.scan_prefix(ns_prefix(ns)).keys()),
+            }
+        })
+        .map(|k| lru_id(&k?))
     }
 
     /// Ids of entries last used before `before` (unix ms), oldest first: a
     /// range of the LRU tree, not a walk of every entry.
     pub fn idle_ids(&self, before: u64) -> Result<Vec<u64>, IndexError> {
-        self.lru
+        self.t()
+            .lru
             .range(..before.to_be_bytes())
             .keys()
             .map(|k| lru_id(&k?))
@@ -671,6 +675,7 @@ impl Index {
     /// Bytes pinned by a namespace's entries, each blob counted once.
     pub fn namespace_usage(&self, namespace: &str) -> Result<u64, IndexError> {
         Ok(self
+            .t()
             .ns_usage
             .get(namespace.as_bytes())?
             .map_or(0, |v| decode_u64(&v)))
@@ -678,7 +683,8 @@ impl Index {
 
     /// Every namespace holding entries, with its pinned bytes.
     pub fn namespaces(&self) -> Result<Vec<(String, u64)>, IndexError> {
-        self.ns_usage
+        self.t()
+            .ns_usage
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
@@ -701,7 +707,7 @@ impl Index {
             name: prefix.to_owned(),
         }
         .encode();
-        self.entry_keys.scan_prefix(key).map(move |kv| {
+        self.hold(|t| t.entry_keys.scan_prefix(key)).map(move |kv| {
             let (_, v) = kv?;
             let id = u64::from_be_bytes(
                 v.as_ref()
@@ -719,22 +725,24 @@ impl Index {
         &self,
         protocol: Protocol,
     ) -> impl Iterator<Item = Result<(String, String), IndexError>> + '_ {
-        self.entry_keys.scan_prefix([protocol as u8]).map(|kv| {
-            let (k, _) = kv?;
-            let rest = &k[1..];
-            let split = rest
-                .iter()
-                .position(|b| *b == 0)
-                .ok_or_else(|| IndexError::Corrupt("entry key has no namespace".into()))?;
-            let ns = String::from_utf8_lossy(&rest[..split]).into_owned();
-            let name = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
-            Ok((ns, name))
-        })
+        self.hold(|t| t.entry_keys.scan_prefix([protocol as u8]))
+            .map(|kv| {
+                let (k, _) = kv?;
+                let rest = &k[1..];
+                let split = rest
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or_else(|| IndexError::Corrupt("entry key has no namespace".into()))?;
+                let ns = String::from_utf8_lossy(&rest[..split]).into_owned();
+                let name = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
+                Ok((ns, name))
+            })
     }
 
     /// Entries of one protocol (a counter kept with every entry change).
     pub fn entry_count(&self, protocol: Protocol) -> u64 {
-        self.entry_counts
+        self.t()
+            .entry_counts
             .get([protocol as u8])
             .ok()
             .flatten()

@@ -14,11 +14,16 @@ mod entries;
 mod names;
 mod pins;
 mod rebuild;
+mod reopen;
 mod tokens;
 mod upgrade;
 mod uploads;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use parking_lot::{ArcRwLockReadGuard, MappedRwLockReadGuard, RawRwLock, RwLock, RwLockReadGuard};
 
 pub use batch::{EntryBatches, EntryWrite};
 pub use blobs::BlobRecord;
@@ -72,8 +77,23 @@ fn tx_error(e: sled::transaction::TransactionError<IndexError>) -> IndexError {
     }
 }
 
+/// The index, shared by every clone. Each call reaches sled through a read
+/// lock on the open database, so `reopen` can close it and open it again
+/// once no call is in flight.
 #[derive(Clone)]
 pub struct Index {
+    live: Arc<Live>,
+}
+
+struct Live {
+    dir: PathBuf,
+    /// `None` only while `reopen` holds the write lock.
+    open: Arc<RwLock<Option<Trees>>>,
+    reopens: AtomicU64,
+}
+
+/// The open database and its trees.
+struct Trees {
     db: sled::Db,
     /// sled's log file, for the fsync `flush` adds to sled's own.
     log_file: std::sync::Arc<std::fs::File>,
@@ -97,8 +117,8 @@ pub struct Index {
     tokens: sled::Tree,
 }
 
-impl Index {
-    pub fn open(dir: &Path) -> Result<Index, IndexError> {
+impl Trees {
+    fn open(dir: &Path) -> Result<Trees, IndexError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
@@ -117,7 +137,7 @@ impl Index {
         let log_file = std::sync::Arc::new(
             std::fs::File::open(dir.join("db")).map_err(|e| IndexError::Storage(e.into()))?,
         );
-        Ok(Index {
+        Ok(Trees {
             log_file,
             blobs,
             aliases: db.open_tree("aliases")?,
@@ -141,22 +161,97 @@ impl Index {
         })
     }
 
-    /// Makes every write so far durable. Blocking: call it off the runtime.
-    ///
-    /// sled's flush writes its log with `sync_file_range`, which neither
-    /// flushes the disk's write cache nor the file's metadata: without the
-    /// fsync below, a power loss could take back an acknowledged write.
-    pub fn flush(&self) -> Result<(), IndexError> {
+    /// See `Index::flush`.
+    fn flush(&self) -> Result<(), IndexError> {
         self.db.flush()?;
         self.log_file
             .sync_data()
             .map_err(|e| IndexError::Storage(e.into()))?;
         Ok(())
     }
+}
+
+impl Index {
+    pub fn open(dir: &Path) -> Result<Index, IndexError> {
+        Ok(Index {
+            live: Arc::new(Live {
+                dir: dir.to_owned(),
+                open: Arc::new(RwLock::new(Some(Trees::open(dir)?))),
+                reopens: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The open database, for the length of one call. Recursive, so a call
+    /// that makes another never waits behind a waiting `reopen`.
+    fn t(&self) -> MappedRwLockReadGuard<'_, Trees> {
+        let open = match self.live.open.try_read_recursive() {
+            Some(open) => open,
+            None => off_runtime(|| self.live.open.read_recursive()),
+        };
+        RwLockReadGuard::map(open, |open| {
+            open.as_ref()
+                .expect("the index is open whenever reopen does not hold the write lock")
+        })
+    }
+
+    /// The open database, held by an iterator for as long as it lives.
+    fn hold<I>(&self, iter: impl FnOnce(&Trees) -> I) -> Held<I> {
+        let open = match self.live.open.try_read_arc() {
+            Some(open) => open,
+            None => off_runtime(|| self.live.open.read_arc_recursive()),
+        };
+        let trees = open
+            .as_ref()
+            .expect("the index is open whenever reopen does not hold the write lock");
+        Held {
+            iter: iter(trees),
+            _open: open,
+        }
+    }
+
+    /// Makes every write so far durable. Blocking: call it off the runtime.
+    ///
+    /// sled's flush writes its log with `sync_file_range`, which neither
+    /// flushes the disk's write cache nor the file's metadata: without the
+    /// fsync below, a power loss could take back an acknowledged write.
+    pub fn flush(&self) -> Result<(), IndexError> {
+        self.t().flush()
+    }
 
     /// A cheap read that fails if the index is unusable (readiness probe).
     pub fn check(&self) -> Result<(), IndexError> {
-        self.db.get(b"readiness-probe")?;
+        self.t().db.get(b"readiness-probe")?;
         Ok(())
+    }
+}
+
+/// Waits for a reopen (the only holder of the write lock). Lookups run on
+/// the async runtime, since sled answers them from memory; while the index
+/// reopens they would stall a runtime thread for as long as a start, so the
+/// runtime is told to move its other tasks off this thread first.
+fn off_runtime<T>(wait: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
+}
+
+/// An iterator over index records that keeps the database it reads open:
+/// `reopen` waits for it. Fields drop in order, so the iterator's sled
+/// handles are gone before the lock is released.
+pub struct Held<I> {
+    iter: I,
+    _open: ArcRwLockReadGuard<RawRwLock, Option<Trees>>,
+}
+
+impl<I: Iterator> Iterator for Held<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        self.iter.next()
     }
 }

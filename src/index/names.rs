@@ -65,13 +65,13 @@ impl Index {
     /// Points `name` in `scope` at an entry (an OCI tag at a manifest). When
     /// the entry is removed, by any path, the name goes with it.
     pub fn set_name(&self, scope: &str, name: &str, target: &EntryKey) -> Result<(), IndexError> {
-        (&self.names, &self.name_refs)
+        (&self.t().names, &self.t().name_refs)
             .transaction(|(names, refs)| set_name_tx(names, refs, scope, name, target))
             .map_err(tx_error)
     }
 
     pub fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, IndexError> {
-        match self.names.get(name_key(scope, name))? {
+        match self.t().names.get(name_key(scope, name))? {
             Some(v) => EntryKey::decode(&v).map(Some),
             None => Ok(None),
         }
@@ -79,7 +79,7 @@ impl Index {
 
     pub fn remove_name(&self, scope: &str, name: &str) -> Result<bool, IndexError> {
         let key = name_key(scope, name);
-        (&self.names, &self.name_refs)
+        (&self.t().names, &self.t().name_refs)
             .transaction(|(names, refs)| {
                 let Some(old) = names.remove(key.as_slice())? else {
                     return Ok(false);
@@ -108,8 +108,7 @@ impl Index {
             None => prefix.clone(),
         };
         let plen = prefix.len();
-        self.names
-            .range(start..)
+        self.hold(|t| t.names.range(start..))
             .take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(move |kv| {
                 let (k, v) = kv?;
@@ -124,24 +123,24 @@ impl Index {
     pub fn remove_names_of(&self, target: &EntryKey) -> Result<usize, IndexError> {
         let prefix = target.parents_prefix();
         let mut removed = 0;
-        for k in self.name_refs.scan_prefix(&prefix).keys() {
+        for k in self.t().name_refs.scan_prefix(&prefix).keys() {
             let k = k?;
             let name_key = &k[prefix.len()..];
             // Only if the name still points here (it may have been re-pointed).
-            if let Some(v) = self.names.get(name_key)? {
+            if let Some(v) = self.t().names.get(name_key)? {
                 if EntryKey::decode(&v).is_ok_and(|t| &t == target) {
-                    self.names.remove(name_key)?;
+                    self.t().names.remove(name_key)?;
                     removed += 1;
                 }
             }
-            self.name_refs.remove(&k)?;
+            self.t().name_refs.remove(&k)?;
         }
         Ok(removed)
     }
 
     /// Lets `scope` read blob `id`.
     pub fn link(&self, id: &ContentId, scope: &str) -> Result<(), IndexError> {
-        (&self.blobs, &self.links)
+        (&self.t().blobs, &self.t().links)
             .transaction(|(blobs, links)| link_tx(blobs, links, id, scope))
             .map_err(tx_error)
     }
@@ -152,7 +151,7 @@ impl Index {
             return Ok(None);
         };
         if stored.scopes.iter().any(|s| s == scope)
-            || self.links.contains_key(link_key(id, scope))?
+            || self.t().links.contains_key(link_key(id, scope))?
         {
             return Ok(Some(stored.rec));
         }
@@ -161,7 +160,7 @@ impl Index {
 
     /// Stops `scope` from reading blob `id`; false if it could not read it.
     pub fn unlink(&self, id: &ContentId, scope: &str) -> Result<bool, IndexError> {
-        (&self.blobs, &self.links)
+        (&self.t().blobs, &self.t().links)
             .transaction(|(blobs, links)| {
                 let mut removed = links.remove(link_key(id, scope))?.is_some();
                 if let Some(raw) = blobs.get(id.0)? {
@@ -179,8 +178,8 @@ impl Index {
 
     /// Drops every link to a blob (when the blob itself goes).
     pub fn unlink_all(&self, id: &ContentId) -> Result<(), IndexError> {
-        for k in self.links.scan_prefix(id.0).keys() {
-            self.links.remove(k?)?;
+        for k in self.t().links.scan_prefix(id.0).keys() {
+            self.t().links.remove(k?)?;
         }
         Ok(())
     }
@@ -247,10 +246,10 @@ mod tests {
         // The freed place in the record takes the next new scope.
         index.link(&id, &scope(9)).unwrap();
         assert!(readable(9));
-        assert_eq!(index.links.len(), 1);
+        assert_eq!(index.t().links.len(), 1);
         // A scope already in `links` is not written twice.
         index.link(&id, &scope(INLINE_SCOPES + 1)).unwrap();
-        assert_eq!(index.links.len(), 1);
+        assert_eq!(index.t().links.len(), 1);
         assert!(index.unlink(&id, &scope(INLINE_SCOPES + 1)).unwrap());
         assert!(!readable(INLINE_SCOPES + 1));
     }

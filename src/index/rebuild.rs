@@ -26,7 +26,7 @@ pub struct Derived {
 impl Index {
     /// Every entry record, in id order.
     pub fn all_entries(&self) -> impl Iterator<Item = Result<EntryRecord, IndexError>> + '_ {
-        self.entries.iter().map(|kv| {
+        self.hold(|t| t.entries.iter()).map(|kv| {
             let (k, v) = kv?;
             let id = <[u8; 8]>::try_from(k.as_ref())
                 .map(u64::from_be_bytes)
@@ -80,7 +80,7 @@ impl Index {
         for (ns, bytes) in self.namespaces()? {
             d.ns_usage.insert(ns, bytes);
         }
-        for kv in self.entry_counts.iter() {
+        for kv in self.t().entry_counts.iter() {
             let (k, v) = kv?;
             if let [p] = k.as_ref() {
                 d.entry_counts.insert(*p, decode_u64(&v));
@@ -92,7 +92,11 @@ impl Index {
     /// Replaces the stored derived state with `d`; every blob record that
     /// nothing pins joins the unpinned set as of `now`.
     pub fn store_derived(&self, d: &Derived, now: u64) -> Result<(), IndexError> {
-        for tree in [&self.ns_usage, &self.unpinned, &self.entry_counts] {
+        for tree in [
+            &self.t().ns_usage,
+            &self.t().unpinned,
+            &self.t().entry_counts,
+        ] {
             tree.clear()?;
         }
         let mut pins: HashMap<ContentId, Pins> = HashMap::new();
@@ -100,24 +104,28 @@ impl Index {
             pins.entry(*id).or_default().0.push((ns.clone(), *n));
         }
         for (ns, bytes) in &d.ns_usage {
-            self.ns_usage.insert(ns.as_bytes(), &bytes.to_be_bytes())?;
+            self.t()
+                .ns_usage
+                .insert(ns.as_bytes(), &bytes.to_be_bytes())?;
         }
         for (p, n) in &d.entry_counts {
-            self.entry_counts.insert([*p], &n.to_be_bytes())?;
+            self.t().entry_counts.insert([*p], &n.to_be_bytes())?;
         }
         for r in self.stored_blobs() {
             let (id, mut blob) = r?;
             let want = pins.remove(&id).unwrap_or_default();
             if want.total() == 0 {
-                self.unpinned.insert(id.0, &now.to_be_bytes())?;
+                self.t().unpinned.insert(id.0, &now.to_be_bytes())?;
             }
             if blob.pins != want {
                 blob.pins = want;
-                self.blobs.insert(id.0, blob.encode())?;
+                self.t().blobs.insert(id.0, blob.encode())?;
             }
         }
-        self.meta.insert(USED_BYTES, &d.used_bytes.to_be_bytes())?;
-        self.meta.insert(BLOB_COUNT, &d.blobs.to_be_bytes())?;
+        self.t()
+            .meta
+            .insert(USED_BYTES, &d.used_bytes.to_be_bytes())?;
+        self.t().meta.insert(BLOB_COUNT, &d.blobs.to_be_bytes())?;
         Ok(())
     }
 }

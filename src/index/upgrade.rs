@@ -236,8 +236,8 @@ mod tests {
             assert!(index.blob_in(&id(3), &scope(0)).unwrap().is_none());
             let one = index.stored_blob(&id(1)).unwrap().unwrap();
             assert_eq!(one.scopes.len(), INLINE_SCOPES);
-            assert_eq!(index.links.len(), 6 - INLINE_SCOPES);
-            let names = index.db.tree_names();
+            assert_eq!(index.t().links.len(), 6 - INLINE_SCOPES);
+            let names = index.t().db.tree_names();
             assert!(!names.iter().any(|n| n == b"pins" || n == b"ns_pins"));
 
             // The moved pins are the live ones: releasing them works.

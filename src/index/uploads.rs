@@ -40,24 +40,25 @@ impl UploadRecord {
 
 impl Index {
     pub fn put_upload(&self, id: &str, rec: &UploadRecord) -> Result<(), IndexError> {
-        self.uploads.insert(id.as_bytes(), rec.encode())?;
+        self.t().uploads.insert(id.as_bytes(), rec.encode())?;
         Ok(())
     }
 
     pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, IndexError> {
-        match self.uploads.get(id.as_bytes())? {
+        match self.t().uploads.get(id.as_bytes())? {
             Some(v) => UploadRecord::decode(&v).map(Some),
             None => Ok(None),
         }
     }
 
     pub fn remove_upload(&self, id: &str) -> Result<bool, IndexError> {
-        Ok(self.uploads.remove(id.as_bytes())?.is_some())
+        Ok(self.t().uploads.remove(id.as_bytes())?.is_some())
     }
 
     /// Every upload session (id, record); there are few at any time.
     pub fn uploads(&self) -> Result<Vec<(String, UploadRecord)>, IndexError> {
-        self.uploads
+        self.t()
+            .uploads
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
