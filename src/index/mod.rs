@@ -243,7 +243,7 @@ fn off_runtime<T>(wait: impl FnOnce() -> T) -> T {
 /// An iterator over index records that keeps the database it reads open:
 /// `reopen` waits for it. Fields drop in order, so the iterator's sled
 /// handles are gone before the lock is released.
-pub struct Held<I> {
+struct Held<I> {
     iter: I,
     _open: ArcRwLockReadGuard<RawRwLock, Option<Trees>>,
 }
