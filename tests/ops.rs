@@ -25,14 +25,7 @@ async fn metrics_can_also_be_served_on_a_port_of_their_own() {
         let _ = stopped.await;
     }));
     let c = common::client();
-    let text = c
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&c, &format!("http://{metrics}")).await;
     assert!(
         text.contains("# TYPE larder_storage_used_bytes gauge"),
         "{text}"
@@ -93,16 +86,19 @@ async fn an_abandoned_upload_session_expires_with_its_bytes() {
     expect_error(res, reqwest::StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
 }
 
-/// The value of a metric without labels in a `/metrics` exposition.
-async fn metric(c: &reqwest::Client, base: &str, name: &str) -> u64 {
-    let text = c
-        .get(format!("{base}/metrics"))
+async fn metrics_text(c: &reqwest::Client, base: &str) -> String {
+    c.get(format!("{base}/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The value of a metric without labels in a `/metrics` exposition.
+async fn metric(c: &reqwest::Client, base: &str, name: &str) -> u64 {
+    let text = metrics_text(c, base).await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} in {text}"))
