@@ -23,6 +23,8 @@ const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
 /// How often the index-snapshot worker looks for a quiet moment: one with no
 /// request begun since its previous look.
 const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_secs(10);
+/// Intervals after which a server that was never quiet reopens anyway.
+const BUSY_SNAPSHOT_AFTER: u32 = 24;
 /// How long a reopen waits for the index calls in flight before it gives up
 /// until the next look.
 const REOPEN_WAIT: Duration = Duration::from_millis(100);
@@ -30,7 +32,10 @@ const REOPEN_WAIT: Duration = Duration::from_millis(100);
 /// When to reopen the index so that sled writes a recovery snapshot (see
 /// `Index::reopen`): the interval has passed since the last one, requests
 /// came since (so there are writes to replay), and none since the last look
-/// (so nobody waits for it).
+/// (so nobody waits for it). A server never quiet that long reopens anyway
+/// after `BUSY_SNAPSHOT_AFTER` intervals: requests then wait about as long
+/// as a start, once, where otherwise every start would replay its whole
+/// uptime.
 struct SnapshotPolicy {
     interval: Duration,
     taken_at: Instant,
@@ -51,9 +56,10 @@ impl SnapshotPolicy {
     fn due(&mut self, requests: u64, now: Instant) -> bool {
         let quiet = requests == self.requests_at_last_look;
         self.requests_at_last_look = requests;
-        quiet
-            && requests != self.requests_at_snapshot
-            && now.duration_since(self.taken_at) >= self.interval
+        let since = now.duration_since(self.taken_at);
+        requests != self.requests_at_snapshot
+            && since >= self.interval
+            && (quiet || since >= self.interval * BUSY_SNAPSHOT_AFTER)
     }
 
     fn taken(&mut self, requests: u64, now: Instant) {
@@ -292,7 +298,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_snapshot_waits_for_the_interval_for_requests_and_for_a_quiet_look() {
+    fn a_snapshot_waits_for_the_interval_for_requests_and_for_a_quiet_look_or_a_day() {
         let start = Instant::now();
         let hour = Duration::from_secs(3600);
         let mut p = SnapshotPolicy::new(hour, 0, start);
@@ -304,7 +310,7 @@ mod tests {
         assert!(!p.due(5, at(7210)));
         assert!(p.due(5, at(7220)));
         p.taken(5, at(7220));
-        // Busy looks are never due, however long since the snapshot.
+        // Busy looks are not due, within a day of the snapshot.
         assert!(!p.due(6, at(20_000)));
         assert!(!p.due(7, at(20_010)));
         assert!(p.due(7, at(20_020)));
@@ -313,5 +319,9 @@ mod tests {
         assert!(!p.due(9, at(20_030)));
         assert!(!p.due(9, at(20_040)));
         assert!(p.due(9, at(20_020 + 3600)));
+        p.taken(9, at(23_620));
+        // Never quiet: due once 24 intervals have passed.
+        assert!(!p.due(10, at(23_620 + 23 * 3600)));
+        assert!(p.due(11, at(23_620 + 24 * 3600)));
     }
 }

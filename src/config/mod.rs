@@ -83,7 +83,8 @@ pub struct StorageConfig {
     /// The largest single blob accepted (413 above it).
     pub max_blob_size: Size,
     /// How often, at most, the index is reopened at a quiet moment so that
-    /// the next start replays little (see `workers`).
+    /// the next start replays little; without a quiet moment, after 24 of
+    /// these (see `workers`).
     pub index_snapshot_interval: Span,
 }
 
