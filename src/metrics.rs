@@ -77,7 +77,7 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     (
         INDEX_SNAPSHOTS,
         "counter",
-        "Times the index was reopened at a quiet moment to bound the next start.",
+        "Times the index was reopened so that the next start replays little.",
     ),
 ];
 

@@ -59,7 +59,7 @@ impl SnapshotPolicy {
         let since = now.duration_since(self.taken_at);
         requests != self.requests_at_snapshot
             && since >= self.interval
-            && (quiet || since >= self.interval * BUSY_SNAPSHOT_AFTER)
+            && (quiet || since >= self.interval.saturating_mul(BUSY_SNAPSHOT_AFTER))
     }
 
     fn taken(&mut self, requests: u64, now: Instant) {
