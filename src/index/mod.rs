@@ -22,6 +22,7 @@ mod uploads;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{ArcRwLockReadGuard, MappedRwLockReadGuard, RawRwLock, RwLock, RwLockReadGuard};
 
@@ -117,15 +118,37 @@ struct Trees {
     tokens: sled::Tree,
 }
 
-impl Trees {
-    fn open(dir: &Path) -> Result<Trees, IndexError> {
-        let db = sled::Config::new()
+/// How long an open waits for the file lock of a database this process
+/// just closed: sled's I/O threads can hold it for a moment after the last
+/// handle is gone. Another process never gets this far: the data dir's own
+/// lock keeps a second larder out.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+fn open_sled(dir: &Path) -> Result<sled::Db, IndexError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             // Durability comes from GroupCommit; sled's timer flush is only a
             // backstop for records nobody waits on (access times).
             .flush_every_ms(Some(1000))
-            .open()?;
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
+impl Trees {
+    fn open(dir: &Path) -> Result<Trees, IndexError> {
+        let db = open_sled(dir)?;
         let blobs = db.open_tree("blobs")?;
         let links = db.open_tree("links")?;
         Index::upgrade_format_1(&db, &blobs, &links)?;

@@ -42,21 +42,10 @@ impl Index {
 /// when it closed, so the only way forward if it fails is a restart: every
 /// call would otherwise fail, and a supervisor restarts a process that exits.
 fn open_again(dir: &Path) -> Trees {
-    let mut attempt = 1;
-    loop {
-        match Trees::open(dir) {
-            Ok(trees) => return trees,
-            Err(e) if attempt < 3 => {
-                tracing::warn!(error = %e, attempt, "reopening the index failed; retrying");
-                std::thread::sleep(Duration::from_secs(1));
-                attempt += 1;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the index could not be reopened; exiting (every acknowledged write is on disk)");
-                std::process::exit(1);
-            }
-        }
-    }
+    Trees::open(dir).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the index could not be reopened; exiting (every acknowledged write is on disk)");
+        std::process::exit(1)
+    })
 }
 
 #[cfg(test)]

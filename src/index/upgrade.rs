@@ -181,7 +181,7 @@ mod tests {
     /// and links in trees, no blob counter. `keep_new` blobs stay as format 2 wrote them, as after a
     /// crash midway through the upgrade.
     fn downgrade(dir: &std::path::Path, keep_new: &[ContentId]) {
-        let db = sled::open(dir).unwrap();
+        let db = super::super::open_sled(dir).unwrap();
         let blobs = db.open_tree("blobs").unwrap();
         let pins = db.open_tree("pins").unwrap();
         let ns_pins = db.open_tree("ns_pins").unwrap();
