@@ -166,13 +166,14 @@ impl Index {
         rec: &BlobRecord,
         scope: Option<&str>,
     ) -> Result<bool, IndexError> {
+        let t = self.t();
         (
-            &self.t().blobs,
-            &self.t().aliases,
-            &self.t().unpinned,
-            &self.t().meta,
-            &self.t().links,
-            &self.t().trash,
+            &t.blobs,
+            &t.aliases,
+            &t.unpinned,
+            &t.meta,
+            &t.links,
+            &t.trash,
         )
             .transaction(|(blobs, aliases, unpinned, meta, links, trash)| {
                 let new = BlobTrees {
@@ -200,13 +201,8 @@ impl Index {
         id: &ContentId,
         touched_before: u64,
     ) -> Result<Option<BlobRecord>, IndexError> {
-        (
-            &self.t().blobs,
-            &self.t().aliases,
-            &self.t().unpinned,
-            &self.t().meta,
-            &self.t().trash,
-        )
+        let t = self.t();
+        (&t.blobs, &t.aliases, &t.unpinned, &t.meta, &t.trash)
             .transaction(|(blobs, aliases, unpinned, meta, trash)| {
                 let Some(raw) = blobs.get(id.0)? else {
                     unpinned.remove(&id.0)?;
@@ -312,13 +308,8 @@ impl Index {
     /// and its bytes from the usage of the namespaces pinning it. The caller
     /// removes the entries that pinned it.
     pub fn forget_blob(&self, id: &ContentId) -> Result<Option<BlobRecord>, IndexError> {
-        (
-            &self.t().blobs,
-            &self.t().aliases,
-            &self.t().unpinned,
-            &self.t().meta,
-            &self.t().ns_usage,
-        )
+        let t = self.t();
+        (&t.blobs, &t.aliases, &t.unpinned, &t.meta, &t.ns_usage)
             .transaction(|(blobs, aliases, unpinned, meta, ns_usage)| {
                 let Some(raw) = blobs.get(id.0)? else {
                     return Ok(None);

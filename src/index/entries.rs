@@ -441,22 +441,23 @@ impl Index {
         &self,
         f: impl Fn(&EntryTx) -> ConflictableTransactionResult<T, E>,
     ) -> Result<T, TransactionError<E>> {
+        let t = self.t();
         let trees = [
-            &self.t().entries,
-            &self.t().entry_keys,
-            &self.t().lru,
-            &self.t().unpinned,
-            &self.t().blobs,
-            &self.t().ns_usage,
-            &self.t().ns_lru,
-            &self.t().parents,
-            &self.t().entry_counts,
-            &self.t().aliases,
-            &self.t().meta,
-            &self.t().trash,
-            &self.t().names,
-            &self.t().name_refs,
-            &self.t().links,
+            &t.entries,
+            &t.entry_keys,
+            &t.lru,
+            &t.unpinned,
+            &t.blobs,
+            &t.ns_usage,
+            &t.ns_lru,
+            &t.parents,
+            &t.entry_counts,
+            &t.aliases,
+            &t.meta,
+            &t.trash,
+            &t.names,
+            &t.name_refs,
+            &t.links,
         ];
         trees[..].transaction(|t| {
             f(&EntryTx {
@@ -619,8 +620,9 @@ impl Index {
     /// sled writes its log out twice per transaction, whatever its size, and
     /// a busy cache touches thousands of entries between two flushes.
     pub fn touch_entries(&self, touches: &[(u64, u64)]) -> Result<(), IndexError> {
+        let t = self.t();
         for batch in touches.chunks(TOUCH_BATCH) {
-            (&self.t().entries, &self.t().lru, &self.t().ns_lru)
+            (&t.entries, &t.lru, &t.ns_lru)
                 .transaction(|(entries, lru, ns_lru)| {
                     for &(id, at) in batch {
                         let Some(old) = entries.get(id.to_be_bytes())? else {

@@ -65,7 +65,8 @@ impl Index {
     /// Points `name` in `scope` at an entry (an OCI tag at a manifest). When
     /// the entry is removed, by any path, the name goes with it.
     pub fn set_name(&self, scope: &str, name: &str, target: &EntryKey) -> Result<(), IndexError> {
-        (&self.t().names, &self.t().name_refs)
+        let t = self.t();
+        (&t.names, &t.name_refs)
             .transaction(|(names, refs)| set_name_tx(names, refs, scope, name, target))
             .map_err(tx_error)
     }
@@ -78,8 +79,9 @@ impl Index {
     }
 
     pub fn remove_name(&self, scope: &str, name: &str) -> Result<bool, IndexError> {
+        let t = self.t();
         let key = name_key(scope, name);
-        (&self.t().names, &self.t().name_refs)
+        (&t.names, &t.name_refs)
             .transaction(|(names, refs)| {
                 let Some(old) = names.remove(key.as_slice())? else {
                     return Ok(false);
@@ -121,26 +123,28 @@ impl Index {
 
     /// Removes every name pointing at `target`; returns how many.
     pub fn remove_names_of(&self, target: &EntryKey) -> Result<usize, IndexError> {
+        let t = self.t();
         let prefix = target.parents_prefix();
         let mut removed = 0;
-        for k in self.t().name_refs.scan_prefix(&prefix).keys() {
+        for k in t.name_refs.scan_prefix(&prefix).keys() {
             let k = k?;
             let name_key = &k[prefix.len()..];
             // Only if the name still points here (it may have been re-pointed).
-            if let Some(v) = self.t().names.get(name_key)? {
+            if let Some(v) = t.names.get(name_key)? {
                 if EntryKey::decode(&v).is_ok_and(|t| &t == target) {
-                    self.t().names.remove(name_key)?;
+                    t.names.remove(name_key)?;
                     removed += 1;
                 }
             }
-            self.t().name_refs.remove(&k)?;
+            t.name_refs.remove(&k)?;
         }
         Ok(removed)
     }
 
     /// Lets `scope` read blob `id`.
     pub fn link(&self, id: &ContentId, scope: &str) -> Result<(), IndexError> {
-        (&self.t().blobs, &self.t().links)
+        let t = self.t();
+        (&t.blobs, &t.links)
             .transaction(|(blobs, links)| link_tx(blobs, links, id, scope))
             .map_err(tx_error)
     }
@@ -160,7 +164,8 @@ impl Index {
 
     /// Stops `scope` from reading blob `id`; false if it could not read it.
     pub fn unlink(&self, id: &ContentId, scope: &str) -> Result<bool, IndexError> {
-        (&self.t().blobs, &self.t().links)
+        let t = self.t();
+        (&t.blobs, &t.links)
             .transaction(|(blobs, links)| {
                 let mut removed = links.remove(link_key(id, scope))?.is_some();
                 if let Some(raw) = blobs.get(id.0)? {
@@ -178,8 +183,9 @@ impl Index {
 
     /// Drops every link to a blob (when the blob itself goes).
     pub fn unlink_all(&self, id: &ContentId) -> Result<(), IndexError> {
-        for k in self.t().links.scan_prefix(id.0).keys() {
-            self.t().links.remove(k?)?;
+        let t = self.t();
+        for k in t.links.scan_prefix(id.0).keys() {
+            t.links.remove(k?)?;
         }
         Ok(())
     }

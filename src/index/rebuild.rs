@@ -92,11 +92,8 @@ impl Index {
     /// Replaces the stored derived state with `d`; every blob record that
     /// nothing pins joins the unpinned set as of `now`.
     pub fn store_derived(&self, d: &Derived, now: u64) -> Result<(), IndexError> {
-        for tree in [
-            &self.t().ns_usage,
-            &self.t().unpinned,
-            &self.t().entry_counts,
-        ] {
+        let t = self.t();
+        for tree in [&t.ns_usage, &t.unpinned, &t.entry_counts] {
             tree.clear()?;
         }
         let mut pins: HashMap<ContentId, Pins> = HashMap::new();
@@ -104,28 +101,24 @@ impl Index {
             pins.entry(*id).or_default().0.push((ns.clone(), *n));
         }
         for (ns, bytes) in &d.ns_usage {
-            self.t()
-                .ns_usage
-                .insert(ns.as_bytes(), &bytes.to_be_bytes())?;
+            t.ns_usage.insert(ns.as_bytes(), &bytes.to_be_bytes())?;
         }
         for (p, n) in &d.entry_counts {
-            self.t().entry_counts.insert([*p], &n.to_be_bytes())?;
+            t.entry_counts.insert([*p], &n.to_be_bytes())?;
         }
         for r in self.stored_blobs() {
             let (id, mut blob) = r?;
             let want = pins.remove(&id).unwrap_or_default();
             if want.total() == 0 {
-                self.t().unpinned.insert(id.0, &now.to_be_bytes())?;
+                t.unpinned.insert(id.0, &now.to_be_bytes())?;
             }
             if blob.pins != want {
                 blob.pins = want;
-                self.t().blobs.insert(id.0, blob.encode())?;
+                t.blobs.insert(id.0, blob.encode())?;
             }
         }
-        self.t()
-            .meta
-            .insert(USED_BYTES, &d.used_bytes.to_be_bytes())?;
-        self.t().meta.insert(BLOB_COUNT, &d.blobs.to_be_bytes())?;
+        t.meta.insert(USED_BYTES, &d.used_bytes.to_be_bytes())?;
+        t.meta.insert(BLOB_COUNT, &d.blobs.to_be_bytes())?;
         Ok(())
     }
 }
