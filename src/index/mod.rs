@@ -97,7 +97,7 @@ struct Live {
 struct Trees {
     db: sled::Db,
     /// sled's log file, for the fsync `flush` adds to sled's own.
-    log_file: std::sync::Arc<std::fs::File>,
+    log_file: std::fs::File,
     blobs: sled::Tree,
     aliases: sled::Tree,
     entries: sled::Tree,
@@ -157,9 +157,8 @@ impl Trees {
         // sled's recovery decodes its whole snapshot and log into buffers it
         // frees before `open` returns: ~50 MiB at 1M blobs.
         crate::heap::return_free_heap();
-        let log_file = std::sync::Arc::new(
-            std::fs::File::open(dir.join("db")).map_err(|e| IndexError::Storage(e.into()))?,
-        );
+        let log_file =
+            std::fs::File::open(dir.join("db")).map_err(|e| IndexError::Storage(e.into()))?;
         Ok(Trees {
             log_file,
             blobs,
