@@ -11,6 +11,11 @@ use axum::response::{IntoResponse, Response};
 use super::{content_length, AppState};
 use crate::metrics::{protocol_of, RequestRecord};
 
+/// What every protocol says when the disk is full (ENOSPC, EDQUOT, or the
+/// server is read-only until space is freed).
+pub const STORAGE_FULL: &str =
+    "storage is full: the disk has no space left for this write; retry once space is freed";
+
 /// Set on a response by a handler whose route is a wildcard (the OCI API),
 /// naming the precise route template.
 #[derive(Clone, Copy, Debug)]

@@ -5,6 +5,7 @@ mod access;
 mod blobs;
 mod budget;
 mod content_entries;
+mod disk;
 mod entries;
 mod evict;
 mod fsck;

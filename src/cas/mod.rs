@@ -124,6 +124,15 @@ impl Cas {
     }
 }
 
+/// True when an I/O error means the storage has no room left: ENOSPC, or
+/// EDQUOT (a quota). Both are a full disk as far as clients can tell.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// fsync a directory so that a rename or unlink in it survives a crash.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()

@@ -117,12 +117,15 @@ impl EntryBatches {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::error!(error = %e, "index write failed; the writes of its batch are refused");
+                let full = e.is_disk_full();
                 batch
                     .iter()
                     .map(|_| {
-                        Err(PutEntryError::Index(IndexError::Unavailable(
-                            "index write failed",
-                        )))
+                        Err(PutEntryError::Index(if full {
+                            IndexError::disk_full()
+                        } else {
+                            IndexError::Unavailable("index write failed")
+                        }))
                     })
                     .collect()
             }

@@ -17,6 +17,9 @@ struct Flushed {
     ok_through: u64,
     /// The newest ticket whose flush failed.
     failed_through: u64,
+    /// Whether that flush failed for lack of space, so that its writers
+    /// answer "storage is full" rather than a generic failure.
+    failed_full: bool,
 }
 
 /// Handle shared by writers; the flusher task ends when it is closed or dropped.
@@ -52,11 +55,13 @@ impl GroupCommit {
                     let result = tokio::task::spawn_blocking(move || index.flush()).await;
                     timing.observe(started.elapsed());
                     let ok = matches!(result, Ok(Ok(())));
+                    let full = matches!(&result, Ok(Err(e)) if e.is_disk_full());
                     done_tx.send_modify(|f| {
                         if ok {
                             f.ok_through = target;
                         } else {
                             f.failed_through = target;
+                            f.failed_full = full;
                         }
                     });
                     if !ok {
@@ -95,6 +100,9 @@ impl GroupCommit {
                 return Ok(());
             }
             if f.failed_through >= ticket {
+                if f.failed_full {
+                    return Err(IndexError::disk_full());
+                }
                 return Err(IndexError::Unavailable("flush failed"));
             }
             if done.changed().await.is_err() {

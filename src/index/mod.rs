@@ -46,6 +46,22 @@ pub enum IndexError {
     Unavailable(&'static str),
 }
 
+impl IndexError {
+    /// The error of a write refused because the storage is full (ENOSPC):
+    /// what writers that shared a failed flush get, so they can say so.
+    pub fn disk_full() -> IndexError {
+        IndexError::Storage(sled::Error::Io(std::io::ErrorKind::StorageFull.into()))
+    }
+
+    /// True when the storage had no room left (ENOSPC, or EDQUOT: a quota).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            IndexError::Storage(sled::Error::Io(e)) => crate::cas::is_disk_full(e),
+            _ => false,
+        }
+    }
+}
+
 /// Key of the usage counter in `meta`: bytes of all blobs with a record.
 const USED_BYTES: &[u8] = b"used_bytes";
 /// Key of the blob counter in `meta`: blobs with a record. sled's `len`

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::api::observe::STORAGE_FULL;
 use crate::auth::Denied;
 use crate::cache::StoreError;
 
@@ -44,8 +45,19 @@ impl From<Denied> for AdminError {
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> AdminError {
+        if e.is_disk_full() {
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                STORAGE_FULL,
+            );
+        }
         tracing::error!(error = %e, "admin operation failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal storage error: {e}"),
+        )
     }
 }
 

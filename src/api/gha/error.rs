@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::api::observe::STORAGE_FULL;
 use crate::auth::Denied;
 use crate::cache::StoreError;
 use crate::cas::CasError;
@@ -111,6 +112,9 @@ impl From<Denied> for GhaError {
 
 impl From<StoreError> for GhaError {
     fn from(e: StoreError) -> GhaError {
+        if e.is_disk_full() {
+            return GhaError::new(Kind::Full, STORAGE_FULL).azure("InsufficientStorage");
+        }
         match e {
             StoreError::Cas(CasError::TooLarge { limit }) => GhaError::new(
                 Kind::TooLarge,
@@ -139,7 +143,7 @@ impl From<StoreError> for GhaError {
             }
             other => {
                 tracing::error!(error = %other, "storage failure");
-                GhaError::new(Kind::Internal, "internal storage error")
+                GhaError::new(Kind::Internal, format!("internal storage error: {other}"))
             }
         }
     }

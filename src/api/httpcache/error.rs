@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::keys::KeyError;
+use crate::api::observe::STORAGE_FULL;
 use crate::auth::Denied;
 use crate::cache::StoreError;
 use crate::cas::CasError;
@@ -118,7 +119,17 @@ impl HttpCacheError {
     /// Nx, but 413 for turbo: turbo retries 5xx (and 429), and a 403 with a
     /// `remote_caching_*` code would switch its remote cache off for the run,
     /// reads included; a 413 fails this one upload and nothing else.
+    /// A full disk, unlike a full budget, is 507 for turbo too: it lasts
+    /// until an operator acts, so a retry or two costs nothing.
     pub fn store(dialect: Dialect, e: StoreError) -> HttpCacheError {
+        if e.is_disk_full() {
+            return Self::new(
+                dialect,
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                STORAGE_FULL,
+            );
+        }
         match e {
             StoreError::Cas(CasError::DigestMismatch { expected }) => Self::new(
                 dialect,
@@ -153,7 +164,7 @@ impl HttpCacheError {
                     dialect,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    "internal storage error",
+                    format!("internal storage error: {other}"),
                 )
             }
         }

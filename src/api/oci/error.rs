@@ -5,6 +5,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::api::observe::STORAGE_FULL;
 use crate::cache::StoreError;
 use crate::cas::CasError;
 
@@ -110,6 +111,9 @@ impl OciError {
 
 impl From<StoreError> for OciError {
     fn from(e: StoreError) -> OciError {
+        if e.is_disk_full() {
+            return OciError::new(StatusCode::INSUFFICIENT_STORAGE, "DENIED", STORAGE_FULL);
+        }
         match e {
             StoreError::Cas(CasError::DigestMismatch { expected }) => {
                 OciError::digest_invalid("provided digest did not match uploaded content")
@@ -143,7 +147,7 @@ impl From<StoreError> for OciError {
                 OciError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "UNKNOWN",
-                    "internal storage error",
+                    format!("internal storage error: {other}"),
                 )
             }
         }
