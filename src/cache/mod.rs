@@ -4,6 +4,7 @@
 mod access;
 mod blobs;
 mod budget;
+mod chunk_io;
 mod content_entries;
 mod disk;
 mod entries;

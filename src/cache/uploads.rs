@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::OwnedMutexGuard;
 
+use super::chunk_io::{write_at, ChunkError, WRITE_BATCH};
 use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
 use crate::cas::{self, CasError, Digest};
 use crate::index::UploadRecord;
@@ -180,48 +180,44 @@ impl Store {
         }
         let old_len = state.len;
         let held = self.hold(Some(offset.saturating_sub(old_len))).await?;
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.uploads.path(&state.id))
-            .await?;
-        let mut body = std::pin::pin!(self.metered(body, &held));
-        let mut result = file
-            .seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map(|_| ())
-            .map_err(StoreError::from);
-        let mut at = offset;
-        while result.is_ok() {
-            let Some(chunk) = body.next().await else {
-                break;
-            };
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    result = Err(Self::budget_error(&held, CasError::Body(e).into()));
-                    break;
-                }
-            };
-            if at + chunk.len() as u64 > limit {
-                result = Err(CasError::TooLarge { limit }.into());
-                break;
+        let path = self.uploads.path(&state.id);
+        let file = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let file = Arc::new(file?);
+        let body = std::pin::pin!(self.metered(body, &held).ready_chunks(WRITE_BATCH));
+        let written = write_at(&file, offset, limit, body).await;
+        let result = match written {
+            Err(ChunkError::Body(e)) => Err(Self::budget_error(&held, CasError::Body(e).into())),
+            Err(ChunkError::Store(e)) => Err(e),
+            Ok(at) => {
+                // Positioned writes report their errors (ENOSPC included) as
+                // they happen; the sync then reports writeback errors. Only
+                // both succeeding lets the chunk be acknowledged.
+                let f = file.clone();
+                tokio::task::spawn_blocking(move || f.sync_data())
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map(|()| at)
+                    .map_err(StoreError::from)
             }
-            if let Err(e) = file.write_all(&chunk).await {
-                result = Err(e.into());
-                break;
+        };
+        let at = match result {
+            Ok(at) => at,
+            Err(e) => {
+                // Keep the session's length as it was before this chunk.
+                let f = file.clone();
+                let _ = tokio::task::spawn_blocking(move || f.set_len(old_len)).await;
+                return Err(e);
             }
-            at += chunk.len() as u64;
-        }
-        if result.is_ok() {
-            result = file.sync_data().await.map_err(StoreError::from);
-        }
-        if result.is_err() {
-            // Keep the session's length as it was before this chunk.
-            let _ = file.set_len(old_len).await;
-            return result;
-        }
+        };
         state.len = old_len.max(at);
         // Counted as session bytes now; `held` releases its reservation on return.
         self.budget.add_uploads(state.len - old_len);
