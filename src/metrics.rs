@@ -79,6 +79,16 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "counter",
         "Times the index was reopened so that the next start replays little.",
     ),
+    (
+        STORAGE_FULL,
+        "gauge",
+        "1 while the disk is full and writes are refused (read-only mode), else 0.",
+    ),
+    (
+        STORAGE_FULL_REFUSALS,
+        "counter",
+        "Writes that failed or were refused because the disk was full (ENOSPC, EDQUOT).",
+    ),
 ];
 
 pub const REQUESTS: &str = "larder_http_requests_total";
@@ -97,6 +107,8 @@ pub const UPLOADS: &str = "larder_uploads_in_progress";
 pub const FLUSH_SECONDS: &str = "larder_index_flush_duration_seconds";
 pub const UPTIME: &str = "larder_uptime_seconds";
 pub const INDEX_SNAPSHOTS: &str = "larder_index_snapshots_total";
+pub const STORAGE_FULL: &str = "larder_storage_full";
+pub const STORAGE_FULL_REFUSALS: &str = "larder_storage_full_refusals_total";
 
 /// Upper bounds (seconds) of latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -313,6 +325,8 @@ impl Metrics {
             (UPLOADS, s.uploads),
             (UPTIME, self.uptime().as_secs()),
             (INDEX_SNAPSHOTS, store.index().reopens()),
+            (STORAGE_FULL, u64::from(store.disk_full_reason().is_some())),
+            (STORAGE_FULL_REFUSALS, store.disk_full_refusals()),
         ] {
             help(&mut out, name);
             let _ = writeln!(out, "{name} {value}");

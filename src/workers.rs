@@ -20,6 +20,9 @@ use crate::metrics::Metrics;
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_secs(30);
 /// The evictor checks usage at least this often even without a wake-up.
 const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
+/// How often the disk watcher looks at the free space (sooner when a write
+/// just found the disk full).
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often the index-snapshot worker looks for a quiet moment: one with no
 /// request begun since its previous look.
 const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_secs(10);
@@ -126,12 +129,7 @@ impl Workers {
             board.clone(),
             move || {
                 let s = s.clone();
-                async move {
-                    s.flush_access()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }
+                async move { s.flush_access().await.map(|_| ()).map_err(|e| noted(&s, e)) }
             },
         ));
 
@@ -144,7 +142,7 @@ impl Workers {
             move || {
                 let s = s.clone();
                 async move {
-                    let report = s.gc().await.map_err(|e| e.to_string())?;
+                    let report = s.gc().await.map_err(|e| noted(&s, e))?;
                     if report
                         != (GcReport {
                             usage_after: report.usage_after,
@@ -219,17 +217,30 @@ impl Workers {
         let s = store.clone();
         handles.push(run(
             "evictor",
-            Wake::Pressure(store, EVICT_CHECK_EVERY),
-            stopped,
-            board,
+            Wake::Pressure(store.clone(), EVICT_CHECK_EVERY),
+            stopped.clone(),
+            board.clone(),
             move || {
                 let s = s.clone();
                 async move {
                     s.evict_if_needed()
                         .await
                         .map(|_| ())
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| noted(&s, e))
                 }
+            },
+        ));
+
+        // Read-only while the disk is full, and writable again by itself.
+        let s = store.clone();
+        handles.push(run(
+            "disk-watch",
+            Wake::DiskFull(store.clone(), DISK_CHECK_EVERY),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let s = s.clone();
+                async move { s.watch_disk().await.map_err(|e| e.to_string()) }
             },
         ));
         Workers { stop, handles }
@@ -248,6 +259,14 @@ enum Wake {
     Every(Duration),
     /// On disk-budget pressure, or after the duration at the latest.
     Pressure(Arc<Store>, Duration),
+    /// When a write finds the disk full, or after the duration at the latest.
+    DiskFull(Arc<Store>, Duration),
+}
+
+/// A worker's failure in words, after the store noted a full disk in it.
+fn noted(store: &Store, e: crate::cache::StoreError) -> String {
+    store.note_error(&e);
+    e.to_string()
 }
 
 /// Runs `job` on its schedule until the stop signal; a run in progress
@@ -266,7 +285,7 @@ where
 {
     tokio::spawn(async move {
         let period = match &wake {
-            Wake::Every(d) | Wake::Pressure(_, d) => *d,
+            Wake::Every(d) | Wake::Pressure(_, d) | Wake::DiskFull(_, d) => *d,
         };
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -277,6 +296,7 @@ where
                         tick.tick().await;
                     }
                     Wake::Pressure(store, max_wait) => store.pressure(*max_wait).await,
+                    Wake::DiskFull(store, max_wait) => store.disk_event(*max_wait).await,
                 }
             };
             tokio::select! {

@@ -82,7 +82,7 @@ impl Store {
             .commit_blob(verified, w.expected.as_ref(), w.scope)
             .await;
         drop(held);
-        info
+        self.noted(info)
     }
 
     /// Receives and verifies a body under a budget reservation. The caller
@@ -103,7 +103,7 @@ impl Store {
         let body = self.metered(body, &held);
         match cas::ingest_stream(&self.cas, body, w.expected.clone(), w.limit).await {
             Ok(verified) => Ok((verified, held)),
-            Err(e) => Err(Self::budget_error(&held, e.into())),
+            Err(e) => self.noted(Err(Self::budget_error(&held, e.into()))),
         }
     }
 
@@ -135,8 +135,9 @@ impl Store {
             Ok(meta)
         })
         .await
-        .map_err(std::io::Error::other)??;
-        self.commit.wait().await?;
+        .map_err(std::io::Error::other)?;
+        let meta = self.noted(meta)?;
+        self.durable().await?;
         Ok(meta.into())
     }
 
@@ -164,14 +165,14 @@ impl Store {
     pub async fn link_blob(&self, scope: &str, blob: &BlobInfo) -> Result<(), StoreError> {
         self.index.link(&blob.id, scope)?;
         self.index.touch_blob(&blob.id, now_ms())?;
-        self.commit.wait().await?;
+        self.durable().await?;
         Ok(())
     }
 
     /// Stops `scope` from reading a blob; the bytes stay while others use them.
     pub async fn unlink_blob(&self, scope: &str, blob: &BlobInfo) -> Result<bool, StoreError> {
         let removed = self.index.unlink(&blob.id, scope)?;
-        self.commit.wait().await?;
+        self.durable().await?;
         Ok(removed)
     }
 

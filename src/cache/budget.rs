@@ -171,6 +171,7 @@ impl Store {
     /// Starts a metered write: `hint` (a Content-Length) is reserved up front
     /// so an impossible write fails before reading its body.
     pub(super) async fn hold(&self, hint: Option<u64>) -> Result<Held<'_>, StoreError> {
+        self.disk.check_writable()?;
         let held = Held {
             store: self,
             bytes: AtomicU64::new(0),

@@ -97,7 +97,7 @@ impl Store {
         stored: Result<(BlobInfo, EntryRecord), StoreError>,
     ) -> Result<(BlobInfo, EntryRecord), StoreError> {
         // Durable already: its batch flushed the index.
-        let (blob, rec) = stored?;
+        let (blob, rec) = self.noted(stored)?;
         self.keep_within_quota(&rec).await;
         Ok((blob, rec))
     }

@@ -7,9 +7,13 @@ impl Store {
     /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
     /// `MissingBlob` if any pinned blob is not stored.
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
-        let rec = self.index.put_entry(new, now_ms())?;
+        let rec = self.noted(
+            self.index
+                .put_entry(new, now_ms())
+                .map_err(StoreError::from),
+        )?;
         self.keep_within_quota(&rec).await;
-        self.commit.wait().await?;
+        self.durable().await?;
         Ok(rec)
     }
 
@@ -70,7 +74,7 @@ impl Store {
         target: &EntryKey,
     ) -> Result<(), StoreError> {
         self.index.set_name(scope, name, target)?;
-        self.commit.wait().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -80,7 +84,7 @@ impl Store {
 
     pub async fn remove_name(&self, scope: &str, name: &str) -> Result<bool, StoreError> {
         let removed = self.index.remove_name(scope, name)?;
-        self.commit.wait().await?;
+        self.durable().await?;
         Ok(removed)
     }
 

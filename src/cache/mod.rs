@@ -26,6 +26,7 @@ use crate::index::{EntryBatches, GroupCommit, Index, IndexError};
 
 pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
+pub use disk::RESERVE_FILE;
 pub use evict::{EvictReport, GcReport};
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
@@ -77,6 +78,7 @@ pub struct Store {
     /// Manifests and other small content, served without a file read.
     small: small::SmallContent,
     budget: budget::Budget,
+    disk: Arc<disk::Disk>,
     locks: Arc<BlobLocks>,
     gc: GcConfig,
     /// Byte quotas by namespace.
@@ -119,6 +121,10 @@ impl Store {
     /// Opens the store of a locked data dir. Must run inside a tokio runtime
     /// (the group-commit flusher is a task).
     pub fn open(dir: &DataDir, config: &Config) -> Result<Store, StoreError> {
+        let disk = Arc::new(disk::Disk::open(
+            dir.root(),
+            config.storage.disk_reserve.bytes(),
+        ));
         let cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
         let index = Index::open(&dir.index_dir())?;
         let commit = GroupCommit::start(index.clone());
@@ -135,6 +141,7 @@ impl Store {
             access: access::Access::default(),
             small: small::SmallContent::default(),
             budget,
+            disk,
             locks: Arc::new(BlobLocks::new()),
             gc: config.gc.clone(),
             quotas: config
@@ -157,19 +164,6 @@ impl Store {
 
     pub fn index(&self) -> &Index {
         &self.index
-    }
-
-    /// Readiness: the index answers and the data dir takes writes.
-    pub async fn check_ready(&self) -> Result<(), String> {
-        self.index.check().map_err(|e| e.to_string())?;
-        let probe = self.cas.tmp_dir().join(".ready-probe");
-        tokio::task::spawn_blocking(move || {
-            std::fs::write(&probe, b"ok")?;
-            std::fs::remove_file(&probe)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("data dir is not writable: {e}"))
     }
 
     pub fn stats(&self) -> StoreStats {

@@ -190,7 +190,7 @@ impl Store {
         })
         .await
         .map_err(std::io::Error::other)?;
-        let file = Arc::new(file?);
+        let file = Arc::new(self.noted(file.map_err(StoreError::from))?);
         let body = std::pin::pin!(self.metered(body, &held).ready_chunks(WRITE_BATCH));
         let written = write_at(&file, offset, limit, body).await;
         let result = match written {
@@ -215,7 +215,7 @@ impl Store {
                 // Keep the session's length as it was before this chunk.
                 let f = file.clone();
                 let _ = tokio::task::spawn_blocking(move || f.set_len(old_len)).await;
-                return Err(e);
+                return self.noted(Err(e));
             }
         };
         state.len = old_len.max(at);
@@ -224,7 +224,7 @@ impl Store {
         self.touch_upload(&state.id)?;
         // The chunk's bytes are synced; its session record must be too
         // before the chunk is acknowledged.
-        self.commit.wait().await?;
+        self.durable().await?;
         Ok(())
     }
 

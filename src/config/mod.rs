@@ -86,6 +86,10 @@ pub struct StorageConfig {
     /// the next start replays little; without a quiet moment, after 24 of
     /// these (see `workers`).
     pub index_snapshot_interval: Span,
+    /// Space kept in a reserve file in the data dir and given up when the
+    /// disk fills, so that deletes, purges and eviction can still record
+    /// what they free. Writes resume once twice this much is free.
+    pub disk_reserve: Size,
 }
 
 impl Default for StorageConfig {
@@ -97,6 +101,7 @@ impl Default for StorageConfig {
             low_watermark: 0.8,
             max_blob_size: Size(5 << 30),
             index_snapshot_interval: Span::secs(3600),
+            disk_reserve: Size(64 << 20),
         }
     }
 }

@@ -32,6 +32,31 @@ impl Index {
         Ok(true)
     }
 
+    /// Reopens a database that refuses every write: sled keeps the first
+    /// I/O error of its log (ENOSPC on a full disk) and returns it from every
+    /// later write and flush until it is opened again. Writes that were not
+    /// flushed are dropped with the failed instance; none was acknowledged,
+    /// since an acknowledgement waits for a successful flush. Answers
+    /// `false` when the calls in flight did not finish within `wait`.
+    pub fn recover(&self, wait: Duration) -> Result<bool, IndexError> {
+        let Some(mut open) = self.live.open.try_write_for(wait) else {
+            return Ok(false);
+        };
+        let trees = open
+            .take()
+            .ok_or(IndexError::Unavailable("the index is being reopened"))?;
+        if trees.flush().is_ok() {
+            // Healthy after all (the space came back before any write
+            // failed): nothing to recover.
+            *open = Some(trees);
+            return Ok(true);
+        }
+        drop(trees);
+        *open = Some(open_again(&self.live.dir));
+        tracing::info!("index reopened after a failed write; it takes writes again");
+        Ok(true)
+    }
+
     /// How many times `reopen` has reopened the database.
     pub fn reopens(&self) -> u64 {
         self.live.reopens.load(Ordering::Relaxed)
