@@ -9,6 +9,9 @@
 //!   tmp/          temp files of writes in progress; emptied at startup
 //!   uploads/      upload sessions (resumable across restarts, expire when idle)
 //!   index/        the sled index
+//!   reserve       space given up when the disk fills (see `cache::disk`)
+//!   running       present while a server runs: one found at open means the
+//!                 last run did not stop cleanly, so its leftovers are swept
 //! ```
 
 use std::fs::{self, File};
@@ -25,6 +28,7 @@ pub const FORMAT_VERSION: u32 = 2;
 const FORMAT_FILE: &str = "FORMAT";
 const FORMAT_PREFIX: &str = "larder-data-dir ";
 const LOCK_FILE: &str = "larder.lock";
+const RUNNING_FILE: &str = "running";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -84,6 +88,35 @@ impl DataDir {
 
     pub fn index_dir(&self) -> PathBuf {
         self.root.join("index")
+    }
+
+    /// The marker of a server running on this dir.
+    pub fn running_marker(&self) -> PathBuf {
+        self.root.join(RUNNING_FILE)
+    }
+
+    /// Whether the last server on this dir stopped without a clean close (or
+    /// `fsck` found leftovers for the next start to remove).
+    pub fn needs_sweep(&self) -> bool {
+        self.running_marker().exists()
+    }
+
+    /// Marks the dir as in use by a server until `end_run`; a crash leaves
+    /// the mark for the next start to find.
+    pub fn begin_run(&self) -> io::Result<()> {
+        write_durably(&self.running_marker(), b"")
+    }
+}
+
+/// Clears the mark of `begin_run` after a clean stop.
+pub fn end_run(marker: &Path) -> io::Result<()> {
+    match fs::remove_file(marker) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    match marker.parent() {
+        Some(parent) => crate::cas::sync_dir(parent),
+        None => Ok(()),
     }
 }
 

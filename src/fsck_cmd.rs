@@ -71,8 +71,17 @@ pub fn run(config: &Config, repair: bool, verify: bool, json: bool) -> ExitCode 
         for p in &found.problems {
             println!("problem: {p}");
         }
+        for l in &found.leftovers {
+            println!("leftover: {l}");
+        }
         for r in &found.repairs {
             println!("repaired: {r}");
+        }
+        if !found.leftovers.is_empty() && !repair {
+            println!(
+                "{} leftover(s) of interrupted writes: not problems; the next start removes them",
+                found.leftovers.len()
+            );
         }
         match remaining.len() {
             0 if found.problems.is_empty() => println!("no problems found"),

@@ -121,7 +121,8 @@ async fn missing_files_orphans_and_upload_debris_are_reported_then_repaired() {
         "file without an index record",
         "no session owns it",
         "needs blob",
-        "4 problem(s) remain",
+        "2 problem(s) remain",
+        "2 leftover(s) of interrupted writes",
     ] {
         assert!(out.contains(needle), "{needle:?} not in:\n{out}");
     }

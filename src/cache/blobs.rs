@@ -126,8 +126,22 @@ impl Store {
             // If GC had queued this content's file for deletion, the file we
             // just published (or deduplicated against) must stay: put_blob
             // takes it off the trash list.
-            if !index.put_blob(&meta.id, &new_record(&meta, now), scope.as_deref())? {
-                index.touch_blob(&meta.id, now)?;
+            let recorded = index
+                .put_blob(&meta.id, &new_record(&meta, now), scope.as_deref())
+                .and_then(|new| {
+                    if new {
+                        Ok(())
+                    } else {
+                        index.touch_blob(&meta.id, now)
+                    }
+                });
+            if let Err(e) = recorded {
+                // A file no record names would hold space nobody counts
+                // until the next sweep; under the lock nobody else uses it.
+                if matches!(index.blob(&meta.id), Ok(None)) {
+                    let _ = cas.remove(&meta.id);
+                }
+                return Err(e.into());
             }
             if let Some(d) = &alias {
                 index.put_alias(d, &meta.id)?;

@@ -21,6 +21,9 @@ pub struct FsckReport {
     pub bytes: u64,
     /// Every problem found, in words.
     pub problems: Vec<String>,
+    /// Leftovers of interrupted requests (a crash), in words: not problems,
+    /// since the next start removes them (and `repair` does now).
+    pub leftovers: Vec<String>,
     /// What `repair` did, in words.
     pub repairs: Vec<String>,
 }
@@ -47,10 +50,12 @@ pub fn fsck(
     let mut report = FsckReport::default();
     let now = now_ms();
 
-    for id in index.trash()? {
-        report
-            .problems
-            .push(format!("blob {id}: deletion was interrupted"));
+    let trash = index.trash()?;
+    for id in &trash {
+        let id = *id;
+        report.leftovers.push(format!(
+            "blob {id}: deletion was interrupted (the next start finishes it)"
+        ));
         if repair {
             cas.remove(&id)?;
             index.trash_done(&id)?;
@@ -95,10 +100,13 @@ pub fn fsck(
             Some(_) => {}
         }
     }
-    for id in files.keys().filter(|id| !records.contains_key(id)) {
-        report
-            .problems
-            .push(format!("blob {id}: file without an index record"));
+    let unrecorded = files
+        .keys()
+        .filter(|id| !records.contains_key(id) && !trash.contains(id));
+    for id in unrecorded {
+        report.leftovers.push(format!(
+            "blob {id}: file without an index record, from a write a crash interrupted"
+        ));
         if repair {
             cas.remove(id)?;
             report
@@ -193,10 +201,10 @@ pub fn fsck(
 
     let sessions: HashSet<String> = index.uploads()?.into_iter().map(|(id, _)| id).collect();
     for id in &sessions {
-        if !dir.uploads_dir().join(id).is_file() {
-            report
-                .problems
-                .push(format!("upload {id}: session without its file"));
+        if super::leftovers::holds_nothing(&dir.uploads_dir(), id) {
+            report.leftovers.push(format!(
+                "upload {id}: session without its file (it never received a byte)"
+            ));
             if repair {
                 index.remove_upload(id)?;
                 report.repairs.push(format!("upload {id}: session removed"));
@@ -208,13 +216,17 @@ pub fn fsck(
         let name = f.file_name().to_string_lossy().into_owned();
         if !sessions.contains(&name) {
             report
-                .problems
+                .leftovers
                 .push(format!("upload file {name}: no session owns it"));
             if repair {
                 std::fs::remove_file(f.path())?;
                 report.repairs.push(format!("upload file {name}: removed"));
             }
         }
+    }
+    if !repair && !report.leftovers.is_empty() {
+        // So that the next start does remove them, as the report says.
+        dir.begin_run()?;
     }
     index.flush()?;
     Ok(report)

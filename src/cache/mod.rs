@@ -10,6 +10,7 @@ mod disk;
 mod entries;
 mod evict;
 mod fsck;
+mod leftovers;
 mod listing;
 mod reservations;
 mod small;
@@ -85,6 +86,8 @@ pub struct Store {
     quotas: std::collections::HashMap<String, u64>,
     /// Blobs whose records are removed and whose files await deletion.
     pending_deletes: Mutex<Vec<crate::cas::ContentId>>,
+    /// Cleared at a clean close; left behind by a crash (`DataDir::begin_run`).
+    running_marker: std::path::PathBuf,
     /// Byte ranges written at offsets into reservations (by session id), so
     /// sealing can refuse one with a chunk that never arrived.
     coverage: Mutex<std::collections::HashMap<String, Vec<(u64, u64)>>>,
@@ -130,6 +133,15 @@ impl Store {
         let commit = GroupCommit::start(index.clone());
         let batches = Arc::new(EntryBatches::new(index.clone(), commit.flushes.clone()));
         let uploads = uploads::Uploads::open(&dir.uploads_dir())?;
+        if dir.needs_sweep() {
+            // Not fatal: what stays is reported by fsck and swept next time.
+            if let Err(e) = leftovers::sweep(&cas, &index, &dir.uploads_dir()) {
+                tracing::warn!(error = %e, "could not remove the leftovers of the last run");
+            }
+        }
+        if let Err(e) = dir.begin_run() {
+            tracing::warn!(error = %e, "cannot mark the data dir in use; a crash would leave leftovers until fsck --repair");
+        }
         let budget = budget::Budget::new(&config.storage);
         budget.add_uploads(uploads.bytes_on_disk()?);
         let store = Store {
@@ -150,6 +162,7 @@ impl Store {
                 .filter_map(|(ns, c)| Some((ns.clone(), c.max_size?.bytes())))
                 .collect(),
             pending_deletes: Mutex::new(Vec::new()),
+            running_marker: dir.running_marker(),
             coverage: Mutex::default(),
             evicted_entries: AtomicU64::new(0),
             freed_bytes: AtomicU64::new(0),
@@ -191,9 +204,20 @@ impl Store {
     /// reopened (in this process too) as soon as this returns.
     pub async fn close(self) -> Result<(), StoreError> {
         self.flush().await?;
-        let Store { index, commit, .. } = self;
+        let Store {
+            index,
+            commit,
+            running_marker,
+            ..
+        } = self;
         commit.close().await;
+        // Writes that a broken index dropped may have left orphan files:
+        // keep the mark, so the next start sweeps them.
+        let clean = index.recoveries() == 0;
         drop(index);
+        if clean {
+            crate::datadir::end_run(&running_marker)?;
+        }
         Ok(())
     }
 

@@ -40,7 +40,7 @@ pub fn reservation_id(n: u64) -> String {
 }
 
 /// The stage of reservation `id`: derived, so nothing needs to record it.
-fn stage_id(id: &str) -> String {
+pub(super) fn stage_id(id: &str) -> String {
     let hash = blake3::hash(format!("larder stage {id}").as_bytes());
     hex::encode(&hash.as_bytes()[..16])
 }

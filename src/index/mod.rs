@@ -107,6 +107,8 @@ struct Live {
     /// `None` only while `reopen` holds the write lock.
     open: Arc<RwLock<Option<Trees>>>,
     reopens: AtomicU64,
+    /// Reopens of a database that refused writes (see `recover`).
+    recoveries: AtomicU64,
 }
 
 /// The open database and its trees.
@@ -216,6 +218,7 @@ impl Index {
                 dir: dir.to_owned(),
                 open: Arc::new(RwLock::new(Some(Trees::open(dir)?))),
                 reopens: AtomicU64::new(0),
+                recoveries: AtomicU64::new(0),
             }),
         })
     }

@@ -53,8 +53,14 @@ impl Index {
         }
         drop(trees);
         *open = Some(open_again(&self.live.dir));
+        self.live.recoveries.fetch_add(1, Ordering::Relaxed);
         tracing::info!("index reopened after a failed write; it takes writes again");
         Ok(true)
+    }
+
+    /// How many times `recover` reopened a database that refused writes.
+    pub fn recoveries(&self) -> u64 {
+        self.live.recoveries.load(Ordering::Relaxed)
     }
 
     /// How many times `reopen` has reopened the database.
