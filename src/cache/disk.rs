@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{Store, StoreError};
-use crate::cas::CasError;
 
 /// Name of the reserve file in the data dir.
 pub const RESERVE_FILE: &str = "reserve";
@@ -25,27 +24,6 @@ pub const RESERVE_FILE: &str = "reserve";
 const MIN_ROOM: u64 = 1 << 20;
 /// How long a repair of the index waits for the calls in flight.
 const RECOVER_WAIT: Duration = Duration::from_secs(1);
-
-impl StoreError {
-    /// True when the storage had no room for the write (ENOSPC or EDQUOT):
-    /// a 507 for clients, where other I/O failures are a 500.
-    pub fn is_disk_full(&self) -> bool {
-        match self {
-            StoreError::Io(e) | StoreError::Cas(CasError::Io(e)) => crate::cas::is_disk_full(e),
-            StoreError::Index(e) => e.is_disk_full(),
-            _ => false,
-        }
-    }
-
-    /// The error of a write refused because the store is read-only for lack
-    /// of space.
-    pub(super) fn disk_full() -> StoreError {
-        StoreError::Io(io::Error::new(
-            io::ErrorKind::StorageFull,
-            "storage is full; writes are refused until space is freed",
-        ))
-    }
-}
 
 pub(super) struct Disk {
     root: PathBuf,

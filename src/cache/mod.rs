@@ -8,6 +8,7 @@ mod chunk_io;
 mod content_entries;
 mod disk;
 mod entries;
+mod errors;
 mod evict;
 mod fsck;
 mod leftovers;

@@ -56,7 +56,7 @@ impl From<StoreError> for AdminError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            format!("internal storage error: {e}"),
+            format!("internal storage error: {}", e.failure()),
         )
     }
 }

@@ -143,7 +143,10 @@ impl From<StoreError> for GhaError {
             }
             other => {
                 tracing::error!(error = %other, "storage failure");
-                GhaError::new(Kind::Internal, format!("internal storage error: {other}"))
+                GhaError::new(
+                    Kind::Internal,
+                    format!("internal storage error: {}", other.failure()),
+                )
             }
         }
     }

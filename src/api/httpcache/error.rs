@@ -164,7 +164,7 @@ impl HttpCacheError {
                     dialect,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    format!("internal storage error: {other}"),
+                    format!("internal storage error: {}", other.failure()),
                 )
             }
         }

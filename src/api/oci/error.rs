@@ -147,7 +147,7 @@ impl From<StoreError> for OciError {
                 OciError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "UNKNOWN",
-                    format!("internal storage error: {other}"),
+                    format!("internal storage error: {}", other.failure()),
                 )
             }
         }
