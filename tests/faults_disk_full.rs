@@ -212,10 +212,11 @@ async fn a_gha_v1_chunk_that_meets_a_full_disk_is_refused_and_never_served_as_ze
     assert_eq!(got, [&first[..], &second[..]].concat());
 }
 
-/// The disk fills with the cache's own data: purging a namespace works on
-/// the full disk, and the server takes writes again by itself.
+/// The disk fills with the cache's own data: eviction and purging a
+/// namespace work on the full disk, and the server takes writes again by
+/// itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_purge_on_a_full_disk_succeeds_and_writes_resume_without_a_restart() {
+async fn evict_and_purge_on_a_full_disk_succeed_and_writes_resume_without_a_restart() {
     let Some(disk) = SmallDisk::mount(24) else {
         return;
     };
@@ -248,6 +249,20 @@ async fn a_purge_on_a_full_disk_succeeds_and_writes_resume_without_a_restart() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.bytes().await.unwrap(), vec![0u8; 1 << 20]);
 
+    // Eviction and a purge both work on the full disk.
+    let half = (stored.len() as u64 / 2) << 20;
+    let res = c
+        .post(server.url("/admin/v1/evict"))
+        .json(&serde_json::json!({ "target_bytes": half }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     let res = c
         .delete(server.url("/admin/v1/namespaces/team"))
         .send()

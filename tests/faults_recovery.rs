@@ -8,6 +8,7 @@ mod faults_support;
 
 use std::time::Duration;
 
+use common::process::LarderProcess;
 use faults_support::*;
 use larder::config::Size;
 use reqwest::StatusCode;
@@ -68,4 +69,42 @@ async fn index_writes_on_a_full_disk_are_507_and_resume_without_a_restart() {
     );
     // A clean stop (the harness asserts the server's result is Ok).
     server.shutdown().await;
+}
+
+/// The real binary, stopped by SIGTERM while the disk is still full and the
+/// index has refused a write: the drain is clean, so the exit is 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_a_full_disk_exits_0() {
+    let Some(disk) = SmallDisk::mount(16) else {
+        return;
+    };
+    let mut server = LarderProcess::start_env(
+        &disk.data_dir(),
+        &[],
+        &[("LARDER__STORAGE__DISK_RESERVE", "0")],
+    );
+    let c = common::client();
+    let token = |name: String| {
+        c.post(server.url("/admin/v1/tokens"))
+            .json(&json!({ "namespaces": ["team"], "read": true, "name": name }))
+            .send()
+    };
+    assert_eq!(token("before".into()).await.unwrap().status(), 201);
+    disk.fill();
+    let name = "n".repeat(16 << 10);
+    let mut refused = false;
+    for _ in 0..400 {
+        if token(name.clone()).await.unwrap().status() == StatusCode::INSUFFICIENT_STORAGE {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the index never met the full disk");
+    server.sigterm();
+    let status = server.wait(RESUME);
+    assert!(
+        status.success(),
+        "exit {status:?} on a full disk:\n{}",
+        server.log_lines.join("\n")
+    );
 }
