@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::{Store, StoreError};
 
 /// Name of the reserve file in the data dir.
-pub const RESERVE_FILE: &str = "reserve";
+const RESERVE_FILE: &str = "reserve";
 /// Free space below which resuming is pointless whatever the reserve size.
 const MIN_ROOM: u64 = 1 << 20;
 /// How long a repair of the index waits for the calls in flight.
@@ -214,8 +214,10 @@ impl Store {
         let _ = tokio::time::timeout(max_wait, self.disk.filled.notified()).await;
     }
 
-    /// The watcher's step while the store is read-only: repairs the index if
-    /// a failed write broke it, and resumes writes once there is room.
+    /// The disk watcher's step. While writes are taken: turns read-only when
+    /// the disk is nearly full, and repairs an index a failed write broke.
+    /// While read-only: repairs the index once there is room for that, and
+    /// resumes writes once there is room for the reserve and as much again.
     pub async fn watch_disk(&self) -> Result<(), StoreError> {
         let free = self.disk.free()?;
         if !self.disk.is_full() {

@@ -28,7 +28,6 @@ use crate::index::{EntryBatches, GroupCommit, Index, IndexError};
 
 pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
-pub use disk::RESERVE_FILE;
 pub use evict::{EvictReport, GcReport};
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};

@@ -201,12 +201,18 @@ impl Store {
                 // they happen; the sync then reports writeback errors. Only
                 // both succeeding lets the chunk be acknowledged.
                 let f = file.clone();
-                tokio::task::spawn_blocking(move || f.sync_data())
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                    .map(|()| at)
-                    .map_err(StoreError::from)
+                // A first chunk also made the file's name, which lives in
+                // the directory.
+                let dir = (old_len == 0).then(|| self.uploads.dir.clone());
+                tokio::task::spawn_blocking(move || {
+                    f.sync_data()?;
+                    dir.map_or(Ok(()), |d| crate::cas::sync_dir(&d))
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map(|()| at)
+                .map_err(StoreError::from)
             }
         };
         let at = match result {
