@@ -9,7 +9,8 @@
 //!   tmp/          temp files of writes in progress; emptied at startup
 //!   uploads/      upload sessions (resumable across restarts, expire when idle)
 //!   index/        the sled index
-//!   reserve       space given up when the disk fills (see `cache::disk`)
+//!   reserve, reserve-start   space given up when the disk fills, and by a
+//!                 start on a full disk (see `cache::disk`)
 //!   running       present while a server runs: one found at open means the
 //!                 last run did not stop cleanly, so its leftovers are swept
 //! ```

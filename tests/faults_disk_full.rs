@@ -287,8 +287,9 @@ async fn evict_and_purge_on_a_full_disk_succeed_and_writes_resume_without_a_rest
     assert_eq!(res.bytes().await.unwrap(), &b"back"[..]);
 }
 
-/// A start on a full disk serves reads, deletes and the admin API, refuses
-/// writes, says why in `/readyz`, and leaves that mode once space is back.
+/// A restart on a disk that filled while the server ran serves reads,
+/// deletes and the admin API, refuses writes, says why in `/readyz`, and
+/// leaves that mode once space is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_on_a_full_disk_is_read_only_until_space_is_back() {
     let Some(disk) = SmallDisk::mount(24) else {
@@ -305,8 +306,14 @@ async fn a_start_on_a_full_disk_is_read_only_until_space_is_back() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
     }
-    server.shutdown().await;
+    // The disk fills while the server runs: it turns read-only and gives up
+    // part of its reserve, which the disk's other user then takes too. A
+    // restart before space comes back still opens the store.
     disk.fill();
+    let body = ready_becomes(&server, 503, RESUME).await;
+    assert!(body.contains("storage is full"), "{body}");
+    disk.fill();
+    server.shutdown().await;
 
     let server = server.restart().await;
     let body = ready_becomes(&server, 503, RESUME).await;

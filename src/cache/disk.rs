@@ -2,13 +2,15 @@
 //! lasts, keeping room for the deletes that end it, and noticing by itself
 //! when space is back.
 //!
-//! A reserve file of `storage.disk_reserve` bytes sits in the data dir while
-//! there is room. When a write meets ENOSPC (or a start finds the disk
-//! full), the store turns read-only and deletes the reserve: the index then
-//! has room to record deletes, purges and evictions, which is how space comes
-//! back. A watcher checks the free space; once there is room for the reserve
-//! and as much again, it re-creates the reserve, repairs the index if a
-//! failed write broke it, and takes writes again.
+//! `storage.disk_reserve` bytes sit in two files in the data dir while there
+//! is room. When a write meets ENOSPC, the store turns read-only and deletes
+//! the first: the index then has room to record deletes, purges and
+//! evictions, which is how space comes back. The second is deleted only by
+//! a start on a full disk, so that a server restarted before space came back
+//! can still open its index (which writes) and start read-only. A watcher
+//! checks the free space; once there is room for the reserve and as much
+//! again, it re-creates the reserve, repairs the index if a failed write
+//! broke it, and takes writes again.
 
 use std::fs::File;
 use std::io;
@@ -18,8 +20,9 @@ use std::time::Duration;
 
 use super::{Store, StoreError};
 
-/// Name of the reserve file in the data dir.
-const RESERVE_FILE: &str = "reserve";
+/// The reserve files in the data dir: the one a full disk at run time gives
+/// up, and the one kept for a start on a full disk.
+const RESERVE_FILES: [&str; 2] = ["reserve", "reserve-start"];
 /// Free space below which resuming is pointless whatever the reserve size.
 const MIN_ROOM: u64 = 1 << 20;
 /// How long a repair of the index waits for the calls in flight.
@@ -49,7 +52,9 @@ impl Disk {
         };
         if !disk.make_reserve() {
             disk.full.store(true, Ordering::Release);
-            disk.release_reserve();
+            for file in RESERVE_FILES {
+                disk.release(file);
+            }
             tracing::warn!(
                 data_dir = %root.display(),
                 free = disk.free().unwrap_or(0),
@@ -67,8 +72,9 @@ impl Disk {
         self.refusals.load(Ordering::Relaxed)
     }
 
-    fn reserve_path(&self) -> PathBuf {
-        self.root.join(RESERVE_FILE)
+    /// Each reserve file's share of the reserve.
+    fn share(&self) -> u64 {
+        self.reserve_bytes.div_ceil(RESERVE_FILES.len() as u64)
     }
 
     /// Bytes unprivileged writers may still allocate on the filesystem.
@@ -85,8 +91,10 @@ impl Disk {
     /// Creates the reserve if there is room for it and writes besides; false
     /// when the disk is too full for that.
     pub fn make_reserve(&self) -> bool {
-        let path = self.reserve_path();
-        let have = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let paths = RESERVE_FILES.map(|f| self.root.join(f));
+        let sizes = paths
+            .clone()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
         let free = match self.free() {
             Ok(f) => f,
             Err(e) => {
@@ -94,28 +102,28 @@ impl Disk {
                 return true;
             }
         };
-        if free.saturating_add(have) < self.room_to_resume() {
+        if free.saturating_add(sizes.iter().sum()) < self.room_to_resume() {
             return false;
         }
-        if have >= self.reserve_bytes {
-            return true;
-        }
-        match allocate(&path, self.reserve_bytes) {
-            Ok(()) => true,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                if !crate::cas::is_disk_full(&e) {
-                    tracing::warn!(error = %e, path = %path.display(), "cannot create the disk reserve");
+        for (path, have) in paths.iter().zip(sizes) {
+            if have >= self.share() {
+                continue;
+            }
+            if let Err(e) = allocate(path, self.share()) {
+                let _ = std::fs::remove_file(path);
+                if crate::cas::is_disk_full(&e) {
+                    return false;
                 }
-                !crate::cas::is_disk_full(&e)
+                tracing::warn!(error = %e, path = %path.display(), "cannot create the disk reserve");
             }
         }
+        true
     }
 
-    fn release_reserve(&self) {
-        match std::fs::remove_file(self.reserve_path()) {
+    fn release(&self, file: &str) {
+        match std::fs::remove_file(self.root.join(file)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                tracing::warn!(error = %e, "cannot release the disk reserve");
+                tracing::warn!(error = %e, file, "cannot release the disk reserve");
             }
             _ => {}
         }
@@ -128,7 +136,7 @@ impl Disk {
         }
         self.refusals.fetch_add(1, Ordering::Relaxed);
         if !self.full.swap(true, Ordering::AcqRel) {
-            self.release_reserve();
+            self.release(RESERVE_FILES[0]);
             tracing::warn!(
                 error = %e,
                 "storage is full: writes are refused (507) until space is freed; reads, deletes and the admin API keep working"
@@ -176,13 +184,20 @@ impl Store {
             return Err(format!("the index does not take writes: {e}"));
         }
         let probe = self.cas.tmp_dir().join(".ready-probe");
-        tokio::task::spawn_blocking(move || {
+        let probed = tokio::task::spawn_blocking(move || {
             std::fs::write(&probe, b"ok")?;
             std::fs::remove_file(&probe)
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("data dir is not writable: {e}"))
+        .map_err(|e| e.to_string())?;
+        match probed.map_err(StoreError::from) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_disk_full() => {
+                self.disk.note(&e);
+                Err(self.disk_full_reason().unwrap_or_else(|| e.to_string()))
+            }
+            Err(e) => Err(format!("data dir is not writable: {e}")),
+        }
     }
 
     /// Writes that failed or were refused because the storage was full.

@@ -86,9 +86,10 @@ pub struct StorageConfig {
     /// the next start replays little; without a quiet moment, after 24 of
     /// these (see `workers`).
     pub index_snapshot_interval: Span,
-    /// Space kept in a reserve file in the data dir and given up when the
-    /// disk fills, so that deletes, purges and eviction can still record
-    /// what they free. Writes resume once twice this much is free.
+    /// Space kept in two reserve files in the data dir: one given up when
+    /// the disk fills, so that deletes, purges and eviction can still record
+    /// what they free, the other by a start on a full disk, so that the index
+    /// opens. Writes resume once twice this much is free.
     pub disk_reserve: Size,
 }
 
