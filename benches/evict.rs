@@ -139,7 +139,7 @@ fn main() {
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
         config.storage.data_dir = dir.path().to_owned();
         config.storage.max_size = Size(64 << 30);
-        config.gc.grace = Span(Duration::from_millis(1));
+        config.gc.lease = Span(Duration::from_millis(1));
         config.gc.interval = Span::secs(3600);
         config.log.level = "warn".into();
         let _log = larder::logging::init(config.log.format, "warn");

@@ -20,14 +20,14 @@ use oci_support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const GRACE: Duration = Duration::from_millis(1);
+const LEASE: Duration = Duration::from_millis(1);
 
-/// A token-mode server with a quota on team-a and a tiny GC grace, and an
+/// A token-mode server with a quota on team-a and a tiny lease, and an
 /// admin token for it.
 async fn server(adjust: impl FnOnce(&mut Config)) -> (TestServer, String) {
     let (server, key) = token_server(|cfg| {
         cfg.gc.interval = Span::secs(3600);
-        cfg.gc.grace = Span(GRACE);
+        cfg.gc.lease = Span(LEASE);
         cfg.namespaces.insert(
             "team-a".into(),
             NamespaceConfig {
@@ -314,7 +314,7 @@ async fn gc_purge_and_evict_as_tables_and_json() {
     let b = push_image(&c, &base, "team-b/app", Some("v1"), 3, 2).await;
     let stray = fixed_bytes(77, 4321);
     push_blob(&c, &base, "team-b/app", &stray).await;
-    outlive_grace(GRACE).await;
+    outlive_lease(LEASE).await;
     let api = AdminApi::with_token(&base, &token);
     let cli = Cli::new(&server, &token);
 
@@ -352,7 +352,7 @@ async fn gc_purge_and_evict_as_tables_and_json() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.contains(&"entries_removed: 1"), "{out}");
     assert!(lines.contains(&"usage_after: 0"), "{out}");
-    assert!(lines.contains(&"bytes_in_grace: 0"), "{out}");
+    assert!(lines.contains(&"bytes_leased: 0"), "{out}");
     let stats = api.stats().await;
     assert_eq!(num(&stats["used_bytes"], "used_bytes"), 0, "{stats}");
     let res = c

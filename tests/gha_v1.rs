@@ -469,7 +469,7 @@ async fn without_auth_everything_lives_in_the_default_namespace() {
 async fn archives_are_evicted_least_recently_used_first_like_any_entry() {
     let server = start(|c| {
         c.storage.max_size = larder::config::Size(1 << 20);
-        c.gc.grace = Span(Duration::ZERO);
+        c.gc.lease = Span(Duration::ZERO);
         c.gc.interval = Span::secs(3600);
     })
     .await;

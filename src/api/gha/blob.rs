@@ -66,7 +66,7 @@ pub async fn download(
     let blob = store
         .blob(&Digest::Blake3(entry.content.0))?
         .ok_or_else(gone)?;
-    store.touch_entry(entry.id);
+    store.touch_entry(&entry);
     store.touch_blob(&blob);
     let mut res = range::blob_response(store, &blob, &method, &headers)
         .await?
