@@ -106,7 +106,7 @@ pub fn run(args: AdminArgs) -> ExitCode {
                 && body["reached"].as_bool() == Some(false)
             {
                 eprintln!(
-                    "larder admin: usage {} is still above the target {}: held by {}",
+                    "larder admin: usage {} is still above the target {}: {}",
                     human(body["usage_after"].as_u64().unwrap_or(0)),
                     human(body["target"].as_u64().unwrap_or(0)),
                     text(&body["held_by"])

@@ -545,3 +545,44 @@ async fn url_and_token_come_from_flags_or_environment_and_refusals_fail() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evict_to_a_target_leases_keep_from_reach_says_what_holds_the_rest_and_fails() {
+    let (server, token) = server(|cfg| cfg.gc.lease = Span::secs(600)).await;
+    let base = server.base();
+    let c = bearer(&token);
+    push_image(&c, &base, "team-b/app", Some("v1"), 3, 2).await;
+    let used = AdminApi::with_token(&base, &token).stats().await["used_bytes"].clone();
+    // An import resolves the image: every blob it pins is leased.
+    let res = c
+        .get(format!("{base}/v2/team-b/app/manifests/v1"))
+        .header("accept", ACCEPT_MANIFESTS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let out = larder(
+        &["admin", "evict", "--target", "0"],
+        &[("LARDER_URL", &base), ("LARDER_TOKEN", &token)],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.lines().any(|l| l == "entries_removed: 1"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l == "reached: false"), "{stdout}");
+    assert!(
+        stderr.contains("still above the target") && stderr.contains("held by leases"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(": {used} bytes held by leases")),
+        "{stderr}"
+    );
+}
