@@ -67,6 +67,11 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "Bytes no entry pins that leases still hold, as the last eviction or GC pass found.",
     ),
     (
+        WRITE_EVICTIONS,
+        "counter",
+        "Eviction passes run to admit a write that would have crossed storage.max_size.",
+    ),
+    (
         REFUSED_WRITES,
         "counter",
         "Writes refused with 507 because they would cross storage.hard_limit, by reason.",
@@ -113,6 +118,7 @@ pub const HARD_LIMIT_BYTES: &str = "larder_storage_hard_limit_bytes";
 pub const OVER_BUDGET_BYTES: &str = "larder_storage_over_budget_bytes";
 pub const LEASED_BYTES: &str = "larder_leased_bytes";
 pub const REFUSED_WRITES: &str = "larder_refused_writes_total";
+pub const WRITE_EVICTIONS: &str = "larder_write_eviction_runs_total";
 pub const BLOBS: &str = "larder_blobs";
 pub const ENTRIES: &str = "larder_entries";
 pub const EVICTIONS: &str = "larder_evictions_total";
@@ -335,6 +341,7 @@ impl Metrics {
             (HARD_LIMIT_BYTES, store.hard_limit()),
             (OVER_BUDGET_BYTES, usage.saturating_sub(store.max_size())),
             (LEASED_BYTES, store.leased_bytes()),
+            (WRITE_EVICTIONS, store.write_evictions()),
             (BLOBS, s.blobs),
             (EVICTIONS, s.evicted_entries),
             (EVICTED_BYTES, s.evicted_bytes),

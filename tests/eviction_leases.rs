@@ -371,6 +371,10 @@ async fn sustained_writes_past_the_budget_are_never_refused_and_stay_under_the_h
 
     let c = common::client();
     assert_eq!(metric(&c, &base, "larder_refused_writes_total").await, 0);
+    assert_eq!(
+        metric(&c, &base, "larder_storage_hard_limit_bytes").await,
+        hard
+    );
     let peak = peak.load(Ordering::Acquire);
     assert!(
         peak <= hard,

@@ -38,6 +38,8 @@ pub(super) struct Budget {
     leased: AtomicU64,
     /// Writes refused, by reason (`Refusal`).
     refused: [AtomicU64; Refusal::ALL.len()],
+    /// Eviction passes run to admit a write.
+    write_evictions: AtomicU64,
 }
 
 /// Why a write was refused.
@@ -79,6 +81,7 @@ impl Budget {
             stuck: AtomicBool::new(false),
             leased: AtomicU64::new(0),
             refused: Default::default(),
+            write_evictions: AtomicU64::new(0),
         }
     }
 
@@ -184,6 +187,11 @@ impl Store {
         self.budget.leased.store(held.bytes(), Ordering::Relaxed);
     }
 
+    /// Eviction passes run so far to admit a write.
+    pub fn write_evictions(&self) -> u64 {
+        self.budget.write_evictions.load(Ordering::Relaxed)
+    }
+
     /// Writes refused so far, by reason.
     pub fn refusals(&self) -> Vec<(Refusal, u64)> {
         Refusal::ALL
@@ -222,6 +230,7 @@ impl Store {
         }
         let target = max.saturating_sub(bytes).min(self.budget.low);
         let report = self.evict_locked(target).await?;
+        self.budget.write_evictions.fetch_add(1, Ordering::Relaxed);
         if report.entries_removed + report.blobs_removed > 0 {
             tracing::info!(?report, needed = bytes, "evicted to admit a write");
         }
