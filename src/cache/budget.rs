@@ -183,8 +183,8 @@ impl Store {
         self.budget.leased.load(Ordering::Relaxed)
     }
 
-    pub(super) fn note_leased(&self, held: &super::release::Held) {
-        self.budget.leased.store(held.bytes(), Ordering::Relaxed);
+    pub(super) fn note_leased(&self, leased: &super::release::Leased) {
+        self.budget.leased.store(leased.bytes(), Ordering::Relaxed);
     }
 
     /// Eviction passes run so far to admit a write.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::release::{Freed, Held};
+use super::release::{Freed, Leased};
 use super::{now_ms, Store, StoreError};
 
 /// What one eviction pass did and, when it fell short of its target, what
@@ -100,17 +100,17 @@ impl Store {
     /// The eviction pass; the caller holds `budget.evicting`.
     pub(super) async fn evict_locked(&self, target: u64) -> Result<EvictReport, StoreError> {
         self.flush_access().await?;
-        let (mut freed, mut held) = (Freed::default(), Held::default());
-        self.sweep_unpinned(&mut freed, &mut held).await?;
+        let (mut freed, mut leased) = (Freed::default(), Leased::default());
+        self.sweep_unpinned(&mut freed, &mut leased).await?;
         let done =
-            |store: &Store, held: &Held| store.usage().saturating_sub(held.bytes()) <= target;
+            |store: &Store, leased: &Leased| store.usage().saturating_sub(leased.bytes()) <= target;
         let entries_removed = self
-            .evict_entries(None, &mut freed, &mut held, done)
+            .evict_entries(None, &mut freed, &mut leased, done)
             .await?;
         self.commit.wait().await?;
         self.finish_deletes().await?;
-        let report = self.report(target, entries_removed, &freed, &held);
-        self.note_leased(&held);
+        let report = self.report(target, entries_removed, &freed, &leased);
+        self.note_leased(&leased);
         Ok(report)
     }
 
@@ -119,7 +119,7 @@ impl Store {
         target: u64,
         entries: u64,
         freed: &Freed,
-        held: &Held,
+        leased: &Leased,
     ) -> EvictReport {
         let usage_after = self.usage();
         EvictReport {
@@ -127,8 +127,8 @@ impl Store {
             entries_removed: entries,
             blobs_removed: freed.blobs,
             bytes_freed: freed.bytes,
-            bytes_leased: held.bytes(),
-            leases_end: held.last_end(),
+            bytes_leased: leased.bytes(),
+            leases_end: leased.last_end(),
             bytes_uploading: self.uploading(),
             usage_after,
             reached: usage_after <= target,
@@ -144,8 +144,8 @@ impl Store {
         &self,
         namespace: Option<(&str, u64)>,
         freed: &mut Freed,
-        held: &mut Held,
-        done: impl Fn(&Store, &Held) -> bool,
+        leased: &mut Leased,
+        done: impl Fn(&Store, &Leased) -> bool,
     ) -> Result<u64, StoreError> {
         let mut removed_total = 0;
         loop {
@@ -155,7 +155,7 @@ impl Store {
                 .lru_ids(namespace.map(|(ns, _)| ns))
                 .collect::<Result<_, _>>()?;
             for id in candidates {
-                if done(self, held) {
+                if done(self, leased) {
                     return Ok(removed_total + removed);
                 }
                 if namespace.is_some_and(|(_, keep)| keep == id) {
@@ -172,10 +172,10 @@ impl Store {
                 };
                 removed += 1;
                 self.evicted_entries.fetch_add(1, Ordering::Relaxed);
-                self.release_pins(&gone, freed, held).await?;
+                self.release_pins(&gone, freed, leased).await?;
             }
             removed_total += removed;
-            if removed == 0 || done(self, held) {
+            if removed == 0 || done(self, leased) {
                 return Ok(removed_total);
             }
         }
@@ -194,20 +194,20 @@ impl Store {
         let target = (quota as f64 * self.budget.low as f64 / self.budget.max.max(1) as f64) as u64;
         let _one = self.budget.evicting.lock().await;
         self.flush_access().await?;
-        let (mut freed, mut held) = (Freed::default(), Held::default());
+        let (mut freed, mut leased) = (Freed::default(), Leased::default());
         let ns = namespace.to_owned();
-        let done = move |store: &Store, _: &Held| {
+        let done = move |store: &Store, _: &Leased| {
             store
                 .index
                 .namespace_usage(&ns)
                 .map_or(true, |u| u <= target)
         };
         let entries = self
-            .evict_entries(Some((namespace, keep)), &mut freed, &mut held, done)
+            .evict_entries(Some((namespace, keep)), &mut freed, &mut leased, done)
             .await?;
         self.commit.wait().await?;
         self.finish_deletes().await?;
-        let report = self.report(target, entries, &freed, &held);
+        let report = self.report(target, entries, &freed, &leased);
         tracing::info!(
             namespace,
             quota,

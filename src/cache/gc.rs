@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::release::{Freed, Held};
+use super::release::{Freed, Leased};
 use super::{now_ms, Store, StoreError};
 
 /// What one garbage-collection pass did.
@@ -27,7 +27,7 @@ impl Store {
         };
         let _one = self.budget.evicting.lock().await;
         self.flush_access().await?;
-        let (mut freed, mut held) = (Freed::default(), Held::default());
+        let (mut freed, mut leased) = (Freed::default(), Leased::default());
         if let Some(max_idle) = self.gc.max_idle {
             let idle_before = now_ms().saturating_sub(max_idle.0.as_millis() as u64);
             for id in self.index.idle_ids(idle_before)? {
@@ -41,15 +41,15 @@ impl Store {
                     report.entries_expired += 1;
                     self.evicted_entries
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.release_pins(&removed, &mut freed, &mut held).await?;
+                    self.release_pins(&removed, &mut freed, &mut leased).await?;
                 }
             }
         }
-        self.sweep_unpinned(&mut freed, &mut held).await?;
-        self.note_leased(&held);
+        self.sweep_unpinned(&mut freed, &mut leased).await?;
+        self.note_leased(&leased);
         report.blobs_removed = freed.blobs;
         report.bytes_freed = freed.bytes;
-        report.bytes_leased = held.bytes();
+        report.bytes_leased = leased.bytes();
         if self.usage() > self.budget.high {
             let e = self.evict_locked(self.budget.low).await?;
             report.blobs_removed += e.blobs_removed;

@@ -21,9 +21,9 @@ pub(super) enum Release {
 
 /// Blobs a pass found held only by leases: id → (size, lease end).
 #[derive(Default)]
-pub(super) struct Held(pub HashMap<ContentId, (u64, u64)>);
+pub(super) struct Leased(pub HashMap<ContentId, (u64, u64)>);
 
-impl Held {
+impl Leased {
     pub fn bytes(&self) -> u64 {
         self.0.values().map(|(size, _)| size).sum()
     }
@@ -41,14 +41,14 @@ pub(super) struct Freed {
 }
 
 impl Freed {
-    fn add(&mut self, outcome: Release, id: ContentId, held: &mut Held) {
+    fn add(&mut self, outcome: Release, id: ContentId, leased: &mut Leased) {
         match outcome {
             Release::Deleted(size) => {
                 self.blobs += 1;
                 self.bytes += size;
             }
             Release::Leased { size, until } => {
-                held.0.insert(id, (size, until));
+                leased.0.insert(id, (size, until));
             }
             Release::Kept => {}
         }
@@ -57,11 +57,11 @@ impl Freed {
 
 impl Store {
     /// Deletes every blob that nothing pins and no lease holds; notes the
-    /// leased ones in `held`.
+    /// leased ones in `leased`.
     pub(super) async fn sweep_unpinned(
         &self,
         freed: &mut Freed,
-        held: &mut Held,
+        leased: &mut Leased,
     ) -> Result<(), StoreError> {
         let unpinned: Vec<ContentId> = self
             .index
@@ -70,7 +70,7 @@ impl Store {
             .collect::<Result<_, _>>()?;
         for id in unpinned {
             let outcome = self.release_blob(id).await?;
-            freed.add(outcome, id, held);
+            freed.add(outcome, id, leased);
         }
         Ok(())
     }
@@ -80,11 +80,11 @@ impl Store {
         &self,
         removed: &EntryRecord,
         freed: &mut Freed,
-        held: &mut Held,
+        leased: &mut Leased,
     ) -> Result<(), StoreError> {
         for pin in &removed.pins {
             let outcome = self.release_blob(*pin).await?;
-            freed.add(outcome, *pin, held);
+            freed.add(outcome, *pin, leased);
         }
         Ok(())
     }
