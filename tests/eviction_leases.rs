@@ -404,3 +404,27 @@ async fn sustained_writes_past_the_budget_are_never_refused_and_stay_under_the_h
         String::from_utf8_lossy(&fsck.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_lease_survives_a_restart() {
+    const SHORT: u64 = 1500;
+    let s = TestServer::start_with(lease(SHORT)).await;
+    let (c, repo) = (common::client(), "team/app");
+    let export = cache_export(3, 2, 100 << 10, false);
+    export.push(&c, &s.base(), repo, "cache").await;
+    // Past the write leases of the push: only the read below holds the blobs.
+    outlive(SHORT).await;
+    resolve_cache(&c, &s.base(), repo, "cache").await;
+
+    let s = s.restart().await;
+    let base = s.base();
+    let report = evict_everything(&c, &base).await;
+    assert_eq!(report["entries_removed"], 1, "{report}");
+    assert_eq!(report["reached"], false, "{report}");
+    for layer in &export.layers {
+        assert_eq!(
+            get_blob(&c, &base, repo, &sha256_digest(layer)).await,
+            *layer
+        );
+    }
+}

@@ -75,6 +75,9 @@ impl Store {
     /// target and not: a pass that can free nothing is not news each time.
     pub async fn evict_if_needed(&self) -> Result<Option<EvictReport>, StoreError> {
         if self.usage() <= self.budget.high {
+            if self.budget.stuck.swap(false, Ordering::AcqRel) {
+                tracing::info!("usage is back under the high watermark");
+            }
             return Ok(None);
         }
         let report = self.evict_to(self.budget.low).await?;

@@ -42,10 +42,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Leases {
-    /// Leases of `period_ms`, starting from those the index recorded.
+    /// Leases of `period_ms`, starting from those the index recorded (the
+    /// ended ones too, so the next `record` drops them from the index).
     pub fn new(period_ms: u64, recorded: Vec<(ContentId, u64)>) -> Leases {
-        let now = now_ms();
-        let until = recorded.into_iter().filter(|(_, u)| *u > now).collect();
+        let until = recorded.into_iter().collect();
         Leases {
             period: period_ms,
             read: Mutex::new(ReadLeases {
@@ -153,10 +153,11 @@ mod tests {
     fn changes_are_taken_once_and_ended_leases_dropped() {
         let now = now_ms();
         let (a, b) = (ContentId([1; 32]), ContentId([2; 32]));
-        let leases = Leases::new(1000, vec![(a, now + 500), (b, now - 1)]);
+        let c = ContentId([3; 32]);
+        let leases = Leases::new(1000, vec![(a, now + 500), (b, now - 1), (c, now - 1)]);
         leases.hold(&[b], now);
         let (held, ended) = leases.take_changes(now);
-        assert_eq!((held, ended), (vec![(b, now + 1000)], vec![]));
+        assert_eq!((held, ended), (vec![(b, now + 1000)], vec![c]));
         let (held, ended) = leases.take_changes(now + 600);
         assert_eq!((held, ended), (vec![], vec![a]));
     }
