@@ -219,22 +219,14 @@ async fn an_actions_cache_v1_lookup_racing_an_eviction_still_downloads() {
 
     let hit = v1.hit("index-repo-1-0a1b2c3d#", VERSION).await;
     let url = hit["archiveLocation"].as_str().unwrap().to_owned();
-    let admin = common::client();
-    let report = admin_evict(&s, &admin).await;
+    let report = admin_evict(&s, &common::client()).await;
     assert_eq!(report["reached"], false, "{report}");
     assert_eq!(
         v1.lookup("index-repo-1-0a1b2c3d#", VERSION).await.status(),
         StatusCode::NO_CONTENT
     );
 
-    let res = Client::new().get(&url).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.bytes().await.unwrap(), archive);
-
-    outlive(LEASE_MS).await;
-    assert_eq!(admin_evict(&s, &admin).await["reached"], true);
-    let res = Client::new().get(&url).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    download_survives_the_lease_only(&s, &url, &archive).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,13 +276,19 @@ async fn an_actions_cache_v2_lookup_racing_an_eviction_still_downloads() {
         false
     );
 
-    let res = Client::new().get(&url).send().await.unwrap();
+    download_survives_the_lease_only(&s, &url, &archive).await;
+}
+
+/// The signed download URL of an evicted entry serves its archive while the
+/// lookup's lease holds it, and nothing once the lease has ended.
+async fn download_survives_the_lease_only(s: &TestServer, url: &str, archive: &[u8]) {
+    let res = Client::new().get(url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.bytes().await.unwrap(), archive);
 
     outlive(LEASE_MS).await;
-    assert_eq!(admin_evict(&s, &http).await["reached"], true);
-    let res = Client::new().get(&url).send().await.unwrap();
+    assert_eq!(admin_evict(s, &common::client()).await["reached"], true);
+    let res = Client::new().get(url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 

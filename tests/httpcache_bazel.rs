@@ -52,6 +52,14 @@ async fn build(bazel: &Path, ws: &Path, output_root: &Path, flags: &[String]) ->
     text
 }
 
+/// `--remote_cache` at the `bazel` namespace of `s`, with token `t`.
+fn cache_flags(s: &TestServer, t: &str) -> [String; 2] {
+    [
+        format!("--remote_cache={}", s.url("/cache/bazel")),
+        format!("--remote_header=Authorization=Bearer {t}"),
+    ]
+}
+
 fn bazel() -> Option<PathBuf> {
     require_tool("bazel")
 }
@@ -79,10 +87,7 @@ async fn a_fresh_output_base_gets_a_remote_cache_hit() {
     let t = token(&s, &[("bazel", RW)]);
     let ws = workspace();
     let roots = tempfile::tempdir().unwrap();
-    let flags = [
-        format!("--remote_cache={}", s.url("/cache/bazel")),
-        format!("--remote_header=Authorization=Bearer {t}"),
-    ];
+    let flags = cache_flags(&s, &t);
 
     let first = build(&bazel, ws.path(), &roots.path().join("one"), &flags).await;
     assert!(!first.contains("remote cache hit"), "{first}");
@@ -99,13 +104,7 @@ async fn a_fresh_output_base_gets_a_remote_cache_hit() {
         "/admin/v1/entries?namespace=bazel",
     )
     .await;
-    let ac = entries["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"].as_str().is_some_and(|n| n.starts_with("ac/")))
-        .cloned()
-        .unwrap_or_else(|| panic!("no ac entry: {entries}"));
+    let ac = ac_entry(&entries);
     assert!(ac["blobs"].as_u64().unwrap() >= 2, "{ac}");
 
     let second = build(&bazel, ws.path(), &roots.path().join("two"), &flags).await;
@@ -145,10 +144,7 @@ async fn evicting_everything_between_two_builds_gives_a_clean_rebuild() {
     let t = token(&s, &[("bazel", RW)]);
     let ws = workspace();
     let roots = tempfile::tempdir().unwrap();
-    let flags = [
-        format!("--remote_cache={}", s.url("/cache/bazel")),
-        format!("--remote_header=Authorization=Bearer {t}"),
-    ];
+    let flags = cache_flags(&s, &t);
     build(&bazel, ws.path(), &roots.path().join("one"), &flags).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let report = admin(&s, reqwest::Method::POST, "/admin/v1/evict").await;

@@ -209,13 +209,7 @@ async fn an_action_cache_hit_keeps_its_outputs_fetchable_through_an_eviction_of_
         json!(null),
     )
     .await;
-    let ac = entries["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"].as_str().is_some_and(|n| n.starts_with("ac/")))
-        .cloned()
-        .unwrap_or_else(|| panic!("no ac entry: {entries}"));
+    let ac = ac_entry(&entries);
     assert_eq!(
         ac["blobs"], 5,
         "value + output + stdout + tree + file in tree: {ac}"
