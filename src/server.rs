@@ -1,6 +1,9 @@
 //! Wires the data dir, the store and the router; serves until a shutdown
 //! signal, drains in-flight requests up to a deadline, flushes the index.
 
+mod body_rate;
+mod conn;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +89,7 @@ impl Server {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
+        let limits = conn::Limits::new(&state.config.server);
         let store = state.store.clone();
         let workers = Workers::start(
             store.clone(),
@@ -115,20 +119,15 @@ impl Server {
                 let app = axum::Router::new()
                     .route("/metrics", axum::routing::get(api::observe::metrics))
                     .with_state(state.clone());
-                Some(tokio::spawn(async move {
-                    let _ = axum::serve(l, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = metrics_stopped.await;
-                        })
-                        .await;
-                }))
+                Some(tokio::spawn(conn::serve(l, app, limits, async move {
+                    let _ = metrics_stopped.await;
+                })))
             }
             None => None,
         };
         let app = api::router(state);
-        let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
         tokio::select! {
-            result = serve => result.context("serving HTTP")?,
+            () = conn::serve(listener, app, limits, graceful) => {}
             () = deadline => tracing::warn!(
                 timeout = %humantime::format_duration(timeout),
                 "in-flight requests did not finish in time; closing them"

@@ -1,0 +1,290 @@
+//! The accept loop: HTTP/1 connections served by hyper under the
+//! `[server]` limits (DESIGN.md §Faults, hostile clients). axum::serve offers
+//! none of them, so this replaces it, with the same graceful shutdown.
+//!
+//! Each connection is in one phase at a time: reading a request's headers,
+//! busy with requests, or idle between them. A watchdog closes it when the
+//! headers take longer than `header_read_timeout` or the idle time exceeds
+//! `keep_alive_timeout`; a busy connection is never cut by it (its body has
+//! the minimum rate, its handler may take as long as it needs).
+
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use super::body_rate::{BodyRate, RateLimited};
+use crate::config::ServerConfig;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub body_rate: Option<BodyRate>,
+    pub max_connections: usize,
+}
+
+impl Limits {
+    pub fn new(c: &ServerConfig) -> Limits {
+        Limits {
+            header_read_timeout: c.header_read_timeout.0,
+            keep_alive_timeout: c.keep_alive_timeout.0,
+            body_rate: (c.min_body_rate.bytes() > 0).then_some(BodyRate {
+                min: c.min_body_rate.bytes(),
+                window: c.body_rate_window.0,
+            }),
+            max_connections: c.max_connections.max(1),
+        }
+    }
+}
+
+/// Serves `app` until `shutdown` resolves, then stops accepting, lets every
+/// connection finish the request it is serving, and returns once all closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let stop = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut shutdown = pin!(shutdown);
+    loop {
+        // Over the cap, clients wait in the kernel's backlog rather than
+        // being accepted and costing a file descriptor each.
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        connections.spawn(connection(stream, app.clone(), limits, stop.clone(), slot));
+    }
+    drop(listener);
+    stop.cancel();
+    connections.close();
+    connections.wait().await;
+}
+
+async fn accept_failed(e: io::Error) {
+    use io::ErrorKind::*;
+    // The peer gave up before we got to it: nothing to do.
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
+        return;
+    }
+    // Out of file descriptors (or similar): retrying at once would spin.
+    tracing::error!(error = %e, "accepting a connection failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request's headers since then.
+    Head(Instant),
+    /// Serving this many requests (their responses are not yet sent).
+    Busy(usize),
+    /// Idle between requests since then.
+    Idle(Instant),
+}
+
+impl Phase {
+    fn deadline(self, limits: &Limits) -> Option<Instant> {
+        match self {
+            Phase::Head(since) => Some(since + limits.header_read_timeout),
+            Phase::Idle(since) => Some(since + limits.keep_alive_timeout),
+            Phase::Busy(_) => None,
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    limits: Limits,
+    stop: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let phase = Arc::new(watch::Sender::new(Phase::Head(Instant::now())));
+    let mut watched = phase.subscribe();
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        phase: phase.clone(),
+    });
+    let service_phase = phase.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let busy = Busy::begin(&service_phase);
+        let req = match limits.body_rate {
+            Some(rate) => req.map(|b| Body::new(RateLimited::new(b, rate))),
+            None => req.map(Body::new),
+        };
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(req).await?;
+            // The request ends when its response body is dropped (sent, or
+            // abandoned with the connection), not when the handler returns.
+            Ok::<_, std::convert::Infallible>(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _busy = &busy;
+                    frame
+                }))
+            }))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The watchdog below times headers itself: hyper's timer would also
+    // run while idle, merging both limits into one.
+    builder.header_read_timeout(None);
+    let mut conn = pin!(builder.serve_connection(io, service));
+    let mut draining = false;
+    loop {
+        let deadline = watched.borrow_and_update().deadline(&limits);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = sleep_until(deadline) => {
+                let now = *watched.borrow();
+                if now.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
+                    let why = match now {
+                        Phase::Head(_) => "its request headers did not arrive in time",
+                        _ => "it was idle for too long",
+                    };
+                    tracing::debug!(why, "closing a connection");
+                    return;
+                }
+            }
+            // Never fails: `phase` is held here.
+            _ = watched.changed() => {}
+            () = stop.cancelled(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Marks a connection busy while a request is served.
+struct Busy(Arc<watch::Sender<Phase>>);
+
+impl Busy {
+    fn begin(phase: &Arc<watch::Sender<Phase>>) -> Busy {
+        phase.send_modify(|p| {
+            *p = match *p {
+                Phase::Busy(n) => Phase::Busy(n + 1),
+                _ => Phase::Busy(1),
+            }
+        });
+        Busy(phase.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.send_modify(|p| {
+            *p = match *p {
+                Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+                _ => Phase::Idle(Instant::now()),
+            }
+        });
+    }
+}
+
+/// The socket, noting when an idle connection starts a new request: from
+/// its first byte, the headers must arrive within `header_read_timeout`.
+struct Watched {
+    inner: TcpStream,
+    phase: Arc<watch::Sender<Phase>>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before && matches!(*self.phase.borrow(), Phase::Idle(_)) {
+            self.phase.send_if_modified(|p| match p {
+                Phase::Idle(_) => {
+                    *p = Phase::Head(Instant::now());
+                    true
+                }
+                _ => false,
+            });
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,276 @@
+//! Connection limits (DESIGN.md §Faults, hostile clients): idle and
+//! slowloris connections are closed within the configured times while other
+//! clients are served; a connection cap holds; a stalled upload body is cut
+//! and its OCI session keeps the chunks it had acknowledged.
+
+mod common;
+mod oci_support;
+
+use std::time::{Duration, Instant};
+
+use common::raw;
+use common::TestServer;
+use oci_support::{abs_url, must_header, sha256_digest, start_upload, with_query};
+use reqwest::StatusCode;
+use tokio::io::AsyncWriteExt;
+
+/// Generous bound for "within the configured time" on a loaded 2-core box.
+const SLACK: Duration = Duration::from_secs(5);
+
+async fn healthz_ok(server: &TestServer) {
+    let res = common::client()
+        .get(server.url("/healthz"))
+        .timeout(SLACK)
+        .send()
+        .await
+        .expect("a new client is served");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_headers_is_closed_after_the_header_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.server.header_read_timeout = larder::config::Span::secs(1);
+    })
+    .await;
+    let started = Instant::now();
+    let mut silent = raw::connect(server.addr).await;
+    healthz_ok(&server).await;
+    raw::closed_within(&mut silent, SLACK).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_while_new_clients_are_served() {
+    let server = TestServer::start_with(|c| {
+        c.server.header_read_timeout = larder::config::Span::secs(1);
+    })
+    .await;
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        slow.push(raw::connect(server.addr).await);
+    }
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let mut trickles = tokio::task::JoinSet::new();
+    for stream in slow {
+        let mut done = done_rx.clone();
+        trickles.spawn(async move {
+            let (mut read, mut write) = stream.into_split();
+            let header = b"GET /healthz HTTP/1.1\r\nHost: larder\r\nX-Padding: ";
+            let mut bytes = header.iter().copied().chain(std::iter::repeat(b'a'));
+            // A byte at a time, forever: the headers never end.
+            let writer = async {
+                loop {
+                    let byte = bytes.next().unwrap_or(b'a');
+                    if write.write_all(&[byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = done.changed() => break,
+                    }
+                }
+            };
+            let closed = async {
+                let mut sink = [0u8; 256];
+                loop {
+                    match tokio::io::AsyncReadExt::read(&mut read, &mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            tokio::select! {
+                () = closed => true,
+                () = writer => false,
+            }
+        });
+    }
+    // Served while the slow connections are still trickling.
+    healthz_ok(&server).await;
+    let all_closed = tokio::time::timeout(SLACK, async {
+        let mut closed = 0;
+        while let Some(r) = trickles.join_next().await {
+            closed += usize::from(r.expect("trickle task"));
+        }
+        closed
+    })
+    .await;
+    let _ = done_tx.send(true);
+    assert_eq!(
+        all_closed.expect("slowloris connections closed in time"),
+        20,
+        "every slowloris connection is closed by the server"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    healthz_ok(&server).await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.server.keep_alive_timeout = larder::config::Span::secs(1);
+    })
+    .await;
+    let mut conn = raw::connect(server.addr).await;
+    let res = raw::get(&mut conn, "/healthz").await;
+    assert_eq!(res.status, 200);
+    let idle_since = Instant::now();
+    // Still usable before the timeout.
+    let res = raw::get(&mut conn, "/healthz").await;
+    assert_eq!(res.status, 200);
+    raw::closed_within(&mut conn, SLACK).await;
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(900),
+        "closed before the idle timeout: {:?}",
+        idle_since.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    let server = TestServer::start_with(|c| {
+        c.server.max_connections = 2;
+    })
+    .await;
+    // Two connections, each proven served (so accepted), then left open.
+    let mut first = raw::connect(server.addr).await;
+    assert_eq!(raw::get(&mut first, "/healthz").await.status, 200);
+    let mut second = raw::connect(server.addr).await;
+    assert_eq!(raw::get(&mut second, "/healthz").await.status, 200);
+
+    let mut third = raw::connect(server.addr).await;
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: larder\r\n\r\n")
+        .await
+        .unwrap();
+    let mut waiting = tokio::spawn(async move {
+        let res = raw::read_response(&mut third, Duration::from_secs(30)).await;
+        res.status
+    });
+    // Not served while two connections are open (a bounded negative check).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut waiting)
+            .await
+            .is_err(),
+        "a third connection was served over a cap of 2"
+    );
+    drop(first);
+    let status = tokio::time::timeout(SLACK, waiting)
+        .await
+        .expect("served once a slot frees")
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(raw::get(&mut second, "/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_stalled_chunk_is_cut_and_the_session_keeps_what_it_had() {
+    let server = TestServer::start_with(|c| {
+        c.server.min_body_rate = larder::config::Size(1024);
+        c.server.body_rate_window = larder::config::Span::secs(1);
+    })
+    .await;
+    let client = common::client();
+    let base = server.base();
+    let location = start_upload(&client, &base, "app").await;
+    let first = b"0123456789";
+    let res = client
+        .patch(&location)
+        .header("content-range", "0-9")
+        .body(first.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = abs_url(&base, &must_header(&res, "location"));
+
+    // A chunk that announces 1000 bytes, sends 10 and stalls.
+    let path = location.trim_start_matches(&base);
+    let mut stalled = raw::connect(server.addr).await;
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: larder\r\nContent-Range: 10-1009\r\n\
+         Content-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\nabcdefghij"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let res = raw::read_response(&mut stalled, SLACK).await;
+    assert_eq!(res.status, 400, "{}", res.body_text());
+    assert!(
+        res.body_text().contains("min_body_rate"),
+        "{}",
+        res.body_text()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // The session still holds the acknowledged chunk and can be resumed.
+    let res = client.get(&location).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(must_header(&res, "range"), "0-9");
+    let second = b"abcdefghij";
+    let res = client
+        .patch(&location)
+        .header("content-range", "10-19")
+        .body(second.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = abs_url(&base, &must_header(&res, "location"));
+    let whole = [&first[..], &second[..]].concat();
+    let digest = sha256_digest(&whole);
+    let res = client
+        .put(with_query(&location, &format!("digest={digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_trickling_body_is_cut() {
+    let server = TestServer::start_with(|c| {
+        c.server.min_body_rate = larder::config::Size(1024);
+        c.server.body_rate_window = larder::config::Span::secs(1);
+    })
+    .await;
+    let mut conn = raw::connect(server.addr).await;
+    conn.write_all(
+        b"PUT /cache/team/some-key HTTP/1.1\r\nHost: larder\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (mut read, mut write) = conn.into_split();
+    let trickle = tokio::spawn(async move {
+        // 20 bytes/s, far below 1 KiB/s.
+        while write.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut buf = Vec::new();
+    let got = tokio::time::timeout(SLACK, async {
+        let mut chunk = [0u8; 512];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut read, &mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    assert!(got.is_ok(), "a trickling body was not cut");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+    let res = common::client()
+        .get(server.url("/cache/team/some-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "nothing was stored");
+}
