@@ -27,7 +27,7 @@ pub use blobs::{BlobInfo, BlobWrite};
 pub use evict::{EvictReport, GcReport};
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
-pub use reservations::{reservation_id, reservation_number};
+pub use reservations::{exact, reservation_id, reservation_number};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]

@@ -15,9 +15,10 @@ use super::matching::{self, check_lookup};
 use super::signed::Signer;
 use super::{caller, json_body, namespaces, param, query, save, write_namespace, Target};
 use crate::api::observe::Lookup;
-use crate::api::{content_length, external_base, AppState};
+use crate::api::{content_length, external_base, refuse_declared_over, AppState};
 use crate::auth::{Caller, READ, WRITE};
-use crate::cache::{reservation_id, reservation_number};
+use crate::cache::{reservation_id, reservation_number, StoreError};
+use crate::cas::CasError;
 
 type V1Result = Result<Response, V1Error>;
 
@@ -80,6 +81,8 @@ pub async fn upload(
     body: Body,
 ) -> V1Result {
     let caller = caller(&state, &headers)?;
+    let limit = state.blob_limit();
+    refuse_declared_over(&headers, limit).map_err(GhaError::from)?;
     let (start, end) = content_range(&headers)?;
     let len = end - start + 1;
     if content_length(&headers).is_some_and(|n| n != len) {
@@ -89,8 +92,21 @@ pub async fn upload(
         .into());
     }
     let (id, target) = writable_reservation(&state, &caller, &id)?;
+    // Checked before a byte is read or a gap reserved: a chunk far past the
+    // end would otherwise count its whole offset against the budget.
+    match state.store.reserved_size(&id)? {
+        Some(size) if end >= size => {
+            return Err(GhaError::bad_request(format!(
+                "bytes {start}-{end} end past the cacheSize of {size} bytes this cache was reserved with"
+            ))
+            .into())
+        }
+        _ if end >= limit => {
+            return Err(GhaError::from(StoreError::from(CasError::TooLarge { limit })).into())
+        }
+        _ => {}
+    }
     let scope = target.reservation_scope();
-    let limit = state.blob_limit();
     state
         .store
         .write_upload_at(&scope, &id, start, len, body.into_data_stream(), limit)
