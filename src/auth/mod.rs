@@ -4,6 +4,7 @@
 //! 403 when it is but lacks the permission.
 
 pub mod key;
+pub mod names;
 pub mod token;
 
 use axum::http::{header, HeaderMap};
@@ -131,7 +132,18 @@ impl Auth {
     pub fn require_admin(&self, caller: &Caller) -> Result<(), Denied> {
         match caller {
             _ if !self.enabled() => Ok(()),
-            Caller::Token(c) if c.larder_admin => Ok(()),
+            Caller::Token(c)
+                if c.larder_admin && c.grants().iter().any(|g| g.scope == ANY_NAMESPACE) =>
+            {
+                Ok(())
+            }
+            // Minted before admin tokens had to name every namespace: it
+            // looks scoped but would manage all of them, so it manages none.
+            Caller::Token(c) if c.larder_admin => Err(Denied::Forbidden(format!(
+                "token {:?} is an admin token limited to some namespaces; admin tokens manage \
+                 every namespace and must be created with the namespace * alone",
+                c.sub
+            ))),
             Caller::Token(c) => Err(Denied::Forbidden(format!(
                 "token {:?} is not an admin token",
                 c.sub
