@@ -56,6 +56,7 @@ impl Server {
                 auth: Arc::new(auth),
                 metrics: Arc::default(),
                 workers: Arc::default(),
+                creations: Arc::default(),
             },
             data_dir,
         })

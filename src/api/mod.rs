@@ -26,6 +26,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub workers: Arc<crate::workers::WorkerBoard>,
+    /// Which concurrent PUT of a new HTTP cache key created it.
+    pub creations: Arc<httpcache::Creations>,
 }
 
 impl AppState {

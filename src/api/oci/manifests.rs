@@ -44,6 +44,9 @@ impl ManifestMeta {
 struct Descriptor {
     media_type: Option<String>,
     digest: String,
+    /// Checked against the stored content: a client trusts it when it
+    /// fetches, and a wrong one would be served as is.
+    size: Option<u64>,
     #[serde(default)]
     urls: Vec<String>,
 }
@@ -258,6 +261,9 @@ fn resolve_references(
         if may_be_manifest {
             let key = entry_key(name, &digest.to_string());
             if let Some(child) = store.entry(&key)? {
+                if let Some(blob) = store.blob(&Digest::Blake3(child.content.0))? {
+                    check_size(desc, &digest, blob.size)?;
+                }
                 pins.insert(child.content);
                 children.push(key);
                 continue;
@@ -265,6 +271,7 @@ fn resolve_references(
         }
         match store.blob_in(&scope(name), &digest)? {
             Some(blob) => {
+                check_size(desc, &digest, blob.size)?;
                 if pins.insert(blob.id) {
                     size += blob.size;
                 }
@@ -291,6 +298,16 @@ fn resolve_references(
         children,
         size,
     })
+}
+
+fn check_size(desc: &Descriptor, digest: &Digest, stored: u64) -> Result<(), OciError> {
+    match desc.size {
+        Some(size) if size != stored => Err(OciError::manifest_invalid(format!(
+            "the descriptor of {digest} says {size} bytes; the stored content has {stored}"
+        ))
+        .detail(json!({ "digest": digest.to_string(), "size": size, "stored": stored }))),
+        _ => Ok(()),
+    }
 }
 
 /// What a manifest needs: blobs to pin, child manifests, and their bytes.
