@@ -223,3 +223,50 @@ async fn gha_v1_chunks_past_the_reservation_are_refused_and_count_nothing() {
     assert_eq!(v1.commit(id, 20).await.status(), StatusCode::NO_CONTENT);
     assert_eq!(v1.restore("sized", VERSION).await, b"0123456789abcdefghij");
 }
+
+#[tokio::test]
+async fn a_gha_v1_chunk_far_out_counts_only_its_bytes_and_a_hole_is_never_served() {
+    let server = gha_support::start(|_| {}).await;
+    let v1 = V1::new(&server, Some(token(&server, &[rw("team")])));
+    let before = used_bytes(&server).await;
+    let id = v1.reserve_id("far", VERSION).await;
+    let res = v1.patch(id, 1 << 30, b"0123456789").await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let grown = used_bytes(&server).await - before;
+    assert!(
+        grown < 100,
+        "a 10-byte chunk at 1 GiB counted {grown} bytes"
+    );
+
+    // Bytes 10-19 without 0-9: the commit finds the hole, serves nothing.
+    let id = v1.reserve_id("holed", VERSION).await;
+    assert_eq!(
+        v1.patch(id, 10, b"abcdefghij").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let res = v1.commit(id, 20).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v1.lookup("holed", VERSION).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // The client may still send the missing chunk, then commit.
+    assert_eq!(
+        v1.patch(id, 0, b"0123456789").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(v1.commit(id, 20).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(v1.restore("holed", VERSION).await, b"0123456789abcdefghij");
+
+    // Overlapping chunks are refused at commit rather than spliced.
+    let id = v1.reserve_id("overlap", VERSION).await;
+    assert_eq!(
+        v1.patch(id, 0, b"0123456789").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        v1.patch(id, 5, b"56789abcde").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(v1.commit(id, 15).await.status(), StatusCode::BAD_REQUEST);
+}

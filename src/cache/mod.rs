@@ -4,6 +4,7 @@
 mod access;
 mod blobs;
 mod budget;
+mod chunks;
 mod content_entries;
 mod entries;
 mod evict;

@@ -40,12 +40,12 @@ pub fn reservation_id(n: u64) -> String {
 }
 
 /// The stage of reservation `id`: derived, so nothing needs to record it.
-fn stage_id(id: &str) -> String {
+pub(super) fn stage_id(id: &str) -> String {
     let hash = blake3::hash(format!("larder stage {id}").as_bytes());
     hex::encode(&hash.as_bytes()[..16])
 }
 
-fn stage_scope(id: &str) -> String {
+pub(super) fn stage_scope(id: &str) -> String {
     format!("stage:{id}")
 }
 
@@ -374,7 +374,7 @@ impl Store {
 }
 
 /// Where each staged part's data lies in a stage file: name → (offset, len).
-fn read_parts(path: &std::path::Path) -> std::io::Result<HashMap<String, (u64, u64)>> {
+pub(super) fn read_parts(path: &std::path::Path) -> std::io::Result<HashMap<String, (u64, u64)>> {
     let damaged = |why: &str| std::io::Error::other(format!("staged parts are damaged: {why}"));
     let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
     let size = file.get_ref().metadata()?.len();

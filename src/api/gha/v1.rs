@@ -1,6 +1,7 @@
 //! The v1 REST API under `<base>_apis/artifactcache/`: lookup (`GET cache`),
 //! reserve (`POST caches`), chunks (`PATCH caches/{id}`, in any order and in
-//! parallel, each at its `Content-Range` offset) and commit (`POST caches/{id}`).
+//! parallel, each at its `Content-Range` offset, staged until the commit
+//! assembles them in order) and commit (`POST caches/{id}`).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -92,8 +93,8 @@ pub async fn upload(
         .into());
     }
     let (id, target) = writable_reservation(&state, &caller, &id)?;
-    // Checked before a byte is read or a gap reserved: a chunk far past the
-    // end would otherwise count its whole offset against the budget.
+    // Checked before a byte is read: a chunk past what the client reserved
+    // is a client error, not something to store until the commit fails.
     match state.store.reserved_size(&id)? {
         Some(size) if end >= size => {
             return Err(GhaError::bad_request(format!(
@@ -109,7 +110,7 @@ pub async fn upload(
     let scope = target.reservation_scope();
     state
         .store
-        .write_upload_at(&scope, &id, start, len, body.into_data_stream(), limit)
+        .stage_chunk(&scope, &id, start, len, body.into_data_stream(), limit)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -129,6 +130,11 @@ pub async fn commit(
     let caller = caller(&state, &headers)?;
     let (id, target) = writable_reservation(&state, &caller, &id)?;
     let req: CommitRequest = json_body(body).await?;
+    let scope = target.reservation_scope();
+    state
+        .store
+        .assemble_chunks(&scope, &id, req.size, state.blob_limit())
+        .await?;
     save::commit(&state, &target, &id, req.size).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
