@@ -79,6 +79,16 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "counter",
         "Times the index was reopened so that the next start replays little.",
     ),
+    (
+        CONNECTIONS,
+        "gauge",
+        "Client connections open (at most server.max_connections).",
+    ),
+    (
+        CONNECTIONS_CUT,
+        "counter",
+        "Connections or requests cut by a server limit, by reason: header_timeout, idle_timeout, body_rate.",
+    ),
 ];
 
 pub const REQUESTS: &str = "larder_http_requests_total";
@@ -97,6 +107,17 @@ pub const UPLOADS: &str = "larder_uploads_in_progress";
 pub const FLUSH_SECONDS: &str = "larder_index_flush_duration_seconds";
 pub const UPTIME: &str = "larder_uptime_seconds";
 pub const INDEX_SNAPSHOTS: &str = "larder_index_snapshots_total";
+pub const CONNECTIONS: &str = "larder_connections_open";
+pub const CONNECTIONS_CUT: &str = "larder_connections_cut_total";
+
+/// What the connection limits did, counted by the accept loop.
+#[derive(Default)]
+pub struct ConnCounters {
+    pub open: AtomicU64,
+    pub header_timeout: AtomicU64,
+    pub idle_timeout: AtomicU64,
+    pub body_rate: AtomicU64,
+}
 
 /// Upper bounds (seconds) of latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -184,6 +205,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
+    pub connections: ConnCounters,
 }
 
 impl Default for Metrics {
@@ -194,6 +216,7 @@ impl Default for Metrics {
             requests: Mutex::default(),
             latency: Mutex::default(),
             protocols: Mutex::default(),
+            connections: ConnCounters::default(),
         }
     }
 }
@@ -316,6 +339,18 @@ impl Metrics {
         ] {
             help(&mut out, name);
             let _ = writeln!(out, "{name} {value}");
+        }
+        let c = &self.connections;
+        help(&mut out, CONNECTIONS);
+        let _ = writeln!(out, "{CONNECTIONS} {}", c.open.load(Ordering::Relaxed));
+        help(&mut out, CONNECTIONS_CUT);
+        for (reason, n) in [
+            ("header_timeout", &c.header_timeout),
+            ("idle_timeout", &c.idle_timeout),
+            ("body_rate", &c.body_rate),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{CONNECTIONS_CUT}{{reason=\"{reason}\"}} {n}");
         }
         help(&mut out, ENTRIES);
         for p in Protocol::ALL {

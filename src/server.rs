@@ -120,15 +120,23 @@ impl Server {
                 let app = axum::Router::new()
                     .route("/metrics", axum::routing::get(api::observe::metrics))
                     .with_state(state.clone());
-                Some(tokio::spawn(conn::serve(l, app, limits, async move {
-                    let _ = metrics_stopped.await;
-                })))
+                let metrics = state.metrics.clone();
+                Some(tokio::spawn(conn::serve(
+                    l,
+                    app,
+                    limits,
+                    metrics,
+                    async move {
+                        let _ = metrics_stopped.await;
+                    },
+                )))
             }
             None => None,
         };
+        let metrics = state.metrics.clone();
         let app = api::router(state);
         tokio::select! {
-            () = conn::serve(listener, app, limits, graceful) => {}
+            () = conn::serve(listener, app, limits, metrics, graceful) => {}
             () = deadline => tracing::warn!(
                 timeout = %humantime::format_duration(timeout),
                 "in-flight requests did not finish in time; closing them"

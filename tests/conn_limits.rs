@@ -17,6 +17,23 @@ use tokio::io::AsyncWriteExt;
 /// Generous bound for "within the configured time" on a loaded 2-core box.
 const SLACK: Duration = Duration::from_secs(5);
 
+/// `larder_connections_cut_total{reason="<reason>"}` from /metrics.
+async fn cut(server: &TestServer, reason: &str) -> u64 {
+    let text = common::client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("larder_connections_cut_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+}
+
 async fn healthz_ok(server: &TestServer) {
     let res = common::client()
         .get(server.url("/healthz"))
@@ -109,6 +126,7 @@ async fn slowloris_headers_are_cut_while_new_clients_are_served() {
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
     healthz_ok(&server).await;
+    assert!(cut(&server, "header_timeout").await >= 20);
 }
 
 #[tokio::test]
@@ -130,6 +148,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         "closed before the idle timeout: {:?}",
         idle_since.elapsed()
     );
+    assert!(cut(&server, "idle_timeout").await >= 1);
 }
 
 #[tokio::test]
@@ -207,6 +226,7 @@ async fn a_stalled_chunk_is_cut_and_the_session_keeps_what_it_had() {
         res.body_text()
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(cut(&server, "body_rate").await, 1);
 
     // The session still holds the acknowledged chunk and can be resumed.
     let res = client.get(&location).send().await.unwrap();

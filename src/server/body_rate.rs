@@ -4,12 +4,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+
+use crate::metrics::Metrics;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -53,10 +57,11 @@ pub struct RateLimited<B> {
     /// When the wait in progress began.
     waiting_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
+    metrics: Arc<Metrics>,
 }
 
 impl<B> RateLimited<B> {
-    pub fn new(inner: B, rate: BodyRate) -> RateLimited<B> {
+    pub fn new(inner: B, rate: BodyRate, metrics: Arc<Metrics>) -> RateLimited<B> {
         RateLimited {
             inner,
             rate,
@@ -65,10 +70,19 @@ impl<B> RateLimited<B> {
             waited: Duration::ZERO,
             waiting_since: None,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            metrics,
         }
     }
 
     fn too_slow(&self) -> BoxError {
+        self.metrics
+            .connections
+            .body_rate
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            min = self.rate.min,
+            "cutting a request body that arrives too slowly"
+        );
         Box::new(TooSlow {
             min: self.rate.min,
             window: humantime::format_duration(self.rate.window),

@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,6 +31,7 @@ use tower::ServiceExt;
 
 use super::body_rate::{BodyRate, RateLimited};
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -59,13 +61,16 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut saturated = false;
     let mut shutdown = pin!(shutdown);
     loop {
+        saturated = note_saturation(saturated, slots.available_permits(), &limits);
         // Over the cap, clients wait in the kernel's backlog rather than
         // being accepted and costing a file descriptor each.
         let slot = tokio::select! {
@@ -87,12 +92,37 @@ pub async fn serve(
                 }
             },
         };
-        connections.spawn(connection(stream, app.clone(), limits, stop.clone(), slot));
+        let conn = Conn {
+            limits,
+            stop: stop.clone(),
+            metrics: metrics.clone(),
+            _slot: slot,
+        };
+        connections.spawn(conn.serve(stream, app.clone()));
     }
     drop(listener);
     stop.cancel();
     connections.close();
     connections.wait().await;
+}
+
+/// Logs when the connection cap is reached, and when there is room again
+/// (a tenth of it free, so that a server at the cap does not log each
+/// connection). Returns whether it is saturated now.
+fn note_saturation(was: bool, free: usize, limits: &Limits) -> bool {
+    if !was && free == 0 {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            "connection cap reached; new clients wait in the listen backlog \
+             (raise server.max_connections if this is normal load)"
+        );
+        return true;
+    }
+    if was && free * 10 >= limits.max_connections {
+        tracing::info!("connections are below the cap again");
+        return false;
+    }
+    was
 }
 
 async fn accept_failed(e: io::Error) {
@@ -129,72 +159,96 @@ impl Phase {
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    app: Router,
+/// One accepted connection and what it needs besides its socket.
+struct Conn {
     limits: Limits,
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
     _slot: OwnedSemaphorePermit,
-) {
-    let phase = Arc::new(watch::Sender::new(Phase::Head(Instant::now())));
-    let mut watched = phase.subscribe();
-    let io = TokioIo::new(Watched {
-        inner: stream,
-        phase: phase.clone(),
-    });
-    let service_phase = phase.clone();
-    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let busy = Busy::begin(&service_phase);
-        let req = match limits.body_rate {
-            Some(rate) => req.map(|b| Body::new(RateLimited::new(b, rate))),
-            None => req.map(Body::new),
-        };
-        let app = app.clone();
-        async move {
-            let response = app.oneshot(req).await?;
-            // The request ends when its response body is dropped (sent, or
-            // abandoned with the connection), not when the handler returns.
-            Ok::<_, std::convert::Infallible>(response.map(|body| {
-                Body::new(body.map_frame(move |frame| {
-                    let _busy = &busy;
-                    frame
+}
+
+impl Conn {
+    async fn serve(self, stream: TcpStream, app: Router) {
+        let counters = &self.metrics.connections;
+        counters.open.fetch_add(1, Ordering::Relaxed);
+        self.run(stream, app).await;
+        counters.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn run(&self, stream: TcpStream, app: Router) {
+        let limits = self.limits;
+        let phase = Arc::new(watch::Sender::new(Phase::Head(Instant::now())));
+        let mut watched = phase.subscribe();
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            phase: phase.clone(),
+        });
+        let service_phase = phase.clone();
+        let metrics = self.metrics.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let busy = Busy::begin(&service_phase);
+            let req = match limits.body_rate {
+                Some(rate) => req.map(|b| Body::new(RateLimited::new(b, rate, metrics.clone()))),
+                None => req.map(Body::new),
+            };
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(req).await?;
+                // The request ends when its response body is dropped (sent,
+                // or abandoned with the connection), not when the handler
+                // returns.
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _busy = &busy;
+                        frame
+                    }))
                 }))
-            }))
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    // The watchdog below times headers itself: hyper's timer would also
-    // run while idle, merging both limits into one.
-    builder.header_read_timeout(None);
-    let mut conn = pin!(builder.serve_connection(io, service));
-    let mut draining = false;
-    loop {
-        let deadline = watched.borrow_and_update().deadline(&limits);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                return;
             }
-            () = sleep_until(deadline) => {
-                let now = *watched.borrow();
-                if now.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                    let why = match now {
-                        Phase::Head(_) => "its request headers did not arrive in time",
-                        _ => "it was idle for too long",
-                    };
-                    tracing::debug!(why, "closing a connection");
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        // The watchdog below times headers itself: hyper's timer would also
+        // run while idle, merging both limits into one.
+        builder.header_read_timeout(None);
+        let mut conn = pin!(builder.serve_connection(io, service));
+        let mut draining = false;
+        loop {
+            let deadline = watched.borrow_and_update().deadline(&limits);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
                     return;
                 }
-            }
-            // Never fails: `phase` is held here.
-            _ = watched.changed() => {}
-            () = stop.cancelled(), if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
+                () = sleep_until(deadline) => {
+                    let now = *watched.borrow();
+                    if now.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
+                        self.cut(now);
+                        return;
+                    }
+                }
+                // Never fails: `phase` is held here.
+                _ = watched.changed() => {}
+                () = self.stop.cancelled(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
+    }
+
+    fn cut(&self, phase: Phase) {
+        let counters = &self.metrics.connections;
+        let (why, counter) = match phase {
+            Phase::Head(_) => (
+                "its request headers did not arrive in time",
+                &counters.header_timeout,
+            ),
+            _ => ("it was idle for too long", &counters.idle_timeout),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        // Not a warning: every idle client ends this way.
+        tracing::debug!(why, "closing a connection");
     }
 }
 
