@@ -3,6 +3,7 @@
 
 mod body_rate;
 mod conn;
+mod linger;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -270,3 +270,36 @@ async fn a_gha_v1_chunk_far_out_counts_only_its_bytes_and_a_hole_is_never_served
     );
     assert_eq!(v1.commit(id, 15).await.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_manifest_declaring_a_terabyte_is_refused_before_the_body() {
+    let server = TestServer::start().await;
+    let res = declare_terabyte(
+        &server,
+        "PUT",
+        "/v2/app/manifests/latest",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n",
+    )
+    .await;
+    assert_eq!(json(&res)["errors"][0]["code"], "SIZE_INVALID");
+}
+
+/// A client that sends its whole body before reading the answer still gets
+/// the 413, not a reset connection: the server lingers while it closes.
+#[tokio::test]
+async fn a_refused_body_still_being_sent_gets_its_413_not_a_reset() {
+    let server = TestServer::start_with(|c| {
+        c.storage.max_blob_size = larder::config::Size(1 << 20);
+    })
+    .await;
+    let client = common::client();
+    for path in ["/cache/team/too-big", "/v2/app/blobs/uploads/?digest=sha256:0000000000000000000000000000000000000000000000000000000000000000"] {
+        let res = client
+            .request(if path.starts_with("/v2") { reqwest::Method::POST } else { reqwest::Method::PUT }, server.url(path))
+            .body(vec![1u8; 16 << 20])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: the 413 was lost: {e}"));
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+}

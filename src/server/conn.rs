@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::body_rate::{BodyRate, RateLimited};
+use super::linger;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
@@ -185,14 +186,18 @@ impl Conn {
         });
         let service_phase = phase.clone();
         let metrics = self.metrics.clone();
+        let unfinished = Arc::new(AtomicBool::new(false));
+        let body_unfinished = unfinished.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let busy = Busy::begin(&service_phase);
+            let req = req.map(|b| linger::Tracked::new(b, body_unfinished.clone()));
             let req = match limits.body_rate {
                 Some(rate) => req.map(|b| Body::new(RateLimited::new(b, rate, metrics.clone()))),
                 None => req.map(Body::new),
             };
             let app = app.clone();
-            async move {
+            // Boxed: hyper hands the socket back only for Unpin futures.
+            Box::pin(async move {
                 let response = app.oneshot(req).await?;
                 // The request ends when its response body is dropped (sent,
                 // or abandoned with the connection), not when the handler
@@ -203,20 +208,25 @@ impl Conn {
                         frame
                     }))
                 }))
-            }
+            })
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         // The watchdog below times headers itself: hyper's timer would also
         // run while idle, merging both limits into one.
         builder.header_read_timeout(None);
-        let mut conn = pin!(builder.serve_connection(io, service));
+        let mut conn = builder.serve_connection(io, service);
         let mut draining = false;
         loop {
             let deadline = watched.borrow_and_update().deadline(&limits);
             tokio::select! {
-                result = conn.as_mut() => {
+                result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
+                        return;
+                    }
+                    let stream = conn.into_parts().io.into_inner().inner;
+                    if unfinished.load(Ordering::Relaxed) {
+                        linger::close(stream).await;
                     }
                     return;
                 }
@@ -231,7 +241,7 @@ impl Conn {
                 _ = watched.changed() => {}
                 () = self.stop.cancelled(), if !draining => {
                     draining = true;
-                    conn.as_mut().graceful_shutdown();
+                    Pin::new(&mut conn).graceful_shutdown();
                 }
             }
         }

@@ -12,6 +12,7 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use super::{parse_digest, path, scope, OciError, Req};
+use crate::api::content_length;
 use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol, Store};
 use crate::cas::{ContentId, Digest};
 
@@ -143,13 +144,20 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
         .filter(|v| !v.is_empty());
-    let bytes = to_bytes(req.body, MAX_MANIFEST).await.map_err(|_| {
+    let too_large = || {
         OciError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "SIZE_INVALID",
             format!("manifest is larger than {MAX_MANIFEST} bytes"),
         )
-    })?;
+    };
+    // Announced too large: refused before reading it.
+    if content_length(&req.headers).is_some_and(|n| n > MAX_MANIFEST as u64) {
+        return Err(too_large());
+    }
+    let bytes = to_bytes(req.body, MAX_MANIFEST)
+        .await
+        .map_err(|_| too_large())?;
     let doc: ManifestDoc = serde_json::from_slice(&bytes)
         .map_err(|e| OciError::manifest_invalid(format!("manifest is not valid JSON: {e}")))?;
     if doc.schema_version.is_some_and(|v| v != 2) {
