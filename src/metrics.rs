@@ -87,7 +87,7 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     (
         CONNECTIONS_CUT,
         "counter",
-        "Connections or requests cut by a server limit, by reason: header_timeout, idle_timeout, body_rate.",
+        "Connections or requests cut by a server limit, by reason: header_timeout, idle_timeout, body_rate, send_stall.",
     ),
 ];
 
@@ -117,6 +117,7 @@ pub struct ConnCounters {
     pub header_timeout: AtomicU64,
     pub idle_timeout: AtomicU64,
     pub body_rate: AtomicU64,
+    pub send_stall: AtomicU64,
 }
 
 /// Upper bounds (seconds) of latency histogram buckets.
@@ -348,6 +349,7 @@ impl Metrics {
             ("header_timeout", &c.header_timeout),
             ("idle_timeout", &c.idle_timeout),
             ("body_rate", &c.body_rate),
+            ("send_stall", &c.send_stall),
         ] {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "{CONNECTIONS_CUT}{{reason=\"{reason}\"}} {n}");

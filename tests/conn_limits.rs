@@ -294,3 +294,44 @@ async fn a_trickling_body_is_cut() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "nothing was stored");
 }
+
+#[tokio::test]
+async fn a_response_the_client_stops_reading_is_cut() {
+    let server = TestServer::start_with(|c| {
+        c.server.min_body_rate = larder::config::Size(1024);
+        c.server.body_rate_window = larder::config::Span::secs(1);
+    })
+    .await;
+    let value = vec![7u8; 32 << 20];
+    let res = common::client()
+        .put(server.url("/cache/team/big"))
+        .body(value.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    // A small receive buffer, and never a read: the response stalls.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut reader = socket.connect(server.addr).await.unwrap();
+    reader
+        .write_all(b"GET /cache/team/big HTTP/1.1\r\nHost: larder\r\n\r\n")
+        .await
+        .unwrap();
+    healthz_ok(&server).await;
+    // The cut is only visible to the server: poll its counter, bounded.
+    let deadline = Instant::now() + SLACK;
+    while cut(&server, "send_stall").await == 0 {
+        assert!(Instant::now() < deadline, "a stalled response was not cut");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What was already sent can be read; then the connection ends short.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(SLACK, async {
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut got).await;
+    })
+    .await;
+    assert!(read.is_ok(), "the connection stayed open");
+    assert!(got.len() < value.len(), "the whole response arrived");
+}

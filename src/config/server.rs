@@ -34,7 +34,8 @@ pub struct ServerConfig {
     /// stalled) upload is cut. 0 turns the check off.
     pub min_body_rate: Size,
     /// The span over which `min_body_rate` is measured: a body that delivers
-    /// nothing is cut after this long.
+    /// nothing is cut after this long, and so is a response the client stops
+    /// reading (with `min_body_rate` = 0, neither is cut).
     pub body_rate_window: Span,
     /// Connections served at once; more wait in the listen backlog until one
     /// closes. Keep it below the process's open-file limit.

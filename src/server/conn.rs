@@ -144,8 +144,9 @@ async fn accept_failed(e: io::Error) {
 enum Phase {
     /// Reading a request's headers since then.
     Head(Instant),
-    /// Serving this many requests (their responses are not yet sent).
-    Busy(usize),
+    /// Serving this many requests (their responses are not yet sent); and
+    /// since when a response has waited for the client to read it, if it has.
+    Busy(usize, Option<Instant>),
     /// Idle between requests since then.
     Idle(Instant),
 }
@@ -155,7 +156,10 @@ impl Phase {
         match self {
             Phase::Head(since) => Some(since + limits.header_read_timeout),
             Phase::Idle(since) => Some(since + limits.keep_alive_timeout),
-            Phase::Busy(_) => None,
+            // A client that stops reading holds its connection (and a slot
+            // under the cap) as surely as one that stops sending.
+            Phase::Busy(_, Some(since)) => limits.body_rate.map(|r| since + r.window),
+            Phase::Busy(_, None) => None,
         }
     }
 }
@@ -254,7 +258,11 @@ impl Conn {
                 "its request headers did not arrive in time",
                 &counters.header_timeout,
             ),
-            _ => ("it was idle for too long", &counters.idle_timeout),
+            Phase::Busy(..) => (
+                "the client stopped reading its response",
+                &counters.send_stall,
+            ),
+            Phase::Idle(_) => ("it was idle for too long", &counters.idle_timeout),
         };
         counter.fetch_add(1, Ordering::Relaxed);
         // Not a warning: every idle client ends this way.
@@ -276,8 +284,8 @@ impl Busy {
     fn begin(phase: &Arc<watch::Sender<Phase>>) -> Busy {
         phase.send_modify(|p| {
             *p = match *p {
-                Phase::Busy(n) => Phase::Busy(n + 1),
-                _ => Phase::Busy(1),
+                Phase::Busy(n, blocked) => Phase::Busy(n + 1, blocked),
+                _ => Phase::Busy(1, None),
             }
         });
         Busy(phase.clone())
@@ -288,7 +296,7 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.send_modify(|p| {
             *p = match *p {
-                Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+                Phase::Busy(n, blocked) if n > 1 => Phase::Busy(n - 1, blocked),
                 _ => Phase::Idle(Instant::now()),
             }
         });
@@ -323,13 +331,38 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Notes when a response starts waiting for the client to read, and
+    /// when it moves again.
+    fn note_write(&self, written: &Poll<io::Result<usize>>) {
+        let blocked = match written {
+            Poll::Pending => true,
+            Poll::Ready(Ok(n)) if *n > 0 => false,
+            _ => return,
+        };
+        // Most writes change nothing: check before taking the write lock.
+        if !matches!(*self.phase.borrow(), Phase::Busy(_, b) if b.is_some() != blocked) {
+            return;
+        }
+        self.phase.send_if_modified(|p| match p {
+            Phase::Busy(_, b) if b.is_some() != blocked => {
+                *b = blocked.then(Instant::now);
+                true
+            }
+            _ => false,
+        });
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note_write(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -337,7 +370,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note_write(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
