@@ -1,9 +1,11 @@
 //! Connection limits (DESIGN.md §Faults, hostile clients): idle and
 //! slowloris connections are closed within the configured times while other
 //! clients are served; a connection cap holds; a stalled upload body is cut
-//! and its OCI session keeps the chunks it had acknowledged.
+//! and its OCI session or Actions cache reservation keeps the chunks it had
+//! acknowledged; a response the client stops reading is cut.
 
 mod common;
+mod gha_support;
 mod oci_support;
 
 use std::time::{Duration, Instant};
@@ -334,4 +336,46 @@ async fn a_response_the_client_stops_reading_is_cut() {
     .await;
     assert!(read.is_ok(), "the connection stayed open");
     assert!(got.len() < value.len(), "the whole response arrived");
+}
+
+#[tokio::test]
+async fn a_stalled_gha_chunk_is_cut_and_the_reservation_keeps_the_others() {
+    use gha_support::{rw, token, V1, VERSION};
+    let server = gha_support::start(|c| {
+        c.server.min_body_rate = larder::config::Size(1024);
+        c.server.body_rate_window = larder::config::Span::secs(1);
+    })
+    .await;
+    let v1 = V1::new(&server, Some(token(&server, &[rw("team")])));
+    let id = v1.reserve_id("stalled", VERSION).await;
+    assert_eq!(
+        v1.patch(id, 0, b"0123456789").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let mut stalled = raw::connect(server.addr).await;
+    let head = format!(
+        "PATCH /_apis/artifactcache/caches/{id} HTTP/1.1\r\nHost: larder\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Range: bytes 10-19/*\r\nContent-Length: 10\r\n\r\nabc",
+        v1.token.as_deref().unwrap()
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let res = raw::read_response(&mut stalled, SLACK).await;
+    assert_eq!(res.status, 400, "{}", res.body_text());
+    assert!(
+        res.body_text().contains("min_body_rate"),
+        "{}",
+        res.body_text()
+    );
+    // The cut chunk left nothing; the first one is still there.
+    assert_eq!(v1.commit(id, 20).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v1.patch(id, 10, b"abcdefghij").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(v1.commit(id, 20).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        v1.restore("stalled", VERSION).await,
+        b"0123456789abcdefghij"
+    );
 }
