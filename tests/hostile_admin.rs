@@ -103,6 +103,16 @@ async fn admin_tokens_must_name_every_namespace() {
         .delete("/admin/v1/namespaces/team-b")
         .await
         .expect_error(StatusCode::FORBIDDEN, Some("forbidden"));
+    // One naming no namespace at all (admin API only) does not look scoped.
+    let api_only = TokenSpec {
+        subject: "ops".into(),
+        grants: vec![],
+        admin: true,
+        ttl_secs: 3600,
+        parent: None,
+    };
+    let api_only = AdminApi::with_token(&server.base(), &mint(&key, &api_only).0);
+    api_only.get_ok("/admin/v1/namespaces").await;
 }
 
 #[tokio::test]

@@ -132,11 +132,7 @@ impl Auth {
     pub fn require_admin(&self, caller: &Caller) -> Result<(), Denied> {
         match caller {
             _ if !self.enabled() => Ok(()),
-            Caller::Token(c)
-                if c.larder_admin && c.grants().iter().any(|g| g.scope == ANY_NAMESPACE) =>
-            {
-                Ok(())
-            }
+            Caller::Token(c) if c.larder_admin && !looks_scoped(c) => Ok(()),
             // Minted before admin tokens had to name every namespace: it
             // looks scoped but would manage all of them, so it manages none.
             Caller::Token(c) if c.larder_admin => Err(Denied::Forbidden(format!(
@@ -173,6 +169,13 @@ impl Auth {
             Caller::Token(c) => c.permission(namespace),
         }
     }
+}
+
+/// A token naming some namespaces and not `*`: as an admin token it would
+/// seem limited to them while the admin API manages every namespace.
+fn looks_scoped(c: &Claims) -> bool {
+    let grants = c.grants();
+    !grants.is_empty() && !grants.iter().any(|g| g.scope == ANY_NAMESPACE)
 }
 
 /// HMAC-SHA256 of `data` under `key`.
