@@ -152,6 +152,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => return config_error(&e),
             };
             let _log_guard = logging::init(config.log.format, &config.log.level);
+            for warning in &config.deprecated {
+                tracing::warn!("{warning}");
+            }
             serve(config)
         }
         Command::Config(ConfigCommand::Print(args)) => match args.load() {
@@ -169,7 +172,10 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Healthcheck(args) => crate::healthcheck::run(&args.url, args.timeout.0),
         Command::Config(ConfigCommand::Check(args)) => match args.load() {
-            Ok(_) => {
+            Ok(c) => {
+                for warning in &c.deprecated {
+                    eprintln!("larder: warning: {warning}");
+                }
                 println!("config ok");
                 ExitCode::SUCCESS
             }

@@ -51,6 +51,31 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "Bytes counted against the disk budget (blobs and uploads in progress).",
     ),
     (MAX_BYTES, "gauge", "The disk budget (storage.max_size)."),
+    (
+        HARD_LIMIT_BYTES,
+        "gauge",
+        "The line no write crosses (storage.hard_limit).",
+    ),
+    (
+        OVER_BUDGET_BYTES,
+        "gauge",
+        "Bytes of usage above storage.max_size (held by leases or uploads).",
+    ),
+    (
+        LEASED_BYTES,
+        "gauge",
+        "Bytes no entry pins that leases still hold, as the last eviction or GC pass found.",
+    ),
+    (
+        WRITE_EVICTIONS,
+        "counter",
+        "Eviction passes run to admit a write that would have crossed storage.max_size.",
+    ),
+    (
+        REFUSED_WRITES,
+        "counter",
+        "Writes refused with 507 because they would cross storage.hard_limit, by reason.",
+    ),
     (BLOBS, "gauge", "Distinct blobs stored."),
     (
         ENTRIES,
@@ -99,6 +124,11 @@ pub const BYTES_IN: &str = "larder_bytes_received_total";
 pub const BYTES_OUT: &str = "larder_bytes_sent_total";
 pub const USED_BYTES: &str = "larder_storage_used_bytes";
 pub const MAX_BYTES: &str = "larder_storage_max_bytes";
+pub const HARD_LIMIT_BYTES: &str = "larder_storage_hard_limit_bytes";
+pub const OVER_BUDGET_BYTES: &str = "larder_storage_over_budget_bytes";
+pub const LEASED_BYTES: &str = "larder_leased_bytes";
+pub const REFUSED_WRITES: &str = "larder_refused_writes_total";
+pub const WRITE_EVICTIONS: &str = "larder_write_eviction_runs_total";
 pub const BLOBS: &str = "larder_blobs";
 pub const ENTRIES: &str = "larder_entries";
 pub const EVICTIONS: &str = "larder_evictions_total";
@@ -328,9 +358,14 @@ impl Metrics {
             }
         }
         let s = store.stats();
+        let usage = store.usage();
         for (name, value) in [
-            (USED_BYTES, store.usage()),
+            (USED_BYTES, usage),
             (MAX_BYTES, store.max_size()),
+            (HARD_LIMIT_BYTES, store.hard_limit()),
+            (OVER_BUDGET_BYTES, usage.saturating_sub(store.max_size())),
+            (LEASED_BYTES, store.leased_bytes()),
+            (WRITE_EVICTIONS, store.write_evictions()),
             (BLOBS, s.blobs),
             (EVICTIONS, s.evicted_entries),
             (EVICTED_BYTES, s.evicted_bytes),
@@ -340,6 +375,10 @@ impl Metrics {
         ] {
             help(&mut out, name);
             let _ = writeln!(out, "{name} {value}");
+        }
+        help(&mut out, REFUSED_WRITES);
+        for (reason, n) in store.refusals() {
+            let _ = writeln!(out, "{REFUSED_WRITES}{{reason=\"{}\"}} {n}", reason.name());
         }
         let c = &self.connections;
         help(&mut out, CONNECTIONS);

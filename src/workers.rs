@@ -145,9 +145,11 @@ impl Workers {
                 let s = s.clone();
                 async move {
                     let report = s.gc().await.map_err(|e| e.to_string())?;
+                    // Logged when it did something, not for what it found.
                     if report
                         != (GcReport {
                             usage_after: report.usage_after,
+                            bytes_leased: report.bytes_leased,
                             ..GcReport::default()
                         })
                     {

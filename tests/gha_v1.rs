@@ -471,7 +471,7 @@ async fn archives_are_evicted_least_recently_used_first_like_any_entry() {
     // committed (a commit briefly holds both), not for a fourth.
     let server = start(|c| {
         c.storage.max_size = larder::config::Size(5 << 18);
-        c.gc.grace = Span(Duration::ZERO);
+        c.gc.lease = Span(Duration::ZERO);
         c.gc.interval = Span::secs(3600);
     })
     .await;

@@ -35,7 +35,7 @@ impl AppState {
     /// and never more than the whole budget.
     pub fn blob_limit(&self) -> u64 {
         let s = &self.config.storage;
-        s.max_blob_size.bytes().min(s.max_size.bytes())
+        s.max_blob_size.bytes().min(s.hard_limit())
     }
 }
 

@@ -7,7 +7,9 @@ impl Store {
     /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
     /// `MissingBlob` if any pinned blob is not stored.
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
-        let rec = self.index.put_entry(new, now_ms())?;
+        let now = now_ms();
+        let rec = self.index.put_entry(new, now)?;
+        self.leases.pinned(&rec.pins, now);
         self.keep_within_quota(&rec).await;
         self.commit.wait().await?;
         Ok(rec)

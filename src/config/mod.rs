@@ -33,6 +33,10 @@ pub struct Config {
     /// Per-namespace settings, `[namespaces.<name>]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// Deprecated keys the layers used, each with what replaces it; logged
+    /// at start and printed by `config check`.
+    #[serde(skip)]
+    pub deprecated: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -55,12 +59,30 @@ pub struct StorageConfig {
     pub high_watermark: f64,
     /// Fraction of `max_size` the evictor frees down to.
     pub low_watermark: f64,
+    /// The line no write crosses: a write that would take usage past it is
+    /// refused (507). Bytes that only leases hold may keep usage between
+    /// `max_size` and this for a lease period. Default: `max_size` + 10 %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard_limit: Option<Size>,
     /// The largest single blob accepted (413 above it).
     pub max_blob_size: Size,
     /// How often, at most, the index is reopened at a quiet moment so that
     /// the next start replays little; without a quiet moment, after 24 of
     /// these (see `workers`).
     pub index_snapshot_interval: Span,
+}
+
+impl StorageConfig {
+    /// `hard_limit`, or its default.
+    pub fn hard_limit(&self) -> u64 {
+        match self.hard_limit {
+            Some(s) => s.bytes(),
+            None => self
+                .max_size
+                .bytes()
+                .saturating_add(self.max_size.bytes() / 10),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -70,6 +92,7 @@ impl Default for StorageConfig {
             max_size: Size(10 << 30),
             high_watermark: 0.9,
             low_watermark: 0.8,
+            hard_limit: None,
             max_blob_size: Size(5 << 30),
             index_snapshot_interval: Span::secs(3600),
         }
@@ -129,9 +152,14 @@ pub struct GcConfig {
     pub interval: Span,
     /// Upload sessions idle for longer than this are removed with their bytes.
     pub upload_expiry: Span,
-    /// An unpinned blob is deleted only once untouched for this long, so a
-    /// client that just saw it (HEAD 200) can still reference it.
-    pub grace: Span,
+    /// How long a lease holds blobs: reading an entry leases every blob it
+    /// pins (a BuildKit import fetches layers minutes after it resolved the
+    /// cache manifest), and writing, HEAD or GET of a blob leases it until
+    /// an entry pins it. A leased blob is never deleted.
+    pub lease: Span,
+    /// The old name of `lease`: read into it at load, with a warning.
+    #[serde(default, skip_serializing)]
+    pub grace: Option<Span>,
     /// Entries unused for longer than this are removed even under the budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_idle: Option<Span>,
@@ -142,7 +170,8 @@ impl Default for GcConfig {
         GcConfig {
             interval: Span::secs(60),
             upload_expiry: Span::secs(3600),
-            grace: Span::secs(15 * 60),
+            lease: Span::secs(15 * 60),
+            grace: None,
             max_idle: None,
         }
     }
@@ -241,9 +270,16 @@ impl Config {
         if let Some(v) = &overrides.log_format {
             figment = figment.merge(Serialized::default("log.format", v));
         }
-        figment
+        let mut config: Config = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(describe(e)))
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        if let Some(grace) = config.gc.grace.take() {
+            config.gc.lease = grace;
+            config.deprecated.push(format!(
+                "gc.grace is deprecated: it is read as gc.lease; rename it (env {ENV_PREFIX}GC__LEASE)"
+            ));
+        }
+        Ok(config)
     }
 
     /// Checks what types alone cannot, naming the offending key.
@@ -271,6 +307,16 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "storage.low_watermark",
                 why: format!("{low} must be above 0 and below storage.high_watermark ({high})"),
+            });
+        }
+        if self.storage.hard_limit() < self.storage.max_size.bytes() {
+            return Err(ConfigError::Value {
+                key: "storage.hard_limit",
+                why: format!(
+                    "{} is below storage.max_size ({}): it must be at least the budget",
+                    self.storage.hard_limit(),
+                    self.storage.max_size.bytes()
+                ),
             });
         }
         if self.storage.max_blob_size.bytes() == 0 {
@@ -324,6 +370,7 @@ impl Config {
             ),
             ("gc.interval", self.gc.interval),
             ("gc.upload_expiry", self.gc.upload_expiry),
+            ("gc.lease", self.gc.lease),
             ("gha.url_ttl", self.gha.url_ttl),
         ] {
             if span.0.is_zero() {

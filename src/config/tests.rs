@@ -183,3 +183,24 @@ fn connection_limits_load_and_refuse_zero() {
         assert!(err.contains("greater than 0"), "{key}: {err}");
     }
 }
+
+#[test]
+fn the_old_gc_grace_key_still_loads_as_the_lease_with_a_warning() {
+    let c = load_text("[gc]\ngrace = \"2m\"\n").unwrap();
+    assert_eq!(c.gc.lease, Span::secs(120));
+    assert_eq!(c.deprecated.len(), 1, "{:?}", c.deprecated);
+    assert!(c.deprecated[0].contains("gc.lease"), "{:?}", c.deprecated);
+    let c = load_text("[gc]\nlease = \"3m\"\n").unwrap();
+    assert_eq!(c.gc.lease, Span::secs(180));
+    assert!(c.deprecated.is_empty());
+}
+
+#[test]
+fn the_hard_limit_defaults_to_a_tenth_above_the_budget_and_may_not_be_below_it() {
+    let c = load_text("[storage]\nmax_size = \"100MiB\"\n").unwrap();
+    assert_eq!(c.storage.hard_limit(), 110 << 20);
+    let c = load_text("[storage]\nmax_size = \"100MiB\"\nhard_limit = \"100MiB\"\n").unwrap();
+    assert_eq!(c.storage.hard_limit(), 100 << 20);
+    let e = load_text("[storage]\nmax_size = \"100MiB\"\nhard_limit = \"99MiB\"\n").unwrap_err();
+    assert!(e.to_string().starts_with("storage.hard_limit:"), "{e}");
+}

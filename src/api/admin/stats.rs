@@ -31,6 +31,8 @@ pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value
         "uptime_seconds": state.metrics.uptime().as_secs(),
         "used_bytes": store.usage(),
         "max_bytes": store.max_size(),
+        "hard_limit_bytes": store.hard_limit(),
+        "leased_bytes": store.leased_bytes(),
         "blobs": s.blobs,
         "entries": entries,
         "namespaces": store.namespace_names()?.len(),
@@ -100,5 +102,9 @@ pub async fn evict(
         AdminError::bad_request(format!("expected {{\"target_bytes\": <number>}}: {e}"))
     })?;
     let report = state.store.evict_to(req.target_bytes).await?;
-    Ok(Json(json!(report)))
+    let mut body = json!(report);
+    if !report.reached {
+        body["held_by"] = json!(report.shortfall());
+    }
+    Ok(Json(body))
 }

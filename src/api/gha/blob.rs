@@ -61,12 +61,16 @@ pub async fn download(
         .map(|id| store.entry_by_id(id))
         .transpose()?
         .flatten()
-        .filter(|e| e.key.protocol == Protocol::Gha && e.content.to_hex() == content)
-        .ok_or_else(gone)?;
-    let blob = store
-        .blob(&Digest::Blake3(entry.content.0))?
-        .ok_or_else(gone)?;
-    store.touch_entry(entry.id);
+        .filter(|e| e.key.protocol == Protocol::Gha && e.content.to_hex() == content);
+    // The signed URL names the content itself: if the entry was evicted
+    // after the lookup that handed it out, the lookup's lease still holds
+    // the bytes, and the download goes on.
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(&content, &mut hash).map_err(|_| gone())?;
+    let blob = store.blob(&Digest::Blake3(hash))?.ok_or_else(gone)?;
+    if let Some(entry) = &entry {
+        store.touch_entry(entry);
+    }
     store.touch_blob(&blob);
     let mut res = range::blob_response(store, &blob, &method, &headers)
         .await?

@@ -41,7 +41,7 @@ pub async fn lookup(State(state): State<AppState>, uri: Uri, headers: HeaderMap)
     let Some(hit) = matching::find(store, &namespaces, version, &keys)? else {
         return Ok((StatusCode::NO_CONTENT, Extension(Lookup(false))).into_response());
     };
-    store.touch_entry(hit.entry.id);
+    store.touch_entry(&hit.entry);
     let url = Signer::new(&state).download_url(&external_base(&headers, &state.config), &hit.entry);
     let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(hit.entry.created);
     let body = json!({

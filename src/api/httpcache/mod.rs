@@ -10,6 +10,8 @@
 //! value, so the bytes dedup with everything else in the CAS and the key takes
 //! part in LRU, quotas and admin listings like any entry.
 
+mod action_result;
+mod bazel;
 mod creations;
 mod error;
 mod generic;

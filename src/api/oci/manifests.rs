@@ -108,7 +108,7 @@ pub async fn get(req: Req, name: &str, reference: &str) -> Result<Response, OciE
     let (digest, entry) =
         resolve(store, name, reference)?.ok_or_else(|| OciError::manifest_unknown(reference))?;
     let meta = ManifestMeta::decode(&entry).ok_or_else(|| OciError::manifest_unknown(reference))?;
-    store.touch_entry(entry.id);
+    store.touch_entry(&entry);
     let body = if req.method == Method::HEAD {
         Body::empty()
     } else {
