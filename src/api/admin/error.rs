@@ -45,12 +45,7 @@ impl From<Denied> for AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> AdminError {
         tracing::error!(error = %e, "admin operation failed");
-        // The details (paths, OS error values) are for the log, not the body.
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the operation failed on the server's storage; its log has the details",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 }
 
