@@ -68,6 +68,7 @@ pub enum TokensCommand {
         read: bool,
         #[arg(long)]
         write: bool,
+        /// Admin over every namespace: requires `--namespace '*'` alone.
         #[arg(long)]
         admin: bool,
         #[arg(long, default_value = "30d")]

@@ -104,6 +104,16 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "counter",
         "Times the index was reopened so that the next start replays little.",
     ),
+    (
+        CONNECTIONS,
+        "gauge",
+        "Client connections open (at most server.max_connections).",
+    ),
+    (
+        CONNECTIONS_CUT,
+        "counter",
+        "Connections or requests cut by a server limit, by reason: header_timeout, idle_timeout, body_rate, send_stall.",
+    ),
 ];
 
 pub const REQUESTS: &str = "larder_http_requests_total";
@@ -127,6 +137,18 @@ pub const UPLOADS: &str = "larder_uploads_in_progress";
 pub const FLUSH_SECONDS: &str = "larder_index_flush_duration_seconds";
 pub const UPTIME: &str = "larder_uptime_seconds";
 pub const INDEX_SNAPSHOTS: &str = "larder_index_snapshots_total";
+pub const CONNECTIONS: &str = "larder_connections_open";
+pub const CONNECTIONS_CUT: &str = "larder_connections_cut_total";
+
+/// What the connection limits did, counted by the accept loop.
+#[derive(Default)]
+pub struct ConnCounters {
+    pub open: AtomicU64,
+    pub header_timeout: AtomicU64,
+    pub idle_timeout: AtomicU64,
+    pub body_rate: AtomicU64,
+    pub send_stall: AtomicU64,
+}
 
 /// Upper bounds (seconds) of latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -214,6 +236,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
+    pub connections: ConnCounters,
 }
 
 impl Default for Metrics {
@@ -224,6 +247,7 @@ impl Default for Metrics {
             requests: Mutex::default(),
             latency: Mutex::default(),
             protocols: Mutex::default(),
+            connections: ConnCounters::default(),
         }
     }
 }
@@ -355,6 +379,19 @@ impl Metrics {
         help(&mut out, REFUSED_WRITES);
         for (reason, n) in store.refusals() {
             let _ = writeln!(out, "{REFUSED_WRITES}{{reason=\"{}\"}} {n}", reason.name());
+        }
+        let c = &self.connections;
+        help(&mut out, CONNECTIONS);
+        let _ = writeln!(out, "{CONNECTIONS} {}", c.open.load(Ordering::Relaxed));
+        help(&mut out, CONNECTIONS_CUT);
+        for (reason, n) in [
+            ("header_timeout", &c.header_timeout),
+            ("idle_timeout", &c.idle_timeout),
+            ("body_rate", &c.body_rate),
+            ("send_stall", &c.send_stall),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{CONNECTIONS_CUT}{{reason=\"{reason}\"}} {n}");
         }
         help(&mut out, ENTRIES);
         for p in Protocol::ALL {

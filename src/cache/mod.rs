@@ -4,6 +4,7 @@
 mod access;
 mod blobs;
 mod budget;
+mod chunks;
 mod content_entries;
 mod entries;
 mod evict;
@@ -32,7 +33,7 @@ pub use evict::EvictReport;
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use gc::GcReport;
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
-pub use reservations::{reservation_id, reservation_number};
+pub use reservations::{exact, reservation_id, reservation_number};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 //! environment variables → command-line flags. Every key is documented in
 //! `config/larder.toml`; an unknown key anywhere is an error.
 
+mod server;
 mod units;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use server::ServerConfig;
 pub use units::{Size, Span};
 
 /// Prefix of environment variables that override config keys; `__` separates
@@ -44,33 +46,6 @@ pub struct NamespaceConfig {
     /// recently used entries are evicted. Unset: only the global budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<Size>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address the HTTP server binds.
-    pub listen: SocketAddr,
-    /// How long a shutdown waits for in-flight requests before closing them.
-    pub shutdown_timeout: Span,
-    /// The URL clients reach this server at (behind a proxy), used in
-    /// self-referencing URLs; by default derived from each request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_url: Option<String>,
-    /// Believe `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a proxy
-    /// that sets them).
-    pub trust_forwarded_headers: bool,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            shutdown_timeout: Span::secs(30),
-            public_url: None,
-            trust_forwarded_headers: false,
-        }
-    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -387,12 +362,7 @@ impl Config {
                 });
             }
         }
-        if self.server.shutdown_timeout.0.is_zero() {
-            return Err(ConfigError::Value {
-                key: "server.shutdown_timeout",
-                why: "must be greater than 0 so in-flight requests can finish".into(),
-            });
-        }
+        self.server.validate()?;
         for (key, span) in [
             (
                 "storage.index_snapshot_interval",

@@ -1,6 +1,6 @@
 //! `GET stats`, `GET namespaces`, `GET workers`, `POST gc`, `POST evict`.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -95,8 +95,9 @@ struct EvictRequest {
 pub async fn evict(
     State(state): State<AppState>,
     _: Admin,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, AdminError> {
+    let body = super::read_body(body).await?;
     let req: EvictRequest = serde_json::from_slice(&body).map_err(|e| {
         AdminError::bad_request(format!("expected {{\"target_bytes\": <number>}}: {e}"))
     })?;

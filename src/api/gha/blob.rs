@@ -17,7 +17,7 @@ use super::error::{BlobError, GhaError, Kind};
 use super::signed::{download_resource, upload_resource, Signer};
 use super::{blocklist, query, save};
 use crate::api::range;
-use crate::api::{content_length, AppState};
+use crate::api::{content_length, refuse_declared_over, AppState};
 use crate::cache::{reservation_number, Protocol};
 use crate::cas::Digest;
 
@@ -100,6 +100,7 @@ pub async fn upload(
     let scope = target.reservation_scope();
     let store = &state.store;
     let limit = state.blob_limit();
+    refuse_declared_over(&headers, limit).map_err(GhaError::from)?;
     let comp = super::param(&query, "comp");
     match comp {
         Some("block") => {

@@ -122,7 +122,9 @@ async fn put(
     let key = value_key(path)?;
     let expected = keys::bazel_cas_digest(key);
     let entry_key = value::entry_key(Protocol::Http, path.namespace, key);
-    let existed = value::find(state, &entry_key, D)?.is_some();
+    let ticket = state.creations.begin(&entry_key, || {
+        value::find(state, &entry_key, D).map(|e| e.is_some())
+    })?;
     let body = if bazel::is_action_key(key) {
         bazel::put_action_result(state, path.namespace, entry_key.clone(), headers, body).await?
     } else {
@@ -136,10 +138,10 @@ async fn put(
                 .0
         }
     };
-    let status = if existed {
-        StatusCode::NO_CONTENT
-    } else {
+    let status = if ticket.finish() {
         StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
     };
     let mut res = status.into_response();
     if let Ok(v) = HeaderValue::from_str(&value::etag(&blob)) {

@@ -12,6 +12,7 @@
 
 mod action_result;
 mod bazel;
+mod creations;
 mod error;
 mod generic;
 pub mod keys;
@@ -26,6 +27,7 @@ use axum::Router;
 
 use super::AppState;
 use crate::auth::{Caller, ANY_NAMESPACE};
+pub use creations::Creations;
 pub use error::{Dialect, HttpCacheError};
 
 pub fn routes() -> Router<AppState> {
