@@ -68,6 +68,7 @@ pub enum TokensCommand {
         read: bool,
         #[arg(long)]
         write: bool,
+        /// Admin over every namespace: requires `--namespace '*'` alone.
         #[arg(long)]
         admin: bool,
         #[arg(long, default_value = "30d")]
@@ -99,6 +100,19 @@ pub fn run(args: AdminArgs) -> ExitCode {
                 );
             } else {
                 print!("{}", render(&args.command, &body));
+            }
+            // An eviction that could not reach its target did not do what
+            // was asked: scripts must see that.
+            if matches!(args.command, AdminCommand::Evict { .. })
+                && body["reached"].as_bool() == Some(false)
+            {
+                eprintln!(
+                    "larder admin: usage {} is still above the target {}: {}",
+                    human(body["usage_after"].as_u64().unwrap_or(0)),
+                    human(body["target"].as_u64().unwrap_or(0)),
+                    text(&body["held_by"])
+                );
+                return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }

@@ -65,7 +65,8 @@ pub struct TokenCreateArgs {
     /// Allow writes (push, cache saves).
     #[arg(long)]
     pub write: bool,
-    /// Allow the admin API.
+    /// Allow the admin API, over every namespace: requires `--namespace '*'`
+    /// alone (an admin token cannot be limited to some namespaces).
     #[arg(long)]
     pub admin: bool,
     /// Lifetime, e.g. 30d, 12h.
@@ -151,6 +152,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => return config_error(&e),
             };
             let _log_guard = logging::init(config.log.format, &config.log.level);
+            for warning in &config.deprecated {
+                tracing::warn!("{warning}");
+            }
             serve(config)
         }
         Command::Config(ConfigCommand::Print(args)) => match args.load() {
@@ -168,7 +172,10 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Healthcheck(args) => crate::healthcheck::run(&args.url, args.timeout.0),
         Command::Config(ConfigCommand::Check(args)) => match args.load() {
-            Ok(_) => {
+            Ok(c) => {
+                for warning in &c.deprecated {
+                    eprintln!("larder: warning: {warning}");
+                }
                 println!("config ok");
                 ExitCode::SUCCESS
             }
@@ -229,6 +236,17 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
             permission,
         })
         .collect();
+    let spec = crate::auth::TokenSpec {
+        subject: args.name.clone(),
+        grants,
+        admin: args.admin,
+        ttl_secs: args.ttl.0.as_secs(),
+        parent: None,
+    };
+    if let Err(why) = crate::auth::names::check_token_spec(&spec) {
+        eprintln!("larder token create: {why}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let key_path = crate::auth::key::key_path(&config);
     let key = match crate::auth::key::load_or_create(&key_path) {
         Ok(k) => k,
@@ -236,13 +254,6 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
             eprintln!("larder token create: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    let spec = crate::auth::TokenSpec {
-        subject: args.name.clone(),
-        grants,
-        admin: args.admin,
-        ttl_secs: args.ttl.0.as_secs(),
-        parent: None,
     };
     let (token, claims) = crate::auth::token::mint(&key, &spec);
     println!(

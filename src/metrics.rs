@@ -51,6 +51,31 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "Bytes counted against the disk budget (blobs and uploads in progress).",
     ),
     (MAX_BYTES, "gauge", "The disk budget (storage.max_size)."),
+    (
+        HARD_LIMIT_BYTES,
+        "gauge",
+        "The line no write crosses (storage.hard_limit).",
+    ),
+    (
+        OVER_BUDGET_BYTES,
+        "gauge",
+        "Bytes of usage above storage.max_size (held by leases or uploads).",
+    ),
+    (
+        LEASED_BYTES,
+        "gauge",
+        "Bytes no entry pins that leases still hold, as the last eviction or GC pass found.",
+    ),
+    (
+        WRITE_EVICTIONS,
+        "counter",
+        "Eviction passes run to admit a write that would have crossed storage.max_size.",
+    ),
+    (
+        REFUSED_WRITES,
+        "counter",
+        "Writes refused with 507 because they would cross storage.hard_limit, by reason.",
+    ),
     (BLOBS, "gauge", "Distinct blobs stored."),
     (
         ENTRIES,
@@ -89,6 +114,16 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "counter",
         "Writes that failed or were refused because the disk was full (ENOSPC, EDQUOT).",
     ),
+    (
+        CONNECTIONS,
+        "gauge",
+        "Client connections open (at most server.max_connections).",
+    ),
+    (
+        CONNECTIONS_CUT,
+        "counter",
+        "Connections or requests cut by a server limit, by reason: header_timeout, idle_timeout, body_rate, send_stall.",
+    ),
 ];
 
 pub const REQUESTS: &str = "larder_http_requests_total";
@@ -99,6 +134,11 @@ pub const BYTES_IN: &str = "larder_bytes_received_total";
 pub const BYTES_OUT: &str = "larder_bytes_sent_total";
 pub const USED_BYTES: &str = "larder_storage_used_bytes";
 pub const MAX_BYTES: &str = "larder_storage_max_bytes";
+pub const HARD_LIMIT_BYTES: &str = "larder_storage_hard_limit_bytes";
+pub const OVER_BUDGET_BYTES: &str = "larder_storage_over_budget_bytes";
+pub const LEASED_BYTES: &str = "larder_leased_bytes";
+pub const REFUSED_WRITES: &str = "larder_refused_writes_total";
+pub const WRITE_EVICTIONS: &str = "larder_write_eviction_runs_total";
 pub const BLOBS: &str = "larder_blobs";
 pub const ENTRIES: &str = "larder_entries";
 pub const EVICTIONS: &str = "larder_evictions_total";
@@ -109,6 +149,18 @@ pub const UPTIME: &str = "larder_uptime_seconds";
 pub const INDEX_SNAPSHOTS: &str = "larder_index_snapshots_total";
 pub const STORAGE_FULL: &str = "larder_storage_full";
 pub const STORAGE_FULL_REFUSALS: &str = "larder_storage_full_refusals_total";
+pub const CONNECTIONS: &str = "larder_connections_open";
+pub const CONNECTIONS_CUT: &str = "larder_connections_cut_total";
+
+/// What the connection limits did, counted by the accept loop.
+#[derive(Default)]
+pub struct ConnCounters {
+    pub open: AtomicU64,
+    pub header_timeout: AtomicU64,
+    pub idle_timeout: AtomicU64,
+    pub body_rate: AtomicU64,
+    pub send_stall: AtomicU64,
+}
 
 /// Upper bounds (seconds) of latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -196,6 +248,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
+    pub connections: ConnCounters,
 }
 
 impl Default for Metrics {
@@ -206,6 +259,7 @@ impl Default for Metrics {
             requests: Mutex::default(),
             latency: Mutex::default(),
             protocols: Mutex::default(),
+            connections: ConnCounters::default(),
         }
     }
 }
@@ -316,9 +370,14 @@ impl Metrics {
             }
         }
         let s = store.stats();
+        let usage = store.usage();
         for (name, value) in [
-            (USED_BYTES, store.usage()),
+            (USED_BYTES, usage),
             (MAX_BYTES, store.max_size()),
+            (HARD_LIMIT_BYTES, store.hard_limit()),
+            (OVER_BUDGET_BYTES, usage.saturating_sub(store.max_size())),
+            (LEASED_BYTES, store.leased_bytes()),
+            (WRITE_EVICTIONS, store.write_evictions()),
             (BLOBS, s.blobs),
             (EVICTIONS, s.evicted_entries),
             (EVICTED_BYTES, s.evicted_bytes),
@@ -330,6 +389,23 @@ impl Metrics {
         ] {
             help(&mut out, name);
             let _ = writeln!(out, "{name} {value}");
+        }
+        help(&mut out, REFUSED_WRITES);
+        for (reason, n) in store.refusals() {
+            let _ = writeln!(out, "{REFUSED_WRITES}{{reason=\"{}\"}} {n}", reason.name());
+        }
+        let c = &self.connections;
+        help(&mut out, CONNECTIONS);
+        let _ = writeln!(out, "{CONNECTIONS} {}", c.open.load(Ordering::Relaxed));
+        help(&mut out, CONNECTIONS_CUT);
+        for (reason, n) in [
+            ("header_timeout", &c.header_timeout),
+            ("idle_timeout", &c.idle_timeout),
+            ("body_rate", &c.body_rate),
+            ("send_stall", &c.send_stall),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{CONNECTIONS_CUT}{{reason=\"{reason}\"}} {n}");
         }
         help(&mut out, ENTRIES);
         for p in Protocol::ALL {

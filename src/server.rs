@@ -1,6 +1,10 @@
 //! Wires the data dir, the store and the router; serves until a shutdown
 //! signal, drains in-flight requests up to a deadline, flushes the index.
 
+mod body_rate;
+mod conn;
+mod linger;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +57,7 @@ impl Server {
                 auth: Arc::new(auth),
                 metrics: Arc::default(),
                 workers: Arc::default(),
+                creations: Arc::default(),
             },
             data_dir,
         })
@@ -86,6 +91,7 @@ impl Server {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
+        let limits = conn::Limits::new(&state.config.server);
         let store = state.store.clone();
         let workers = Workers::start(
             store.clone(),
@@ -115,20 +121,23 @@ impl Server {
                 let app = axum::Router::new()
                     .route("/metrics", axum::routing::get(api::observe::metrics))
                     .with_state(state.clone());
-                Some(tokio::spawn(async move {
-                    let _ = axum::serve(l, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = metrics_stopped.await;
-                        })
-                        .await;
-                }))
+                let metrics = state.metrics.clone();
+                Some(tokio::spawn(conn::serve(
+                    l,
+                    app,
+                    limits,
+                    metrics,
+                    async move {
+                        let _ = metrics_stopped.await;
+                    },
+                )))
             }
             None => None,
         };
+        let metrics = state.metrics.clone();
         let app = api::router(state);
-        let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
         tokio::select! {
-            result = serve => result.context("serving HTTP")?,
+            () = conn::serve(listener, app, limits, metrics, graceful) => {}
             () = deadline => tracing::warn!(
                 timeout = %humantime::format_duration(timeout),
                 "in-flight requests did not finish in time; closing them"

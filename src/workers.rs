@@ -143,9 +143,11 @@ impl Workers {
                 let s = s.clone();
                 async move {
                     let report = s.gc().await.map_err(|e| noted(&s, e))?;
+                    // Logged when it did something, not for what it found.
                     if report
                         != (GcReport {
                             usage_after: report.usage_after,
+                            bytes_leased: report.bytes_leased,
                             ..GcReport::default()
                         })
                     {

@@ -24,7 +24,7 @@ use oci_support::*;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-const GRACE: Duration = Duration::from_millis(1);
+const LEASE: Duration = Duration::from_millis(1);
 
 /// A server without auth (everything open), whose periodic GC ran once at
 /// startup and will not run again during the test.
@@ -541,14 +541,14 @@ async fn purging_a_namespace_removes_only_its_entries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_returns_a_report_of_what_it_removed() {
-    let server = open_server(|cfg| cfg.gc.grace = Span(GRACE)).await;
+    let server = open_server(|cfg| cfg.gc.lease = Span(LEASE)).await;
     let base = server.base();
     let api = AdminApi::anonymous(&base);
     let c = common::client();
     let img = push_image(&c, &base, "team-a/app", Some("v1"), 1, 1).await;
     let stray = fixed_bytes(99, 5000);
     push_blob(&c, &base, "team-a/app", &stray).await;
-    outlive_grace(GRACE).await;
+    outlive_lease(LEASE).await;
 
     let report = api.gc().await;
     for key in [
@@ -613,7 +613,7 @@ async fn gc_returns_a_report_of_what_it_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evict_to_zero_removes_everything_and_says_so() {
-    let server = open_server(|cfg| cfg.gc.grace = Span(GRACE)).await;
+    let server = open_server(|cfg| cfg.gc.lease = Span(LEASE)).await;
     let base = server.base();
     let api = AdminApi::anonymous(&base);
     let c = common::client();
@@ -633,7 +633,7 @@ async fn evict_to_zero_removes_everything_and_says_so() {
     ];
     let total: u64 = images.iter().map(|(_, i)| image_bytes(i)).sum();
     assert_eq!(num(&api.stats().await["used_bytes"], "used_bytes"), total);
-    outlive_grace(GRACE).await;
+    outlive_lease(LEASE).await;
 
     let report = api
         .post("/admin/v1/evict", &json!({ "target_bytes": 0 }))
@@ -654,12 +654,9 @@ async fn evict_to_zero_removes_everything_and_says_so() {
         total,
         "{report}"
     );
-    assert_eq!(
-        num(&report["bytes_in_grace"], "bytes_in_grace"),
-        0,
-        "{report}"
-    );
+    assert_eq!(num(&report["bytes_leased"], "bytes_leased"), 0, "{report}");
     assert_eq!(num(&report["usage_after"], "usage_after"), 0, "{report}");
+    assert_eq!(report["reached"], json!(true), "{report}");
 
     let stats = api.stats().await;
     assert_eq!(num(&stats["used_bytes"], "used_bytes"), 0, "{stats}");
@@ -688,12 +685,12 @@ async fn evict_to_zero_removes_everything_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evict_with_a_bad_body_is_a_400_json_error() {
-    let server = open_server(|cfg| cfg.gc.grace = Span(GRACE)).await;
+    let server = open_server(|cfg| cfg.gc.lease = Span(LEASE)).await;
     let base = server.base();
     let api = AdminApi::anonymous(&base);
     let c = common::client();
     push_image(&c, &base, "team-a/app", Some("v1"), 1, 1).await;
-    outlive_grace(GRACE).await;
+    outlive_lease(LEASE).await;
     for body in [
         "",
         "not json",

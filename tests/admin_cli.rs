@@ -20,14 +20,14 @@ use oci_support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const GRACE: Duration = Duration::from_millis(1);
+const LEASE: Duration = Duration::from_millis(1);
 
-/// A token-mode server with a quota on team-a and a tiny GC grace, and an
+/// A token-mode server with a quota on team-a and a tiny lease, and an
 /// admin token for it.
 async fn server(adjust: impl FnOnce(&mut Config)) -> (TestServer, String) {
     let (server, key) = token_server(|cfg| {
         cfg.gc.interval = Span::secs(3600);
-        cfg.gc.grace = Span(GRACE);
+        cfg.gc.lease = Span(LEASE);
         cfg.namespaces.insert(
             "team-a".into(),
             NamespaceConfig {
@@ -314,7 +314,7 @@ async fn gc_purge_and_evict_as_tables_and_json() {
     let b = push_image(&c, &base, "team-b/app", Some("v1"), 3, 2).await;
     let stray = fixed_bytes(77, 4321);
     push_blob(&c, &base, "team-b/app", &stray).await;
-    outlive_grace(GRACE).await;
+    outlive_lease(LEASE).await;
     let api = AdminApi::with_token(&base, &token);
     let cli = Cli::new(&server, &token);
 
@@ -352,7 +352,7 @@ async fn gc_purge_and_evict_as_tables_and_json() {
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.contains(&"entries_removed: 1"), "{out}");
     assert!(lines.contains(&"usage_after: 0"), "{out}");
-    assert!(lines.contains(&"bytes_in_grace: 0"), "{out}");
+    assert!(lines.contains(&"bytes_leased: 0"), "{out}");
     let stats = api.stats().await;
     assert_eq!(num(&stats["used_bytes"], "used_bytes"), 0, "{stats}");
     let res = c
@@ -543,5 +543,46 @@ async fn url_and_token_come_from_flags_or_environment_and_refusals_fail() {
         text(&out.stderr).contains(&dead),
         "names the server it could not reach: {}",
         text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evict_to_a_target_leases_keep_from_reach_says_what_holds_the_rest_and_fails() {
+    let (server, token) = server(|cfg| cfg.gc.lease = Span::secs(600)).await;
+    let base = server.base();
+    let c = bearer(&token);
+    push_image(&c, &base, "team-b/app", Some("v1"), 3, 2).await;
+    let used = AdminApi::with_token(&base, &token).stats().await["used_bytes"].clone();
+    // An import resolves the image: every blob it pins is leased.
+    let res = c
+        .get(format!("{base}/v2/team-b/app/manifests/v1"))
+        .header("accept", ACCEPT_MANIFESTS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let out = larder(
+        &["admin", "evict", "--target", "0"],
+        &[("LARDER_URL", &base), ("LARDER_TOKEN", &token)],
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.lines().any(|l| l == "entries_removed: 1"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l == "reached: false"), "{stdout}");
+    assert!(
+        stderr.contains("still above the target") && stderr.contains("held by leases"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(": {used} bytes held by leases")),
+        "{stderr}"
     );
 }

@@ -16,7 +16,7 @@ const ENTRIES: u32 = 120;
 fn env() -> [(&'static str, &'static str); 3] {
     [
         ("LARDER__STORAGE__MAX_SIZE", "2MiB"),
-        ("LARDER__GC__GRACE", "300ms"),
+        ("LARDER__GC__LEASE", "300ms"),
         ("LARDER__GC__INTERVAL", "1h"),
     ]
 }
@@ -54,7 +54,7 @@ async fn a_crash_during_eviction_leaves_exact_accounting_and_no_dangling_manifes
             );
             put_manifest(&c, &base, "team/app", &format!("t{i}"), OCI_MANIFEST, &m).await;
         }
-        // Age everything past the grace, then force a large eviction and kill
+        // Let every lease end, then force a large eviction and kill
         // the process while it runs.
         tokio::time::sleep(Duration::from_millis(400)).await;
         let before = blob_files(dir.path()).len();

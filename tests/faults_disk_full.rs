@@ -223,7 +223,7 @@ async fn evict_and_purge_on_a_full_disk_succeed_and_writes_resume_without_a_rest
     let server = common::TestServer::start_with(|c| {
         disk_config(&disk, c);
         c.gc.interval = larder::config::Span(Duration::from_millis(200));
-        c.gc.grace = larder::config::Span(Duration::from_millis(100));
+        c.gc.lease = larder::config::Span(Duration::from_millis(100));
     })
     .await;
     let c = common::client();

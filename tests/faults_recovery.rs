@@ -37,10 +37,10 @@ async fn index_writes_on_a_full_disk_are_507_and_resume_without_a_restart() {
     .await;
     assert_eq!(create_token(&server, "before").await.status(), 201);
     disk.fill();
-    // Index records of a few KB each, until the index itself meets ENOSPC.
-    let name = "n".repeat(16 << 10);
+    // Index records, until the index itself meets ENOSPC.
+    let name = "n".repeat(120);
     let mut refused = None;
-    for _ in 0..400 {
+    for _ in 0..5000 {
         let res = create_token(&server, &name).await;
         match res.status() {
             StatusCode::CREATED => {}
@@ -91,9 +91,9 @@ async fn sigterm_on_a_full_disk_exits_0() {
     };
     assert_eq!(token("before".into()).await.unwrap().status(), 201);
     disk.fill();
-    let name = "n".repeat(16 << 10);
+    let name = "n".repeat(120);
     let mut refused = false;
-    for _ in 0..400 {
+    for _ in 0..5000 {
         if token(name.clone()).await.unwrap().status() == StatusCode::INSUFFICIENT_STORAGE {
             refused = true;
             break;

@@ -238,13 +238,20 @@ async fn values_above_max_blob_size_get_413_and_store_nothing() {
 
 #[tokio::test]
 async fn a_full_disk_is_507_and_stores_nothing() {
-    // A budget smaller than two values; the first one's bytes stay in their
-    // eviction grace period, so nothing can make room for the second.
+    // A budget smaller than two values; the first one was just read, so its
+    // lease keeps its bytes even once its key is evicted, and nothing can
+    // make room for the second below the hard limit (4096 + 10 %).
     let s = TestServer::start_with(|c| c.storage.max_size = larder::config::Size(4096)).await;
     assert_eq!(put(&s, "/cache/ns/a", data(3000, 1)).await.status(), 201);
+    assert_eq!(get_bytes(&s, "/cache/ns/a").await.0, 200);
     let res = put(&s, "/cache/ns/b", data(3000, 2)).await;
     assert_eq!(res.status(), 507);
-    assert!(res.text().await.unwrap().starts_with("507 "));
+    let text = res.text().await.unwrap();
+    assert!(text.starts_with("507 "), "{text}");
+    assert!(
+        text.contains("hard limit") && text.contains("leases"),
+        "{text}"
+    );
     assert_eq!(files_holding(&s.data_dir(), &data(3000, 2)), 0);
     assert_eq!(files_holding(&s.data_dir(), &data(3000, 1)), 1);
 }

@@ -284,10 +284,17 @@ async fn oversized_artifacts_and_a_full_disk_are_413_not_5xx() {
         "too_large"
     );
 
-    // A budget smaller than one artifact: nothing can be evicted to make room.
+    // A budget smaller than two artifacts, the first just read: its lease
+    // keeps its bytes, so the second would cross the hard limit.
     let s = TestServer::start_with(|c| c.storage.max_size = larder::config::Size(4096)).await;
     let res = put_artifact(&s, "/v8/artifacts/a?slug=web", None, &[], data(3000, 1)).await;
     assert_eq!(res.status(), 202);
+    let res = client()
+        .get(s.url("/v8/artifacts/a?slug=web"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     let res = put_artifact(&s, "/v8/artifacts/b?slug=web", None, &[], data(3000, 2)).await;
     assert_eq!(res.status(), 413);
     assert_eq!(

@@ -692,12 +692,12 @@ async fn pushes_and_lookups_move_the_counters_by_exactly_what_was_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_eviction_moves_the_eviction_counters() {
     let grace = Duration::from_millis(1);
-    let server = server(|cfg| cfg.gc.grace = Span(grace)).await;
+    let server = server(|cfg| cfg.gc.lease = Span(grace)).await;
     let base = server.base();
     let c = common::client();
     push_image(&c, &base, "team-a/app", Some("v1"), 1, 1).await;
     push_image(&c, &base, "team-b/app", Some("v1"), 2, 2).await;
-    outlive_grace(grace).await;
+    outlive_lease(grace).await;
     let before = scrape(&c, &base).await;
     let used = before.gauge(larder::metrics::USED_BYTES, &[]);
     assert!(used > 0.0);

@@ -225,9 +225,10 @@ fn a_token_without_read_write_or_admin_is_refused() {
     let stderr = create_fails(&["--data-dir", d, "--read"]);
     assert!(stderr.contains("--namespace"), "{stderr}");
 
-    // Each flag alone is enough.
+    // Each flag alone is enough (an admin token names every namespace).
     for flag in ["--read", "--write", "--admin"] {
-        let t = create(&["--data-dir", d, "--namespace", "team-a", flag]);
+        let ns = if flag == "--admin" { "*" } else { "team-a" };
+        let t = create(&["--data-dir", d, "--namespace", ns, flag]);
         let claims = verified(&data.join("signing.key"), &t);
         let (bits, admin) = match flag {
             "--read" => (READ, false),
@@ -237,6 +238,36 @@ fn a_token_without_read_write_or_admin_is_refused() {
         assert_eq!(claims.permission("team-a"), bits, "{flag}");
         assert_eq!(claims.larder_admin, admin, "{flag}");
     }
+}
+
+#[test]
+fn an_admin_token_limited_to_namespaces_or_a_bad_namespace_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    for args in [
+        &["--namespace", "team-a", "--admin"][..],
+        &["--namespace", "*", "--namespace", "team-a", "--admin"],
+        &["--namespace", "team-a", "--read", "--write", "--admin"],
+    ] {
+        let mut all = vec!["--data-dir", d];
+        all.extend_from_slice(args);
+        let stderr = create_fails(&all);
+        assert!(stderr.contains("admin token"), "{args:?}: {stderr}");
+        assert!(stderr.contains('*'), "says how to mint one: {stderr}");
+    }
+    for bad in ["../..", "team/a", "a%00", "-x", ""] {
+        let stderr = create_fails(&["--data-dir", d, "--namespace", bad, "--read"]);
+        assert!(stderr.contains("namespace"), "{bad:?}: {stderr}");
+    }
+    assert!(
+        !data.join("signing.key").exists(),
+        "a refused token create leaves no key behind"
+    );
+    let t = create(&["--data-dir", d, "--namespace", "*", "--admin", "--read"]);
+    let claims = verified(&data.join("signing.key"), &t);
+    assert!(claims.larder_admin);
+    assert_eq!(claims.permission("team-b"), READ);
 }
 
 #[test]

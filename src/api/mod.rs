@@ -26,6 +26,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub workers: Arc<crate::workers::WorkerBoard>,
+    /// Which concurrent PUT of a new HTTP cache key created it.
+    pub creations: Arc<httpcache::Creations>,
 }
 
 impl AppState {
@@ -33,7 +35,7 @@ impl AppState {
     /// and never more than the whole budget.
     pub fn blob_limit(&self) -> u64 {
         let s = &self.config.storage;
-        s.max_blob_size.bytes().min(s.max_size.bytes())
+        s.max_blob_size.bytes().min(s.hard_limit())
     }
 }
 
@@ -74,6 +76,19 @@ pub fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Refuses a request whose declared body is larger than `limit`, before a
+/// byte of it is read: a client announcing a terabyte is answered at once
+/// instead of after filling the budget up to the limit.
+pub fn refuse_declared_over(
+    headers: &axum::http::HeaderMap,
+    limit: u64,
+) -> Result<(), crate::cache::StoreError> {
+    match content_length(headers) {
+        Some(n) if n > limit => Err(crate::cas::CasError::TooLarge { limit }.into()),
+        _ => Ok(()),
+    }
 }
 
 pub fn router(state: AppState) -> Router {

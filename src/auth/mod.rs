@@ -4,6 +4,7 @@
 //! 403 when it is but lacks the permission.
 
 pub mod key;
+pub mod names;
 pub mod token;
 
 use axum::http::{header, HeaderMap};
@@ -131,7 +132,14 @@ impl Auth {
     pub fn require_admin(&self, caller: &Caller) -> Result<(), Denied> {
         match caller {
             _ if !self.enabled() => Ok(()),
-            Caller::Token(c) if c.larder_admin => Ok(()),
+            Caller::Token(c) if c.larder_admin && !looks_scoped(c) => Ok(()),
+            // Minted before admin tokens had to name every namespace: it
+            // looks scoped but would manage all of them, so it manages none.
+            Caller::Token(c) if c.larder_admin => Err(Denied::Forbidden(format!(
+                "token {:?} is an admin token limited to some namespaces; admin tokens manage \
+                 every namespace and must be created with the namespace * alone",
+                c.sub
+            ))),
             Caller::Token(c) => Err(Denied::Forbidden(format!(
                 "token {:?} is not an admin token",
                 c.sub
@@ -161,6 +169,13 @@ impl Auth {
             Caller::Token(c) => c.permission(namespace),
         }
     }
+}
+
+/// A token naming some namespaces and not `*`: as an admin token it would
+/// seem limited to them while the admin API manages every namespace.
+fn looks_scoped(c: &Claims) -> bool {
+    let grants = c.grants();
+    !grants.is_empty() && !grants.iter().any(|g| g.scope == ANY_NAMESPACE)
 }
 
 /// HMAC-SHA256 of `data` under `key`.

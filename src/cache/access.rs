@@ -3,59 +3,72 @@
 //! loses at most one batch of recency, never correctness.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{now_ms, BlobInfo, Store, StoreError};
 use crate::cas::ContentId;
+use crate::index::EntryRecord;
 
 #[derive(Default)]
 pub(super) struct Access {
-    blobs: Mutex<HashMap<ContentId, u64>>,
-    entries: Mutex<HashMap<u64, u64>>,
+    blobs: Arc<Mutex<HashMap<ContentId, u64>>>,
+    /// Entry id → (last read, the blobs it pins, which that read leases).
+    entries: Mutex<HashMap<u64, (u64, Vec<ContentId>)>>,
 }
 
-fn take<K, V>(m: &Mutex<HashMap<K, V>>) -> HashMap<K, V> {
-    std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner()))
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Store {
-    /// Notes that a blob was just read or checked (HEAD/GET).
+    /// Notes that a blob was just read or checked (HEAD/GET): recency, and
+    /// a write lease (see `leases`).
     pub fn touch_blob(&self, blob: &BlobInfo) {
-        let mut m = self.access.blobs.lock().unwrap_or_else(|e| e.into_inner());
-        m.insert(blob.id, now_ms());
+        lock(&self.access.blobs).insert(blob.id, now_ms());
     }
 
-    /// Notes that an entry was just looked up.
-    pub fn touch_entry(&self, id: u64) {
-        let mut m = self
-            .access
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        m.insert(id, now_ms());
-    }
-
-    /// True if the blob was read or checked after `cutoff` and that is not
-    /// yet in the index.
-    pub(super) fn touched_since(&self, id: &ContentId, cutoff: u64) -> bool {
-        let m = self.access.blobs.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(id).is_some_and(|at| *at >= cutoff)
-    }
-
-    /// Writes the pending recency updates to the index; returns how many.
-    pub async fn flush_access(&self) -> Result<usize, StoreError> {
-        let blobs = take(&self.access.blobs);
-        let entries = take(&self.access.entries);
-        if blobs.is_empty() && entries.is_empty() {
-            return Ok(0);
-        }
-        let n = blobs.len() + entries.len();
-        let index = self.index.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            for (id, at) in blobs {
-                index.touch_blob(&id, at)?;
+    /// Notes that an entry was just read: recency, and a read lease on every
+    /// blob it pins, which every deletion takes into account (they all
+    /// flush this first).
+    pub fn touch_entry(&self, entry: &EntryRecord) {
+        let now = now_ms();
+        let mut m = lock(&self.access.entries);
+        match m.get_mut(&entry.id) {
+            Some(seen) => seen.0 = now,
+            None => {
+                m.insert(entry.id, (now, entry.pins.clone()));
             }
-            index.touch_entries(&entries.into_iter().collect::<Vec<_>>())?;
+        }
+    }
+
+    /// When the blob was last read or checked, if that is not yet in the index.
+    pub(super) fn touched_in_memory(&self, id: &ContentId) -> Option<u64> {
+        lock(&self.access.blobs).get(id).copied()
+    }
+
+    /// Turns entry reads into leases and writes the pending recency updates
+    /// and leases to the index; returns how many reads it wrote.
+    pub async fn flush_access(&self) -> Result<usize, StoreError> {
+        let entries = std::mem::take(&mut *lock(&self.access.entries));
+        // Before any await, so a concurrent eviction that finds the map
+        // empty already sees the leases.
+        for (at, pins) in entries.values() {
+            self.leases.hold(pins, *at);
+        }
+        // Blob touches stay in memory until the index has them: until then
+        // they are what holds a write lease.
+        let blobs = lock(&self.access.blobs).clone();
+        let n = blobs.len() + entries.len();
+        let (index, leases) = (self.index.clone(), self.leases.clone());
+        let pending = self.access.blobs.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            for (id, at) in &blobs {
+                index.touch_blob(id, *at)?;
+            }
+            let touches: Vec<(u64, u64)> = entries.iter().map(|(id, (at, _))| (*id, *at)).collect();
+            index.touch_entries(&touches)?;
+            leases.record(&index)?;
+            lock(&pending).retain(|id, at| blobs.get(id) != Some(at));
             Ok(())
         })
         .await

@@ -1,8 +1,10 @@
 //! The disk budget. Usage = bytes of every blob with a record (a counter the
 //! index keeps transactionally) + bytes held by upload sessions + space
-//! reserved by writes in flight. A write reserves before its bytes land; if
-//! the budget is short, eviction runs first, and if space still cannot be
-//! found the write is refused (507) before anything is stored.
+//! reserved by writes in flight. A write reserves before its bytes land.
+//! `max_size` is soft: past it, the write waits for an eviction pass, and
+//! is then admitted up to `hard_limit` (bytes that only leases hold may
+//! keep usage above `max_size` for a lease period). Only a write that would
+//! cross `hard_limit` is refused (507), before anything is stored.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,6 +20,7 @@ const RESERVE_STEP: u64 = 8 << 20;
 
 pub(super) struct Budget {
     pub max: u64,
+    pub hard: u64,
     pub high: u64,
     pub low: u64,
     reserved: AtomicU64,
@@ -29,6 +32,37 @@ pub(super) struct Budget {
     pub evicting: tokio::sync::Mutex<()>,
     /// Wakes the background evictor when usage crosses the high watermark.
     pub pressure: tokio::sync::Notify,
+    /// Whether the last background pass fell short of its target.
+    pub stuck: AtomicBool,
+    /// Bytes nothing pins that leases hold, as the last full pass found.
+    leased: AtomicU64,
+    /// Writes refused, by reason (`Refusal`).
+    refused: [AtomicU64; Refusal::ALL.len()],
+    /// Eviction passes run to admit a write.
+    write_evictions: AtomicU64,
+}
+
+/// Why a write was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Larger than the hard limit itself.
+    TooLarge,
+    /// Leases of recent reads and writes hold the space.
+    Leased,
+    /// Uploads in progress and writes in flight hold the space.
+    Uploads,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 3] = [Refusal::TooLarge, Refusal::Leased, Refusal::Uploads];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::TooLarge => "larger_than_hard_limit",
+            Refusal::Leased => "leased",
+            Refusal::Uploads => "uploads",
+        }
+    }
 }
 
 impl Budget {
@@ -36,6 +70,7 @@ impl Budget {
         let max = config.max_size.bytes();
         Budget {
             max,
+            hard: config.hard_limit().max(max),
             high: (max as f64 * config.high_watermark) as u64,
             low: (max as f64 * config.low_watermark) as u64,
             reserved: AtomicU64::new(0),
@@ -43,6 +78,10 @@ impl Budget {
             admit: Mutex::new(()),
             evicting: tokio::sync::Mutex::new(()),
             pressure: tokio::sync::Notify::new(),
+            stuck: AtomicBool::new(false),
+            leased: AtomicU64::new(0),
+            refused: Default::default(),
+            write_evictions: AtomicU64::new(0),
         }
     }
 
@@ -72,20 +111,11 @@ pub struct Held<'a> {
     store: &'a Store,
     bytes: AtomicU64,
     used: AtomicU64,
-    refused: AtomicBool,
+    /// Why the budget refused this write: (hard limit, reason).
+    refusal: Mutex<Option<(u64, String)>>,
 }
 
 impl Held<'_> {
-    /// True if the write failed because the budget was exhausted.
-    pub fn refused(&self) -> bool {
-        self.refused.load(Ordering::Acquire)
-    }
-
-    /// Bytes that went through the metered stream.
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
-    }
-
     /// Makes sure `total` bytes are covered, reserving more if needed.
     async fn cover(&self, total: u64) -> Result<(), StoreError> {
         let held = self.bytes.load(Ordering::Acquire);
@@ -96,13 +126,19 @@ impl Held<'_> {
         // Reserve ahead in steps so long bodies don't check the budget per
         // chunk, but fall back to the exact need when a step does not fit.
         let step = deficit.max(RESERVE_STEP);
-        let more = if self.store.try_reserve(step) {
+        let more = if self.store.try_reserve(step, self.store.budget.max) {
             step
         } else {
             match self.store.reserve(deficit).await {
                 Ok(()) => deficit,
                 Err(e) => {
-                    self.refused.store(true, Ordering::Release);
+                    if let StoreError::Full {
+                        hard_limit, why, ..
+                    } = &e
+                    {
+                        *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((*hard_limit, why.clone()));
+                    }
                     return Err(e);
                 }
             }
@@ -133,9 +169,42 @@ impl Store {
         self.budget.max
     }
 
-    fn try_reserve(&self, bytes: u64) -> bool {
+    pub fn hard_limit(&self) -> u64 {
+        self.budget.hard
+    }
+
+    /// Bytes of uploads in progress and writes in flight.
+    pub(super) fn uploading(&self) -> u64 {
+        self.budget.uploads.load(Ordering::Acquire) + self.budget.reserved.load(Ordering::Acquire)
+    }
+
+    /// Bytes nothing pins that leases hold, as the last full pass found.
+    pub fn leased_bytes(&self) -> u64 {
+        self.budget.leased.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn note_leased(&self, leased: &super::release::Leased) {
+        self.budget.leased.store(leased.bytes(), Ordering::Relaxed);
+    }
+
+    /// Eviction passes run so far to admit a write.
+    pub fn write_evictions(&self) -> u64 {
+        self.budget.write_evictions.load(Ordering::Relaxed)
+    }
+
+    /// Writes refused so far, by reason.
+    pub fn refusals(&self) -> Vec<(Refusal, u64)> {
+        Refusal::ALL
+            .iter()
+            .zip(&self.budget.refused)
+            .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Reserves `bytes` if usage stays at most `limit`.
+    fn try_reserve(&self, bytes: u64, limit: u64) -> bool {
         let _guard = self.budget.admit.lock().unwrap_or_else(|e| e.into_inner());
-        if self.usage().saturating_add(bytes) > self.budget.max {
+        if self.usage().saturating_add(bytes) > limit {
             return false;
         }
         let now = self.budget.reserved.fetch_add(bytes, Ordering::AcqRel) + bytes;
@@ -145,26 +214,59 @@ impl Store {
         true
     }
 
-    /// Reserves `bytes`, evicting first if the budget is short.
+    /// Reserves `bytes`: within `max_size` at once; past it after an
+    /// eviction pass, up to `hard_limit`.
     async fn reserve(&self, bytes: u64) -> Result<(), StoreError> {
-        if self.try_reserve(bytes) {
+        let max = self.budget.max;
+        if self.try_reserve(bytes, max) {
             return Ok(());
         }
-        {
-            let _one = self.budget.evicting.lock().await;
-            if self.try_reserve(bytes) {
-                return Ok(());
-            }
-            let target = self.budget.max.saturating_sub(bytes).min(self.budget.low);
-            self.evict_locked(target).await?;
+        if bytes > self.budget.hard {
+            return Err(self.refuse(Refusal::TooLarge, bytes, None));
         }
-        if self.try_reserve(bytes) {
-            Ok(())
+        let _one = self.budget.evicting.lock().await;
+        if self.try_reserve(bytes, max) {
+            return Ok(());
+        }
+        let target = max.saturating_sub(bytes).min(self.budget.low);
+        let report = self.evict_locked(target).await?;
+        self.budget.write_evictions.fetch_add(1, Ordering::Relaxed);
+        if report.entries_removed + report.blobs_removed > 0 {
+            tracing::info!(?report, needed = bytes, "evicted to admit a write");
+        }
+        if self.try_reserve(bytes, self.budget.hard) {
+            return Ok(());
+        }
+        let reason = if report.bytes_leased > 0 {
+            Refusal::Leased
         } else {
-            Err(StoreError::Full {
-                needed: bytes,
-                max: self.budget.max,
-            })
+            Refusal::Uploads
+        };
+        Err(self.refuse(reason, bytes, Some(&report)))
+    }
+
+    fn refuse(
+        &self,
+        reason: Refusal,
+        needed: u64,
+        report: Option<&super::EvictReport>,
+    ) -> StoreError {
+        self.budget.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+        let why = match report {
+            Some(r) => format!("; {}", r.shortfall()),
+            None => " than the whole hard limit".into(),
+        };
+        if !self.budget.stuck.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                needed,
+                reason = reason.name(),
+                "refusing writes: storage is full{why}"
+            );
+        }
+        StoreError::Full {
+            needed,
+            hard_limit: self.budget.hard,
+            why,
         }
     }
 
@@ -176,7 +278,7 @@ impl Store {
             store: self,
             bytes: AtomicU64::new(0),
             used: AtomicU64::new(0),
-            refused: AtomicBool::new(false),
+            refusal: Mutex::new(None),
         };
         if let Some(n) = hint.filter(|n| *n > 0) {
             held.cover(n).await?;
@@ -206,13 +308,18 @@ impl Store {
 
     /// Maps an ingest failure to `Full` when the budget caused it.
     pub(super) fn budget_error(held: &Held<'_>, e: StoreError) -> StoreError {
-        if held.refused() {
-            StoreError::Full {
-                needed: held.used(),
-                max: held.store.budget.max,
-            }
-        } else {
-            e
+        match held
+            .refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some((hard_limit, why)) => StoreError::Full {
+                needed: held.used.load(Ordering::Acquire),
+                hard_limit,
+                why,
+            },
+            None => e,
         }
     }
 }

@@ -98,6 +98,7 @@ impl Store {
     ) -> Result<(BlobInfo, EntryRecord), StoreError> {
         // Durable already: its batch flushed the index.
         let (blob, rec) = self.noted(stored)?;
+        self.leases.pinned(&rec.pins, now_ms());
         self.keep_within_quota(&rec).await;
         Ok((blob, rec))
     }

@@ -7,11 +7,9 @@ impl Store {
     /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
     /// `MissingBlob` if any pinned blob is not stored.
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
-        let rec = self.noted(
-            self.index
-                .put_entry(new, now_ms())
-                .map_err(StoreError::from),
-        )?;
+        let now = now_ms();
+        let rec = self.noted(self.index.put_entry(new, now).map_err(StoreError::from))?;
+        self.leases.pinned(&rec.pins, now);
         self.keep_within_quota(&rec).await;
         self.durable().await?;
         Ok(rec)

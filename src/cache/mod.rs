@@ -5,14 +5,18 @@ mod access;
 mod blobs;
 mod budget;
 mod chunk_io;
+mod chunks;
 mod content_entries;
 mod disk;
 mod entries;
 mod errors;
 mod evict;
 mod fsck;
+mod gc;
+mod leases;
 mod leftovers;
 mod listing;
+mod release;
 mod reservations;
 mod small;
 mod uploads;
@@ -28,10 +32,12 @@ use crate::index::{EntryBatches, GroupCommit, Index, IndexError};
 
 pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
-pub use evict::{EvictReport, GcReport};
+pub use budget::Refusal;
+pub use evict::EvictReport;
 pub use fsck::{fsck, FsckError, FsckReport};
+pub use gc::GcReport;
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
-pub use reservations::{reservation_id, reservation_number};
+pub use reservations::{exact, reservation_id, reservation_number};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +60,13 @@ pub enum StoreError {
     UploadGap { missing_at: u64 },
     #[error("part {0:?} of the upload was never staged")]
     PartUnknown(String),
-    #[error("storage is full: {needed} more bytes do not fit in the budget of {max} bytes, and nothing more can be evicted")]
-    Full { needed: u64, max: u64 },
+    #[error("storage is full: {needed} more bytes would cross the hard limit of {hard_limit} bytes{why}")]
+    Full {
+        needed: u64,
+        hard_limit: u64,
+        /// What holds the space, starting with "; ".
+        why: String,
+    },
 }
 
 impl From<crate::index::PutEntryError> for StoreError {
@@ -76,6 +87,7 @@ pub struct Store {
     batches: Arc<EntryBatches>,
     uploads: uploads::Uploads,
     access: access::Access,
+    leases: Arc<leases::Leases>,
     /// Manifests and other small content, served without a file read.
     small: small::SmallContent,
     budget: budget::Budget,
@@ -144,6 +156,10 @@ impl Store {
         }
         let budget = budget::Budget::new(&config.storage);
         budget.add_uploads(uploads.bytes_on_disk()?);
+        let leases = Arc::new(leases::Leases::new(
+            config.gc.lease.0.as_millis() as u64,
+            index.leases()?,
+        ));
         let store = Store {
             cas,
             index,
@@ -151,6 +167,7 @@ impl Store {
             batches,
             uploads,
             access: access::Access::default(),
+            leases,
             small: small::SmallContent::default(),
             budget,
             disk,

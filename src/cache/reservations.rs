@@ -45,13 +45,13 @@ pub(super) fn stage_id(id: &str) -> String {
     hex::encode(&hash.as_bytes()[..16])
 }
 
-fn stage_scope(id: &str) -> String {
+pub(super) fn stage_scope(id: &str) -> String {
     format!("stage:{id}")
 }
 
 /// A body that must be exactly `len` bytes; anything else is an error, so a
 /// short or overlong chunk is rolled back instead of stored.
-fn exact<S, E>(body: S, len: u64) -> impl Stream<Item = Result<Bytes, String>> + Send
+pub fn exact<S, E>(body: S, len: u64) -> impl Stream<Item = Result<Bytes, String>> + Send
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
@@ -84,8 +84,13 @@ where
 
 impl Store {
     /// Opens a session for `scope` unless one is already open for it
-    /// (`Ok(None)`): one writer per scope, as a reservation promises.
-    pub async fn reserve_upload(&self, scope: &str) -> Result<Option<UploadState>, StoreError> {
+    /// (`Ok(None)`): one writer per scope, as a reservation promises. With a
+    /// `size`, no chunk may end past it.
+    pub async fn reserve_upload(
+        &self,
+        scope: &str,
+        size: Option<u64>,
+    ) -> Result<Option<UploadState>, StoreError> {
         let lock = self.uploads.lock(&format!("scope:{scope}"));
         let _guard = lock.lock().await;
         if self.reserved_upload(scope)?.is_some() {
@@ -94,9 +99,24 @@ impl Store {
         loop {
             let id = reservation_id(rand::random_range(1..MAX_NUMBER));
             if self.index.upload(&id)?.is_none() {
-                return self.create_upload_with_id(scope, id).await.map(Some);
+                let state = self.create_upload_with_id(scope, id).await?;
+                if let Some(size) = size {
+                    if let Some(mut rec) = self.index.upload(&state.id)? {
+                        rec.size = Some(size);
+                        self.index.put_upload(&state.id, &rec)?;
+                    }
+                }
+                return Ok(Some(state));
             }
         }
+    }
+
+    /// The size reservation `id` declared it will have, if it declared one.
+    pub fn reserved_size(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        Ok(self.index.upload(id)?.and_then(|rec| rec.size))
     }
 
     /// The id of the open session of `scope`, if any. Sessions are few (the
@@ -134,10 +154,15 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        // Past the limit, refused before the gap up to `offset` is reserved.
+        let end = offset
+            .checked_add(len)
+            .filter(|end| *end <= limit)
+            .ok_or(CasError::TooLarge { limit })?;
         let (_guard, mut state) = self.lock_upload(scope, id).await?;
         self.write_chunk(&mut state, offset, exact(body, len), limit)
             .await?;
-        self.cover(id, Some((offset, offset + len)));
+        self.cover(id, Some((offset, end)));
         Ok(state)
     }
 
@@ -349,7 +374,7 @@ impl Store {
 }
 
 /// Where each staged part's data lies in a stage file: name → (offset, len).
-fn read_parts(path: &std::path::Path) -> std::io::Result<HashMap<String, (u64, u64)>> {
+pub(super) fn read_parts(path: &std::path::Path) -> std::io::Result<HashMap<String, (u64, u64)>> {
     let damaged = |why: &str| std::io::Error::other(format!("staged parts are damaged: {why}"));
     let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
     let size = file.get_ref().metadata()?.len();

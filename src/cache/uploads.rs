@@ -88,6 +88,7 @@ impl Store {
                 scope: scope.to_owned(),
                 created: now,
                 updated: now,
+                size: None,
             },
         )?;
         // No file and no wait for durability: a session holds no data yet

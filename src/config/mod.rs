@@ -2,6 +2,7 @@
 //! environment variables → command-line flags. Every key is documented in
 //! `config/larder.toml`; an unknown key anywhere is an error.
 
+mod server;
 mod units;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use server::ServerConfig;
 pub use units::{Size, Span};
 
 /// Prefix of environment variables that override config keys; `__` separates
@@ -31,6 +33,10 @@ pub struct Config {
     /// Per-namespace settings, `[namespaces.<name>]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// Deprecated keys the layers used, each with what replaces it; logged
+    /// at start and printed by `config check`.
+    #[serde(skip)]
+    pub deprecated: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -44,33 +50,6 @@ pub struct NamespaceConfig {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address the HTTP server binds.
-    pub listen: SocketAddr,
-    /// How long a shutdown waits for in-flight requests before closing them.
-    pub shutdown_timeout: Span,
-    /// The URL clients reach this server at (behind a proxy), used in
-    /// self-referencing URLs; by default derived from each request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_url: Option<String>,
-    /// Believe `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a proxy
-    /// that sets them).
-    pub trust_forwarded_headers: bool,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            shutdown_timeout: Span::secs(30),
-            public_url: None,
-            trust_forwarded_headers: false,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Directory holding blobs, the index and in-progress uploads.
     pub data_dir: PathBuf,
@@ -80,6 +59,11 @@ pub struct StorageConfig {
     pub high_watermark: f64,
     /// Fraction of `max_size` the evictor frees down to.
     pub low_watermark: f64,
+    /// The line no write crosses: a write that would take usage past it is
+    /// refused (507). Bytes that only leases hold may keep usage between
+    /// `max_size` and this for a lease period. Default: `max_size` + 10 %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard_limit: Option<Size>,
     /// The largest single blob accepted (413 above it).
     pub max_blob_size: Size,
     /// How often, at most, the index is reopened at a quiet moment so that
@@ -93,6 +77,19 @@ pub struct StorageConfig {
     pub disk_reserve: Size,
 }
 
+impl StorageConfig {
+    /// `hard_limit`, or its default.
+    pub fn hard_limit(&self) -> u64 {
+        match self.hard_limit {
+            Some(s) => s.bytes(),
+            None => self
+                .max_size
+                .bytes()
+                .saturating_add(self.max_size.bytes() / 10),
+        }
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
@@ -100,6 +97,7 @@ impl Default for StorageConfig {
             max_size: Size(10 << 30),
             high_watermark: 0.9,
             low_watermark: 0.8,
+            hard_limit: None,
             max_blob_size: Size(5 << 30),
             index_snapshot_interval: Span::secs(3600),
             disk_reserve: Size(64 << 20),
@@ -160,9 +158,14 @@ pub struct GcConfig {
     pub interval: Span,
     /// Upload sessions idle for longer than this are removed with their bytes.
     pub upload_expiry: Span,
-    /// An unpinned blob is deleted only once untouched for this long, so a
-    /// client that just saw it (HEAD 200) can still reference it.
-    pub grace: Span,
+    /// How long a lease holds blobs: reading an entry leases every blob it
+    /// pins (a BuildKit import fetches layers minutes after it resolved the
+    /// cache manifest), and writing, HEAD or GET of a blob leases it until
+    /// an entry pins it. A leased blob is never deleted.
+    pub lease: Span,
+    /// The old name of `lease`: read into it at load, with a warning.
+    #[serde(default, skip_serializing)]
+    pub grace: Option<Span>,
     /// Entries unused for longer than this are removed even under the budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_idle: Option<Span>,
@@ -173,7 +176,8 @@ impl Default for GcConfig {
         GcConfig {
             interval: Span::secs(60),
             upload_expiry: Span::secs(3600),
-            grace: Span::secs(15 * 60),
+            lease: Span::secs(15 * 60),
+            grace: None,
             max_idle: None,
         }
     }
@@ -272,9 +276,16 @@ impl Config {
         if let Some(v) = &overrides.log_format {
             figment = figment.merge(Serialized::default("log.format", v));
         }
-        figment
+        let mut config: Config = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(describe(e)))
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        if let Some(grace) = config.gc.grace.take() {
+            config.gc.lease = grace;
+            config.deprecated.push(format!(
+                "gc.grace is deprecated: it is read as gc.lease; rename it (env {ENV_PREFIX}GC__LEASE)"
+            ));
+        }
+        Ok(config)
     }
 
     /// Checks what types alone cannot, naming the offending key.
@@ -302,6 +313,16 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "storage.low_watermark",
                 why: format!("{low} must be above 0 and below storage.high_watermark ({high})"),
+            });
+        }
+        if self.storage.hard_limit() < self.storage.max_size.bytes() {
+            return Err(ConfigError::Value {
+                key: "storage.hard_limit",
+                why: format!(
+                    "{} is below storage.max_size ({}): it must be at least the budget",
+                    self.storage.hard_limit(),
+                    self.storage.max_size.bytes()
+                ),
             });
         }
         if self.storage.max_blob_size.bytes() == 0 {
@@ -347,12 +368,7 @@ impl Config {
                 });
             }
         }
-        if self.server.shutdown_timeout.0.is_zero() {
-            return Err(ConfigError::Value {
-                key: "server.shutdown_timeout",
-                why: "must be greater than 0 so in-flight requests can finish".into(),
-            });
-        }
+        self.server.validate()?;
         for (key, span) in [
             (
                 "storage.index_snapshot_interval",
@@ -360,6 +376,7 @@ impl Config {
             ),
             ("gc.interval", self.gc.interval),
             ("gc.upload_expiry", self.gc.upload_expiry),
+            ("gc.lease", self.gc.lease),
             ("gha.url_ttl", self.gha.url_ttl),
         ] {
             if span.0.is_zero() {

@@ -152,3 +152,55 @@ fn the_documented_config_file_lists_every_key_at_its_default() {
         defaults.keys().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn connection_limits_load_and_refuse_zero() {
+    let c = load_text(
+        "[server]\nheader_read_timeout = \"5s\"\nkeep_alive_timeout = \"1m\"\n\
+         min_body_rate = \"0\"\nbody_rate_window = \"10s\"\nmax_connections = 64\n",
+    )
+    .unwrap();
+    assert_eq!(c.server.header_read_timeout, Span::secs(5));
+    assert_eq!(c.server.keep_alive_timeout, Span::secs(60));
+    assert_eq!(
+        c.server.min_body_rate,
+        Size(0),
+        "0 turns the rate check off"
+    );
+    assert_eq!(c.server.body_rate_window, Span::secs(10));
+    assert_eq!(c.server.max_connections, 64);
+    for key in [
+        "header_read_timeout = \"0s\"",
+        "keep_alive_timeout = 0",
+        "body_rate_window = \"0s\"",
+        "max_connections = 0",
+    ] {
+        let err = load_text(&format!("[server]\n{key}\n"))
+            .unwrap_err()
+            .to_string();
+        let name = key.split(' ').next().unwrap();
+        assert!(err.contains(&format!("server.{name}")), "{key}: {err}");
+        assert!(err.contains("greater than 0"), "{key}: {err}");
+    }
+}
+
+#[test]
+fn the_old_gc_grace_key_still_loads_as_the_lease_with_a_warning() {
+    let c = load_text("[gc]\ngrace = \"2m\"\n").unwrap();
+    assert_eq!(c.gc.lease, Span::secs(120));
+    assert_eq!(c.deprecated.len(), 1, "{:?}", c.deprecated);
+    assert!(c.deprecated[0].contains("gc.lease"), "{:?}", c.deprecated);
+    let c = load_text("[gc]\nlease = \"3m\"\n").unwrap();
+    assert_eq!(c.gc.lease, Span::secs(180));
+    assert!(c.deprecated.is_empty());
+}
+
+#[test]
+fn the_hard_limit_defaults_to_a_tenth_above_the_budget_and_may_not_be_below_it() {
+    let c = load_text("[storage]\nmax_size = \"100MiB\"\n").unwrap();
+    assert_eq!(c.storage.hard_limit(), 110 << 20);
+    let c = load_text("[storage]\nmax_size = \"100MiB\"\nhard_limit = \"100MiB\"\n").unwrap();
+    assert_eq!(c.storage.hard_limit(), 100 << 20);
+    let e = load_text("[storage]\nmax_size = \"100MiB\"\nhard_limit = \"99MiB\"\n").unwrap_err();
+    assert!(e.to_string().starts_with("storage.hard_limit:"), "{e}");
+}

@@ -120,7 +120,7 @@ impl BlobTrees<'_> {
         if self.blobs.get(id.0)?.is_some() {
             return Ok(false);
         }
-        // Unpinned from birth: GC may take it once untouched for the grace.
+        // Unpinned from birth: GC may take it once its write lease ends.
         self.unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
         let stored = StoredBlob {
             rec: *rec,

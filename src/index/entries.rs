@@ -390,7 +390,7 @@ impl EntryTx<'_> {
     }
 
     /// Removes the entry and releases its pins; a blob losing its last pin
-    /// joins `unpinned` (GC takes it once untouched for the grace period).
+    /// joins `unpinned` (GC takes it once no lease holds it).
     fn delete(&self, rec: &EntryRecord, now: u64) -> TxResult<()> {
         let ns = &rec.key.namespace;
         self.entries.remove(&rec.id.to_be_bytes())?;

@@ -11,6 +11,7 @@ mod blobs;
 mod codec;
 mod commit;
 mod entries;
+mod leases;
 mod names;
 mod pins;
 mod rebuild;
@@ -134,6 +135,7 @@ struct Trees {
     revoked: sled::Tree,
     entry_counts: sled::Tree,
     tokens: sled::Tree,
+    leases: sled::Tree,
 }
 
 /// How long an open waits for the file lock of a database this process
@@ -196,6 +198,7 @@ impl Trees {
             parents: db.open_tree("parents")?,
             revoked: db.open_tree("revoked")?,
             entry_counts: db.open_tree("entry_counts")?,
+            leases: db.open_tree("leases")?,
             tokens: db.open_tree("tokens")?,
             db,
         })

@@ -6,34 +6,54 @@ use super::codec::{Decoder, Encoder};
 use super::{Index, IndexError};
 
 const UPLOAD_RECORD_V1: u8 = 1;
+/// V1 and the size its client declared up front.
+const UPLOAD_RECORD_V2: u8 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadRecord {
     pub scope: String,
     pub created: u64,
     pub updated: u64,
+    /// The size the client declared the finished upload will have (an
+    /// Actions cache reservation's `cacheSize`): no chunk may end past it.
+    pub size: Option<u64>,
 }
 
 impl UploadRecord {
     fn encode(&self) -> Vec<u8> {
-        Encoder::new(UPLOAD_RECORD_V1, 24 + self.scope.len())
+        // V1 when there is no size, so that a build reading only V1 still
+        // reads every session but those with a declared size.
+        let version = match self.size {
+            Some(_) => UPLOAD_RECORD_V2,
+            None => UPLOAD_RECORD_V1,
+        };
+        let e = Encoder::new(version, 32 + self.scope.len())
             .u64(self.created)
             .u64(self.updated)
             .u64(self.scope.len() as u64)
-            .bytes(self.scope.as_bytes())
-            .finish()
+            .bytes(self.scope.as_bytes());
+        match self.size {
+            Some(size) => e.u64(size).finish(),
+            None => e.finish(),
+        }
     }
 
     fn decode(data: &[u8]) -> Result<UploadRecord, IndexError> {
-        let mut d = Decoder::new(data, "upload", UPLOAD_RECORD_V1)?;
+        let (version, mut d) =
+            Decoder::any_of(data, "upload", UPLOAD_RECORD_V1..=UPLOAD_RECORD_V2)?;
         let created = d.u64()?;
         let updated = d.u64()?;
         let scope = d.string()?;
+        let size = match version {
+            UPLOAD_RECORD_V2 => Some(d.u64()?),
+            _ => None,
+        };
         d.end()?;
         Ok(UploadRecord {
             scope,
             created,
             updated,
+            size,
         })
     }
 }
@@ -68,5 +88,35 @@ impl Index {
                 ))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_and_without_a_declared_size() {
+        for size in [None, Some(0), Some(1 << 40)] {
+            let rec = UploadRecord {
+                scope: "gha:[\"team\",\"v\",\"k\"]".into(),
+                created: 1,
+                updated: 2,
+                size,
+            };
+            let bytes = rec.encode();
+            let want = if size.is_some() { 2 } else { 1 };
+            assert_eq!(bytes[0], want, "{size:?}");
+            assert_eq!(UploadRecord::decode(&bytes).unwrap(), rec);
+        }
+        let mut bytes = UploadRecord {
+            scope: "s".into(),
+            created: 1,
+            updated: 2,
+            size: Some(3),
+        }
+        .encode();
+        bytes.pop();
+        assert!(UploadRecord::decode(&bytes).is_err(), "truncated size");
     }
 }

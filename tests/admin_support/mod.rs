@@ -363,8 +363,8 @@ where
     }
 }
 
-/// Waits until `grace` has certainly passed since now: the only way to get
-/// past a time-based grace period is to let the time pass.
-pub async fn outlive_grace(grace: Duration) {
-    tokio::time::sleep(grace + Duration::from_millis(20)).await;
+/// Waits until `lease` has certainly passed since now: the only way to get
+/// past a lease is to let the time pass.
+pub async fn outlive_lease(lease: Duration) {
+    tokio::time::sleep(lease + Duration::from_millis(20)).await;
 }

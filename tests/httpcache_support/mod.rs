@@ -48,6 +48,17 @@ pub fn blake3_hex(data: &[u8]) -> String {
     blake3::hash(data).to_hex().to_string()
 }
 
+/// The first `ac/` entry of an admin API entry listing.
+pub fn ac_entry(listing: &serde_json::Value) -> serde_json::Value {
+    listing["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"].as_str().is_some_and(|n| n.starts_with("ac/")))
+        .cloned()
+        .unwrap_or_else(|| panic!("no ac entry: {listing}"))
+}
+
 /// Deterministic bytes that differ per `seed`.
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::{rfc3339_ms, Admin, AdminError};
 use crate::api::AppState;
+use crate::auth::names::check_namespace;
 use crate::cache::{EntryOrder, EntryRecord, Protocol};
 
 const MAX_PAGE: usize = 1000;
@@ -40,6 +41,9 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let Query(q) = query.map_err(|e| AdminError::bad_request(e.body_text()))?;
+    if let Some(ns) = &q.namespace {
+        check_namespace(ns).map_err(AdminError::bad_request)?;
+    }
     let protocol = match q.protocol.as_deref() {
         None => None,
         Some(p) => Some(Protocol::from_name(p).ok_or_else(|| {
@@ -105,6 +109,7 @@ pub async fn purge(
     _: Admin,
     Path(namespace): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
+    check_namespace(&namespace).map_err(AdminError::bad_request)?;
     let removed = state.store.purge_namespace(&namespace).await?;
     Ok(Json(
         json!({ "namespace": namespace, "entries_removed": removed }),

@@ -1,6 +1,6 @@
 //! `GET stats`, `GET namespaces`, `GET workers`, `POST gc`, `POST evict`.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -31,6 +31,8 @@ pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value
         "uptime_seconds": state.metrics.uptime().as_secs(),
         "used_bytes": store.usage(),
         "max_bytes": store.max_size(),
+        "hard_limit_bytes": store.hard_limit(),
+        "leased_bytes": store.leased_bytes(),
         "blobs": s.blobs,
         "entries": entries,
         "namespaces": store.namespace_names()?.len(),
@@ -93,11 +95,16 @@ struct EvictRequest {
 pub async fn evict(
     State(state): State<AppState>,
     _: Admin,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, AdminError> {
+    let body = super::read_body(body).await?;
     let req: EvictRequest = serde_json::from_slice(&body).map_err(|e| {
         AdminError::bad_request(format!("expected {{\"target_bytes\": <number>}}: {e}"))
     })?;
     let report = state.store.evict_to(req.target_bytes).await?;
-    Ok(Json(json!(report)))
+    let mut body = json!(report);
+    if !report.reached {
+        body["held_by"] = json!(report.shortfall());
+    }
+    Ok(Json(body))
 }

@@ -17,7 +17,7 @@ use super::error::{BlobError, GhaError, Kind};
 use super::signed::{download_resource, upload_resource, Signer};
 use super::{blocklist, query, save};
 use crate::api::range;
-use crate::api::{content_length, AppState};
+use crate::api::{content_length, refuse_declared_over, AppState};
 use crate::cache::{reservation_number, Protocol};
 use crate::cas::Digest;
 
@@ -61,12 +61,16 @@ pub async fn download(
         .map(|id| store.entry_by_id(id))
         .transpose()?
         .flatten()
-        .filter(|e| e.key.protocol == Protocol::Gha && e.content.to_hex() == content)
-        .ok_or_else(gone)?;
-    let blob = store
-        .blob(&Digest::Blake3(entry.content.0))?
-        .ok_or_else(gone)?;
-    store.touch_entry(entry.id);
+        .filter(|e| e.key.protocol == Protocol::Gha && e.content.to_hex() == content);
+    // The signed URL names the content itself: if the entry was evicted
+    // after the lookup that handed it out, the lookup's lease still holds
+    // the bytes, and the download goes on.
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(&content, &mut hash).map_err(|_| gone())?;
+    let blob = store.blob(&Digest::Blake3(hash))?.ok_or_else(gone)?;
+    if let Some(entry) = &entry {
+        store.touch_entry(entry);
+    }
     store.touch_blob(&blob);
     let mut res = range::blob_response(store, &blob, &method, &headers)
         .await?
@@ -96,6 +100,7 @@ pub async fn upload(
     let scope = target.reservation_scope();
     let store = &state.store;
     let limit = state.blob_limit();
+    refuse_declared_over(&headers, limit).map_err(GhaError::from)?;
     let comp = super::param(&query, "comp");
     match comp {
         Some("block") => {

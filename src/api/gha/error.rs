@@ -122,10 +122,9 @@ impl From<StoreError> for GhaError {
             )
             .azure("RequestBodyTooLarge"),
             StoreError::Cas(CasError::Body(why)) => GhaError::bad_request(why),
-            StoreError::Full { .. } => GhaError::new(
-                Kind::Full,
-                "storage is full and nothing more can be evicted right now; retry later",
-            ),
+            full @ StoreError::Full { .. } => {
+                GhaError::new(Kind::Full, format!("{full}; retry later"))
+            }
             StoreError::UploadUnknown(_) => GhaError::new(
                 Kind::NotFound,
                 "the reservation is unknown, expired or already committed",

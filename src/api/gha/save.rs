@@ -37,7 +37,7 @@ pub async fn reserve(
         return Err(already_exists(target, ""));
     }
     store
-        .reserve_upload(&target.reservation_scope())
+        .reserve_upload(&target.reservation_scope(), size)
         .await?
         .ok_or_else(|| already_exists(target, ": another job is saving it"))
 }

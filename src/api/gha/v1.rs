@@ -1,6 +1,7 @@
 //! The v1 REST API under `<base>_apis/artifactcache/`: lookup (`GET cache`),
 //! reserve (`POST caches`), chunks (`PATCH caches/{id}`, in any order and in
-//! parallel, each at its `Content-Range` offset) and commit (`POST caches/{id}`).
+//! parallel, each at its `Content-Range` offset, staged until the commit
+//! assembles them in order) and commit (`POST caches/{id}`).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -15,9 +16,10 @@ use super::matching::{self, check_lookup};
 use super::signed::Signer;
 use super::{caller, json_body, namespaces, param, query, save, write_namespace, Target};
 use crate::api::observe::Lookup;
-use crate::api::{content_length, external_base, AppState};
+use crate::api::{content_length, external_base, refuse_declared_over, AppState};
 use crate::auth::{Caller, READ, WRITE};
-use crate::cache::{reservation_id, reservation_number};
+use crate::cache::{reservation_id, reservation_number, StoreError};
+use crate::cas::CasError;
 
 type V1Result = Result<Response, V1Error>;
 
@@ -39,7 +41,7 @@ pub async fn lookup(State(state): State<AppState>, uri: Uri, headers: HeaderMap)
     let Some(hit) = matching::find(store, &namespaces, version, &keys)? else {
         return Ok((StatusCode::NO_CONTENT, Extension(Lookup(false))).into_response());
     };
-    store.touch_entry(hit.entry.id);
+    store.touch_entry(&hit.entry);
     let url = Signer::new(&state).download_url(&external_base(&headers, &state.config), &hit.entry);
     let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(hit.entry.created);
     let body = json!({
@@ -80,6 +82,8 @@ pub async fn upload(
     body: Body,
 ) -> V1Result {
     let caller = caller(&state, &headers)?;
+    let limit = state.blob_limit();
+    refuse_declared_over(&headers, limit).map_err(GhaError::from)?;
     let (start, end) = content_range(&headers)?;
     let len = end - start + 1;
     if content_length(&headers).is_some_and(|n| n != len) {
@@ -89,11 +93,24 @@ pub async fn upload(
         .into());
     }
     let (id, target) = writable_reservation(&state, &caller, &id)?;
+    // Checked before a byte is read: a chunk past what the client reserved
+    // is a client error, not something to store until the commit fails.
+    match state.store.reserved_size(&id)? {
+        Some(size) if end >= size => {
+            return Err(GhaError::bad_request(format!(
+                "bytes {start}-{end} end past the cacheSize of {size} bytes this cache was reserved with"
+            ))
+            .into())
+        }
+        _ if end >= limit => {
+            return Err(GhaError::from(StoreError::from(CasError::TooLarge { limit })).into())
+        }
+        _ => {}
+    }
     let scope = target.reservation_scope();
-    let limit = state.blob_limit();
     state
         .store
-        .write_upload_at(&scope, &id, start, len, body.into_data_stream(), limit)
+        .stage_chunk(&scope, &id, start, len, body.into_data_stream(), limit)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -113,6 +130,11 @@ pub async fn commit(
     let caller = caller(&state, &headers)?;
     let (id, target) = writable_reservation(&state, &caller, &id)?;
     let req: CommitRequest = json_body(body).await?;
+    let scope = target.reservation_scope();
+    state
+        .store
+        .assemble_chunks(&scope, &id, req.size, state.blob_limit())
+        .await?;
     save::commit(&state, &target, &id, req.size).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

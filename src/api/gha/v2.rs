@@ -157,7 +157,7 @@ fn download_url(
         let miss = axum::Json(json!({ "ok": false }));
         return Ok((Extension(Lookup(false)), miss).into_response());
     };
-    store.touch_entry(hit.entry.id);
+    store.touch_entry(&hit.entry);
     let url = Signer::new(state).download_url(base, &hit.entry);
     let body = json!({
         "ok": true,

@@ -149,14 +149,14 @@ impl HttpCacheError {
                 "bad_body",
                 format!("reading the request body failed: {why}"),
             ),
-            StoreError::Full { .. } => Self::new(
+            full @ StoreError::Full { .. } => Self::new(
                 dialect,
                 match dialect {
                     Dialect::Turbo => StatusCode::PAYLOAD_TOO_LARGE,
                     Dialect::Plain | Dialect::Nx => StatusCode::INSUFFICIENT_STORAGE,
                 },
                 "storage_full",
-                "storage is full and nothing more can be evicted right now; retry later",
+                format!("{full}; retry later"),
             ),
             other => {
                 tracing::error!(error = %other, "storage failure");

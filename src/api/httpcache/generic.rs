@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::{store_err, Dialect, HttpCacheError, Result};
 use super::keys::{self, CachePath};
-use super::{authorize, value, webdav};
+use super::{authorize, bazel, value, webdav};
 use crate::api::AppState;
 use crate::auth::{READ, WRITE};
 use crate::cache::Protocol;
@@ -94,7 +94,19 @@ async fn get(
         return Err(HttpCacheError::not_found(D));
     }
     let key = value::entry_key(Protocol::Http, path.namespace, path.key);
-    let entry = value::find(state, &key, D)?.ok_or_else(|| HttpCacheError::not_found(D))?;
+    let Some(entry) = value::find(state, &key, D)? else {
+        if let Some(digest) = keys::bazel_cas_digest(path.key) {
+            let pinned =
+                bazel::pinned_cas_blob(state, path.namespace, &digest, method, headers).await?;
+            if let Some(res) = pinned {
+                return Ok(res);
+            }
+        }
+        return Err(HttpCacheError::not_found(D));
+    };
+    if bazel::is_action_key(path.key) && !bazel::hit_is_whole(state, &entry).await? {
+        return Err(HttpCacheError::not_found(D));
+    }
     value::serve(state, &entry, method, headers, D).await
 }
 
@@ -110,12 +122,26 @@ async fn put(
     let key = value_key(path)?;
     let expected = keys::bazel_cas_digest(key);
     let entry_key = value::entry_key(Protocol::Http, path.namespace, key);
-    let existed = value::find(state, &entry_key, D)?.is_some();
-    let (blob, _) = value::store(state, headers, body, expected, entry_key, Vec::new(), D).await?;
-    let status = if existed {
-        StatusCode::NO_CONTENT
+    let ticket = state.creations.begin(&entry_key, || {
+        value::find(state, &entry_key, D).map(|e| e.is_some())
+    })?;
+    let body = if bazel::is_action_key(key) {
+        bazel::put_action_result(state, path.namespace, entry_key.clone(), headers, body).await?
     } else {
+        Err(body)
+    };
+    let blob = match body {
+        Ok(blob) => blob,
+        Err(body) => {
+            value::store(state, headers, body, expected, entry_key, Vec::new(), D)
+                .await?
+                .0
+        }
+    };
+    let status = if ticket.finish() {
         StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
     };
     let mut res = status.into_response();
     if let Ok(v) = HeaderValue::from_str(&value::etag(&blob)) {

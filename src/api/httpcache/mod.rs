@@ -10,6 +10,9 @@
 //! value, so the bytes dedup with everything else in the CAS and the key takes
 //! part in LRU, quotas and admin listings like any entry.
 
+mod action_result;
+mod bazel;
+mod creations;
 mod error;
 mod generic;
 pub mod keys;
@@ -24,6 +27,7 @@ use axum::Router;
 
 use super::AppState;
 use crate::auth::{Caller, ANY_NAMESPACE};
+pub use creations::Creations;
 pub use error::{Dialect, HttpCacheError};
 
 pub fn routes() -> Router<AppState> {

@@ -87,7 +87,7 @@ async fn put_output(
         // Checked before the body is read (the common case costs no upload)
         // and again before the entry is written, which narrows the window
         // for two concurrent writers to the index write itself; a blob
-        // stored by the loser is unpinned and collected after the grace.
+        // stored by the loser is unpinned and collected once its write lease ends.
         if value::find(&state, &key, D)?.is_some() {
             return Err(conflict());
         }

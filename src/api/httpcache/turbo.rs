@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{Dialect, HttpCacheError, Result};
 use super::{keys, token_namespace, value};
-use crate::api::{external_base, AppState};
+use crate::api::{content_length, external_base, AppState};
 use crate::auth::{READ, WRITE};
 use crate::cache::{EntryRecord, Protocol};
 
@@ -117,7 +117,20 @@ async fn events(
     reply(
         async {
             namespace(&state, &uri, &headers, READ)?;
-            let _ = to_bytes(body, MAX_JSON).await;
+            // Dropped, but still bounded: an unbounded body would be read
+            // (and the connection held) for as long as a client sends.
+            let too_large = || {
+                HttpCacheError::new(
+                    D,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("an events body has at most {MAX_JSON} bytes"),
+                )
+            };
+            if content_length(&headers).is_some_and(|n| n > MAX_JSON as u64) {
+                return Err(too_large());
+            }
+            to_bytes(body, MAX_JSON).await.map_err(|_| too_large())?;
             Ok(Json(json!({})).into_response())
         }
         .await,

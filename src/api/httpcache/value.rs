@@ -120,7 +120,7 @@ pub async fn serve(
     dialect: Dialect,
 ) -> Result<Response> {
     let blob = content(state, entry, dialect)?;
-    state.store.touch_entry(entry.id);
+    state.store.touch_entry(entry);
     let mut res = range::blob_response(&state.store, &blob, method, headers)
         .await
         .map_err(store_err(dialect))?

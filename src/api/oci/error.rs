@@ -125,10 +125,10 @@ impl From<StoreError> for OciError {
                 format!("blob is larger than the limit of {limit} bytes"),
             ),
             StoreError::Cas(CasError::Body(why)) => OciError::upload_invalid(why),
-            StoreError::Full { .. } => OciError::new(
+            full @ StoreError::Full { .. } => OciError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "DENIED",
-                "storage is full and nothing more can be evicted right now; retry later",
+                format!("{full}; retry later"),
             ),
             StoreError::UploadUnknown(_) => OciError::upload_unknown(),
             StoreError::UploadOffset { len } => OciError::new(

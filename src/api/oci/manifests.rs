@@ -12,6 +12,7 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use super::{parse_digest, path, scope, OciError, Req};
+use crate::api::content_length;
 use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol, Store};
 use crate::cas::{ContentId, Digest};
 
@@ -44,6 +45,9 @@ impl ManifestMeta {
 struct Descriptor {
     media_type: Option<String>,
     digest: String,
+    /// Checked against the stored content: a client trusts it when it
+    /// fetches, and a wrong one would be served as is.
+    size: Option<u64>,
     #[serde(default)]
     urls: Vec<String>,
 }
@@ -104,7 +108,7 @@ pub async fn get(req: Req, name: &str, reference: &str) -> Result<Response, OciE
     let (digest, entry) =
         resolve(store, name, reference)?.ok_or_else(|| OciError::manifest_unknown(reference))?;
     let meta = ManifestMeta::decode(&entry).ok_or_else(|| OciError::manifest_unknown(reference))?;
-    store.touch_entry(entry.id);
+    store.touch_entry(&entry);
     let body = if req.method == Method::HEAD {
         Body::empty()
     } else {
@@ -140,13 +144,20 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
         .filter(|v| !v.is_empty());
-    let bytes = to_bytes(req.body, MAX_MANIFEST).await.map_err(|_| {
+    let too_large = || {
         OciError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "SIZE_INVALID",
             format!("manifest is larger than {MAX_MANIFEST} bytes"),
         )
-    })?;
+    };
+    // Announced too large: refused before reading it.
+    if content_length(&req.headers).is_some_and(|n| n > MAX_MANIFEST as u64) {
+        return Err(too_large());
+    }
+    let bytes = to_bytes(req.body, MAX_MANIFEST)
+        .await
+        .map_err(|_| too_large())?;
     let doc: ManifestDoc = serde_json::from_slice(&bytes)
         .map_err(|e| OciError::manifest_invalid(format!("manifest is not valid JSON: {e}")))?;
     if doc.schema_version.is_some_and(|v| v != 2) {
@@ -258,6 +269,9 @@ fn resolve_references(
         if may_be_manifest {
             let key = entry_key(name, &digest.to_string());
             if let Some(child) = store.entry(&key)? {
+                if let Some(blob) = store.blob(&Digest::Blake3(child.content.0))? {
+                    check_size(desc, &digest, blob.size)?;
+                }
                 pins.insert(child.content);
                 children.push(key);
                 continue;
@@ -265,6 +279,7 @@ fn resolve_references(
         }
         match store.blob_in(&scope(name), &digest)? {
             Some(blob) => {
+                check_size(desc, &digest, blob.size)?;
                 if pins.insert(blob.id) {
                     size += blob.size;
                 }
@@ -291,6 +306,16 @@ fn resolve_references(
         children,
         size,
     })
+}
+
+fn check_size(desc: &Descriptor, digest: &Digest, stored: u64) -> Result<(), OciError> {
+    match desc.size {
+        Some(size) if size != stored => Err(OciError::manifest_invalid(format!(
+            "the descriptor of {digest} says {size} bytes; the stored content has {stored}"
+        ))
+        .detail(json!({ "digest": digest.to_string(), "size": size, "stored": stored }))),
+        _ => Ok(()),
+    }
 }
 
 /// What a manifest needs: blobs to pin, child manifests, and their bytes.

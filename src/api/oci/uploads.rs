@@ -7,10 +7,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::upload_range;
 use super::{parse_digest, path, scope, OciError, Req};
-use crate::api::content_length;
+use futures_util::future::Either;
+use futures_util::TryStreamExt;
+
+use crate::api::{content_length, refuse_declared_over};
 use crate::auth::READ;
-use crate::cache::{BlobWrite, UploadState};
-use crate::cas::Digest;
+use crate::cache::{exact, BlobWrite, StoreError, UploadState};
+use crate::cas::{CasError, Digest};
 
 pub async fn start(req: Req, name: &str) -> Result<Response, OciError> {
     let store = req.state.store.clone();
@@ -49,12 +52,31 @@ pub async fn start(req: Req, name: &str) -> Result<Response, OciError> {
 }
 
 pub async fn patch(req: Req, name: &str, id: &str) -> Result<Response, OciError> {
-    let start = content_range_start(&req.headers)?;
+    let range = content_range(&req.headers)?;
     let limit = req.state.blob_limit();
+    refuse_declared_over(&req.headers, limit)?;
+    let declared = content_length(&req.headers);
+    let body = req.body.into_data_stream().map_err(|e| e.to_string());
+    let (start, body) = match range {
+        Some((start, end)) => {
+            let len = end - start + 1;
+            if let Some(n) = declared.filter(|n| *n != len) {
+                return Err(range_mismatch(format!(
+                    "Content-Range {start}-{end} announces {len} bytes, Content-Length {n}"
+                )));
+            }
+            if end >= limit {
+                return Err(StoreError::from(CasError::TooLarge { limit }).into());
+            }
+            // A body of another length than its range is refused, not stored.
+            (Some(start), Either::Left(exact(body, len)))
+        }
+        None => (None, Either::Right(body)),
+    };
     let session = req
         .state
         .store
-        .append_upload(&scope(name), id, start, req.body.into_data_stream(), limit)
+        .append_upload(&scope(name), id, start, body, limit)
         .await?;
     Ok(session_response(StatusCode::ACCEPTED, name, &session))
 }
@@ -69,6 +91,7 @@ pub async fn put(req: Req, name: &str, id: &str) -> Result<Response, OciError> {
         }
     };
     let limit = req.state.blob_limit();
+    refuse_declared_over(&req.headers, limit)?;
     req.state
         .store
         .finish_upload(
@@ -93,19 +116,13 @@ pub async fn cancel(req: Req, name: &str, id: &str) -> Result<Response, OciError
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The start offset of a chunk from `Content-Range: <start>-<end>` (the OCI
-/// form; a `bytes ` prefix is tolerated). Absent means a streamed append.
-fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
+/// The range of a chunk from `Content-Range: <start>-<end>` (the OCI form;
+/// a `bytes ` prefix is tolerated). Absent means a streamed append.
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let bad = || {
-        OciError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "BLOB_UPLOAD_INVALID",
-            "Content-Range must be <start>-<end>",
-        )
-    };
+    let bad = || range_mismatch("Content-Range must be <start>-<end>".into());
     let text = value.to_str().map_err(|_| bad())?.trim();
     let text = text.strip_prefix("bytes ").unwrap_or(text);
     let text = text.split('/').next().unwrap_or(text);
@@ -115,7 +132,15 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     if end < start {
         return Err(bad());
     }
-    Ok(Some(start))
+    Ok(Some((start, end)))
+}
+
+fn range_mismatch(why: String) -> OciError {
+    OciError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "BLOB_UPLOAD_INVALID",
+        why,
+    )
 }
 
 fn session_response(status: StatusCode, name: &str, session: &UploadState) -> Response {

@@ -6,7 +6,9 @@
 //! entries (which eviction keeps) at fixed concurrency, first idle, then while
 //! `POST /admin/v1/evict` removes 90 % of the entries.
 //!
-//! `cargo bench --bench evict [-- --entries N]`
+//! Then `pressure`: writes at 5x the budget within one lease period.
+//!
+//! `cargo bench --bench evict [-- --entries N] [--pressure-only]`
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ use larder::datadir::DataDir;
 use larder::index::{BlobRecord, EntryKey, Index, NewEntry, Protocol};
 use larder::server::Server;
 use sha2::{Digest as _, Sha256};
+
+mod pressure;
 
 const CONCURRENCY: usize = 8;
 const HOT: usize = 256;
@@ -120,6 +124,10 @@ async fn head_load(
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--pressure-only") {
+        runtime().block_on(pressure::run());
+        return;
+    }
     let entries = arg("--entries", 100_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
@@ -130,16 +138,13 @@ fn main() {
     );
     let hot: Vec<String> = digests[digests.len() - HOT.min(entries)..].to_vec();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     runtime.block_on(async {
         let mut config = Config::load(None, &Overrides::default()).expect("config");
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
         config.storage.data_dir = dir.path().to_owned();
         config.storage.max_size = Size(64 << 30);
-        config.gc.grace = Span(Duration::from_millis(1));
+        config.gc.lease = Span(Duration::from_millis(1));
         config.gc.interval = Span::secs(3600);
         config.log.level = "warn".into();
         let _log = larder::logging::init(config.log.format, "warn");
@@ -226,4 +231,12 @@ fn main() {
         let _ = stop.send(());
         let _ = serving.await;
     });
+    runtime.block_on(pressure::run());
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
