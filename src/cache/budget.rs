@@ -165,6 +165,14 @@ impl Store {
             + self.budget.reserved.load(Ordering::Acquire)
     }
 
+    /// Usage without the space writes in flight hold. A write's bytes are
+    /// recorded a moment before its reservation is released, so `usage`
+    /// counts them twice meanwhile; a periodic pass that happened to look
+    /// then would evict the entry being written.
+    pub(super) fn settled_usage(&self) -> u64 {
+        self.index.used_bytes().unwrap_or(0) + self.budget.uploads.load(Ordering::Acquire)
+    }
+
     pub fn max_size(&self) -> u64 {
         self.budget.max
     }

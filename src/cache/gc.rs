@@ -50,7 +50,7 @@ impl Store {
         report.blobs_removed = freed.blobs;
         report.bytes_freed = freed.bytes;
         report.bytes_leased = leased.bytes();
-        if self.usage() > self.budget.high {
+        if self.settled_usage() > self.budget.high {
             let e = self.evict_locked(self.budget.low).await?;
             report.blobs_removed += e.blobs_removed;
             report.bytes_freed += e.bytes_freed;

@@ -58,6 +58,7 @@ pub struct RateLimited<B> {
     waiting_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
     metrics: Arc<Metrics>,
+    cut: bool,
 }
 
 impl<B> RateLimited<B> {
@@ -71,18 +72,26 @@ impl<B> RateLimited<B> {
             waiting_since: None,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             metrics,
+            cut: false,
         }
     }
 
-    fn too_slow(&self) -> BoxError {
-        self.metrics
-            .connections
-            .body_rate
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(
-            min = self.rate.min,
-            "cutting a request body that arrives too slowly"
-        );
+    /// The error of a cut body. A consumer may poll again after it (a drain
+    /// of the rest): the cut is counted and logged once, and every later
+    /// poll gets the same error, never an early end that would pass for a
+    /// complete body.
+    fn too_slow(&mut self) -> BoxError {
+        if !self.cut {
+            self.cut = true;
+            self.metrics
+                .connections
+                .body_rate
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                min = self.rate.min,
+                "cutting a request body that arrives too slowly"
+            );
+        }
         Box::new(TooSlow {
             min: self.rate.min,
             window: humantime::format_duration(self.rate.window),
@@ -109,6 +118,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if this.cut {
+            return Poll::Ready(Some(Err(this.too_slow())));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.end_wait();
