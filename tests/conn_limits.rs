@@ -254,6 +254,54 @@ async fn a_stalled_chunk_is_cut_and_the_session_keeps_what_it_had() {
     assert_eq!(res.status(), StatusCode::CREATED);
 }
 
+/// A streamed chunk (no range announced) that stalls keeps the bytes that
+/// arrived before the cut: the client reads the session's range and resumes.
+#[tokio::test]
+async fn a_stalled_streamed_chunk_keeps_the_bytes_that_arrived() {
+    let server = TestServer::start_with(|c| {
+        c.server.min_body_rate = larder::config::Size(1024);
+        c.server.body_rate_window = larder::config::Span::secs(1);
+    })
+    .await;
+    let client = common::client();
+    let base = server.base();
+    let location = start_upload(&client, &base, "app").await;
+    let path = location.trim_start_matches(&base);
+    let mut stalled = raw::connect(server.addr).await;
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: larder\r\nContent-Length: 1000\r\n\
+         Content-Type: application/octet-stream\r\n\r\n0123456789"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let res = raw::read_response(&mut stalled, SLACK).await;
+    assert_eq!(res.status, 400, "{}", res.body_text());
+    assert_eq!(cut(&server, "body_rate").await, 1);
+
+    let res = client.get(&location).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        must_header(&res, "range"),
+        "0-9",
+        "the streamed prefix was dropped"
+    );
+    let res = client
+        .patch(&location)
+        .header("content-range", "10-19")
+        .body(b"abcdefghij".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let location = abs_url(&base, &must_header(&res, "location"));
+    let digest = sha256_digest(b"0123456789abcdefghij");
+    let res = client
+        .put(with_query(&location, &format!("digest={digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn a_trickling_body_is_cut() {
     let server = TestServer::start_with(|c| {

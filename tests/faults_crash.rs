@@ -236,15 +236,9 @@ async fn acknowledged_writes_survive_kill_9_and_fsck_is_clean_after_a_restart() 
             "round {round}: fsck after a crash and a clean stop:\n{report}"
         );
         assert!(report.contains("no problems found"), "{report}");
-        // fsck exits 0 (leftovers are not problems). Blob files the start
-        // must have swept are checked strictly; an empty upload session of
-        // a reservation made just before the kill can remain (noted on
-        // issue 17) and the next start removes it.
+        // The start after the kill removed every leftover of the crash.
         assert!(
-            report
-                .lines()
-                .filter(|l| l.starts_with("leftover:"))
-                .all(|l| l.contains("session without its file")),
+            !report.lines().any(|l| l.starts_with("leftover:")),
             "the start left leftovers:\n{report}"
         );
     }

@@ -329,6 +329,28 @@ async fn a_start_on_a_full_disk_is_read_only_until_space_is_back() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::INSUFFICIENT_STORAGE);
     full_message(&res.text().await.unwrap());
+    // Writes that would add only index records are refused too: the room
+    // the reserve gave is for the deletes that free space.
+    let res = c
+        .post(server.url("/v2/team/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::INSUFFICIENT_STORAGE,
+        "OCI session"
+    );
+    let body: Value = res.json().await.unwrap();
+    full_message(body["errors"][0]["message"].as_str().unwrap_or_default());
+    let res = V1::new(&server, None).reserve("read-only", VERSION).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::INSUFFICIENT_STORAGE,
+        "GHA reserve"
+    );
+    let body = json_of(res).await;
+    assert_eq!(body["typeKey"], "StorageFullException", "{body}");
     let res = c
         .delete(server.url("/cache/team/dropped"))
         .send()

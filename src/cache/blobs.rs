@@ -177,6 +177,7 @@ impl Store {
 
     /// Makes a stored blob readable in `scope` too (a cross-repository mount).
     pub async fn link_blob(&self, scope: &str, blob: &BlobInfo) -> Result<(), StoreError> {
+        self.disk.check_writable()?;
         self.index.link(&blob.id, scope)?;
         self.index.touch_blob(&blob.id, now_ms())?;
         self.durable().await?;

@@ -17,8 +17,9 @@ pub(super) const WRITE_BATCH: usize = 64;
 
 /// Why writing a chunk stopped.
 pub(super) enum ChunkError {
-    /// The request body failed (or the budget refused it).
-    Body(String),
+    /// The request body failed (or the budget refused it) after the bytes
+    /// before the failure were written up to `.1`.
+    Body(String, u64),
     Store(StoreError),
 }
 
@@ -68,7 +69,7 @@ where
         .map_err(|e| ChunkError::Store(e.into()))?;
         at += len;
         if let Some(e) = failed {
-            return Err(ChunkError::Body(e));
+            return Err(ChunkError::Body(e, at));
         }
     }
     Ok(at)

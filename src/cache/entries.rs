@@ -7,6 +7,9 @@ impl Store {
     /// Stores (or replaces) an entry and pins its blobs, durably. Fails with
     /// `MissingBlob` if any pinned blob is not stored.
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
+        // Read-only: the released reserve is kept for the deletes that free
+        // space, not spent on new records.
+        self.disk.check_writable()?;
         let now = now_ms();
         let rec = self.noted(self.index.put_entry(new, now).map_err(StoreError::from))?;
         self.leases.pinned(&rec.pins, now);
@@ -71,6 +74,7 @@ impl Store {
         name: &str,
         target: &EntryKey,
     ) -> Result<(), StoreError> {
+        self.disk.check_writable()?;
         self.index.set_name(scope, name, target)?;
         self.durable().await?;
         Ok(())

@@ -50,12 +50,8 @@ pub(super) fn sweep(cas: &Cas, index: &Index, uploads: &Path) -> Result<Swept, S
             swept.blob_bytes += len;
         }
     }
-    for (id, _) in index.uploads()? {
-        if holds_nothing(uploads, &id) {
-            index.remove_upload(&id)?;
-            swept.sessions += 1;
-        }
-    }
+    // Files first: a stage's file whose session record was lost leaves its
+    // reservation holding nothing, which the pass below must then see.
     for file in std::fs::read_dir(uploads)? {
         let file = file?;
         let owned = file
@@ -65,6 +61,12 @@ pub(super) fn sweep(cas: &Cas, index: &Index, uploads: &Path) -> Result<Swept, S
         if !owned {
             std::fs::remove_file(file.path())?;
             swept.upload_files += 1;
+        }
+    }
+    for (id, _) in index.uploads()? {
+        if holds_nothing(uploads, &id) {
+            index.remove_upload(&id)?;
+            swept.sessions += 1;
         }
     }
     if swept != Swept::default() {
@@ -80,4 +82,43 @@ pub(super) fn sweep(cas: &Cas, index: &Index, uploads: &Path) -> Result<Swept, S
         tracing::info!("the last run did not stop cleanly; it left nothing behind");
     }
     Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::UploadRecord;
+
+    /// A crash after a reservation's staged chunk reached its file but
+    /// before the stage's session record did: the stage file is unowned,
+    /// and once it is gone the reservation holds nothing. One sweep removes
+    /// both, so fsck after the next clean stop finds no leftover.
+    #[test]
+    fn a_stage_file_without_its_record_and_its_empty_reservation_go_in_one_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blobs, tmp, uploads) = (
+            dir.path().join("blobs"),
+            dir.path().join("tmp"),
+            dir.path().join("uploads"),
+        );
+        std::fs::create_dir_all(&uploads).unwrap();
+        let cas = Cas::open(&blobs, &tmp).unwrap();
+        let index = Index::open(&dir.path().join("index")).unwrap();
+        let reservation = super::super::reservations::reservation_id(7);
+        let rec = UploadRecord {
+            scope: "gha:team:key".into(),
+            created: 1,
+            updated: 1,
+            size: Some(20),
+        };
+        index.put_upload(&reservation, &rec).unwrap();
+        let stage = super::super::reservations::stage_id(&reservation);
+        std::fs::write(uploads.join(&stage), b"chunk").unwrap();
+
+        let swept = sweep(&cas, &index, &uploads).unwrap();
+        assert_eq!(swept.upload_files, 1);
+        assert_eq!(swept.sessions, 1);
+        assert!(index.upload(&reservation).unwrap().is_none());
+        assert_eq!(sweep(&cas, &index, &uploads).unwrap(), Swept::default());
+    }
 }

@@ -100,9 +100,6 @@ pub struct Store {
     pending_deletes: Mutex<Vec<crate::cas::ContentId>>,
     /// Cleared at a clean close; left behind by a crash (`DataDir::begin_run`).
     running_marker: std::path::PathBuf,
-    /// Byte ranges written at offsets into reservations (by session id), so
-    /// sealing can refuse one with a chunk that never arrived.
-    coverage: Mutex<std::collections::HashMap<String, Vec<(u64, u64)>>>,
     evicted_entries: AtomicU64,
     freed_bytes: AtomicU64,
 }
@@ -180,7 +177,6 @@ impl Store {
                 .collect(),
             pending_deletes: Mutex::new(Vec::new()),
             running_marker: dir.running_marker(),
-            coverage: Mutex::default(),
             evicted_entries: AtomicU64::new(0),
             freed_bytes: AtomicU64::new(0),
         };

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::uploads::valid_id;
+use super::uploads::{valid_id, Partial};
 use super::{BlobInfo, Store, StoreError, UploadState};
 use crate::cas::CasError;
 
@@ -139,64 +139,6 @@ impl Store {
         Ok(self.index.upload(id)?.map(|rec| rec.scope))
     }
 
-    /// Writes a chunk of exactly `len` bytes at `offset`. Chunks may arrive in
-    /// any order and in parallel; each waits for the one being written.
-    pub async fn write_upload_at<S, E>(
-        &self,
-        scope: &str,
-        id: &str,
-        offset: u64,
-        len: u64,
-        body: S,
-        limit: u64,
-    ) -> Result<UploadState, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: std::fmt::Display,
-    {
-        // Past the limit, refused before the gap up to `offset` is reserved.
-        let end = offset
-            .checked_add(len)
-            .filter(|end| *end <= limit)
-            .ok_or(CasError::TooLarge { limit })?;
-        let (_guard, mut state) = self.lock_upload(scope, id).await?;
-        self.write_chunk(&mut state, offset, exact(body, len), limit)
-            .await?;
-        self.cover(id, Some((offset, end)));
-        Ok(state)
-    }
-
-    /// Records bytes written at an offset (`None`: the session is being
-    /// rewritten whole, nothing to check).
-    fn cover(&self, id: &str, range: Option<(u64, u64)>) {
-        let mut map = self.coverage.lock().unwrap_or_else(|e| e.into_inner());
-        match range {
-            Some(r) => map.entry(id.to_owned()).or_default().push(r),
-            None => {
-                map.remove(id);
-            }
-        }
-    }
-
-    /// The first offset below `size` that no chunk written at an offset
-    /// covered. A session never written at offsets (or only whole) has none.
-    /// After a restart the ranges written before it are unknown, so what was
-    /// received since must cover everything: a client then retries its save
-    /// rather than storing an archive with a hole.
-    pub(super) fn first_gap(&self, id: &str, size: u64) -> Option<u64> {
-        let map = self.coverage.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ranges = map.get(id)?.clone();
-        ranges.sort_unstable();
-        let mut covered = 0u64;
-        for (start, end) in ranges {
-            if start > covered {
-                return Some(covered);
-            }
-            covered = covered.max(end);
-        }
-        (covered < size).then_some(covered)
-    }
-
     /// Replaces everything a session holds with `body` (of exactly `len`
     /// bytes): a whole-content upload.
     pub async fn replace_upload<S, E>(
@@ -213,7 +155,7 @@ impl Store {
     {
         let (_guard, mut state) = self.lock_upload(scope, id).await?;
         self.truncate_upload(&mut state).await?;
-        self.write_chunk(&mut state, 0, exact(body, len), limit)
+        self.write_chunk(&mut state, 0, exact(body, len), limit, Partial::Drop)
             .await?;
         Ok(state)
     }
@@ -233,9 +175,6 @@ impl Store {
                 len: state.len,
                 expected: size,
             });
-        }
-        if let Some(missing_at) = self.first_gap(id, size) {
-            return Err(StoreError::UploadGap { missing_at });
         }
         let sealed = self.seal_locked(&state, None, None).await;
         drop(guard);
@@ -293,7 +232,7 @@ impl Store {
         let end = state.len;
         // The stage holds every version of every part, so it may grow past one
         // blob's limit; the whole budget still bounds it.
-        self.write_chunk(&mut state, end, record, self.max_size())
+        self.write_chunk(&mut state, end, record, self.max_size(), Partial::Drop)
             .await
     }
 
@@ -346,7 +285,7 @@ impl Store {
                 }
             })
             .try_flatten();
-        self.write_chunk(&mut state, 0, exact(body, total), limit)
+        self.write_chunk(&mut state, 0, exact(body, total), limit, Partial::Drop)
             .await?;
         if let Some(len) = staged {
             self.end_upload(&stage, len).await?;
@@ -354,10 +293,9 @@ impl Store {
         Ok(state)
     }
 
-    /// Empties a session file (to be rewritten whole, so there are no chunk
-    /// ranges left to check); the caller holds its lock.
+    /// Empties a session file, to be rewritten whole; the caller holds its
+    /// lock.
     async fn truncate_upload(&self, state: &mut UploadState) -> Result<(), StoreError> {
-        self.cover(&state.id, None);
         if state.len == 0 {
             return Ok(());
         }

@@ -68,6 +68,15 @@ pub(super) fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// What a chunk whose body fails keeps of the bytes that arrived.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Partial {
+    /// Nothing: the chunk must arrive whole (it was announced with a size).
+    Drop,
+    /// The bytes before the failure, so a client can resume from there.
+    Keep,
+}
+
 impl Store {
     pub async fn create_upload(&self, scope: &str) -> Result<UploadState, StoreError> {
         let id = format!("{:032x}", rand::random::<u128>());
@@ -80,6 +89,8 @@ impl Store {
         scope: &str,
         id: String,
     ) -> Result<UploadState, StoreError> {
+        // Read-only: a session could never take a byte; refused up front.
+        self.disk.check_writable()?;
         let now = now_ms();
         // Record first: expiry deletes files in uploads/ that no record owns.
         self.index.put_upload(
@@ -156,7 +167,16 @@ impl Store {
             return Err(StoreError::UploadOffset { len: state.len });
         }
         let end = state.len;
-        self.write_chunk(&mut state, end, body, limit).await?;
+        // A chunk sent with its range is whole or nothing, as the client
+        // will resend that range; a streamed one keeps what arrived, which
+        // the client can read back (GET) and resume from.
+        let partial = if start.is_some() {
+            Partial::Drop
+        } else {
+            Partial::Keep
+        };
+        self.write_chunk(&mut state, end, body, limit, partial)
+            .await?;
         Ok(state)
     }
 
@@ -164,13 +184,15 @@ impl Store {
     /// makes it durable. The caller holds the session's lock. The file's length
     /// counts against the budget until the session ends, including any gap a
     /// write past the end leaves, so that gap is reserved before writing.
-    /// On failure the file gets its old length back.
+    /// On failure the file gets its old length back, except that with
+    /// `Partial::Keep` a body cut short keeps what arrived before the cut.
     pub(super) async fn write_chunk<S, E>(
         &self,
         state: &mut UploadState,
         offset: u64,
         body: S,
         limit: u64,
+        partial: Partial,
     ) -> Result<(), StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
@@ -194,8 +216,18 @@ impl Store {
         let file = Arc::new(self.noted(file.map_err(StoreError::from))?);
         let body = std::pin::pin!(self.metered(body, &held).ready_chunks(WRITE_BATCH));
         let written = write_at(&file, offset, limit, body).await;
+        // A body cut short whose prefix is kept: that prefix is synced and
+        // recorded like a chunk, and the cut is reported after.
+        let mut cut = None;
+        let written = match written {
+            Err(ChunkError::Body(e, at)) if partial == Partial::Keep && at > old_len => {
+                cut = Some(e);
+                Ok(at)
+            }
+            other => other,
+        };
         let result = match written {
-            Err(ChunkError::Body(e)) => Err(Self::budget_error(&held, CasError::Body(e).into())),
+            Err(ChunkError::Body(e, _)) => Err(Self::budget_error(&held, CasError::Body(e).into())),
             Err(ChunkError::Store(e)) => Err(e),
             Ok(at) => {
                 // Positioned writes report their errors (ENOSPC included) as
@@ -232,7 +264,10 @@ impl Store {
         // The chunk's bytes are synced; its session record must be too
         // before the chunk is acknowledged.
         self.durable().await?;
-        Ok(())
+        match cut {
+            Some(e) => Err(Self::budget_error(&held, CasError::Body(e).into())),
+            None => Ok(()),
+        }
     }
 
     /// Notes that session `id` is in use, so it does not expire as idle.
@@ -274,7 +309,10 @@ impl Store {
             return self.put_blob(body, write).await;
         }
         let end = state.len;
-        if let Err(e) = self.write_chunk(&mut state, end, body, limit).await {
+        if let Err(e) = self
+            .write_chunk(&mut state, end, body, limit, Partial::Drop)
+            .await
+        {
             self.end_upload(id, state.len).await?;
             return Err(e);
         }
@@ -323,10 +361,6 @@ impl Store {
     /// Removes a session and its file; `len` is what it held of the budget.
     pub(super) async fn end_upload(&self, id: &str, len: u64) -> Result<(), StoreError> {
         self.budget.sub_uploads(len);
-        self.coverage
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
         self.index.remove_upload(id)?;
         match tokio::fs::remove_file(self.uploads.path(id)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
