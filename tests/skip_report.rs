@@ -37,7 +37,10 @@ fn a_skip_passes_locally_and_is_reported_once_at_exit() {
     let out = run_probe(None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("SKIPPED")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("SKIPPED"))
+        .collect();
     assert_eq!(
         lines,
         [
@@ -54,7 +57,8 @@ fn under_ci_a_skip_is_a_failure() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     assert!(
-        stdout.contains("larder-test-no-such-client is not installed, and CI=true forbids skipping"),
+        stdout
+            .contains("larder-test-no-such-client is not installed, and CI=true forbids skipping"),
         "{stdout}"
     );
 }

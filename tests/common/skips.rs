@@ -24,7 +24,9 @@ pub fn record(why: &str) {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Vec<String>> {
-    SKIPPED.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SKIPPED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 extern "C" fn report() {
@@ -32,9 +34,15 @@ extern "C" fn report() {
     let binary = std::env::args()
         .next()
         .and_then(|path| {
-            let stem = std::path::Path::new(&path).file_stem()?.to_str()?.to_owned();
+            let stem = std::path::Path::new(&path)
+                .file_stem()?
+                .to_str()?
+                .to_owned();
             // Cargo names test binaries `<target>-<hash>`.
-            Some(stem.rsplit_once('-').map_or(stem.clone(), |(name, _)| name.to_owned()))
+            Some(
+                stem.rsplit_once('-')
+                    .map_or(stem.clone(), |(name, _)| name.to_owned()),
+            )
         })
         .unwrap_or_default();
     // io::stderr() is not captured by the harness, unlike eprintln!.
