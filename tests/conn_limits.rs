@@ -36,6 +36,15 @@ async fn cut(server: &TestServer, reason: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
 }
 
+/// A server that cuts bodies slower than 1 KiB/s over a 1 s window.
+async fn rate_limited_server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.server.min_body_rate = larder::config::Size(1024);
+        c.server.body_rate_window = larder::config::Span::secs(1);
+    })
+    .await
+}
+
 async fn healthz_ok(server: &TestServer) {
     let res = common::client()
         .get(server.url("/healthz"))
@@ -192,19 +201,14 @@ async fn connections_over_the_cap_wait_until_one_closes() {
 
 #[tokio::test]
 async fn a_stalled_chunk_is_cut_and_the_session_keeps_what_it_had() {
-    let server = TestServer::start_with(|c| {
-        c.server.min_body_rate = larder::config::Size(1024);
-        c.server.body_rate_window = larder::config::Span::secs(1);
-    })
-    .await;
+    let server = rate_limited_server().await;
     let client = common::client();
     let base = server.base();
     let location = start_upload(&client, &base, "app").await;
-    let first = b"0123456789";
     let res = client
         .patch(&location)
         .header("content-range", "0-9")
-        .body(first.to_vec())
+        .body(b"0123456789".to_vec())
         .send()
         .await
         .unwrap();
@@ -212,80 +216,70 @@ async fn a_stalled_chunk_is_cut_and_the_session_keeps_what_it_had() {
     let location = abs_url(&base, &must_header(&res, "location"));
 
     // A chunk that announces 1000 bytes, sends 10 and stalls.
-    let path = location.trim_start_matches(&base);
-    let mut stalled = raw::connect(server.addr).await;
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: larder\r\nContent-Range: 10-1009\r\n\
-         Content-Length: 1000\r\nContent-Type: application/octet-stream\r\n\r\nabcdefghij"
-    );
-    stalled.write_all(head.as_bytes()).await.unwrap();
     let started = Instant::now();
-    let res = raw::read_response(&mut stalled, SLACK).await;
-    assert_eq!(res.status, 400, "{}", res.body_text());
+    let res = stall_chunk(
+        &server,
+        &location,
+        "Content-Range: 10-1009\r\n",
+        "abcdefghij",
+    )
+    .await;
     assert!(
         res.body_text().contains("min_body_rate"),
         "{}",
         res.body_text()
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
-    assert_eq!(cut(&server, "body_rate").await, 1);
 
     // The session still holds the acknowledged chunk and can be resumed.
-    let res = client.get(&location).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_eq!(must_header(&res, "range"), "0-9");
-    let second = b"abcdefghij";
-    let res = client
-        .patch(&location)
-        .header("content-range", "10-19")
-        .body(second.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let location = abs_url(&base, &must_header(&res, "location"));
-    let whole = [&first[..], &second[..]].concat();
-    let digest = sha256_digest(&whole);
-    let res = client
-        .put(with_query(&location, &format!("digest={digest}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+    resume_and_commit(&client, &server, &location).await;
 }
 
 /// A streamed chunk (no range announced) that stalls keeps the bytes that
 /// arrived before the cut: the client reads the session's range and resumes.
 #[tokio::test]
 async fn a_stalled_streamed_chunk_keeps_the_bytes_that_arrived() {
-    let server = TestServer::start_with(|c| {
-        c.server.min_body_rate = larder::config::Size(1024);
-        c.server.body_rate_window = larder::config::Span::secs(1);
-    })
-    .await;
+    let server = rate_limited_server().await;
     let client = common::client();
-    let base = server.base();
-    let location = start_upload(&client, &base, "app").await;
-    let path = location.trim_start_matches(&base);
+    let location = start_upload(&client, &server.base(), "app").await;
+    stall_chunk(&server, &location, "", "0123456789").await;
+    resume_and_commit(&client, &server, &location).await;
+}
+
+/// Sends a PATCH of `location` that announces 1000 bytes, delivers `sent`
+/// and stalls; the server must cut it for its body rate.
+async fn stall_chunk(
+    server: &TestServer,
+    location: &str,
+    range_header: &str,
+    sent: &str,
+) -> raw::RawResponse {
+    let path = location.trim_start_matches(&server.base());
     let mut stalled = raw::connect(server.addr).await;
     let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: larder\r\nContent-Length: 1000\r\n\
-         Content-Type: application/octet-stream\r\n\r\n0123456789"
+        "PATCH {path} HTTP/1.1\r\nHost: larder\r\n{range_header}Content-Length: 1000\r\n\
+         Content-Type: application/octet-stream\r\n\r\n{sent}"
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
     let res = raw::read_response(&mut stalled, SLACK).await;
     assert_eq!(res.status, 400, "{}", res.body_text());
-    assert_eq!(cut(&server, "body_rate").await, 1);
+    assert_eq!(cut(server, "body_rate").await, 1);
+    res
+}
 
-    let res = client.get(&location).send().await.unwrap();
+/// The session at `location` holds exactly "0123456789": the rest is sent
+/// and the blob committed.
+async fn resume_and_commit(client: &reqwest::Client, server: &TestServer, location: &str) {
+    let base = server.base();
+    let res = client.get(location).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         must_header(&res, "range"),
         "0-9",
-        "the streamed prefix was dropped"
+        "what arrived was dropped"
     );
     let res = client
-        .patch(&location)
+        .patch(location)
         .header("content-range", "10-19")
         .body(b"abcdefghij".to_vec())
         .send()
@@ -304,11 +298,7 @@ async fn a_stalled_streamed_chunk_keeps_the_bytes_that_arrived() {
 
 #[tokio::test]
 async fn a_trickling_body_is_cut() {
-    let server = TestServer::start_with(|c| {
-        c.server.min_body_rate = larder::config::Size(1024);
-        c.server.body_rate_window = larder::config::Span::secs(1);
-    })
-    .await;
+    let server = rate_limited_server().await;
     let mut conn = raw::connect(server.addr).await;
     conn.write_all(
         b"PUT /cache/team/some-key HTTP/1.1\r\nHost: larder\r\nContent-Length: 100000\r\n\r\n",
@@ -347,11 +337,7 @@ async fn a_trickling_body_is_cut() {
 
 #[tokio::test]
 async fn a_response_the_client_stops_reading_is_cut() {
-    let server = TestServer::start_with(|c| {
-        c.server.min_body_rate = larder::config::Size(1024);
-        c.server.body_rate_window = larder::config::Span::secs(1);
-    })
-    .await;
+    let server = rate_limited_server().await;
     let value = vec![7u8; 32 << 20];
     let res = common::client()
         .put(server.url("/cache/team/big"))
