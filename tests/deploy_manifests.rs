@@ -214,6 +214,134 @@ fn kubernetes_mounts_what_the_config_names_and_outlasts_the_drain() {
     assert!(requests["cpu"].is_string() && requests["memory"].is_string());
 }
 
+/// The pod labels a selector must match (the StatefulSet's template labels).
+fn pod_labels() -> serde_yaml::Value {
+    yaml("deploy/kubernetes/statefulset.yaml")["spec"]["template"]["metadata"]["labels"].clone()
+}
+
+/// Whether `selector` (a map of labels) selects an object with `labels`.
+fn selects(selector: &serde_yaml::Value, labels: &serde_yaml::Value) -> bool {
+    let selector = selector.as_mapping().expect("a label map");
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The kustomization's resources of one kind, as (file, document).
+fn resources_of(kind: &str) -> Vec<(String, serde_yaml::Value)> {
+    let kustomization = yaml("deploy/kubernetes/kustomization.yaml");
+    strings(&kustomization["resources"])
+        .into_iter()
+        .map(|file| {
+            let doc = yaml(&format!("deploy/kubernetes/{file}"));
+            (file, doc)
+        })
+        .filter(|(_, doc)| doc["kind"].as_str() == Some(kind))
+        .collect()
+}
+
+#[test]
+fn the_statefulset_is_governed_by_a_headless_service_and_a_disruption_budget() {
+    let sts = yaml("deploy/kubernetes/statefulset.yaml");
+    let labels = pod_labels();
+    let services = resources_of("Service");
+    let governing = str_at(&sts, &["spec", "serviceName"]);
+    let (file, headless) = services
+        .iter()
+        .find(|(_, s)| s["metadata"]["name"].as_str() == Some(governing))
+        .unwrap_or_else(|| panic!("serviceName {governing} names no Service in the kustomization"));
+    assert_eq!(
+        headless["spec"]["clusterIP"].as_str(),
+        Some("None"),
+        "{file}: the StatefulSet's serviceName must be a headless Service"
+    );
+    assert!(selects(&headless["spec"]["selector"], &labels), "{file}");
+    let container = &seq(&sts["spec"]["template"]["spec"], "containers")[0];
+    let port_names: Vec<&str> = seq(container, "ports")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for port in seq(&headless["spec"], "ports") {
+        assert!(
+            port_names.contains(&str_at(port, &["targetPort"])),
+            "{file}"
+        );
+    }
+    // Clients get a Service with a virtual IP, not the headless one.
+    let client = yaml("deploy/kubernetes/service.yaml");
+    assert_ne!(client["metadata"]["name"].as_str(), Some(governing));
+    assert_ne!(client["spec"]["clusterIP"].as_str(), Some("None"));
+
+    // The budget covers the pod and lets a drain proceed one pod at a time:
+    // with one replica, minAvailable 1 would block every drain forever.
+    let pdbs = resources_of("PodDisruptionBudget");
+    assert_eq!(pdbs.len(), 1, "one PodDisruptionBudget");
+    let pdb = &pdbs[0].1;
+    assert_eq!(pdb["apiVersion"].as_str(), Some("policy/v1"));
+    assert!(selects(&pdb["spec"]["selector"]["matchLabels"], &labels));
+    assert_eq!(pdb["spec"]["maxUnavailable"].as_u64(), Some(1));
+    assert!(pdb["spec"].get("minAvailable").is_none());
+}
+
+/// The optional monitoring component: a kustomize Component whose
+/// ServiceMonitor selects the client Service alone (one scrape per pod) on a
+/// port it has, at a path the real server answers with Prometheus text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitoring_component_scrapes_what_the_server_serves() {
+    let component = yaml("deploy/kubernetes/monitoring/kustomization.yaml");
+    assert_eq!(component["kind"].as_str(), Some("Component"));
+    assert_eq!(
+        component["apiVersion"].as_str(),
+        Some("kustomize.config.k8s.io/v1alpha1")
+    );
+    let files = strings(&component["resources"]);
+    let monitors: Vec<serde_yaml::Value> = files
+        .iter()
+        .map(|f| yaml(&format!("deploy/kubernetes/monitoring/{f}")))
+        .filter(|d| d["kind"].as_str() == Some("ServiceMonitor"))
+        .collect();
+    assert_eq!(monitors.len(), 1, "one ServiceMonitor in {files:?}");
+    let monitor = &monitors[0];
+    assert_eq!(
+        monitor["apiVersion"].as_str(),
+        Some("monitoring.coreos.com/v1")
+    );
+    // The main kustomization does not enable it (it needs the CRDs).
+    let kustomization = yaml("deploy/kubernetes/kustomization.yaml");
+    assert!(kustomization.get("components").is_none());
+
+    let selector = &monitor["spec"]["selector"]["matchLabels"];
+    let selected: Vec<(String, serde_yaml::Value)> = resources_of("Service")
+        .into_iter()
+        .filter(|(_, s)| selects(selector, &s["metadata"]["labels"]))
+        .collect();
+    assert_eq!(
+        selected.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
+        ["service.yaml"],
+        "the ServiceMonitor must select the client Service only"
+    );
+    let service = &selected[0].1;
+    let endpoints = seq(&monitor["spec"], "endpoints");
+    assert!(!endpoints.is_empty());
+    let server = TestServer::start().await;
+    let client = common::client();
+    for endpoint in endpoints {
+        let port = str_at(endpoint, &["port"]);
+        assert!(
+            seq(&service["spec"], "ports")
+                .iter()
+                .any(|p| p["name"].as_str() == Some(port)),
+            "the Service has no port named {port}"
+        );
+        let path = str_at(endpoint, &["path"]);
+        let resp = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("# TYPE "), "{path} is not Prometheus text");
+        let interval = duration(str_at(endpoint, &["interval"]));
+        let timeout = duration(str_at(endpoint, &["scrapeTimeout"]));
+        assert!(timeout < interval, "scrapeTimeout below interval");
+    }
+}
+
 /// kubectl renders the kustomization, and its generated
 /// (hash-suffixed) ConfigMap and Secret are the ones the StatefulSet uses.
 #[test]
@@ -221,15 +349,15 @@ fn kustomize_renders_with_kubectl() {
     let Some(kubectl) = common::require_tool("kubectl") else {
         return;
     };
+    // deploy/kubernetes as it is, as `kubernetes`, and beside it an overlay
+    // as the monitoring component's comment shows one.
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(repo("deploy/kubernetes")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
-    std::fs::write(dir.path().join("signing.key"), "ab".repeat(32)).unwrap();
-    let out = Command::new(kubectl)
+    let base = dir.path().join("kubernetes");
+    copy_tree(&repo("deploy/kubernetes"), &base);
+    std::fs::write(base.join("signing.key"), "ab".repeat(32)).unwrap();
+    let out = Command::new(&kubectl)
         .arg("kustomize")
-        .arg(dir.path())
+        .arg(&base)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -249,10 +377,45 @@ fn kustomize_renders_with_kubectl() {
     let volumes = serde_yaml::to_string(&sts["spec"]["template"]["spec"]["volumes"]).unwrap();
     assert!(volumes.contains(&name_of("ConfigMap")), "{volumes}");
     assert!(volumes.contains(&name_of("Secret")), "{volumes}");
+    let headless = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Service") && d["spec"]["clusterIP"] == "None")
+        .expect("a headless Service rendered");
     assert_eq!(
-        name_of("Service"),
-        sts["spec"]["serviceName"].as_str().unwrap()
+        headless["metadata"]["name"], sts["spec"]["serviceName"],
+        "serviceName"
     );
+    name_of("PodDisruptionBudget");
+
+    // The monitoring component, through an overlay as its comment shows.
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         resources:\n  - ../kubernetes\ncomponents:\n  - ../kubernetes/monitoring\n",
+    )
+    .unwrap();
+    let out = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(&overlay)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("kind: ServiceMonitor"));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 /// The unit's ExecStart, with the config path mapped to the repo's example.

@@ -3,6 +3,9 @@
 //! effective Larder config of a file as the real binary loads it.
 #![allow(dead_code)]
 
+pub mod build_context;
+pub mod dockerignore;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
