@@ -1,7 +1,7 @@
 //! Larder: a persistent, content-addressed build-cache server.
 //!
 //! Layers, top to bottom: `api` (protocols) → `cache` (entries, blobs, LRU) →
-//! `cas` (blob files) and `index` (sled). See DESIGN.md.
+//! `cas` (blob files) and `index` (sled). See docs/ARCHITECTURE.md.
 
 pub mod admin_cmd;
 pub mod api;

@@ -1,4 +1,4 @@
-//! Connection limits (DESIGN.md §Faults, hostile clients): idle and
+//! Connection limits (docs/ARCHITECTURE.md, Faults): idle and
 //! slowloris connections are closed within the configured times while other
 //! clients are served; a connection cap holds; a stalled upload body is cut
 //! and its OCI session or Actions cache reservation keeps the chunks it had

@@ -1,9 +1,9 @@
-//! Under disk-budget pressure a build never breaks (DESIGN.md, Eviction):
+//! Under disk-budget pressure a build never breaks (docs/ARCHITECTURE.md, Eviction):
 //! sustained writes far past the budget are never refused, and a client that
 //! resolved an entry (a BuildKit cache import, an Actions cache lookup) can
 //! fetch every blob it pinned for a lease even if the entry is evicted
 //! meanwhile. The request sequences are BuildKit's and actions/toolkit's
-//! (PROTOCOLS.md §1, §2).
+//! (docs/USING.md: the registry cache, actions/cache).
 
 mod common;
 mod gha_support;

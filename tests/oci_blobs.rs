@@ -380,7 +380,7 @@ async fn mount_of_a_missing_blob_starts_a_normal_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_referenced_blob_never_leaves_a_broken_manifest() {
-    // Invariant 3 (DESIGN.md): no entry ever points at a missing blob; a
+    // An invariant (docs/ARCHITECTURE.md): no entry ever points at a missing blob; a
     // client sees a cache miss, never a broken cache. Whether the server
     // refuses the DELETE, keeps the blob readable for the manifest, or drops
     // the manifest with it, no served manifest may reference a 404.

@@ -1,4 +1,4 @@
-//! BuildKit's `type=registry` cache, request for request (PROTOCOLS.md §1):
+//! BuildKit's `type=registry` cache, request for request (docs/USING.md, the registry cache):
 //! export (HEAD, POST, PUT per blob, four at a time; manifest HEAD then PUT;
 //! a second export that skips everything) and import (HEAD tag, GET by
 //! digest, the cache config, layers with resumed ranged reads), for both

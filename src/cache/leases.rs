@@ -1,5 +1,5 @@
 //! Leases: time-limited holds that keep blobs on disk while a client may
-//! still fetch or reference them, whatever pins them (DESIGN.md, Eviction).
+//! still fetch or reference them, whatever pins them (docs/ARCHITECTURE.md, Eviction).
 //!
 //! - A *read lease*: reading an entry (a manifest, an Actions cache lookup,
 //!   an HTTP-cache hit) holds every blob it pins for `gc.lease`, even if the

@@ -1,5 +1,5 @@
 //! `[server]`: the listen address, shutdown, and the limits that keep slow,
-//! idle or hostile clients from holding connections (DESIGN.md §Faults).
+//! idle or hostile clients from holding connections (docs/ARCHITECTURE.md, Faults).
 
 use std::net::SocketAddr;
 

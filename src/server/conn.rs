@@ -1,5 +1,5 @@
 //! The accept loop: HTTP/1 connections served by hyper under the
-//! `[server]` limits (DESIGN.md §Faults, hostile clients). axum::serve offers
+//! `[server]` limits (docs/ARCHITECTURE.md, Faults). axum::serve offers
 //! none of them, so this replaces it, with the same graceful shutdown.
 //!
 //! Each connection is in one phase at a time: reading a request's headers,

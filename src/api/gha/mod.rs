@@ -1,7 +1,7 @@
 //! GitHub Actions cache: the v1 REST API (`/_apis/artifactcache/…`, BuildKit
 //! `type=gha`, actions/toolkit), the v2 Twirp API (`/twirp/…CacheService/…`)
 //! and the signed, Azure-Blob-like URLs both hand out for archive downloads
-//! and v2 uploads. See PROTOCOLS.md §2.
+//! and v2 uploads. See docs/USING.md, actions/cache.
 //!
 //! The namespace is the token's scope (its `ac` claim). A saved archive is
 //! one Larder entry (protocol `gha`) named `<version>/<key>`, pinning one blob
