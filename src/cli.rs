@@ -247,6 +247,10 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
         eprintln!("larder token create: {why}");
         return ExitCode::from(EXIT_CONFIG);
     }
+    if let Err(why) = check_key_home(&config) {
+        eprintln!("larder token create: {why}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let key_path = crate::auth::key::key_path(&config);
     let key = match crate::auth::key::load_or_create(&key_path) {
         Ok(k) => k,
@@ -265,4 +269,31 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
     );
     println!("{token}");
     ExitCode::SUCCESS
+}
+
+/// A key made in a directory no server uses signs tokens every server
+/// refuses ("token signature is invalid"), so the key's home must be a data
+/// dir a server has opened — unless `auth.signing_key_file` names the key,
+/// which the operator then shares with the server on purpose.
+fn check_key_home(config: &Config) -> Result<(), String> {
+    if config.auth.signing_key_file.is_some() {
+        return Ok(());
+    }
+    let dir = &config.storage.data_dir;
+    let how = "pass --data-dir (or --config) naming the data dir of the server the token is \
+               for, once that server has started, or set auth.signing_key_file to the key it uses";
+    if !dir.is_dir() {
+        return Err(format!(
+            "data dir {} does not exist, so no server signs with a key there: {how}",
+            dir.display()
+        ));
+    }
+    if !crate::datadir::is_initialized(dir) {
+        return Err(format!(
+            "{} is not a larder data dir yet (no server has opened it), so a key made there \
+             would be no server's: {how}",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
