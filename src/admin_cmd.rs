@@ -58,7 +58,9 @@ pub enum AdminCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum TokensCommand {
-    /// Tokens minted through the admin API.
+    /// Tokens with their expiry and last use: those minted through the
+    /// admin API, and those minted offline (`larder token create`) once the
+    /// server has verified them (it cannot know them before).
     List,
     /// Mint a token on the server (recorded, so it is listed).
     Create {
@@ -76,8 +78,15 @@ pub enum TokensCommand {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Revoke a token by its id.
-    Revoke { id: String },
+    /// Revoke a token by its id; fails for an id the server does not know.
+    Revoke {
+        /// The token's id (the `jti`, as `tokens list` and `token create` print it).
+        id: String,
+        /// Revoke even an id the server has never seen (a token minted
+        /// offline and not used here yet).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn run(args: AdminArgs) -> ExitCode {
@@ -174,8 +183,13 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
                 json!({ "namespaces": namespaces, "read": read, "write": write, "admin": admin, "ttl": ttl, "name": name }),
             ),
         ),
-        AdminCommand::Tokens(TokensCommand::Revoke { id }) => {
-            (Method::DELETE, format!("/tokens/{}", encode(id)), None)
+        AdminCommand::Tokens(TokensCommand::Revoke { id, force }) => {
+            let query = if *force { "?force=true" } else { "" };
+            (
+                Method::DELETE,
+                format!("/tokens/{}{query}", encode(id)),
+                None,
+            )
         }
     };
     let client = reqwest::Client::new();
@@ -351,15 +365,24 @@ fn render(cmd: &AdminCommand, body: &Value) -> String {
                             .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
                             .unwrap_or_default(),
                         perms.join(","),
-                        if t["revoked"].as_bool() == Some(true) {
-                            "revoked".into()
-                        } else {
-                            "active".into()
-                        },
+                        t["expires_at"].as_u64().map_or("-".into(), rfc3339),
+                        t["last_used"].as_u64().map_or("never".into(), rfc3339),
+                        token_state(t).into(),
                     ]
                 })
                 .collect();
-            table(&["ID", "NAME", "NAMESPACES", "PERMISSIONS", "STATE"], rows)
+            table(
+                &[
+                    "ID",
+                    "NAME",
+                    "NAMESPACES",
+                    "PERMISSIONS",
+                    "EXPIRES",
+                    "LAST USED",
+                    "STATE",
+                ],
+                rows,
+            ) + "\n(tokens minted offline with `larder token create` are listed once this server has verified them)\n"
         }
         AdminCommand::Tokens(TokensCommand::Create { .. }) => {
             format!(
@@ -368,7 +391,7 @@ fn render(cmd: &AdminCommand, body: &Value) -> String {
                 text(&body["token"])
             )
         }
-        AdminCommand::Tokens(TokensCommand::Revoke { id }) => format!("revoked {id}\n"),
+        AdminCommand::Tokens(TokensCommand::Revoke { id, .. }) => format!("revoked {id}\n"),
         AdminCommand::Purge { namespace } => {
             format!(
                 "removed {} entries from {namespace}\n",
@@ -382,5 +405,22 @@ fn render(cmd: &AdminCommand, body: &Value) -> String {
             }
             out
         }
+    }
+}
+
+fn rfc3339(secs: u64) -> String {
+    crate::auth::token::rfc3339(secs)
+}
+
+fn token_state(t: &Value) -> &'static str {
+    if t["revoked"].as_bool() == Some(true) {
+        "revoked"
+    } else if t["expires_at"]
+        .as_u64()
+        .is_some_and(|exp| exp <= crate::auth::token::now_secs())
+    {
+        "expired"
+    } else {
+        "active"
     }
 }

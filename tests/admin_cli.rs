@@ -420,14 +420,24 @@ async fn tokens_create_list_and_revoke() {
             "the listing shows a token:\n{out}"
         );
     }
-    let t = table(&out, &["ID", "NAME", "NAMESPACES", "PERMISSIONS", "STATE"]);
+    let t = table(&out, TOKEN_COLUMNS);
     let row = t.row("ID", &id);
     assert_eq!(t.cell(&row, "NAME"), "ci");
     assert_eq!(t.cell(&row, "NAMESPACES"), "team-a");
     assert_eq!(t.cell(&row, "PERMISSIONS"), "read,write");
     assert_eq!(t.cell(&row, "STATE"), "active");
+    assert_eq!(
+        t.cell(&row, "EXPIRES"),
+        larder::auth::token::rfc3339(num(
+            &created_json(&cli, &id).await["expires_at"],
+            "expires_at"
+        ))
+    );
+    // The first token pushed an image: its use is shown at once.
+    assert_recent_rfc3339(t.cell(&row, "LAST USED"));
     let row2 = t.row("ID", &id2);
     assert_eq!(t.cell(&row2, "PERMISSIONS"), "read");
+    assert_eq!(t.cell(&row2, "LAST USED"), "never", "{out}");
     let listing = cli.run(&["--json", "tokens", "list"]).await;
     assert!(!listing.contains(&token) && !listing.contains(&token2));
     let json: Value = serde_json::from_str(&listing).expect("tokens list --json");
@@ -453,20 +463,126 @@ async fn tokens_create_list_and_revoke() {
         .unwrap();
     expect_unauthorized(res, &base).await;
     let out = cli.run(&["tokens", "list"]).await;
-    let t = table(&out, &["ID", "NAME", "NAMESPACES", "PERMISSIONS", "STATE"]);
+    let t = table(&out, TOKEN_COLUMNS);
     assert_eq!(t.cell(&t.row("ID", &id), "STATE"), "revoked", "{out}");
     assert_eq!(t.cell(&t.row("ID", &id2), "STATE"), "active", "{out}");
     let json = cli.json(&["tokens", "revoke", &id2]).await;
     assert!(json.is_object(), "{json}");
     let json = cli.json(&["tokens", "list"]).await;
+    for t in json["tokens"].as_array().unwrap() {
+        if t["id"] == id.as_str() || t["id"] == id2.as_str() {
+            assert_eq!(t["revoked"], true, "{json}");
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &[&str] = &[
+    "ID",
+    "NAME",
+    "NAMESPACES",
+    "PERMISSIONS",
+    "EXPIRES",
+    "LAST USED",
+    "STATE",
+];
+
+/// The `tokens list --json` record of `id`.
+async fn created_json(cli: &Cli, id: &str) -> Value {
+    let list = cli.json(&["tokens", "list"]).await;
+    list["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("token {id} is not listed: {list}"))
+}
+
+/// An RFC 3339 time within the last minute.
+fn assert_recent_rfc3339(cell: &str) {
+    let at = humantime::parse_rfc3339(cell)
+        .unwrap_or_else(|e| panic!("{cell:?} is not an RFC 3339 time: {e}"));
+    let age = std::time::SystemTime::now()
+        .duration_since(at)
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "{cell} is not recent");
+}
+
+/// A token minted offline with the server's key is listed (with its last
+/// use) once the server has verified it; an id the server never saw is not
+/// revoked by mistake (404, non-zero exit), unless forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_tokens_are_listed_once_used_and_unknown_ids_are_not_revoked() {
+    let (server, key) = token_server(|_| {}).await;
+    let cli = Cli::new(&server, &admin_token(&key));
+    let (offline, claims) = auth_support::token_claims(&key, &[("team-a", auth_support::RW)], 3600);
+
+    let list = cli.json(&["tokens", "list"]).await;
     assert!(
-        json["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["revoked"] == true),
-        "{json}"
+        !list.to_string().contains(&claims.jti),
+        "not listed before the server has seen it: {list}"
     );
+    let res = bearer(&offline)
+        .get(format!("{}/v2/team-a/app/tags/list", server.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), StatusCode::UNAUTHORIZED);
+    let out = cli.run(&["tokens", "list"]).await;
+    assert!(
+        out.contains("listed once this server has verified them"),
+        "{out}"
+    );
+    let t = table(&out, TOKEN_COLUMNS);
+    let row = t.row("ID", &claims.jti);
+    assert_eq!(t.cell(&row, "NAME"), "test");
+    assert_eq!(t.cell(&row, "NAMESPACES"), "team-a");
+    assert_eq!(t.cell(&row, "PERMISSIONS"), "read,write");
+    assert_eq!(
+        t.cell(&row, "EXPIRES"),
+        larder::auth::token::rfc3339(claims.exp)
+    );
+    assert_eq!(t.cell(&row, "STATE"), "active");
+    assert_recent_rfc3339(t.cell(&row, "LAST USED"));
+
+    // An unknown id: the API's 404, the CLI's message and a failed exit.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    AdminApi::with_token(&server.base(), &cli.token)
+        .delete(&format!("/admin/v1/tokens/{unknown}"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, Some("not_found"));
+    let out = larder(
+        &["admin", "tokens", "revoke", unknown],
+        &[("LARDER_URL", &cli.url), ("LARDER_TOKEN", &cli.token)],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "revoking an unknown id fails");
+    assert!(
+        stderr.contains("404") && stderr.contains(unknown),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force"), "says how to insist: {stderr}");
+    assert!(
+        !text(&out.stdout).contains("revoked"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Forced, it is revoked (and stays a known id: revoking again succeeds).
+    assert_eq!(
+        cli.run(&["tokens", "revoke", "--force", unknown]).await,
+        format!("revoked {unknown}\n")
+    );
+    cli.run(&["tokens", "revoke", unknown]).await;
+
+    // The offline token, now known, is revoked without --force.
+    cli.run(&["tokens", "revoke", &claims.jti]).await;
+    let res = bearer(&offline)
+        .get(format!("{}/v2/team-a/app/tags/list", server.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 pub mod key;
 pub mod names;
 pub mod token;
+mod usage;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine as _;
@@ -53,6 +54,7 @@ pub struct Auth {
     mode: AuthMode,
     anonymous_read: bool,
     index: Index,
+    usage: usage::Usage,
 }
 
 impl Auth {
@@ -62,6 +64,7 @@ impl Auth {
             mode: config.auth.mode,
             anonymous_read: config.auth.anonymous_read,
             index,
+            usage: usage::Usage::default(),
         }
     }
 
@@ -89,7 +92,13 @@ impl Auth {
         if revoked(&claims.jti) || claims.parent.as_deref().is_some_and(revoked) {
             return Err(TokenError::Revoked);
         }
+        self.usage.used(&self.index, &claims, token::now_secs());
         Ok(claims)
+    }
+
+    /// When `jti` was last used, as seen since this server started.
+    pub fn last_used(&self, jti: &str) -> Option<u64> {
+        self.usage.last_used(jti)
     }
 
     /// Identifies the caller from `Authorization` (Bearer, or Basic with the

@@ -182,6 +182,10 @@ impl Store {
         Ok(())
     }
 
+    pub fn token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.index.is_revoked(jti)?)
+    }
+
     pub fn token_meta(&self, jti: &str) -> Result<Option<serde_json::Value>, StoreError> {
         Ok(self
             .index

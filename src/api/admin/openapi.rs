@@ -64,7 +64,7 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "delete",
         "/admin/v1/tokens/{jti}",
-        "Revoke a token by id",
+        "Revoke a token by id; 404 for an id this server has not seen, unless force=true",
         204,
     ),
     ("get", "/admin/v1/openapi.json", "This document", 200),
@@ -86,6 +86,11 @@ fn parameters(path: &str) -> Vec<Value> {
         ] {
             params.push(json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": kind } }));
         }
+    }
+    if path == "/admin/v1/tokens/{jti}" {
+        params.push(json!({ "name": "force", "in": "query", "required": false,
+            "description": "revoke an id this server has never seen (a token minted offline, not used here yet)",
+            "schema": { "type": "boolean" } }));
     }
     params
 }
