@@ -27,33 +27,63 @@ pub enum AdminCommand {
     Stats,
     /// Namespaces with their usage and quota.
     Namespaces,
-    /// Entries, least recently used first by default.
+    /// Entries, least recently used first by default; `entries delete ID`
+    /// removes one.
+    #[command(args_conflicts_with_subcommands = true)]
     Entries {
-        #[arg(long)]
-        namespace: Option<String>,
-        /// oci, gha, http, turbo or nx.
-        #[arg(long)]
-        protocol: Option<String>,
-        /// lru, mru or size.
-        #[arg(long, default_value = "lru")]
-        order: String,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        #[arg(long)]
-        cursor: Option<String>,
+        #[command(subcommand)]
+        action: Option<EntriesAction>,
+        #[command(flatten)]
+        list: EntriesList,
     },
     /// Remove every entry of a namespace.
-    Purge { namespace: String },
+    Purge {
+        /// The namespace to empty (its quota and tokens stay).
+        namespace: String,
+    },
     /// Run garbage collection now.
     Gc,
     /// Evict until usage is at most SIZE (e.g. 40GiB).
     Evict {
+        /// Usage to evict down to, e.g. 40GiB.
         #[arg(long)]
         target: crate::config::Size,
     },
+    /// Background workers: runs, failures, last run and its error.
+    Workers,
     /// List, create or revoke tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+}
+
+/// Which entries `admin entries` lists, and in what order.
+#[derive(Args, Debug)]
+pub struct EntriesList {
+    /// Only entries of this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only entries of this protocol: oci, gha, http, turbo or nx.
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// lru (least recently used first), mru or size (largest first).
+    #[arg(long, default_value = "lru")]
+    pub order: String,
+    /// Entries per page (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Continue after the previous page (the `more: --cursor` it printed).
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EntriesAction {
+    /// Remove one entry by id, with the entries that need it (an image
+    /// index's manifests go with it); their blobs are freed by GC.
+    Delete {
+        /// The entry's id (the ID column of `admin entries`).
+        id: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,17 +94,23 @@ pub enum TokensCommand {
     List,
     /// Mint a token on the server (recorded, so it is listed).
     Create {
+        /// Namespace the token may use (repeatable); `*` means every namespace.
         #[arg(long = "namespace", required = true)]
         namespaces: Vec<String>,
+        /// Allow reads (pull, cache hits).
         #[arg(long)]
         read: bool,
+        /// Allow writes (push, cache saves).
         #[arg(long)]
         write: bool,
         /// Admin over every namespace: requires `--namespace '*'` alone.
         #[arg(long)]
         admin: bool,
+        /// Lifetime, e.g. 30d, 12h.
         #[arg(long, default_value = "30d")]
         ttl: String,
+        /// A name for the token (its subject), shown in logs and listings;
+        /// default `admin-api`.
         #[arg(long)]
         name: Option<String>,
     },
@@ -139,11 +175,19 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
         AdminCommand::Stats => (Method::GET, "/stats".to_owned(), None),
         AdminCommand::Namespaces => (Method::GET, "/namespaces".to_owned(), None),
         AdminCommand::Entries {
-            namespace,
-            protocol,
-            order,
-            limit,
-            cursor,
+            action: Some(EntriesAction::Delete { id }),
+            ..
+        } => (Method::DELETE, format!("/entries/{id}"), None),
+        AdminCommand::Entries {
+            action: None,
+            list:
+                EntriesList {
+                    namespace,
+                    protocol,
+                    order,
+                    limit,
+                    cursor,
+                },
         } => {
             let mut q = vec![format!("order={order}"), format!("limit={limit}")];
             for (k, v) in [
@@ -163,6 +207,7 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
             None,
         ),
         AdminCommand::Gc => (Method::POST, "/gc".to_owned(), Some(json!({}))),
+        AdminCommand::Workers => (Method::GET, "/workers".to_owned(), None),
         AdminCommand::Evict { target } => (
             Method::POST,
             "/evict".to_owned(),
@@ -320,26 +365,52 @@ fn render(cmd: &AdminCommand, body: &Value) -> String {
                 rows,
             )
         }
-        AdminCommand::Entries { .. } => {
-            let rows = body["entries"]
-                .as_array()
+        AdminCommand::Entries {
+            action: Some(EntriesAction::Delete { .. }),
+            ..
+        } => {
+            let removed = body["removed"].as_array().cloned().unwrap_or_default();
+            let mut out = format!("removed {} entries\n", removed.len());
+            out += &entry_table(&removed);
+            out
+        }
+        AdminCommand::Workers => {
+            let rows = body["workers"]
+                .as_object()
                 .into_iter()
                 .flatten()
-                .map(|e| {
+                .map(|(name, w)| {
                     vec![
-                        text(&e["id"]),
-                        text(&e["protocol"]),
-                        text(&e["namespace"]),
-                        text(&e["name"]),
-                        human(e["size"].as_u64().unwrap_or(0)),
-                        text(&e["last_used"]),
+                        name.clone(),
+                        text(&w["runs"]),
+                        text(&w["failures"]),
+                        w["every_secs"]
+                            .as_u64()
+                            .map_or("-".into(), |s| format!("{s}s")),
+                        text(&w["last_run"]),
+                        w["last_duration_ms"]
+                            .as_u64()
+                            .map_or("-".into(), |ms| format!("{ms}ms")),
+                        text(&w["last_error"]),
                     ]
                 })
                 .collect();
-            let mut out = table(
-                &["ID", "PROTOCOL", "NAMESPACE", "NAME", "SIZE", "LAST USED"],
+            table(
+                &[
+                    "WORKER",
+                    "RUNS",
+                    "FAILURES",
+                    "EVERY",
+                    "LAST RUN",
+                    "TOOK",
+                    "LAST ERROR",
+                ],
                 rows,
-            );
+            )
+        }
+        AdminCommand::Entries { .. } => {
+            let entries = body["entries"].as_array().cloned().unwrap_or_default();
+            let mut out = entry_table(&entries);
             if let Some(c) = body["next_cursor"].as_str() {
                 out += &format!("more: --cursor {c}\n");
             }
@@ -423,4 +494,24 @@ fn token_state(t: &Value) -> &'static str {
     } else {
         "active"
     }
+}
+
+fn entry_table(entries: &[Value]) -> String {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                text(&e["id"]),
+                text(&e["protocol"]),
+                text(&e["namespace"]),
+                text(&e["name"]),
+                human(e["size"].as_u64().unwrap_or(0)),
+                text(&e["last_used"]),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "PROTOCOL", "NAMESPACE", "NAME", "SIZE", "LAST USED"],
+        rows,
+    )
 }

@@ -55,7 +55,7 @@ pub enum TokenCommand {
 #[derive(Args, Debug)]
 pub struct TokenCreateArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: DataDirArgs,
     /// Namespace the token may use (repeatable); `*` means every namespace.
     #[arg(long = "namespace", required = true)]
     pub namespaces: Vec<String>,
@@ -80,7 +80,7 @@ pub struct TokenCreateArgs {
 #[derive(Args, Debug)]
 pub struct FsckArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: DataDirArgs,
     /// Fix what is found (forget unusable blobs and the entries needing them,
     /// remove orphan files, recount usage and pins).
     #[arg(long)]
@@ -119,6 +119,39 @@ pub struct ConfigArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+/// Where an offline command finds the data dir (and, for `token create`,
+/// the signing key): the serving flags (--listen, --max-size, --log-format)
+/// would change nothing there, so they are not offered.
+#[derive(Args, Debug, Clone)]
+pub struct DataDirArgs {
+    /// TOML config file of the server (its storage and auth sections are read).
+    #[arg(long, env = "LARDER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The server's data directory (overrides storage.data_dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDirArgs {
+    fn as_config_args(&self) -> ConfigArgs {
+        ConfigArgs {
+            config: self.config.clone(),
+            listen: None,
+            data_dir: self.data_dir.clone(),
+            max_size: None,
+            log_format: None,
+        }
+    }
+
+    fn load(&self) -> Result<Config, crate::config::ConfigError> {
+        self.as_config_args().load()
+    }
+
+    fn load_lenient(&self) -> Result<Config, crate::config::ConfigError> {
+        self.as_config_args().load_lenient()
+    }
 }
 
 impl ConfigArgs {
@@ -208,8 +241,9 @@ fn serve(config: Config) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Logging is already set up and writes to stderr: one line, in
+            // the configured format (an eprintln as well printed it twice).
             tracing::error!("{e:#}");
-            eprintln!("larder: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -702,3 +702,104 @@ async fn evict_to_a_target_leases_keep_from_reach_says_what_holds_the_rest_and_f
         "{stderr}"
     );
 }
+
+/// `admin entries delete ID` removes one entry through the API's
+/// `DELETE entries/{id}` and shows what went; an id that is gone fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_delete_removes_one_entry_by_id() {
+    let (server, token) = server(|_| {}).await;
+    let base = server.base();
+    let c = bearer(&token);
+    push_image(&c, &base, "team-a/app", Some("v1"), 1, 1).await;
+    push_image(&c, &base, "team-b/app", Some("v1"), 2, 1).await;
+    let cli = Cli::new(&server, &token);
+    let listed = cli.json(&["entries", "--namespace", "team-a"]).await;
+    let victim = listed["entries"][0]["id"].as_u64().expect("an entry id");
+    let before = cli.json(&["entries"]).await["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let out = cli.run(&["entries", "delete", &victim.to_string()]).await;
+    assert!(out.starts_with("removed "), "{out}");
+    let t = table(
+        &out,
+        &["ID", "PROTOCOL", "NAMESPACE", "NAME", "SIZE", "LAST USED"],
+    );
+    assert_eq!(
+        t.cell(&t.row("ID", &victim.to_string()), "NAMESPACE"),
+        "team-a"
+    );
+    let removed = t.rows.len();
+    let after = cli.json(&["entries"]).await;
+    let ids: Vec<u64> = after["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_u64())
+        .collect();
+    assert!(!ids.contains(&victim), "{after}");
+    assert_eq!(ids.len(), before - removed, "only what it reported went");
+    assert!(
+        after["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["namespace"] == "team-b"),
+        "{after}"
+    );
+
+    let out = larder(
+        &["admin", "entries", "delete", &victim.to_string()],
+        &[("LARDER_URL", &cli.url), ("LARDER_TOKEN", &cli.token)],
+    )
+    .await;
+    assert!(!out.status.success(), "deleting it again fails");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("404"), "{stderr}");
+}
+
+/// `admin workers` shows the API's worker board as a table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_are_shown_as_a_table_and_json() {
+    let (server, token) = server(|_| {}).await;
+    let cli = Cli::new(&server, &token);
+    let api = AdminApi::with_token(&server.base(), &token);
+    let ran = eventually(Duration::from_secs(20), || {
+        let api = api.clone();
+        async move {
+            let body = api.get_ok("/admin/v1/workers").await;
+            body["workers"]
+                .as_object()
+                .is_some_and(|w| w.values().any(|s| s["runs"].as_u64() > Some(0)))
+        }
+    })
+    .await;
+    assert!(ran, "some worker ran");
+    let json = cli.json(&["workers"]).await;
+    let out = cli.run(&["workers"]).await;
+    let t = table(
+        &out,
+        &[
+            "WORKER",
+            "RUNS",
+            "FAILURES",
+            "EVERY",
+            "LAST RUN",
+            "TOOK",
+            "LAST ERROR",
+        ],
+    );
+    let workers = json["workers"].as_object().expect("workers");
+    assert!(!workers.is_empty(), "{json}");
+    for (name, s) in workers {
+        let row = t.row("WORKER", name);
+        let runs: u64 = t.cell(&row, "RUNS").parse().expect("RUNS is a number");
+        assert!(runs >= num(&s["runs"], "runs"), "{name}: {out}");
+        assert_eq!(t.cell(&row, "FAILURES"), s["failures"].to_string());
+        assert_eq!(
+            t.cell(&row, "EVERY"),
+            format!("{}s", num(&s["every_secs"], "every_secs"))
+        );
+    }
+}
