@@ -106,6 +106,10 @@ pub enum TokensCommand {
         /// Admin over every namespace: requires `--namespace '*'` alone.
         #[arg(long)]
         admin: bool,
+        /// Allow scraping /metrics where metrics.require_token is set; needs
+        /// `--namespace '*'` among the namespaces.
+        #[arg(long)]
+        metrics: bool,
         /// Lifetime, e.g. 30d, 12h.
         #[arg(long, default_value = "30d")]
         ttl: String,
@@ -219,14 +223,16 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
             read,
             write,
             admin,
+            metrics,
             ttl,
             name,
         }) => (
             Method::POST,
             "/tokens".to_owned(),
-            Some(
-                json!({ "namespaces": namespaces, "read": read, "write": write, "admin": admin, "ttl": ttl, "name": name }),
-            ),
+            Some(json!({
+                "namespaces": namespaces, "read": read, "write": write, "admin": admin,
+                "metrics": metrics, "ttl": ttl, "name": name
+            })),
         ),
         AdminCommand::Tokens(TokensCommand::Revoke { id, force }) => {
             let query = if *force { "?force=true" } else { "" };
@@ -422,12 +428,16 @@ fn render(cmd: &AdminCommand, body: &Value) -> String {
                 .into_iter()
                 .flatten()
                 .map(|t| {
-                    let perms: Vec<&str> =
-                        [("read", "read"), ("write", "write"), ("admin", "admin")]
-                            .iter()
-                            .filter(|(k, _)| t[*k].as_bool() == Some(true))
-                            .map(|(_, v)| *v)
-                            .collect();
+                    let perms: Vec<&str> = [
+                        ("read", "read"),
+                        ("write", "write"),
+                        ("admin", "admin"),
+                        ("metrics", "metrics"),
+                    ]
+                    .iter()
+                    .filter(|(k, _)| t[*k].as_bool() == Some(true))
+                    .map(|(_, v)| *v)
+                    .collect();
                     vec![
                         text(&t["id"]),
                         text(&t["name"]),

@@ -69,6 +69,10 @@ pub struct TokenCreateArgs {
     /// alone (an admin token cannot be limited to some namespaces).
     #[arg(long)]
     pub admin: bool,
+    /// Allow scraping /metrics where metrics.require_token is set; needs
+    /// `--namespace '*'` among the namespaces.
+    #[arg(long)]
+    pub metrics: bool,
     /// Lifetime, e.g. 30d, 12h.
     #[arg(long, default_value = "30d")]
     pub ttl: crate::config::Span,
@@ -256,20 +260,18 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
-    if !(args.read || args.write || args.admin) {
-        eprintln!("larder token create: give at least one of --read, --write, --admin");
+    if !(args.read || args.write || args.admin || args.metrics) {
+        eprintln!("larder token create: give at least one of --read, --write, --admin, --metrics");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let permission = (if args.read { crate::auth::READ } else { 0 })
-        | (if args.write { crate::auth::WRITE } else { 0 });
-    let grants = args
-        .namespaces
-        .iter()
-        .map(|ns| crate::auth::Grant {
-            scope: ns.clone(),
-            permission,
-        })
-        .collect();
+    let grants =
+        match crate::auth::names::grants(&args.namespaces, args.read, args.write, args.metrics) {
+            Ok(g) => g,
+            Err(why) => {
+                eprintln!("larder token create: {why}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
     let spec = crate::auth::TokenSpec {
         subject: args.name.clone(),
         grants,

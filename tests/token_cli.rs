@@ -447,3 +447,21 @@ fn a_data_dir_no_server_has_opened_is_refused_and_left_untouched() {
     ]);
     assert_eq!(mode_of(&data.join("signing.key")), 0o600);
 }
+
+/// `--metrics` grants scraping a token-guarded /metrics; it covers the whole
+/// server, so it needs the namespace `*`.
+#[test]
+fn the_metrics_permission_is_granted_on_every_namespace_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let d = data.to_str().unwrap();
+    let t = create(&["--data-dir", d, "--namespace", "*", "--metrics"]);
+    let claims = verified(&data.join("signing.key"), &t);
+    assert_eq!(claims.permission("team-a"), larder::auth::METRICS);
+    assert!(!claims.larder_admin);
+    let stderr = create_fails(&["--data-dir", d, "--namespace", "team-a", "--metrics"]);
+    assert!(
+        stderr.contains("metrics") && stderr.contains('*'),
+        "{stderr}"
+    );
+}

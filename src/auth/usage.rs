@@ -121,6 +121,9 @@ fn offline_meta(c: &Claims) -> Value {
         "read": bits & READ != 0,
         "write": bits & WRITE != 0,
         "admin": c.larder_admin,
+        "metrics": grants
+            .iter()
+            .any(|g| g.scope == super::ANY_NAMESPACE && g.permission & super::METRICS != 0),
         "issued_at": c.iat,
         "expires_at": c.exp,
         "created_by": "offline (larder token create)",

@@ -105,7 +105,7 @@ fn body(method: &str, path: &str) -> Option<Value> {
             "type": "object", "required": ["namespaces"],
             "properties": {
                 "namespaces": { "type": "array", "items": { "type": "string" } },
-                "read": { "type": "boolean" }, "write": { "type": "boolean" }, "admin": { "type": "boolean" },
+                "read": { "type": "boolean" }, "write": { "type": "boolean" }, "admin": { "type": "boolean" }, "metrics": { "type": "boolean" },
                 "ttl": { "type": "string", "example": "30d" }, "name": { "type": "string" }
             }
         }),

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::{Admin, AdminError};
 use crate::api::AppState;
 use crate::auth::names::check_token_spec;
-use crate::auth::{Grant, TokenSpec, READ, WRITE};
+use crate::auth::TokenSpec;
 use crate::config::Span;
 
 #[derive(Deserialize)]
@@ -24,6 +24,8 @@ struct CreateRequest {
     write: bool,
     #[serde(default)]
     admin: bool,
+    #[serde(default)]
+    metrics: bool,
     /// e.g. "30d"; default 30 days.
     ttl: Option<Span>,
     name: Option<String>,
@@ -37,23 +39,17 @@ pub async fn create(
     let body = super::read_body(body).await?;
     let req: CreateRequest =
         serde_json::from_slice(&body).map_err(|e| AdminError::bad_request(e.to_string()))?;
-    if !(req.read || req.write || req.admin) {
+    if !(req.read || req.write || req.admin || req.metrics) {
         return Err(AdminError::bad_request(
-            "give at least one of read, write, admin",
+            "give at least one of read, write, admin, metrics",
         ));
     }
-    let permission = (if req.read { READ } else { 0 }) | (if req.write { WRITE } else { 0 });
+    let grants = crate::auth::names::grants(&req.namespaces, req.read, req.write, req.metrics)
+        .map_err(AdminError::bad_request)?;
     let ttl = req.ttl.unwrap_or(Span::secs(30 * 86_400));
     let spec = TokenSpec {
         subject: req.name.clone().unwrap_or_else(|| "admin-api".into()),
-        grants: req
-            .namespaces
-            .iter()
-            .map(|ns| Grant {
-                scope: ns.clone(),
-                permission,
-            })
-            .collect(),
+        grants,
         admin: req.admin,
         ttl_secs: ttl.0.as_secs(),
         parent: None,
@@ -67,6 +63,7 @@ pub async fn create(
         "read": req.read,
         "write": req.write,
         "admin": req.admin,
+        "metrics": req.metrics,
         "issued_at": claims.iat,
         "expires_at": claims.exp,
         "created_by": caller.subject(),
