@@ -290,3 +290,37 @@ async fn http_cache_lookups_are_counted_per_namespace_with_tokens() {
         "a refused namespace adds no series"
     );
 }
+
+/// `metrics.require_token` guards the main address only: the separate
+/// `metrics.listen` address serves the exposition as documented, untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_separate_metrics_address_stays_open_with_require_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    config.auth.mode = larder::config::AuthMode::Token;
+    config.metrics.require_token = true;
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = larder::server::Server::bind(config).await.expect("binds");
+    let main = server.local_addr();
+    let side = server.metrics_addr().expect("a metrics address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let c = common::client();
+    let res = c
+        .get(format!("http://{main}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let x = scrape(&c, &format!("http://{side}")).await;
+    assert_eq!(
+        x.0.iter()
+            .filter(|(k, _)| k.starts_with("larder_build_info"))
+            .count(),
+        1
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
