@@ -83,7 +83,7 @@ pub struct EntriesList {
 #[derive(Subcommand, Debug)]
 pub enum EntriesAction {
     /// Remove one entry by id, with the entries that need it (an image
-    /// index's manifests go with it); their blobs are freed by GC.
+    /// index listing a removed manifest goes too); GC frees their blobs.
     Delete {
         /// The entry's id (the ID column of `admin entries`).
         id: u64,

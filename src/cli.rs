@@ -130,7 +130,7 @@ pub struct ConfigArgs {
 /// would change nothing there, so they are not offered.
 #[derive(Args, Debug, Clone)]
 pub struct DataDirArgs {
-    /// TOML config file of the server (its storage and auth sections are read).
+    /// The server's TOML config file: where its data dir (and signing key) are.
     #[arg(long, env = "LARDER_CONFIG")]
     pub config: Option<PathBuf>,
     /// The server's data directory (overrides storage.data_dir).
