@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+mod render;
+
+use render::{human, render, text};
+
 #[derive(Args, Debug)]
 pub struct AdminArgs {
     /// Base URL of the Larder server.
@@ -27,57 +31,106 @@ pub enum AdminCommand {
     Stats,
     /// Namespaces with their usage and quota.
     Namespaces,
-    /// Entries, least recently used first by default.
+    /// Entries, least recently used first by default; `entries delete ID`
+    /// removes one.
+    #[command(args_conflicts_with_subcommands = true)]
     Entries {
-        #[arg(long)]
-        namespace: Option<String>,
-        /// oci, gha, http, turbo or nx.
-        #[arg(long)]
-        protocol: Option<String>,
-        /// lru, mru or size.
-        #[arg(long, default_value = "lru")]
-        order: String,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        #[arg(long)]
-        cursor: Option<String>,
+        #[command(subcommand)]
+        action: Option<EntriesAction>,
+        #[command(flatten)]
+        list: EntriesList,
     },
     /// Remove every entry of a namespace.
-    Purge { namespace: String },
+    Purge {
+        /// The namespace to empty (its quota and tokens stay).
+        namespace: String,
+    },
     /// Run garbage collection now.
     Gc,
     /// Evict until usage is at most SIZE (e.g. 40GiB).
     Evict {
+        /// Usage to evict down to, e.g. 40GiB.
         #[arg(long)]
         target: crate::config::Size,
     },
+    /// Background workers: runs, failures, last run and its error.
+    Workers,
     /// List, create or revoke tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
 }
 
+/// Which entries `admin entries` lists, and in what order.
+#[derive(Args, Debug)]
+pub struct EntriesList {
+    /// Only entries of this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only entries of this protocol: oci, gha, http, turbo or nx.
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// lru (least recently used first), mru or size (largest first).
+    #[arg(long, default_value = "lru")]
+    pub order: String,
+    /// Entries per page (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Continue after the previous page (the `more: --cursor` it printed).
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EntriesAction {
+    /// Remove one entry by id, with the entries that need it (an image
+    /// index listing a removed manifest goes too); GC frees their blobs.
+    Delete {
+        /// The entry's id (the ID column of `admin entries`).
+        id: u64,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TokensCommand {
-    /// Tokens minted through the admin API.
+    /// Tokens with their expiry and last use: those minted through the
+    /// admin API, and those minted offline (`larder token create`) once the
+    /// server has verified them (it cannot know them before).
     List,
     /// Mint a token on the server (recorded, so it is listed).
     Create {
+        /// Namespace the token may use (repeatable); `*` means every namespace.
         #[arg(long = "namespace", required = true)]
         namespaces: Vec<String>,
+        /// Allow reads (pull, cache hits).
         #[arg(long)]
         read: bool,
+        /// Allow writes (push, cache saves).
         #[arg(long)]
         write: bool,
         /// Admin over every namespace: requires `--namespace '*'` alone.
         #[arg(long)]
         admin: bool,
+        /// Allow scraping /metrics where metrics.require_token is set; needs
+        /// `--namespace '*'` among the namespaces.
+        #[arg(long)]
+        metrics: bool,
+        /// Lifetime, e.g. 30d, 12h.
         #[arg(long, default_value = "30d")]
         ttl: String,
+        /// A name for the token (its subject), shown in logs and listings;
+        /// default `admin-api`.
         #[arg(long)]
         name: Option<String>,
     },
-    /// Revoke a token by its id.
-    Revoke { id: String },
+    /// Revoke a token by its id; fails for an id the server does not know.
+    Revoke {
+        /// The token's id (the `jti`, as `tokens list` and `token create` print it).
+        id: String,
+        /// Revoke even an id the server has never seen (a token minted
+        /// offline and not used here yet).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn run(args: AdminArgs) -> ExitCode {
@@ -130,11 +183,19 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
         AdminCommand::Stats => (Method::GET, "/stats".to_owned(), None),
         AdminCommand::Namespaces => (Method::GET, "/namespaces".to_owned(), None),
         AdminCommand::Entries {
-            namespace,
-            protocol,
-            order,
-            limit,
-            cursor,
+            action: Some(EntriesAction::Delete { id }),
+            ..
+        } => (Method::DELETE, format!("/entries/{id}"), None),
+        AdminCommand::Entries {
+            action: None,
+            list:
+                EntriesList {
+                    namespace,
+                    protocol,
+                    order,
+                    limit,
+                    cursor,
+                },
         } => {
             let mut q = vec![format!("order={order}"), format!("limit={limit}")];
             for (k, v) in [
@@ -154,6 +215,7 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
             None,
         ),
         AdminCommand::Gc => (Method::POST, "/gc".to_owned(), Some(json!({}))),
+        AdminCommand::Workers => (Method::GET, "/workers".to_owned(), None),
         AdminCommand::Evict { target } => (
             Method::POST,
             "/evict".to_owned(),
@@ -165,17 +227,24 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
             read,
             write,
             admin,
+            metrics,
             ttl,
             name,
         }) => (
             Method::POST,
             "/tokens".to_owned(),
-            Some(
-                json!({ "namespaces": namespaces, "read": read, "write": write, "admin": admin, "ttl": ttl, "name": name }),
-            ),
+            Some(json!({
+                "namespaces": namespaces, "read": read, "write": write, "admin": admin,
+                "metrics": metrics, "ttl": ttl, "name": name
+            })),
         ),
-        AdminCommand::Tokens(TokensCommand::Revoke { id }) => {
-            (Method::DELETE, format!("/tokens/{}", encode(id)), None)
+        AdminCommand::Tokens(TokensCommand::Revoke { id, force }) => {
+            let query = if *force { "?force=true" } else { "" };
+            (
+                Method::DELETE,
+                format!("/tokens/{}{query}", encode(id)),
+                None,
+            )
         }
     };
     let client = reqwest::Client::new();
@@ -217,170 +286,4 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn human(n: u64) -> String {
-    bytesize::ByteSize(n).display().iec().to_string()
-}
-
-/// Left-aligned columns separated by two spaces.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let mut s = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ");
-        s.truncate(s.trim_end().len());
-        s + "\n"
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out += &line(r);
-    }
-    out
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-fn render(cmd: &AdminCommand, body: &Value) -> String {
-    match cmd {
-        AdminCommand::Stats => {
-            let mut out = format!(
-                "used {} of {} ({} blobs), uptime {}s, version {}\nevictions {} ({})\n",
-                human(body["used_bytes"].as_u64().unwrap_or(0)),
-                human(body["max_bytes"].as_u64().unwrap_or(0)),
-                text(&body["blobs"]),
-                text(&body["uptime_seconds"]),
-                text(&body["version"]),
-                text(&body["evictions"]),
-                human(body["evicted_bytes"].as_u64().unwrap_or(0)),
-            );
-            let protocols = body["entries"].as_object().cloned().unwrap_or_default();
-            let rows = protocols
-                .iter()
-                .map(|(p, n)| {
-                    let t = &body["traffic"][p];
-                    vec![
-                        p.clone(),
-                        text(n),
-                        text(&t["hits"]).replace('-', "0"),
-                        text(&t["misses"]).replace('-', "0"),
-                        human(t["bytes_out"].as_u64().unwrap_or(0)),
-                    ]
-                })
-                .collect();
-            out += &table(&["PROTOCOL", "ENTRIES", "HITS", "MISSES", "SERVED"], rows);
-            out
-        }
-        AdminCommand::Namespaces => {
-            let rows = body["namespaces"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|n| {
-                    vec![
-                        text(&n["name"]),
-                        human(n["used_bytes"].as_u64().unwrap_or(0)),
-                        n["quota_bytes"].as_u64().map_or("-".into(), human),
-                        text(&n["entries"]),
-                        text(&n["last_used"]),
-                    ]
-                })
-                .collect();
-            table(
-                &["NAMESPACE", "USED", "QUOTA", "ENTRIES", "LAST USED"],
-                rows,
-            )
-        }
-        AdminCommand::Entries { .. } => {
-            let rows = body["entries"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| {
-                    vec![
-                        text(&e["id"]),
-                        text(&e["protocol"]),
-                        text(&e["namespace"]),
-                        text(&e["name"]),
-                        human(e["size"].as_u64().unwrap_or(0)),
-                        text(&e["last_used"]),
-                    ]
-                })
-                .collect();
-            let mut out = table(
-                &["ID", "PROTOCOL", "NAMESPACE", "NAME", "SIZE", "LAST USED"],
-                rows,
-            );
-            if let Some(c) = body["next_cursor"].as_str() {
-                out += &format!("more: --cursor {c}\n");
-            }
-            out
-        }
-        AdminCommand::Tokens(TokensCommand::List) => {
-            let rows = body["tokens"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| {
-                    let perms: Vec<&str> =
-                        [("read", "read"), ("write", "write"), ("admin", "admin")]
-                            .iter()
-                            .filter(|(k, _)| t[*k].as_bool() == Some(true))
-                            .map(|(_, v)| *v)
-                            .collect();
-                    vec![
-                        text(&t["id"]),
-                        text(&t["name"]),
-                        t["namespaces"]
-                            .as_array()
-                            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
-                            .unwrap_or_default(),
-                        perms.join(","),
-                        if t["revoked"].as_bool() == Some(true) {
-                            "revoked".into()
-                        } else {
-                            "active".into()
-                        },
-                    ]
-                })
-                .collect();
-            table(&["ID", "NAME", "NAMESPACES", "PERMISSIONS", "STATE"], rows)
-        }
-        AdminCommand::Tokens(TokensCommand::Create { .. }) => {
-            format!(
-                "# token id {}\n{}\n",
-                text(&body["id"]),
-                text(&body["token"])
-            )
-        }
-        AdminCommand::Tokens(TokensCommand::Revoke { id }) => format!("revoked {id}\n"),
-        AdminCommand::Purge { namespace } => {
-            format!(
-                "removed {} entries from {namespace}\n",
-                text(&body["entries_removed"])
-            )
-        }
-        AdminCommand::Gc | AdminCommand::Evict { .. } => {
-            let mut out = String::new();
-            for (k, v) in body.as_object().into_iter().flatten() {
-                out += &format!("{k}: {}\n", text(v));
-            }
-            out
-        }
-    }
 }

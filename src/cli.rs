@@ -55,7 +55,7 @@ pub enum TokenCommand {
 #[derive(Args, Debug)]
 pub struct TokenCreateArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: DataDirArgs,
     /// Namespace the token may use (repeatable); `*` means every namespace.
     #[arg(long = "namespace", required = true)]
     pub namespaces: Vec<String>,
@@ -69,6 +69,10 @@ pub struct TokenCreateArgs {
     /// alone (an admin token cannot be limited to some namespaces).
     #[arg(long)]
     pub admin: bool,
+    /// Allow scraping /metrics where metrics.require_token is set; needs
+    /// `--namespace '*'` among the namespaces.
+    #[arg(long)]
+    pub metrics: bool,
     /// Lifetime, e.g. 30d, 12h.
     #[arg(long, default_value = "30d")]
     pub ttl: crate::config::Span,
@@ -80,7 +84,7 @@ pub struct TokenCreateArgs {
 #[derive(Args, Debug)]
 pub struct FsckArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: DataDirArgs,
     /// Fix what is found (forget unusable blobs and the entries needing them,
     /// remove orphan files, recount usage and pins).
     #[arg(long)]
@@ -119,6 +123,39 @@ pub struct ConfigArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+/// Where an offline command finds the data dir (and, for `token create`,
+/// the signing key): the serving flags (--listen, --max-size, --log-format)
+/// would change nothing there, so they are not offered.
+#[derive(Args, Debug, Clone)]
+pub struct DataDirArgs {
+    /// The server's TOML config file: where its data dir (and signing key) are.
+    #[arg(long, env = "LARDER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The server's data directory (overrides storage.data_dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDirArgs {
+    fn as_config_args(&self) -> ConfigArgs {
+        ConfigArgs {
+            config: self.config.clone(),
+            listen: None,
+            data_dir: self.data_dir.clone(),
+            max_size: None,
+            log_format: None,
+        }
+    }
+
+    fn load(&self) -> Result<Config, crate::config::ConfigError> {
+        self.as_config_args().load()
+    }
+
+    fn load_lenient(&self) -> Result<Config, crate::config::ConfigError> {
+        self.as_config_args().load_lenient()
+    }
 }
 
 impl ConfigArgs {
@@ -208,8 +245,9 @@ fn serve(config: Config) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Logging is already set up and writes to stderr: one line, in
+            // the configured format (an eprintln as well printed it twice).
             tracing::error!("{e:#}");
-            eprintln!("larder: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -222,20 +260,18 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
-    if !(args.read || args.write || args.admin) {
-        eprintln!("larder token create: give at least one of --read, --write, --admin");
+    if !(args.read || args.write || args.admin || args.metrics) {
+        eprintln!("larder token create: give at least one of --read, --write, --admin, --metrics");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let permission = (if args.read { crate::auth::READ } else { 0 })
-        | (if args.write { crate::auth::WRITE } else { 0 });
-    let grants = args
-        .namespaces
-        .iter()
-        .map(|ns| crate::auth::Grant {
-            scope: ns.clone(),
-            permission,
-        })
-        .collect();
+    let grants =
+        match crate::auth::names::grants(&args.namespaces, args.read, args.write, args.metrics) {
+            Ok(g) => g,
+            Err(why) => {
+                eprintln!("larder token create: {why}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
     let spec = crate::auth::TokenSpec {
         subject: args.name.clone(),
         grants,
@@ -244,6 +280,10 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
         parent: None,
     };
     if let Err(why) = crate::auth::names::check_token_spec(&spec) {
+        eprintln!("larder token create: {why}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if let Err(why) = check_key_home(&config) {
         eprintln!("larder token create: {why}");
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -265,4 +305,31 @@ fn token_create(args: &TokenCreateArgs) -> ExitCode {
     );
     println!("{token}");
     ExitCode::SUCCESS
+}
+
+/// A key made in a directory no server uses signs tokens every server
+/// refuses ("token signature is invalid"), so the key's home must be a data
+/// dir a server has opened — unless `auth.signing_key_file` names the key,
+/// which the operator then shares with the server on purpose.
+fn check_key_home(config: &Config) -> Result<(), String> {
+    if config.auth.signing_key_file.is_some() {
+        return Ok(());
+    }
+    let dir = &config.storage.data_dir;
+    let how = "pass --data-dir (or --config) naming the data dir of the server the token is \
+               for, once that server has started, or set auth.signing_key_file to the key it uses";
+    if !dir.is_dir() {
+        return Err(format!(
+            "data dir {} does not exist, so no server signs with a key there: {how}",
+            dir.display()
+        ));
+    }
+    if !crate::datadir::is_initialized(dir) {
+        return Err(format!(
+            "{} is not a larder data dir yet (no server has opened it), so a key made there \
+             would be no server's: {how}",
+            dir.display()
+        ));
+    }
+    Ok(())
 }

@@ -121,6 +121,13 @@ pub fn end_run(marker: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether `root` holds a data dir a server has opened (its format marker):
+/// offline tools that would otherwise create files there check this first,
+/// so that a mistyped or missing `--data-dir` is not silently made anew.
+pub fn is_initialized(root: &Path) -> bool {
+    root.join(FORMAT_FILE).is_file()
+}
+
 fn take_lock(root: &Path) -> Result<File, DataDirError> {
     let path = root.join(LOCK_FILE);
     let io_err = |source| DataDirError::Io {

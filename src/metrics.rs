@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{Protocol, Store};
 
+pub mod namespaces;
+mod process;
+
 /// (name, type, help) of every metric Larder exports.
 pub const NAMES: &[(&str, &str, &str)] = &[
     (
@@ -124,7 +127,60 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "counter",
         "Connections or requests cut by a server limit, by reason: header_timeout, idle_timeout, body_rate, send_stall.",
     ),
+    (
+        BUILD_INFO,
+        "gauge",
+        "Always 1; its labels say which build is running (version, and commit when the build was told it).",
+    ),
+    (
+        namespaces::HITS,
+        "counter",
+        "Cache lookups that found what was asked for, by namespace and protocol.",
+    ),
+    (
+        namespaces::MISSES,
+        "counter",
+        "Cache lookups that found nothing, by namespace and protocol.",
+    ),
+    (
+        namespaces::USED_BYTES,
+        "gauge",
+        "Bytes of blobs a namespace's entries pin (what its quota counts).",
+    ),
+    (
+        namespaces::ENTRIES,
+        "gauge",
+        "Entries per namespace, counted at most once a minute.",
+    ),
+    (
+        process::CPU_SECONDS,
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+    ),
+    (
+        process::RESIDENT_MEMORY,
+        "gauge",
+        "Resident memory size in bytes.",
+    ),
+    (
+        process::VIRTUAL_MEMORY,
+        "gauge",
+        "Virtual memory size in bytes.",
+    ),
+    (process::OPEN_FDS, "gauge", "Number of open file descriptors."),
+    (
+        process::MAX_FDS,
+        "gauge",
+        "Maximum number of open file descriptors.",
+    ),
+    (
+        process::START_TIME,
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    ),
 ];
+
+pub const BUILD_INFO: &str = "larder_build_info";
 
 pub const REQUESTS: &str = "larder_http_requests_total";
 pub const REQUEST_SECONDS: &str = "larder_http_request_duration_seconds";
@@ -249,6 +305,7 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
     pub connections: ConnCounters,
+    namespaces: namespaces::PerNamespace,
 }
 
 impl Default for Metrics {
@@ -260,6 +317,7 @@ impl Default for Metrics {
             latency: Mutex::default(),
             protocols: Mutex::default(),
             connections: ConnCounters::default(),
+            namespaces: namespaces::PerNamespace::default(),
         }
     }
 }
@@ -293,6 +351,8 @@ pub struct RequestRecord<'a> {
     pub bytes_out: u64,
     /// Some(true) for a lookup that hit, Some(false) for one that missed.
     pub hit: Option<bool>,
+    /// The namespace the request was allowed on, if it named one.
+    pub namespace: Option<&'a str>,
 }
 
 impl Metrics {
@@ -314,14 +374,19 @@ impl Metrics {
             .or_default()
             .clone();
         h.observe(r.latency);
-        let mut p = lock(&self.protocols);
-        let p = p.entry(r.protocol).or_default();
-        p.bytes_in += r.bytes_in;
-        p.bytes_out += r.bytes_out;
-        match r.hit {
-            Some(true) => p.hits += 1,
-            Some(false) => p.misses += 1,
-            None => {}
+        {
+            let mut p = lock(&self.protocols);
+            let p = p.entry(r.protocol).or_default();
+            p.bytes_in += r.bytes_in;
+            p.bytes_out += r.bytes_out;
+            match r.hit {
+                Some(true) => p.hits += 1,
+                Some(false) => p.misses += 1,
+                None => {}
+            }
+        }
+        if let (Some(hit), Some(ns)) = (r.hit, r.namespace) {
+            self.namespaces.lookup(ns, r.protocol, hit);
         }
     }
 
@@ -418,6 +483,8 @@ impl Metrics {
         }
         help(&mut out, FLUSH_SECONDS);
         store.flush_histogram().render(&mut out, FLUSH_SECONDS, "");
+        self.namespaces.render(&mut out, store);
+        process::render(&mut out);
         out
     }
 }

@@ -985,6 +985,31 @@ async fn tokens_are_minted_listed_without_secret_and_revoked() {
         .delete("/admin/v1/tokens/not%20an%20id")
         .await
         .expect_error(StatusCode::BAD_REQUEST, Some("bad_request"));
+
+    // An id the server never saw is not "revoked" by a typo; force insists.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let message = admin
+        .delete(&format!("/admin/v1/tokens/{unknown}"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, Some("not_found"));
+    assert!(
+        message.contains(unknown) && message.contains("force"),
+        "{message}"
+    );
+    admin
+        .delete(&format!("/admin/v1/tokens/{unknown}?force=maybe"))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, Some("bad_request"));
+    let res = admin
+        .delete(&format!("/admin/v1/tokens/{unknown}?force=true"))
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    // Every listed token says when it was last used (null: not yet).
+    let list = admin.get_ok("/admin/v1/tokens").await;
+    assert!(find(&list, &id)["last_used"].is_u64(), "{list}");
+    for t in list["tokens"].as_array().unwrap() {
+        assert!(t["last_used"].is_u64() || t["last_used"].is_null(), "{t}");
+    }
 }
 
 // ---------------------------------------------------------------- every route

@@ -420,14 +420,24 @@ async fn tokens_create_list_and_revoke() {
             "the listing shows a token:\n{out}"
         );
     }
-    let t = table(&out, &["ID", "NAME", "NAMESPACES", "PERMISSIONS", "STATE"]);
+    let t = table(&out, TOKEN_COLUMNS);
     let row = t.row("ID", &id);
     assert_eq!(t.cell(&row, "NAME"), "ci");
     assert_eq!(t.cell(&row, "NAMESPACES"), "team-a");
     assert_eq!(t.cell(&row, "PERMISSIONS"), "read,write");
     assert_eq!(t.cell(&row, "STATE"), "active");
+    assert_eq!(
+        t.cell(&row, "EXPIRES"),
+        larder::auth::token::rfc3339(num(
+            &created_json(&cli, &id).await["expires_at"],
+            "expires_at"
+        ))
+    );
+    // The first token pushed an image: its use is shown at once.
+    assert_recent_rfc3339(t.cell(&row, "LAST USED"));
     let row2 = t.row("ID", &id2);
     assert_eq!(t.cell(&row2, "PERMISSIONS"), "read");
+    assert_eq!(t.cell(&row2, "LAST USED"), "never", "{out}");
     let listing = cli.run(&["--json", "tokens", "list"]).await;
     assert!(!listing.contains(&token) && !listing.contains(&token2));
     let json: Value = serde_json::from_str(&listing).expect("tokens list --json");
@@ -453,20 +463,126 @@ async fn tokens_create_list_and_revoke() {
         .unwrap();
     expect_unauthorized(res, &base).await;
     let out = cli.run(&["tokens", "list"]).await;
-    let t = table(&out, &["ID", "NAME", "NAMESPACES", "PERMISSIONS", "STATE"]);
+    let t = table(&out, TOKEN_COLUMNS);
     assert_eq!(t.cell(&t.row("ID", &id), "STATE"), "revoked", "{out}");
     assert_eq!(t.cell(&t.row("ID", &id2), "STATE"), "active", "{out}");
     let json = cli.json(&["tokens", "revoke", &id2]).await;
     assert!(json.is_object(), "{json}");
     let json = cli.json(&["tokens", "list"]).await;
+    for t in json["tokens"].as_array().unwrap() {
+        if t["id"] == id.as_str() || t["id"] == id2.as_str() {
+            assert_eq!(t["revoked"], true, "{json}");
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &[&str] = &[
+    "ID",
+    "NAME",
+    "NAMESPACES",
+    "PERMISSIONS",
+    "EXPIRES",
+    "LAST USED",
+    "STATE",
+];
+
+/// The `tokens list --json` record of `id`.
+async fn created_json(cli: &Cli, id: &str) -> Value {
+    let list = cli.json(&["tokens", "list"]).await;
+    list["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("token {id} is not listed: {list}"))
+}
+
+/// An RFC 3339 time within the last minute.
+fn assert_recent_rfc3339(cell: &str) {
+    let at = humantime::parse_rfc3339(cell)
+        .unwrap_or_else(|e| panic!("{cell:?} is not an RFC 3339 time: {e}"));
+    let age = std::time::SystemTime::now()
+        .duration_since(at)
+        .unwrap_or_default();
+    assert!(age < Duration::from_secs(60), "{cell} is not recent");
+}
+
+/// A token minted offline with the server's key is listed (with its last
+/// use) once the server has verified it; an id the server never saw is not
+/// revoked by mistake (404, non-zero exit), unless forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_tokens_are_listed_once_used_and_unknown_ids_are_not_revoked() {
+    let (server, key) = token_server(|_| {}).await;
+    let cli = Cli::new(&server, &admin_token(&key));
+    let (offline, claims) = auth_support::token_claims(&key, &[("team-a", auth_support::RW)], 3600);
+
+    let list = cli.json(&["tokens", "list"]).await;
     assert!(
-        json["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["revoked"] == true),
-        "{json}"
+        !list.to_string().contains(&claims.jti),
+        "not listed before the server has seen it: {list}"
     );
+    let res = bearer(&offline)
+        .get(format!("{}/v2/team-a/app/tags/list", server.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), StatusCode::UNAUTHORIZED);
+    let out = cli.run(&["tokens", "list"]).await;
+    assert!(
+        out.contains("listed once this server has verified them"),
+        "{out}"
+    );
+    let t = table(&out, TOKEN_COLUMNS);
+    let row = t.row("ID", &claims.jti);
+    assert_eq!(t.cell(&row, "NAME"), "test");
+    assert_eq!(t.cell(&row, "NAMESPACES"), "team-a");
+    assert_eq!(t.cell(&row, "PERMISSIONS"), "read,write");
+    assert_eq!(
+        t.cell(&row, "EXPIRES"),
+        larder::auth::token::rfc3339(claims.exp)
+    );
+    assert_eq!(t.cell(&row, "STATE"), "active");
+    assert_recent_rfc3339(t.cell(&row, "LAST USED"));
+
+    // An unknown id: the API's 404, the CLI's message and a failed exit.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    AdminApi::with_token(&server.base(), &cli.token)
+        .delete(&format!("/admin/v1/tokens/{unknown}"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, Some("not_found"));
+    let out = larder(
+        &["admin", "tokens", "revoke", unknown],
+        &[("LARDER_URL", &cli.url), ("LARDER_TOKEN", &cli.token)],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "revoking an unknown id fails");
+    assert!(
+        stderr.contains("404") && stderr.contains(unknown),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force"), "says how to insist: {stderr}");
+    assert!(
+        !text(&out.stdout).contains("revoked"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Forced, it is revoked (and stays a known id: revoking again succeeds).
+    assert_eq!(
+        cli.run(&["tokens", "revoke", "--force", unknown]).await,
+        format!("revoked {unknown}\n")
+    );
+    cli.run(&["tokens", "revoke", unknown]).await;
+
+    // The offline token, now known, is revoked without --force.
+    cli.run(&["tokens", "revoke", &claims.jti]).await;
+    let res = bearer(&offline)
+        .get(format!("{}/v2/team-a/app/tags/list", server.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,4 +701,105 @@ async fn evict_to_a_target_leases_keep_from_reach_says_what_holds_the_rest_and_f
         stderr.contains(&format!(": {used} bytes held by leases")),
         "{stderr}"
     );
+}
+
+/// `admin entries delete ID` removes one entry through the API's
+/// `DELETE entries/{id}` and shows what went; an id that is gone fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_delete_removes_one_entry_by_id() {
+    let (server, token) = server(|_| {}).await;
+    let base = server.base();
+    let c = bearer(&token);
+    push_image(&c, &base, "team-a/app", Some("v1"), 1, 1).await;
+    push_image(&c, &base, "team-b/app", Some("v1"), 2, 1).await;
+    let cli = Cli::new(&server, &token);
+    let listed = cli.json(&["entries", "--namespace", "team-a"]).await;
+    let victim = listed["entries"][0]["id"].as_u64().expect("an entry id");
+    let before = cli.json(&["entries"]).await["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let out = cli.run(&["entries", "delete", &victim.to_string()]).await;
+    assert!(out.starts_with("removed "), "{out}");
+    let t = table(
+        &out,
+        &["ID", "PROTOCOL", "NAMESPACE", "NAME", "SIZE", "LAST USED"],
+    );
+    assert_eq!(
+        t.cell(&t.row("ID", &victim.to_string()), "NAMESPACE"),
+        "team-a"
+    );
+    let removed = t.rows.len();
+    let after = cli.json(&["entries"]).await;
+    let ids: Vec<u64> = after["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_u64())
+        .collect();
+    assert!(!ids.contains(&victim), "{after}");
+    assert_eq!(ids.len(), before - removed, "only what it reported went");
+    assert!(
+        after["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["namespace"] == "team-b"),
+        "{after}"
+    );
+
+    let out = larder(
+        &["admin", "entries", "delete", &victim.to_string()],
+        &[("LARDER_URL", &cli.url), ("LARDER_TOKEN", &cli.token)],
+    )
+    .await;
+    assert!(!out.status.success(), "deleting it again fails");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("404"), "{stderr}");
+}
+
+/// `admin workers` shows the API's worker board as a table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_are_shown_as_a_table_and_json() {
+    let (server, token) = server(|_| {}).await;
+    let cli = Cli::new(&server, &token);
+    let api = AdminApi::with_token(&server.base(), &token);
+    let ran = eventually(Duration::from_secs(20), || {
+        let api = api.clone();
+        async move {
+            let body = api.get_ok("/admin/v1/workers").await;
+            body["workers"]
+                .as_object()
+                .is_some_and(|w| w.values().any(|s| s["runs"].as_u64() > Some(0)))
+        }
+    })
+    .await;
+    assert!(ran, "some worker ran");
+    let json = cli.json(&["workers"]).await;
+    let out = cli.run(&["workers"]).await;
+    let t = table(
+        &out,
+        &[
+            "WORKER",
+            "RUNS",
+            "FAILURES",
+            "EVERY",
+            "LAST RUN",
+            "TOOK",
+            "LAST ERROR",
+        ],
+    );
+    let workers = json["workers"].as_object().expect("workers");
+    assert!(!workers.is_empty(), "{json}");
+    for (name, s) in workers {
+        let row = t.row("WORKER", name);
+        let runs: u64 = t.cell(&row, "RUNS").parse().expect("RUNS is a number");
+        assert!(runs >= num(&s["runs"], "runs"), "{name}: {out}");
+        assert_eq!(t.cell(&row, "FAILURES"), s["failures"].to_string());
+        assert_eq!(
+            t.cell(&row, "EVERY"),
+            format!("{}s", num(&s["every_secs"], "every_secs"))
+        );
+    }
 }

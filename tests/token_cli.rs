@@ -86,6 +86,15 @@ fn create_fails(args: &[&str]) -> String {
     stderr
 }
 
+/// A data dir as a server leaves it after its first start (format marker,
+/// no key yet): what `token create` mints against.
+fn data_dir(parent: &Path) -> std::path::PathBuf {
+    let data = parent.join("data");
+    drop(larder::datadir::DataDir::open(&data).expect("open a data dir"));
+    assert!(!data.join("signing.key").exists());
+    data
+}
+
 fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -136,7 +145,7 @@ async fn assert_refused(server: &LarderProcess, token: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_token_is_printed_last_signed_by_a_new_0600_key_and_accepted_later() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = data_dir(dir.path());
     let token = create(&[
         "--data-dir",
         data.to_str().unwrap(),
@@ -211,7 +220,7 @@ fn token_with_key(key: &[u8]) -> String {
 #[test]
 fn a_token_without_read_write_or_admin_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = data_dir(dir.path());
     let d = data.to_str().unwrap();
     let stderr = create_fails(&["--data-dir", d, "--namespace", "team-a"]);
     for flag in ["--read", "--write", "--admin"] {
@@ -243,7 +252,7 @@ fn a_token_without_read_write_or_admin_is_refused() {
 #[test]
 fn an_admin_token_limited_to_namespaces_or_a_bad_namespace_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = data_dir(dir.path());
     let d = data.to_str().unwrap();
     for args in [
         &["--namespace", "team-a", "--admin"][..],
@@ -273,7 +282,7 @@ fn an_admin_token_limited_to_namespaces_or_a_bad_namespace_is_refused() {
 #[test]
 fn ttl_is_parsed_as_a_duration() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = data_dir(dir.path());
     let d = data.to_str().unwrap();
     let key_file = data.join("signing.key");
     for (ttl, secs) in [
@@ -382,4 +391,77 @@ async fn a_token_created_while_the_server_runs_is_accepted_live() {
     for repo in ["team-a/live", "team-b/x", "zeta"] {
         push_blob(&client, &base, repo, repo.as_bytes()).await;
     }
+}
+
+/// Without `--data-dir` or `--config`, the default `./larder-data` used to be
+/// created with a key of its own that no server knew; now a missing or
+/// never-opened data dir is refused and nothing is written.
+#[test]
+fn a_data_dir_no_server_has_opened_is_refused_and_left_untouched() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(larder_bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LARDER") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .args(["token", "create", "--namespace", "team-a", "--read"])
+        .current_dir(cwd.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run larder");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(stderr.contains("--data-dir"), "says what to pass: {stderr}");
+    assert!(text(&out.stdout).is_empty(), "no token is printed");
+    assert_eq!(
+        std::fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "nothing is created in the current directory"
+    );
+
+    // An existing directory no server has opened: refused the same way.
+    let empty = cwd.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let stderr = create_fails(&[
+        "--data-dir",
+        empty.to_str().unwrap(),
+        "--namespace",
+        "a",
+        "--read",
+    ]);
+    assert!(stderr.contains("not a larder data dir"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+    // Once a server has opened it, the same command mints.
+    let data = data_dir(cwd.path());
+    create(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--namespace",
+        "a",
+        "--read",
+    ]);
+    assert_eq!(mode_of(&data.join("signing.key")), 0o600);
+}
+
+/// `--metrics` grants scraping a token-guarded /metrics; it covers the whole
+/// server, so it needs the namespace `*`.
+#[test]
+fn the_metrics_permission_is_granted_on_every_namespace_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let d = data.to_str().unwrap();
+    let t = create(&["--data-dir", d, "--namespace", "*", "--metrics"]);
+    let claims = verified(&data.join("signing.key"), &t);
+    assert_eq!(claims.permission("team-a"), larder::auth::METRICS);
+    assert!(!claims.larder_admin);
+    let stderr = create_fails(&["--data-dir", d, "--namespace", "team-a", "--metrics"]);
+    assert!(
+        stderr.contains("metrics") && stderr.contains('*'),
+        "{stderr}"
+    );
 }

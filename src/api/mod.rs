@@ -8,6 +8,7 @@ pub mod httpcache;
 pub mod observe;
 pub mod oci;
 pub mod range;
+mod scrape;
 mod trace;
 
 use std::sync::Arc;
@@ -94,7 +95,7 @@ pub fn refuse_declared_over(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
-        .route("/metrics", axum::routing::get(observe::metrics))
+        .route("/metrics", axum::routing::get(scrape::metrics))
         .merge(oci::routes())
         .merge(gha::routes())
         .merge(httpcache::routes())

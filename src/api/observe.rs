@@ -52,7 +52,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await; // probes and /metrics itself
     }
     state.metrics.begin_request();
-    let res = next.run(req).await;
+    let (res, namespace) = crate::metrics::namespaces::scope(next.run(req)).await;
     let route = match res.extensions().get::<RouteTemplate>() {
         Some(t) => t.0.to_owned(),
         None => matched.unwrap_or_else(|| "unmatched".into()),
@@ -86,6 +86,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         bytes_in,
         bytes_out,
         hit,
+        namespace: namespace.as_deref(),
     });
     res
 }

@@ -6,13 +6,14 @@
 pub mod key;
 pub mod names;
 pub mod token;
+mod usage;
 
 use axum::http::{header, HeaderMap};
 use base64::Engine as _;
 
 use crate::config::{AuthMode, Config};
 use crate::index::Index;
-pub use token::{Claims, Grant, TokenError, TokenSpec, ANY_NAMESPACE, READ, WRITE};
+pub use token::{Claims, Grant, TokenError, TokenSpec, ANY_NAMESPACE, METRICS, READ, WRITE};
 
 /// Who is asking.
 #[derive(Clone, Debug)]
@@ -53,6 +54,7 @@ pub struct Auth {
     mode: AuthMode,
     anonymous_read: bool,
     index: Index,
+    usage: usage::Usage,
 }
 
 impl Auth {
@@ -62,6 +64,7 @@ impl Auth {
             mode: config.auth.mode,
             anonymous_read: config.auth.anonymous_read,
             index,
+            usage: usage::Usage::default(),
         }
     }
 
@@ -89,7 +92,13 @@ impl Auth {
         if revoked(&claims.jti) || claims.parent.as_deref().is_some_and(revoked) {
             return Err(TokenError::Revoked);
         }
+        self.usage.used(&self.index, &claims, token::now_secs());
         Ok(claims)
+    }
+
+    /// When `jti` was last used, as seen since this server started.
+    pub fn last_used(&self, jti: &str) -> Option<u64> {
+        self.usage.last_used(jti)
     }
 
     /// Identifies the caller from `Authorization` (Bearer, or Basic with the
@@ -110,6 +119,14 @@ impl Auth {
 
     /// Whether `caller` holds `permission` (READ or WRITE bits) on `namespace`.
     pub fn require(&self, caller: &Caller, namespace: &str, permission: u8) -> Result<(), Denied> {
+        let decision = self.decide(caller, namespace, permission);
+        if decision.is_ok() {
+            crate::metrics::namespaces::note(namespace);
+        }
+        decision
+    }
+
+    fn decide(&self, caller: &Caller, namespace: &str, permission: u8) -> Result<(), Denied> {
         if !self.enabled() {
             return Ok(());
         }
@@ -145,6 +162,30 @@ impl Auth {
                 c.sub
             ))),
             Caller::Anonymous => Err(Denied::Unauthenticated("an admin token is required".into())),
+        }
+    }
+
+    /// Whether `caller` may scrape `/metrics`: an admin token, or one whose
+    /// `*` grant holds `METRICS`.
+    pub fn require_metrics(&self, caller: &Caller) -> Result<(), Denied> {
+        match caller {
+            _ if !self.enabled() => Ok(()),
+            Caller::Token(c) if c.larder_admin && !looks_scoped(c) => Ok(()),
+            Caller::Token(c)
+                if c.grants()
+                    .iter()
+                    .any(|g| g.scope == ANY_NAMESPACE && g.permission & METRICS != 0) =>
+            {
+                Ok(())
+            }
+            Caller::Token(c) => Err(Denied::Forbidden(format!(
+                "token {:?} may not read metrics: it needs the metrics permission \
+                 (larder token create --namespace '*' --metrics) or to be an admin token",
+                c.sub
+            ))),
+            Caller::Anonymous => Err(Denied::Unauthenticated(
+                "metrics need a token with the metrics permission or an admin token".into(),
+            )),
         }
     }
 

@@ -42,6 +42,37 @@ pub fn check_namespace(ns: &str) -> Result<(), String> {
 /// What a new token may say: valid namespaces (or `*`), a bounded list, a
 /// printable name — and an admin token manages every namespace, so it must
 /// name `*` alone rather than suggest a scope it would not have.
+/// The grants of a new token: `read`/`write` on each namespace, and the
+/// metrics permission on `*`, which must then be among them.
+pub fn grants(
+    namespaces: &[String],
+    read: bool,
+    write: bool,
+    metrics: bool,
+) -> Result<Vec<super::Grant>, String> {
+    use super::{METRICS, READ, WRITE};
+    if metrics && !namespaces.iter().any(|n| n == ANY_NAMESPACE) {
+        return Err(
+            "the metrics permission covers the whole server (every namespace's usage and \
+             traffic): add the namespace *"
+                .into(),
+        );
+    }
+    let bits = (if read { READ } else { 0 }) | (if write { WRITE } else { 0 });
+    Ok(namespaces
+        .iter()
+        .map(|ns| super::Grant {
+            scope: ns.clone(),
+            permission: bits
+                | if metrics && ns == ANY_NAMESPACE {
+                    METRICS
+                } else {
+                    0
+                },
+        })
+        .collect())
+}
+
 pub fn check_token_spec(spec: &TokenSpec) -> Result<(), String> {
     if spec.grants.is_empty() {
         return Err("name at least one namespace (or * for every namespace)".into());
@@ -55,6 +86,17 @@ pub fn check_token_spec(spec: &TokenSpec) -> Result<(), String> {
         if g.scope != ANY_NAMESPACE {
             check_namespace(&g.scope)?;
         }
+    }
+    if spec
+        .grants
+        .iter()
+        .any(|g| g.permission & super::METRICS != 0 && g.scope != ANY_NAMESPACE)
+    {
+        return Err(
+            "the metrics permission covers the whole server (every namespace's usage and \
+             traffic), so it is granted on the namespace * only"
+                .into(),
+        );
     }
     let everywhere = spec.grants.iter().any(|g| g.scope == ANY_NAMESPACE);
     if spec.admin && !(everywhere && spec.grants.len() == 1) {

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 pub const READ: u8 = 1;
 pub const WRITE: u8 = 2;
+/// Scraping `/metrics` where `metrics.require_token` is set. It covers the
+/// whole server, so it counts only on the `*` grant.
+pub const METRICS: u8 = 4;
 
 /// Every namespace.
 pub const ANY_NAMESPACE: &str = "*";

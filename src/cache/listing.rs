@@ -182,6 +182,31 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes each namespace's entries pin: one small tree, kept current by
+    /// every entry write.
+    pub fn namespace_usage(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self.index.namespaces()?)
+    }
+
+    /// Entries per namespace, counted from the per-namespace LRU order (keys
+    /// only): no counter is stored, so this walks every entry's key.
+    pub fn namespace_entry_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.namespace_names()? {
+            let mut n = 0;
+            for id in self.index.lru_ids(Some(&name)) {
+                id?;
+                n += 1;
+            }
+            out.push((name, n));
+        }
+        Ok(out)
+    }
+
+    pub fn token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.index.is_revoked(jti)?)
+    }
+
     pub fn token_meta(&self, jti: &str) -> Result<Option<serde_json::Value>, StoreError> {
         Ok(self
             .index

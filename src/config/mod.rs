@@ -142,6 +142,10 @@ pub struct MetricsConfig {
     /// main address too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// Make `/metrics` on the main address answer only requests with an
+    /// admin token or one granting the `metrics` permission; the `listen`
+    /// address, reached only by whom the network lets in, stays open.
+    pub require_token: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -358,6 +362,12 @@ impl Config {
                      anyone who reaches this address read and write the cache",
                     self.server.listen
                 ),
+            });
+        }
+        if self.metrics.require_token && self.auth.mode != AuthMode::Token {
+            return Err(ConfigError::Value {
+                key: "metrics.require_token",
+                why: "needs auth.mode = \"token\": without it no token can be checked".into(),
             });
         }
         if let Some(url) = &self.server.public_url {

@@ -64,7 +64,7 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "delete",
         "/admin/v1/tokens/{jti}",
-        "Revoke a token by id",
+        "Revoke a token by id; 404 for an id this server has not seen, unless force=true",
         204,
     ),
     ("get", "/admin/v1/openapi.json", "This document", 200),
@@ -87,6 +87,11 @@ fn parameters(path: &str) -> Vec<Value> {
             params.push(json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": kind } }));
         }
     }
+    if path == "/admin/v1/tokens/{jti}" {
+        params.push(json!({ "name": "force", "in": "query", "required": false,
+            "description": "revoke an id this server has never seen (a token minted offline, not used here yet)",
+            "schema": { "type": "boolean" } }));
+    }
     params
 }
 
@@ -100,7 +105,7 @@ fn body(method: &str, path: &str) -> Option<Value> {
             "type": "object", "required": ["namespaces"],
             "properties": {
                 "namespaces": { "type": "array", "items": { "type": "string" } },
-                "read": { "type": "boolean" }, "write": { "type": "boolean" }, "admin": { "type": "boolean" },
+                "read": { "type": "boolean" }, "write": { "type": "boolean" }, "admin": { "type": "boolean" }, "metrics": { "type": "boolean" },
                 "ttl": { "type": "string", "example": "30d" }, "name": { "type": "string" }
             }
         }),

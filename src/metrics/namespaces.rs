@@ -1,0 +1,185 @@
+//! Per-namespace metrics: cache hits and misses by namespace and protocol,
+//! and each namespace's usage.
+//!
+//! The request middleware knows a lookup's protocol and outcome but not its
+//! namespace, which every protocol finds its own way (a path segment, a
+//! token's scope). Every protocol does ask `Auth::require` about it, though,
+//! so that call notes the namespace in a task-local the middleware sets up
+//! around the handler: one place, whatever the protocol. Only namespaces a
+//! caller was allowed are noted, so probing made-up names adds no series.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{escape, lock, NAMES};
+use crate::cache::Store;
+
+pub const HITS: &str = "larder_namespace_cache_hits_total";
+pub const MISSES: &str = "larder_namespace_cache_misses_total";
+pub const USED_BYTES: &str = "larder_namespace_used_bytes";
+pub const ENTRIES: &str = "larder_namespace_entries";
+
+/// Distinct namespaces counted before the rest share one series: bounds the
+/// label's cardinality even where anyone may create namespaces.
+const MAX_NAMESPACES: usize = 1000;
+/// The namespace label past `MAX_NAMESPACES` (no namespace starts with `_`).
+const OTHER: &str = "_other";
+/// How long an entry count per namespace is reused: there is no stored
+/// counter, so it is counted from the index's per-namespace order, and a
+/// scrape every few seconds must not walk the index each time.
+const ENTRIES_FRESH_FOR: Duration = Duration::from_secs(60);
+
+tokio::task_local! {
+    static NAMESPACE: RefCell<Option<String>>;
+}
+
+/// Runs `fut` (a request's handler) noting the namespace it was authorized
+/// for; returns its output and that namespace.
+pub async fn scope<F: Future>(fut: F) -> (F::Output, Option<String>) {
+    NAMESPACE
+        .scope(RefCell::new(None), async move {
+            let out = fut.await;
+            let ns = NAMESPACE.try_with(|n| n.borrow_mut().take()).ok().flatten();
+            (out, ns)
+        })
+        .await
+}
+
+/// Notes that the current request was allowed on `namespace` (the first
+/// one, for the rare request that asks about several). Outside a request's
+/// scope (workers, tests) it does nothing.
+pub fn note(namespace: &str) {
+    let _ = NAMESPACE.try_with(|n| {
+        let mut n = n.borrow_mut();
+        if n.is_none() {
+            *n = Some(namespace.to_owned());
+        }
+    });
+}
+
+/// (namespace, number) pairs.
+type Counts = Vec<(String, u64)>;
+
+#[derive(Default)]
+struct Lookups {
+    /// Namespaces with series of their own (at most `MAX_NAMESPACES`).
+    names: HashSet<String>,
+    /// (namespace, protocol) → [hits, misses].
+    counts: BTreeMap<(String, &'static str), [u64; 2]>,
+}
+
+#[derive(Default)]
+pub struct PerNamespace {
+    lookups: Mutex<Lookups>,
+    entries: Mutex<Option<(Instant, Counts)>>,
+}
+
+impl PerNamespace {
+    pub fn lookup(&self, namespace: &str, protocol: &'static str, hit: bool) {
+        let mut l = lock(&self.lookups);
+        let ns = if l.names.contains(namespace) {
+            namespace
+        } else if l.names.len() < MAX_NAMESPACES {
+            l.names.insert(namespace.to_owned());
+            namespace
+        } else {
+            OTHER
+        };
+        let counts = l.counts.entry((ns.to_owned(), protocol)).or_default();
+        counts[usize::from(!hit)] += 1;
+    }
+
+    fn entry_counts(&self, store: &Store) -> Vec<(String, u64)> {
+        let mut cached = lock(&self.entries);
+        if let Some((at, counts)) = cached.as_ref() {
+            if at.elapsed() < ENTRIES_FRESH_FOR {
+                return counts.clone();
+            }
+        }
+        match store.namespace_entry_counts() {
+            Ok(counts) => {
+                *cached = Some((Instant::now(), counts.clone()));
+                counts
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot count entries per namespace");
+                cached.as_ref().map(|(_, c)| c.clone()).unwrap_or_default()
+            }
+        }
+    }
+
+    pub fn render(&self, out: &mut String, store: &Store) {
+        let lookups = lock(&self.lookups).counts.clone();
+        for (name, i) in [(HITS, 0), (MISSES, 1)] {
+            help(out, name);
+            for ((ns, proto), counts) in &lookups {
+                let _ = writeln!(
+                    out,
+                    "{name}{{namespace=\"{}\",protocol=\"{proto}\"}} {}",
+                    escape(ns),
+                    counts[i]
+                );
+            }
+        }
+        help(out, USED_BYTES);
+        match store.namespace_usage() {
+            Ok(usage) => {
+                for (ns, bytes) in usage {
+                    let _ = writeln!(out, "{USED_BYTES}{{namespace=\"{}\"}} {bytes}", escape(&ns));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read usage per namespace"),
+        }
+        help(out, ENTRIES);
+        for (ns, n) in self.entry_counts(store) {
+            let _ = writeln!(out, "{ENTRIES}{{namespace=\"{}\"}} {n}", escape(&ns));
+        }
+    }
+}
+
+fn help(out: &mut String, name: &str) {
+    if let Some((_, kind, text)) = NAMES.iter().find(|(n, _, _)| *n == name) {
+        let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_namespace_noted_in_a_scope_is_returned() {
+        let ((), ns) = scope(async {
+            note("team-a");
+            note("team-b");
+        })
+        .await;
+        assert_eq!(ns.as_deref(), Some("team-a"));
+        let ((), ns) = scope(async {}).await;
+        assert_eq!(ns, None);
+        note("outside a scope is ignored");
+    }
+
+    #[test]
+    fn namespaces_past_the_limit_share_one_series() {
+        let p = PerNamespace::default();
+        for i in 0..MAX_NAMESPACES {
+            p.lookup(&format!("ns{i}"), "oci", true);
+        }
+        p.lookup("one-too-many", "oci", false);
+        p.lookup("ns0", "http", false);
+        let guard = lock(&p.lookups);
+        let map = &guard.counts;
+        assert_eq!(map[&(OTHER.to_owned(), "oci")], [0, 1]);
+        assert_eq!(
+            map[&("ns0".to_owned(), "http")],
+            [0, 1],
+            "a known one keeps its own"
+        );
+        assert!(!map.keys().any(|(n, _)| n == "one-too-many"));
+    }
+}
