@@ -135,6 +135,7 @@ impl Server {
             None => None,
         };
         let metrics = state.metrics.clone();
+        let auth = state.auth.clone();
         let app = api::router(state);
         tokio::select! {
             () = conn::serve(listener, app, limits, metrics, graceful) => {}
@@ -148,6 +149,7 @@ impl Server {
             let _ = t.await;
         }
         workers.stop().await;
+        auth.flush_usage();
         // Every acknowledged write was flushed before its acknowledgement;
         // what a failed flush here loses (recency, leftovers the next start
         // removes) is not worth a failed exit after a clean drain.

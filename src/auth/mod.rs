@@ -96,6 +96,11 @@ impl Auth {
         Ok(claims)
     }
 
+    /// Writes the token uses still held in memory (at a clean stop).
+    pub fn flush_usage(&self) {
+        self.usage.flush(&self.index);
+    }
+
     /// When `jti` was last used, as seen since this server started.
     pub fn last_used(&self, jti: &str) -> Option<u64> {
         self.usage.last_used(jti)

@@ -74,9 +74,23 @@ impl Usage {
         s.flushed_at = Some(now);
         // Best effort: a failed write only loses a last-use time, and the
         // request it came with must not fail for it.
-        match write_last_use(index, jti, claims, record_new, now) {
+        match write_last_use(index, jti, record_new.then_some(claims), now) {
             Ok(recorded) => s.recorded |= recorded,
             Err(e) => tracing::warn!(error = %e, token = jti, "cannot record the token's last use"),
+        }
+    }
+
+    /// Writes every last use not yet written, so a clean stop loses none.
+    pub fn flush(&self, index: &Index) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (jti, s) in seen.iter_mut() {
+            if !s.recorded || s.flushed_at.is_some_and(|at| at >= s.last_used) {
+                continue;
+            }
+            s.flushed_at = Some(s.last_used);
+            if let Err(e) = write_last_use(index, jti, None, s.last_used) {
+                tracing::warn!(error = %e, token = %jti, "cannot record the token's last use");
+            }
         }
     }
 
@@ -88,20 +102,21 @@ impl Usage {
     }
 }
 
+/// Sets the last use on `jti`'s record; without one, makes it from `new`'s
+/// claims when given, else writes nothing (false).
 fn write_last_use(
     index: &Index,
     jti: &str,
-    claims: &Claims,
-    record_new: bool,
+    new: Option<&Claims>,
     now: u64,
 ) -> Result<bool, crate::index::IndexError> {
-    let mut meta = match index.token_meta(jti)? {
-        Some(raw) => match serde_json::from_slice::<Value>(&raw) {
+    let mut meta = match (index.token_meta(jti)?, new) {
+        (Some(raw), _) => match serde_json::from_slice::<Value>(&raw) {
             Ok(v) if v.is_object() => v,
             _ => return Ok(false),
         },
-        None if record_new => offline_meta(claims),
-        None => return Ok(false),
+        (None, Some(claims)) => offline_meta(claims),
+        (None, None) => return Ok(false),
     };
     meta["last_used"] = json!(now);
     index.put_token_meta(jti, meta.to_string().as_bytes())?;
@@ -178,6 +193,14 @@ mod tests {
         assert_eq!(
             recorded(&index, &c.jti).unwrap()["last_used"],
             1000 + FLUSH_EVERY
+        );
+
+        // A clean stop writes the use that was still in memory only.
+        usage.used(&index, &c, 1000 + FLUSH_EVERY + 5);
+        usage.flush(&index);
+        assert_eq!(
+            recorded(&index, &c.jti).unwrap()["last_used"],
+            1000 + FLUSH_EVERY + 5
         );
     }
 
