@@ -92,7 +92,16 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(&state.store);
+    // Rendering reads the index (usage, and the entry counts it walks once
+    // a minute), which must not stall a runtime worker serving requests.
+    let render = tokio::task::spawn_blocking(move || state.metrics.render(&state.store));
+    let text = match render.await {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the metrics failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let mut res = (StatusCode::OK, Body::from(text)).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
