@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
+use super::dockerignore::clean;
 use super::{all, dockerfile_stages, stage_name, Instruction};
 
 /// Where a file in a stage's filesystem came from.
@@ -209,7 +210,7 @@ fn copy(
             };
             continue;
         }
-        let src = clean_rel(src);
+        let src = clean(src);
         let mut found = false;
         if context.contains(src.as_str()) {
             let target = if into_dir {
@@ -251,21 +252,7 @@ fn absolute(workdir: &str, path: &str) -> String {
 }
 
 fn clean_abs(path: &str) -> String {
-    format!("/{}", clean_rel(path))
-}
-
-fn clean_rel(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
+    format!("/{}", clean(path))
 }
 
 fn dir_prefix(dir: &str) -> String {

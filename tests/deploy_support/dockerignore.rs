@@ -131,7 +131,7 @@ impl DockerIgnore {
 
 /// Go's `filepath.Clean` for relative slash paths, with a leading `/`
 /// dropped, as Docker does to each pattern.
-fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
