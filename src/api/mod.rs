@@ -8,7 +8,7 @@ pub mod httpcache;
 pub mod observe;
 pub mod oci;
 pub mod range;
-mod trace;
+pub mod request_log;
 
 use std::sync::Arc;
 
@@ -103,6 +103,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             observe::track,
         ))
-        .layer(trace::layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_log::log,
+        ))
         .with_state(state)
 }

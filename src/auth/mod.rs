@@ -5,6 +5,7 @@
 
 pub mod key;
 pub mod names;
+pub mod seen;
 pub mod token;
 
 use axum::http::{header, HeaderMap};
@@ -101,15 +102,24 @@ impl Auth {
         }
         match credential(headers) {
             None => Ok(Caller::Anonymous),
-            Some(t) => self
-                .verify(&t)
-                .map(|c| Caller::Token(Box::new(c)))
-                .map_err(|e| Denied::Unauthenticated(e.to_string())),
+            Some(t) => match self.verify(&t) {
+                Ok(c) => {
+                    seen::token(&c.sub);
+                    Ok(Caller::Token(Box::new(c)))
+                }
+                Err(e) => Err(Denied::Unauthenticated(e.to_string())),
+            },
         }
     }
 
     /// Whether `caller` holds `permission` (READ or WRITE bits) on `namespace`.
     pub fn require(&self, caller: &Caller, namespace: &str, permission: u8) -> Result<(), Denied> {
+        let decision = self.decide(caller, namespace, permission);
+        seen::namespace(namespace, decision.is_ok());
+        decision
+    }
+
+    fn decide(&self, caller: &Caller, namespace: &str, permission: u8) -> Result<(), Denied> {
         if !self.enabled() {
             return Ok(());
         }

@@ -204,7 +204,7 @@ impl Default for GhaConfig {
 pub struct LogConfig {
     /// `human` for terminals, `json` for log shippers.
     pub format: LogFormat,
-    /// A tracing filter: `info`, `debug`, `larder=debug,tower_http=info`, …
+    /// A tracing filter: `info`, `debug`, `larder=debug,larder::request=warn`, …
     pub level: String,
 }
 

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::Router;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -82,11 +84,11 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -97,6 +99,7 @@ pub async fn serve(
             limits,
             stop: stop.clone(),
             metrics: metrics.clone(),
+            peer,
             _slot: slot,
         };
         connections.spawn(conn.serve(stream, app.clone()));
@@ -169,6 +172,8 @@ struct Conn {
     limits: Limits,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
+    /// For the request log (`ConnectInfo` on every request).
+    peer: SocketAddr,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -190,10 +195,13 @@ impl Conn {
         });
         let service_phase = phase.clone();
         let metrics = self.metrics.clone();
+        let peer = self.peer;
         let unfinished = Arc::new(AtomicBool::new(false));
         let body_unfinished = unfinished.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let busy = Busy::begin(&service_phase);
+            let mut req = req;
+            req.extensions_mut().insert(ConnectInfo(peer));
             let req = req.map(|b| linger::Tracked::new(b, body_unfinished.clone()));
             let req = match limits.body_rate {
                 Some(rate) => req.map(|b| Body::new(RateLimited::new(b, rate, metrics.clone()))),
