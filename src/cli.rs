@@ -119,6 +119,13 @@ pub struct ConfigArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    // --- TLS (server.tls_cert / server.tls_key) ---
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -128,6 +135,8 @@ impl ConfigArgs {
             data_dir: self.data_dir.clone(),
             max_size: self.max_size,
             log_format: self.log_format,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
         }
     }
 

@@ -41,7 +41,8 @@ impl AppState {
 
 /// The base URL clients use to reach this server (no trailing slash):
 /// `server.public_url`, else the request's Host (and, when trusted, the
-/// `X-Forwarded-Proto`/`X-Forwarded-Host` of the proxy in front).
+/// `X-Forwarded-Proto`/`X-Forwarded-Host` of the proxy in front), https
+/// when Larder itself serves TLS.
 pub fn external_base(headers: &axum::http::HeaderMap, config: &Config) -> String {
     if let Some(url) = &config.server.public_url {
         return url.trim_end_matches('/').to_owned();
@@ -63,7 +64,7 @@ pub fn external_base(headers: &axum::http::HeaderMap, config: &Config) -> String
         .then(|| get("x-forwarded-proto"))
         .flatten()
         .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
+        .unwrap_or(if config.server.tls() { "https" } else { "http" });
     format!("{proto}://{host}")
 }
 

@@ -231,6 +231,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub max_size: Option<Size>,
     pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +277,12 @@ impl Config {
         }
         if let Some(v) = &overrides.log_format {
             figment = figment.merge(Serialized::default("log.format", v));
+        }
+        if let Some(v) = &overrides.tls_cert {
+            figment = figment.merge(Serialized::default("server.tls_cert", v));
+        }
+        if let Some(v) = &overrides.tls_key {
+            figment = figment.merge(Serialized::default("server.tls_key", v));
         }
         let mut config: Config = figment
             .extract()

@@ -2,6 +2,7 @@
 //! idle or hostile clients from holding connections (DESIGN.md §Faults).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,13 @@ pub struct ServerConfig {
     /// Connections served at once; more wait in the listen backlog until one
     /// closes. Keep it below the process's open-file limit.
     pub max_connections: usize,
+    /// PEM certificate chain (leaf first) for HTTPS on `listen`; needs
+    /// `tls_key`. Both files are reloaded on SIGHUP and when they change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -54,11 +62,18 @@ impl Default for ServerConfig {
             min_body_rate: Size(1 << 10),
             body_rate_window: Span::secs(30),
             max_connections: 1024,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// Whether `listen` serves HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.shutdown_timeout.0.is_zero() {
             return Err(ConfigError::Value {
@@ -77,6 +92,21 @@ impl ServerConfig {
                     why: "must be greater than 0".into(),
                 });
             }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Value {
+                    key: "server.tls_key",
+                    why: "must be set with server.tls_cert".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Value {
+                    key: "server.tls_cert",
+                    why: "must be set with server.tls_key".into(),
+                })
+            }
+            _ => {}
         }
         if self.max_connections == 0 {
             return Err(ConfigError::Value {
