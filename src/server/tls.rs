@@ -64,9 +64,11 @@ impl Tls {
     /// Starts the reloader (SIGHUP, file changes) until `stop` is cancelled.
     pub fn watch(&mut self, stop: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
         let source = self.source.take()?;
+        let hup = tls_reload::hangups();
         Some(tokio::spawn(tls_reload::watch(
             self.resolver.clone(),
             source,
+            hup,
             stop,
         )))
     }

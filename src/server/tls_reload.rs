@@ -128,17 +128,25 @@ impl Resolver {
     }
 }
 
-/// Reloads `resolver` from `source` on SIGHUP and on file changes until
-/// `stop` is cancelled.
-pub async fn watch(resolver: Arc<Resolver>, mut source: Source, stop: CancellationToken) {
+/// Listens for SIGHUP. Called before the server says it is listening: a
+/// SIGHUP that arrives before the handler is installed kills the process.
+pub fn hangups() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS files are still polled");
-            None
-        }
-    };
+    signal(SignalKind::hangup())
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS files are still polled"),
+        )
+        .ok()
+}
+
+/// Reloads `resolver` from `source` on each hangup and file change until
+/// `stop` is cancelled.
+pub async fn watch(
+    resolver: Arc<Resolver>,
+    mut source: Source,
+    mut hup: Option<tokio::signal::unix::Signal>,
+    stop: CancellationToken,
+) {
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
