@@ -298,3 +298,37 @@ async fn skopeo_copies_in_and_out_trusting_only_the_ca() {
         pulled.display()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_reaches_the_tls_port_with_ca_cert() {
+    let ca = TestCa::new();
+    let server = tls_server(&ca, |_| {}).await;
+    let url = format!("https://{}", server.addr);
+    let admin = |extra: Vec<std::ffi::OsString>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(common::process::larder_bin())
+                .args(["admin", "--url", &url, "--json"])
+                .args(extra)
+                .arg("stats")
+                .env_remove("LARDER_CA_CERT")
+                .env_remove("LARDER_TOKEN")
+                .stdin(Stdio::null())
+                .output()
+                .expect("larder admin runs")
+        })
+    };
+    let out = admin(vec!["--ca-cert".into(), ca.ca_path().into()])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON stats");
+    assert!(stats.is_object(), "{stats}");
+    // Without the CA the certificate is not trusted.
+    let out = admin(vec![]).await.unwrap();
+    assert!(!out.status.success(), "an untrusted certificate is refused");
+}
