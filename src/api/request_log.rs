@@ -149,6 +149,8 @@ impl Line {
     fn emit(self, sent: u64, complete: bool) {
         let latency_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         let bytes_received = self.received.load(Ordering::Relaxed);
+        // Display, not Debug: unquoted in the human format, as `client` is.
+        use tracing::field::display;
         // `parent: None`: the line stands alone, with no span fields that
         // would repeat its own.
         macro_rules! line {
@@ -166,9 +168,9 @@ impl Line {
                     complete,
                     request_id = %self.request_id,
                     client = %self.client,
-                    peer = self.peer.as_deref(),
-                    token = self.seen.token.as_deref(),
-                    namespace = self.seen.namespace.as_deref(),
+                    peer = self.peer.as_deref().map(display),
+                    token = self.seen.token.as_deref().map(display),
+                    namespace = self.seen.namespace.as_deref().map(display),
                     "request"
                 )
             };
