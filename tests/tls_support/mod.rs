@@ -103,16 +103,22 @@ impl TestCa {
 
     /// A client trusting only this CA.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.client_config_alpn(&[])
+    }
+
+    /// A client trusting only this CA, offering these ALPN protocols.
+    pub fn client_config_alpn(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         let ca = CertificateDer::from_pem_slice(self.issuer.pem().as_bytes()).unwrap();
         roots.add(ca).unwrap();
         #[allow(deprecated)] // ring, as the server uses; see src/server/tls.rs
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
     }
 }
@@ -131,7 +137,11 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(ca: &TestCa, addr: SocketAddr) -> Conn {
-        let connector = tokio_rustls::TlsConnector::from(ca.client_config());
+        Self::open_alpn(ca, addr, &[]).await
+    }
+
+    pub async fn open_alpn(ca: &TestCa, addr: SocketAddr, alpn: &[&[u8]]) -> Conn {
+        let connector = tokio_rustls::TlsConnector::from(ca.client_config_alpn(alpn));
         let tcp = TcpStream::connect(addr).await.expect("connect");
         let name = ServerName::try_from("127.0.0.1").unwrap();
         let stream = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
