@@ -15,6 +15,7 @@ use oci_support::*;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -138,6 +139,24 @@ async fn request_lines_say_who_did_what() {
     assert_eq!(line["method"], "HEAD", "{line}");
     assert_eq!(line["bytes_sent"], 0);
     assert_eq!(line["complete"], true, "{line}");
+
+    // A download the client abandons: what was sent, and that it was cut.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(16 << 10).unwrap();
+    let mut raw = sock.connect(server.addr).await.unwrap();
+    let req = format!(
+        "GET /v2/team/app/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {token}\r\nX-Request-Id: cut-1\r\n\r\n"
+    );
+    raw.write_all(req.as_bytes()).await.unwrap();
+    let mut some = vec![0u8; 64 << 10];
+    raw.read_exact(&mut some).await.unwrap();
+    drop(raw);
+    let line = request_line(&mut server, "cut-1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["complete"], false, "{line}");
+    let sent = line["bytes_sent"].as_u64().unwrap();
+    assert!(sent < blob.len() as u64, "{line}");
 
     // No id given: one is generated and returned. `/v2/` names its route
     // once (it used to print it twice). Forwarded headers are not trusted
