@@ -19,8 +19,9 @@ pub struct ServerConfig {
     /// self-referencing URLs; by default derived from each request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
-    /// Believe `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a proxy
-    /// that sets them).
+    /// Believe `X-Forwarded-Proto`/`X-Forwarded-Host` (self-referencing
+    /// URLs) and `X-Forwarded-For`/`X-Real-IP` (the client in request logs);
+    /// only behind a proxy that sets them.
     pub trust_forwarded_headers: bool,
     /// How long a client has to send a request's headers, counted from the
     /// connection's start or from the first byte of a later request; a
