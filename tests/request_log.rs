@@ -97,6 +97,7 @@ async fn request_lines_say_who_did_what() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let line = request_line(&mut server, "push-1");
     assert_eq!(line["method"], "POST");
+    assert_eq!(line["http"], "HTTP/1.1");
     assert_eq!(line["route"], "/v2/{name}/blobs/uploads/");
     assert_eq!(line["path"], "/v2/team/app/blobs/uploads/");
     assert_eq!(line["status"], 201);

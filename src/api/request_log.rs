@@ -45,6 +45,7 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
     let mut line = Line {
         started,
         method: req.method().clone(),
+        version: req.version(),
         // The path, never the query: signed download URLs carry secrets there.
         path: req.uri().path().to_owned(),
         route: String::new(),
@@ -135,6 +136,7 @@ fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
 struct Line {
     started: Instant,
     method: Method,
+    version: axum::http::Version,
     path: String,
     route: String,
     status: u16,
@@ -149,8 +151,6 @@ impl Line {
     fn emit(self, sent: u64, complete: bool) {
         let latency_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         let bytes_received = self.received.load(Ordering::Relaxed);
-        // Display, not Debug: unquoted in the human format, as `client` is.
-        use tracing::field::display;
         // `parent: None`: the line stands alone, with no span fields that
         // would repeat its own.
         macro_rules! line {
@@ -159,6 +159,7 @@ impl Line {
                     target: "larder::request",
                     parent: None,
                     method = %self.method,
+                    http = ?self.version,
                     route = %self.route,
                     path = %self.path,
                     status = self.status,
@@ -168,9 +169,10 @@ impl Line {
                     complete,
                     request_id = %self.request_id,
                     client = %self.client,
-                    peer = self.peer.as_deref().map(display),
-                    token = self.seen.token.as_deref().map(display),
-                    namespace = self.seen.namespace.as_deref().map(display),
+                    // Display, not Debug: unquoted in the human format.
+                    peer = self.peer.as_deref().map(tracing::field::display),
+                    token = self.seen.token.as_deref().map(tracing::field::display),
+                    namespace = self.seen.namespace.as_deref().map(tracing::field::display),
                     "request"
                 )
             };
