@@ -100,7 +100,7 @@ impl Server {
         let reload_stop = tokio_util::sync::CancellationToken::new();
         let reloader = tls.as_mut().and_then(|t| t.watch(reload_stop.clone()));
         let scheme = if tls.is_some() { "https" } else { "http" };
-        tracing::info!(%addr, scheme, data_dir = %data_dir.root().display(), "listening");
+        tracing::info!(%addr, %scheme, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
         let limits = conn::Limits::new(&state.config.server);
         let store = state.store.clone();

@@ -225,6 +225,18 @@ async fn forwarded_client_is_believed_only_when_trusted() {
         "2001:db8::7"
     );
 
+    // A path no route matches is logged too.
+    let res = client
+        .get(server.url("/no/such/route"))
+        .headers(with_id("nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let line = request_line(&mut server, "nowhere");
+    assert_eq!(line["route"], "unmatched");
+    assert_eq!(line["path"], "/no/such/route");
+
     // Not an address: ignored, the peer stands.
     client
         .get(server.url("/v2/"))

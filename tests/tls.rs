@@ -163,6 +163,22 @@ async fn a_stalled_handshake_is_cut_at_the_header_timeout() {
     assert_eq!(conn.get("/v2/").await.0, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_does_not_hold_up_shutdown() {
+    let ca = TestCa::new();
+    let mut server = tls_server(&ca, |c| c.server.header_read_timeout = Span::secs(600)).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    // Past the accept: the connection is in its handshake when the stop comes.
+    let mut probe = tls_support::Conn::open(&ca, server.addr).await;
+    assert_eq!(probe.get("/v2/").await.0, 200);
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown did not wait for the handshake");
+    let mut buf = [0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "closed: {read:?}");
+}
+
 // ---------------------------------------------------------------- skopeo
 
 fn sha256(bytes: &[u8]) -> String {

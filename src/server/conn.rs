@@ -239,7 +239,12 @@ impl Conn {
             return self.http1(socket, service, &mut watched, &unfinished).await;
         };
         let deadline = started + self.limits.header_read_timeout;
-        let mut stream = match tls::accept(acceptor, socket, Watched::socket, deadline).await {
+        let accepted = tokio::select! {
+            accepted = tls::accept(acceptor, socket, Watched::socket, deadline) => accepted,
+            // A shutdown does not wait for handshakes in progress.
+            () = self.stop.cancelled() => return,
+        };
+        let mut stream = match accepted {
             Ok(stream) => stream,
             Err(tls::Refused::Timeout) => return self.cut(Phase::Head(started)),
             Err(tls::Refused::Failed) => return,
