@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -36,6 +36,9 @@ use super::tls;
 use super::watched::Watched;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
+
+/// The longest a connection's orderly close may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -275,8 +278,17 @@ impl Conn {
         // run while idle, merging both limits into one.
         builder.header_read_timeout(None);
         let mut conn = builder.serve_connection(TokioIo::new(io), service);
-        if self.drive(&mut conn, watched).await && unfinished.load(Ordering::Relaxed) {
-            linger::close(conn.into_parts().io.into_inner()).await;
+        if !self.drive(&mut conn, watched).await {
+            return;
+        }
+        let mut io = conn.into_parts().io.into_inner();
+        if unfinished.load(Ordering::Relaxed) {
+            linger::close(io).await;
+        } else {
+            // Over TLS, a close_notify tells the client the end is deliberate
+            // (over TCP, it is the FIN a drop would send). Bounded: a client
+            // that stopped reading must not hold the connection.
+            let _ = tokio::time::timeout(CLOSE_WAIT, io.shutdown()).await;
         }
     }
 
