@@ -141,6 +141,51 @@ async fn request_lines_say_who_did_what() {
     assert_eq!(line["bytes_sent"], 0);
     assert_eq!(line["complete"], true, "{line}");
 
+    // The line waits for the end of the body. The client takes the
+    // response headers and holds off reading the body (8 MiB cannot fit in
+    // the socket buffers) while another request is logged: the download's
+    // line must not come before that one, and its latency must cover the
+    // wait.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(16 << 10).unwrap();
+    let mut raw = sock.connect(server.addr).await.unwrap();
+    let req = format!(
+        "GET /v2/team/app/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {token}\r\nX-Request-Id: held-1\r\n\
+         Connection: close\r\n\r\n"
+    );
+    raw.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        raw.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let headers_at = std::time::Instant::now();
+    client
+        .get(format!("{base}/v2/"))
+        .headers(with_id("between"))
+        .send()
+        .await
+        .unwrap();
+    request_line(&mut server, "between");
+    let waited = headers_at.elapsed();
+    assert!(
+        !server.log_lines.iter().any(|l| l.contains("\"held-1\"")),
+        "the download was logged before its body was sent"
+    );
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest.len(), blob.len());
+    let line = request_line(&mut server, "held-1");
+    assert_eq!(line["complete"], true, "{line}");
+    assert_eq!(line["bytes_sent"], blob.len() as u64);
+    let latency = line["latency_ms"].as_f64().unwrap();
+    assert!(
+        latency >= waited.as_secs_f64() * 1e3,
+        "latency {latency} ms covers the {waited:?} the body waited"
+    );
+
     // A download the client abandons: what was sent, and that it was cut.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(16 << 10).unwrap();
