@@ -21,6 +21,11 @@ pub struct AdminArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    // --- TLS (see docs/USING.md, "Native TLS") ---
+    /// PEM CA certificate to trust for an https:// --url, besides the
+    /// system's roots (a server whose certificate a private CA signed).
+    #[arg(long, env = "LARDER_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -176,6 +181,18 @@ pub fn run(args: AdminArgs) -> ExitCode {
     }
 }
 
+fn client(args: &AdminArgs) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("reading --ca-cert {}: {e}", path.display()))?;
+        let ca = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("--ca-cert {} is not a PEM certificate: {e}", path.display()))?;
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 async fn call(args: &AdminArgs) -> Result<Value, String> {
     use reqwest::Method;
     let base = format!("{}/admin/v1", args.url.trim_end_matches('/'));
@@ -247,7 +264,7 @@ async fn call(args: &AdminArgs) -> Result<Value, String> {
             )
         }
     };
-    let client = reqwest::Client::new();
+    let client = client(args)?;
     let mut req = client.request(method, format!("{base}{path}"));
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);

@@ -123,6 +123,12 @@ pub struct ConfigArgs {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where an offline command finds the data dir (and, for `token create`,
@@ -146,6 +152,8 @@ impl DataDirArgs {
             data_dir: self.data_dir.clone(),
             max_size: None,
             log_format: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -165,6 +173,8 @@ impl ConfigArgs {
             data_dir: self.data_dir.clone(),
             max_size: self.max_size,
             log_format: self.log_format,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
         }
     }
 

@@ -27,7 +27,12 @@ pub fn init(format: LogFormat, level: &str) -> Option<WorkerGuard> {
         .with_writer(writer);
     let result = match format {
         LogFormat::Human => builder.with_ansi(ansi).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // Only the innermost span: the span list would repeat its fields.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
     };
     // A second init (servers started in-process by tests) keeps the first.
     result.ok().map(|_| guard)

@@ -4,6 +4,10 @@
 mod body_rate;
 mod conn;
 mod linger;
+mod service;
+mod tls;
+mod tls_reload;
+mod watched;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +28,7 @@ use crate::workers::Workers;
 pub struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    tls: Option<tls::Tls>,
     state: AppState,
     // Dropped last: the lock must outlive every write to the data dir.
     data_dir: DataDir,
@@ -37,6 +42,7 @@ impl Server {
         let key_path = crate::auth::key::key_path(&config);
         let key = crate::auth::key::load_or_create(&key_path)?;
         let auth = Auth::new(&config, key, store.index().clone());
+        let tls = tls::Tls::load(&config.server)?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -51,6 +57,7 @@ impl Server {
         Ok(Server {
             listener,
             metrics_listener,
+            tls,
             state: AppState {
                 config: Arc::new(config),
                 store: Arc::new(store),
@@ -85,11 +92,15 @@ impl Server {
         let Server {
             listener,
             metrics_listener,
+            mut tls,
             state,
             data_dir,
         } = self;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, data_dir = %data_dir.root().display(), "listening");
+        let reload_stop = tokio_util::sync::CancellationToken::new();
+        let reloader = tls.as_mut().and_then(|t| t.watch(reload_stop.clone()));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, %scheme, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
         let limits = conn::Limits::new(&state.config.server);
         let store = state.store.clone();
@@ -127,6 +138,8 @@ impl Server {
                     app,
                     limits,
                     metrics,
+                    // Plain HTTP: scrapers on a private port rarely speak TLS.
+                    None,
                     async move {
                         let _ = metrics_stopped.await;
                     },
@@ -138,7 +151,7 @@ impl Server {
         let auth = state.auth.clone();
         let app = api::router(state);
         tokio::select! {
-            () = conn::serve(listener, app, limits, metrics, graceful) => {}
+            () = conn::serve(listener, app, limits, metrics, tls.as_ref().map(tls::Tls::acceptor), graceful) => {}
             () = deadline => tracing::warn!(
                 timeout = %humantime::format_duration(timeout),
                 "in-flight requests did not finish in time; closing them"
@@ -146,6 +159,10 @@ impl Server {
         }
         let _ = metrics_stop.send(());
         if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
+        reload_stop.cancel();
+        if let Some(t) = reloader {
             let _ = t.await;
         }
         workers.stop().await;

@@ -17,7 +17,7 @@ import sys
 # component found anywhere on its stack.
 COMPONENTS = [
     ("request logging (tracing fmt + TraceLayer)",
-     r"tracing_subscriber|tracing_core::|larder::api::trace|tower_http::trace"),
+     r"tracing_subscriber|tracing_core::|larder::api::request_log"),
     ("  of which writing log lines (write(2))",
      r"tracing_subscriber", r"^(__GI___libc_write|ksys_write)$"),
     ("request metrics (api::observe, metrics)", r"larder::api::observe|larder::metrics"),

@@ -8,8 +8,8 @@ pub mod httpcache;
 pub mod observe;
 pub mod oci;
 pub mod range;
+pub mod request_log;
 mod scrape;
-mod trace;
 
 use std::sync::Arc;
 
@@ -42,7 +42,8 @@ impl AppState {
 
 /// The base URL clients use to reach this server (no trailing slash):
 /// `server.public_url`, else the request's Host (and, when trusted, the
-/// `X-Forwarded-Proto`/`X-Forwarded-Host` of the proxy in front).
+/// `X-Forwarded-Proto`/`X-Forwarded-Host` of the proxy in front), https
+/// when Larder itself serves TLS.
 pub fn external_base(headers: &axum::http::HeaderMap, config: &Config) -> String {
     if let Some(url) = &config.server.public_url {
         return url.trim_end_matches('/').to_owned();
@@ -64,7 +65,7 @@ pub fn external_base(headers: &axum::http::HeaderMap, config: &Config) -> String
         .then(|| get("x-forwarded-proto"))
         .flatten()
         .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
+        .unwrap_or(if config.server.tls() { "https" } else { "http" });
     format!("{proto}://{host}")
 }
 
@@ -104,6 +105,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             observe::track,
         ))
-        .layer(trace::layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_log::log,
+        ))
         .with_state(state)
 }

@@ -5,6 +5,7 @@
 
 pub mod key;
 pub mod names;
+pub mod seen;
 pub mod token;
 mod usage;
 
@@ -115,10 +116,13 @@ impl Auth {
         }
         match credential(headers) {
             None => Ok(Caller::Anonymous),
-            Some(t) => self
-                .verify(&t)
-                .map(|c| Caller::Token(Box::new(c)))
-                .map_err(|e| Denied::Unauthenticated(e.to_string())),
+            Some(t) => match self.verify(&t) {
+                Ok(c) => {
+                    seen::token(&c.sub);
+                    Ok(Caller::Token(Box::new(c)))
+                }
+                Err(e) => Err(Denied::Unauthenticated(e.to_string())),
+            },
         }
     }
 
@@ -128,6 +132,7 @@ impl Auth {
         if decision.is_ok() {
             crate::metrics::namespaces::note(namespace);
         }
+        seen::namespace(namespace, decision.is_ok());
         decision
     }
 

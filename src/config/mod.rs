@@ -208,7 +208,7 @@ impl Default for GhaConfig {
 pub struct LogConfig {
     /// `human` for terminals, `json` for log shippers.
     pub format: LogFormat,
-    /// A tracing filter: `info`, `debug`, `larder=debug,tower_http=info`, …
+    /// A tracing filter: `info`, `debug`, `larder=debug,larder::request=warn`, …
     pub level: String,
 }
 
@@ -235,6 +235,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub max_size: Option<Size>,
     pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +281,12 @@ impl Config {
         }
         if let Some(v) = &overrides.log_format {
             figment = figment.merge(Serialized::default("log.format", v));
+        }
+        if let Some(v) = &overrides.tls_cert {
+            figment = figment.merge(Serialized::default("server.tls_cert", v));
+        }
+        if let Some(v) = &overrides.tls_key {
+            figment = figment.merge(Serialized::default("server.tls_key", v));
         }
         let mut config: Config = figment
             .extract()

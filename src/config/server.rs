@@ -2,6 +2,7 @@
 //! idle or hostile clients from holding connections (docs/ARCHITECTURE.md, Faults).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +19,9 @@ pub struct ServerConfig {
     /// self-referencing URLs; by default derived from each request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
-    /// Believe `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a proxy
-    /// that sets them).
+    /// Believe `X-Forwarded-Proto`/`X-Forwarded-Host` (self-referencing
+    /// URLs) and `X-Forwarded-For`/`X-Real-IP` (the client in request logs);
+    /// only behind a proxy that sets them.
     pub trust_forwarded_headers: bool,
     /// How long a client has to send a request's headers, counted from the
     /// connection's start or from the first byte of a later request; a
@@ -40,6 +42,13 @@ pub struct ServerConfig {
     /// Connections served at once; more wait in the listen backlog until one
     /// closes. Keep it below the process's open-file limit.
     pub max_connections: usize,
+    /// PEM certificate chain (leaf first) for HTTPS on `listen`; needs
+    /// `tls_key`. Both files are reloaded on SIGHUP and when they change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -54,11 +63,18 @@ impl Default for ServerConfig {
             min_body_rate: Size(1 << 10),
             body_rate_window: Span::secs(30),
             max_connections: 1024,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// Whether `listen` serves HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.shutdown_timeout.0.is_zero() {
             return Err(ConfigError::Value {
@@ -77,6 +93,21 @@ impl ServerConfig {
                     why: "must be greater than 0".into(),
                 });
             }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Value {
+                    key: "server.tls_key",
+                    why: "must be set with server.tls_cert".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Value {
+                    key: "server.tls_cert",
+                    why: "must be set with server.tls_key".into(),
+                })
+            }
+            _ => {}
         }
         if self.max_connections == 0 {
             return Err(ConfigError::Value {

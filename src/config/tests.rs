@@ -204,3 +204,14 @@ fn the_hard_limit_defaults_to_a_tenth_above_the_budget_and_may_not_be_below_it()
     let e = load_text("[storage]\nmax_size = \"100MiB\"\nhard_limit = \"99MiB\"\n").unwrap_err();
     assert!(e.to_string().starts_with("storage.hard_limit:"), "{e}");
 }
+
+#[test]
+fn tls_cert_and_key_come_together() {
+    let err = load_text("[server]\ntls_cert = \"/etc/tls.crt\"\n").unwrap_err();
+    assert!(err.to_string().contains("server.tls_key"), "{err}");
+    let err = load_text("[server]\ntls_key = \"/etc/tls.key\"\n").unwrap_err();
+    assert!(err.to_string().contains("server.tls_cert"), "{err}");
+    let c = load_text("[server]\ntls_cert = \"/a.crt\"\ntls_key = \"/a.key\"\n").unwrap();
+    assert!(c.server.tls());
+    assert!(!load_text("").unwrap().server.tls());
+}

@@ -1,4 +1,4 @@
-//! The accept loop: HTTP/1 connections served by hyper under the
+//! The accept loop: HTTP/1 connections (and HTTP/2 over TLS) served by hyper under the
 //! `[server]` limits (docs/ARCHITECTURE.md, Faults). axum::serve offers
 //! none of them, so this replaces it, with the same graceful shutdown.
 //!
@@ -10,29 +10,35 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::Router;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
-use super::body_rate::{BodyRate, RateLimited};
+use super::body_rate::BodyRate;
 use super::linger;
+use super::service::Svc;
+use super::tls;
+use super::watched::Watched;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
+
+/// The longest a connection's orderly close may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -63,6 +69,7 @@ pub async fn serve(
     app: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let stop = CancellationToken::new();
@@ -82,11 +89,11 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -97,6 +104,8 @@ pub async fn serve(
             limits,
             stop: stop.clone(),
             metrics: metrics.clone(),
+            peer,
+            tls: tls.clone(),
             _slot: slot,
         };
         connections.spawn(conn.serve(stream, app.clone()));
@@ -141,7 +150,7 @@ async fn accept_failed(e: io::Error) {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// Reading a request's headers since then.
     Head(Instant),
     /// Serving this many requests (their responses are not yet sent); and
@@ -164,11 +173,46 @@ impl Phase {
     }
 }
 
+/// A hyper connection of either version, as the watchdog drives it.
+trait Served {
+    fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>>;
+    fn graceful(&mut self);
+}
+
+impl<I> Served for http1::Connection<TokioIo<I>, Svc>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        // Without shutdown: the socket is wanted back for a lingering close.
+        self.poll_without_shutdown(cx)
+    }
+
+    fn graceful(&mut self) {
+        Pin::new(self).graceful_shutdown();
+    }
+}
+
+type H2Conn = http2::Connection<TokioIo<TlsStream<Watched>>, Svc, TokioExecutor>;
+
+impl Served for Pin<Box<H2Conn>> {
+    fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.as_mut().poll(cx)
+    }
+
+    fn graceful(&mut self) {
+        self.as_mut().graceful_shutdown();
+    }
+}
+
 /// One accepted connection and what it needs besides its socket.
 struct Conn {
     limits: Limits,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
+    /// For the request log (`ConnectInfo` on every request).
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -181,71 +225,100 @@ impl Conn {
     }
 
     async fn run(&self, stream: TcpStream, app: Router) {
-        let limits = self.limits;
-        let phase = Arc::new(watch::Sender::new(Phase::Head(Instant::now())));
+        let started = Instant::now();
+        let phase = Arc::new(watch::Sender::new(Phase::Head(started)));
         let mut watched = phase.subscribe();
-        let io = TokioIo::new(Watched {
-            inner: stream,
-            phase: phase.clone(),
-        });
-        let service_phase = phase.clone();
-        let metrics = self.metrics.clone();
         let unfinished = Arc::new(AtomicBool::new(false));
-        let body_unfinished = unfinished.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let busy = Busy::begin(&service_phase);
-            let req = req.map(|b| linger::Tracked::new(b, body_unfinished.clone()));
-            let req = match limits.body_rate {
-                Some(rate) => req.map(|b| Body::new(RateLimited::new(b, rate, metrics.clone()))),
-                None => req.map(Body::new),
-            };
-            let app = app.clone();
-            // Boxed: hyper hands the socket back only for Unpin futures.
-            Box::pin(async move {
-                let response = app.oneshot(req).await?;
-                // The request ends when its response body is dropped (sent,
-                // or abandoned with the connection), not when the handler
-                // returns.
-                Ok::<_, std::convert::Infallible>(response.map(|body| {
-                    Body::new(body.map_frame(move |frame| {
-                        let _busy = &busy;
-                        frame
-                    }))
-                }))
-            })
-        });
-        let mut builder = hyper::server::conn::http1::Builder::new();
+        let service = Svc {
+            app,
+            phase: phase.clone(),
+            unfinished: unfinished.clone(),
+            metrics: self.metrics.clone(),
+            body_rate: self.limits.body_rate,
+            peer: self.peer,
+        };
+        let socket = Watched::new(stream, phase);
+        let Some(acceptor) = &self.tls else {
+            return self.http1(socket, service, &mut watched, &unfinished).await;
+        };
+        let deadline = started + self.limits.header_read_timeout;
+        let accepted = tokio::select! {
+            accepted = tls::accept(acceptor, socket, Watched::socket, deadline) => accepted,
+            // A shutdown does not wait for handshakes in progress.
+            () = self.stop.cancelled() => return,
+        };
+        let mut stream = match accepted {
+            Ok(stream) => stream,
+            Err(tls::Refused::Timeout) => return self.cut(Phase::Head(started)),
+            Err(tls::Refused::Failed) => return,
+        };
+        if tls::is_h2(&stream) {
+            // HTTP/2 clients send frames (pings, window updates) while idle:
+            // those must not start the header timer.
+            stream.get_mut().0.head_on_read = false;
+            let builder = http2::Builder::new(TokioExecutor::new());
+            let mut conn = Box::pin(builder.serve_connection(TokioIo::new(stream), service));
+            self.drive(&mut conn, &mut watched).await;
+        } else {
+            self.http1(stream, service, &mut watched, &unfinished).await;
+        }
+    }
+
+    async fn http1<I>(
+        &self,
+        io: I,
+        service: Svc,
+        watched: &mut watch::Receiver<Phase>,
+        unfinished: &AtomicBool,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut builder = http1::Builder::new();
         // The watchdog below times headers itself: hyper's timer would also
         // run while idle, merging both limits into one.
         builder.header_read_timeout(None);
-        let mut conn = builder.serve_connection(io, service);
+        let mut conn = builder.serve_connection(TokioIo::new(io), service);
+        if !self.drive(&mut conn, watched).await {
+            return;
+        }
+        let mut io = conn.into_parts().io.into_inner();
+        if unfinished.load(Ordering::Relaxed) {
+            linger::close(io).await;
+        } else {
+            // Over TLS, a close_notify tells the client the end is deliberate
+            // (over TCP, it is the FIN a drop would send). Bounded: a client
+            // that stopped reading must not hold the connection.
+            let _ = tokio::time::timeout(CLOSE_WAIT, io.shutdown()).await;
+        }
+    }
+
+    /// Serves `conn` under the watchdog. True when it ended by itself,
+    /// false when it failed or was cut.
+    async fn drive(&self, conn: &mut impl Served, watched: &mut watch::Receiver<Phase>) -> bool {
+        let limits = self.limits;
         let mut draining = false;
         loop {
             let deadline = watched.borrow_and_update().deadline(&limits);
             tokio::select! {
-                result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                result = std::future::poll_fn(|cx| conn.poll_served(cx)) => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
-                        return;
+                        return false;
                     }
-                    let stream = conn.into_parts().io.into_inner().inner;
-                    if unfinished.load(Ordering::Relaxed) {
-                        linger::close(stream).await;
-                    }
-                    return;
+                    return true;
                 }
                 () = sleep_until(deadline) => {
                     let now = *watched.borrow();
                     if now.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
                         self.cut(now);
-                        return;
+                        return false;
                     }
                 }
-                // Never fails: `phase` is held here.
+                // Never fails: the service holds `phase`.
                 _ = watched.changed() => {}
                 () = self.stop.cancelled(), if !draining => {
                     draining = true;
-                    Pin::new(&mut conn).graceful_shutdown();
+                    conn.graceful();
                 }
             }
         }
@@ -274,116 +347,5 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Marks a connection busy while a request is served.
-struct Busy(Arc<watch::Sender<Phase>>);
-
-impl Busy {
-    fn begin(phase: &Arc<watch::Sender<Phase>>) -> Busy {
-        phase.send_modify(|p| {
-            *p = match *p {
-                Phase::Busy(n, blocked) => Phase::Busy(n + 1, blocked),
-                _ => Phase::Busy(1, None),
-            }
-        });
-        Busy(phase.clone())
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.send_modify(|p| {
-            *p = match *p {
-                Phase::Busy(n, blocked) if n > 1 => Phase::Busy(n - 1, blocked),
-                _ => Phase::Idle(Instant::now()),
-            }
-        });
-    }
-}
-
-/// The socket, noting when an idle connection starts a new request: from
-/// its first byte, the headers must arrive within `header_read_timeout`.
-struct Watched {
-    inner: TcpStream,
-    phase: Arc<watch::Sender<Phase>>,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before && matches!(*self.phase.borrow(), Phase::Idle(_)) {
-            self.phase.send_if_modified(|p| match p {
-                Phase::Idle(_) => {
-                    *p = Phase::Head(Instant::now());
-                    true
-                }
-                _ => false,
-            });
-        }
-        result
-    }
-}
-
-impl Watched {
-    /// Notes when a response starts waiting for the client to read, and
-    /// when it moves again.
-    fn note_write(&self, written: &Poll<io::Result<usize>>) {
-        let blocked = match written {
-            Poll::Pending => true,
-            Poll::Ready(Ok(n)) if *n > 0 => false,
-            _ => return,
-        };
-        // Most writes change nothing: check before taking the write lock.
-        if !matches!(*self.phase.borrow(), Phase::Busy(_, b) if b.is_some() != blocked) {
-            return;
-        }
-        self.phase.send_if_modified(|p| match p {
-            Phase::Busy(_, b) if b.is_some() != blocked => {
-                *b = blocked.then(Instant::now);
-                true
-            }
-            _ => false,
-        });
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note_write(&written);
-        written
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.note_write(&written);
-        written
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

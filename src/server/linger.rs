@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// The longest a close lingers, whatever the client does.
@@ -27,7 +26,7 @@ const LINGER_BYTES: u64 = 64 << 20;
 
 /// Closes `stream` after a refused body: our side first, then the rest once
 /// the client stops sending (or the bounds above are reached).
-pub async fn close(mut stream: TcpStream) {
+pub async fn close(mut stream: impl AsyncRead + AsyncWrite + Unpin) {
     if stream.shutdown().await.is_err() {
         return;
     }

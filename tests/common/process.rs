@@ -59,10 +59,7 @@ impl LarderProcess {
         let line = proc
             .wait_for_log("listening", Duration::from_secs(30))
             .unwrap_or_else(|| panic!("larder did not start; log:\n{}", proc.log_lines.join("\n")));
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
-            .expect("listening line names addr=");
+        let addr = listening_addr(&line).expect("listening line names addr=");
         proc.addr = addr.parse().expect("addr parses");
         proc
     }
@@ -129,6 +126,16 @@ impl LarderProcess {
             );
         }
     }
+}
+
+/// The address in the "listening" line, human (`addr=…`) or JSON
+/// (`"addr":"…"`).
+fn listening_addr(line: &str) -> Option<&str> {
+    if let Some((_, rest)) = line.split_once("\"addr\":\"") {
+        return rest.split('"').next();
+    }
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
 }
 
 impl Drop for LarderProcess {
