@@ -217,6 +217,7 @@ impl Context {
             },
             registry_blob_cache: match &args.target {
                 Some(_) => "n/a (--target)".into(),
+                None if !targets.iter().any(|t| t.name == "registry") => "n/a (not run)".into(),
                 None => args.registry_cache.clone(),
             },
             nginx: targets
