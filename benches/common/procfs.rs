@@ -32,3 +32,29 @@ pub fn status_bytes(pid: u32, key: &str) -> Option<u64> {
         .ok()?;
     Some(kib * 1024)
 }
+
+/// CPU time of a process and its direct children. nginx serves from worker
+/// processes its master forks, so the master's own time would leave out
+/// nearly all of it; Larder and the registry have no children and read the
+/// same as with `cpu_time`. A child that exits mid-phase takes its time
+/// with it, which no server here does while it is being measured.
+pub fn tree_cpu_time(pid: u32) -> Option<Duration> {
+    let own = cpu_time(pid)?;
+    let children = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| parent(p) == Some(pid))
+        .filter_map(cpu_time)
+        .sum::<Duration>();
+    Some(own + children)
+}
+
+/// The parent pid of a process (field 4 of /proc/<pid>/stat).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

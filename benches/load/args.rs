@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Drives Larder and the CNCF reference registry with BuildKit's request mix")]
+#[command(
+    about = "Drives Larder and the CNCF reference registry with BuildKit's request mix, \
+             and Larder and nginx with Bazel's HTTP remote cache"
+)]
 pub struct Args {
     /// Benchmark this running registry instead (only it; no servers are started).
     #[arg(long)]
@@ -16,12 +19,14 @@ pub struct Args {
     /// Where to write the results as JSON (default: target/load-bench.json).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Profiles to run, comma-separated: 1m, 32m, 4k (default: all).
+    /// Profiles to run, comma-separated: 1m, 32m, 4k (OCI); http4k, http1m
+    /// (HTTP cache) (default: all).
     #[arg(long, value_delimiter = ',')]
     pub profiles: Vec<String>,
     /// Operations to measure (default: all): push, head_hit, head_miss,
-    /// get_blob, manifest_put, manifest_get. What a measured one needs is
-    /// still stored first, unmeasured.
+    /// get_blob, manifest_put, manifest_get (OCI); put, get_hit, get_miss
+    /// (HTTP cache). What a measured one needs is still stored first,
+    /// unmeasured.
     #[arg(long, value_delimiter = ',')]
     pub ops: Vec<String>,
     /// Runs every measured phase this many times per target, interleaved,
@@ -43,7 +48,7 @@ pub struct Args {
     /// 'larder-fix LARDER_BIN=/path/to/larder' (repeatable).
     #[arg(long, value_parser = crate::servers::Variant::parse)]
     pub variant: Vec<crate::servers::Variant>,
-    /// Run only one of the two local servers: larder or registry.
+    /// Run only one of the local servers: larder, registry or nginx.
     #[arg(long)]
     pub only: Option<String>,
     /// The reference registry's blob descriptor cache: "inmemory" (its stock

@@ -1,4 +1,5 @@
-//! The registry requests BuildKit sends, each verified the way a client
+//! The registry requests BuildKit sends (the HTTP-cache ones are in
+//! `client_http`), each verified the way a client
 //! relies on it: status, `Docker-Content-Digest`, length, and (for reads)
 //! every byte received, compared with the content the bench pushed. A byte
 //! comparison is stronger than re-hashing and costs a tenth of the CPU, which
@@ -13,14 +14,35 @@ use reqwest::{Method, StatusCode};
 
 use crate::workload::{Blob, OCI_MANIFEST};
 
-/// A registry under test, reached through one pooled client.
+/// A server under test, reached through one pooled client.
 pub struct Target {
     pub name: String,
     pub base: String,
     /// The server process, when local: its CPU time is read per phase.
     pub pid: Option<u32>,
+    /// Which profiles it can run.
+    pub speaks: Speaks,
     client: reqwest::Client,
     token: Option<String>,
+}
+
+/// The protocols of a target: Larder speaks both, the reference registry
+/// only OCI, nginx only plain HTTP (the HTTP-cache profiles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaks {
+    All,
+    Oci,
+    HttpCache,
+}
+
+impl Speaks {
+    pub fn oci(self) -> bool {
+        self != Speaks::HttpCache
+    }
+
+    pub fn http_cache(self) -> bool {
+        self != Speaks::Oci
+    }
 }
 
 /// What one operation moved, and how long its first request took when it
@@ -31,7 +53,13 @@ pub struct Sample {
 }
 
 impl Target {
-    pub fn new(name: &str, base: &str, pid: Option<u32>, token: Option<String>) -> Target {
+    pub fn new(
+        name: &str,
+        base: &str,
+        pid: Option<u32>,
+        speaks: Speaks,
+        token: Option<String>,
+    ) -> Target {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // Every phase keeps at most `concurrency` (≤ 32) requests in
@@ -44,12 +72,13 @@ impl Target {
             name: name.to_owned(),
             base: base.trim_end_matches('/').to_owned(),
             pid,
+            speaks,
             client,
             token,
         }
     }
 
-    fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
         let r = self.client.request(method, url);
         match &self.token {
             Some(t) => r.header(AUTHORIZATION, format!("Bearer {t}")),
@@ -187,7 +216,11 @@ impl Target {
     }
 }
 
-fn expect_status(res: &reqwest::Response, want: StatusCode, what: &str) -> anyhow::Result<()> {
+pub(crate) fn expect_status(
+    res: &reqwest::Response,
+    want: StatusCode,
+    what: &str,
+) -> anyhow::Result<()> {
     if res.status() != want {
         bail!("{what} {}: status {}, want {want}", res.url(), res.status());
     }
@@ -203,7 +236,11 @@ fn expect_digest(h: &HeaderMap, want: &str, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn expect_body(res: reqwest::Response, want: &[u8], what: &str) -> anyhow::Result<u64> {
+pub(crate) async fn expect_body(
+    res: reqwest::Response,
+    want: &[u8],
+    what: &str,
+) -> anyhow::Result<u64> {
     let mut n = 0usize;
     let mut body = res.bytes_stream();
     while let Some(chunk) = body.next().await {
@@ -224,7 +261,7 @@ async fn expect_body(res: reqwest::Response, want: &[u8], what: &str) -> anyhow:
 }
 
 /// Reads a response to its end so the connection returns to the pool.
-async fn drain(res: reqwest::Response) -> anyhow::Result<()> {
+pub(crate) async fn drain(res: reqwest::Response) -> anyhow::Result<()> {
     res.bytes().await?;
     Ok(())
 }

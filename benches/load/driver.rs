@@ -21,7 +21,7 @@ pub struct Measured {
     pub mib_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
-    /// Server CPU (user + system, all threads) per operation.
+    /// Server CPU (user + system, all threads and worker processes) per operation.
     pub server_cpu_us_per_op: Option<f64>,
     pub client_cpu_us_per_op: f64,
     /// Latency of the first request of two-step operations (a push's POST).
@@ -49,7 +49,7 @@ where
 {
     let op = Arc::new(op);
     let next = Arc::new(AtomicUsize::new(0));
-    let server_cpu0 = pid.and_then(procfs::cpu_time);
+    let server_cpu0 = pid.and_then(procfs::tree_cpu_time);
     let client_cpu0 = procfs::own_cpu_time();
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency.min(amount.ops).max(1))
@@ -78,7 +78,7 @@ where
     }
     let wall = start.elapsed();
     let n = samples.len();
-    let server_cpu = match (server_cpu0, pid.and_then(procfs::cpu_time)) {
+    let server_cpu = match (server_cpu0, pid.and_then(procfs::tree_cpu_time)) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };

@@ -1,24 +1,31 @@
 //! Load benchmark: Larder against the CNCF reference registry under the
 //! request mix BuildKit sends (blob push as POST + PUT, HEAD hit and miss,
 //! blob GET, manifest PUT and GET), at fixed concurrency, for three blob
-//! profiles. Every response is verified; results print as one table and are
-//! written as JSON.
+//! profiles; and against nginx (WebDAV PUT) under Bazel's HTTP remote cache
+//! (PUT, GET hit, GET miss of `cas/` and `ac/` keys) for two more. Every
+//! response is verified; results print as tables, with the server CPU per
+//! request of every phase, and are written as JSON.
 //!
 //!   cargo bench --bench load
 //!   cargo bench --bench load -- --profiles 4k --scale 0.5 --larder-log warn
+//!   cargo bench --bench load -- --profiles http4k,http1m --scale 0.1 --repeat 1   # quick
 //!   cargo bench --bench load -- --target https://cache.example.com --token T
 //!
-//! Both servers run as child processes (not in-process) so each is measured
+//! Every server runs as a child process (not in-process) so each is measured
 //! as deployed: Larder's own logging setup, its own runtime, and a pid whose
-//! CPU time and `perf record -p` cover the server alone.
+//! CPU time (with its children's: nginx's workers) and `perf record -p`
+//! cover the server alone.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod args;
 mod client;
+mod client_http;
 mod driver;
+mod http_mix;
 mod mix;
+mod nginx;
 mod profiler;
 mod report;
 mod servers;
@@ -29,8 +36,8 @@ use std::sync::Arc;
 use clap::Parser;
 
 use args::Args;
-use client::Target;
-use workload::PROFILES;
+use client::{Speaks, Target};
+use workload::{HTTP_PROFILES, PROFILES};
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -46,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             "target",
             url,
             None,
+            Speaks::All,
             args.token.clone(),
         ))),
         None => {
@@ -64,7 +72,9 @@ fn main() -> anyhow::Result<()> {
                     servers.push(servers::Server::larder(v));
                 }
             }
-            if args.runs("registry") {
+            // Each baseline only when a profile it serves runs.
+            let wants_oci = PROFILES.iter().any(|p| args.wants(p.key));
+            if args.runs("registry") && wants_oci {
                 match servers::Server::registry(&args.registry_cache) {
                     Some(s) => servers.push(s),
                     None => eprintln!(
@@ -74,11 +84,23 @@ fn main() -> anyhow::Result<()> {
                     ),
                 }
             }
+            let wants_http = HTTP_PROFILES.iter().any(|p| args.wants(p.key));
+            if args.runs("nginx") && wants_http {
+                match servers::Server::nginx() {
+                    Some(s) => servers.push(s),
+                    None => eprintln!(
+                        "NOTE: {} is not installed (apt-get install nginx); \
+                         the HTTP-cache profiles run against Larder alone",
+                        nginx::NGINX_BIN
+                    ),
+                }
+            }
             for s in &servers {
                 targets.push(Arc::new(Target::new(
                     &s.name,
                     &s.base(),
                     Some(s.pid()),
+                    s.speaks,
                     None,
                 )));
             }
@@ -96,9 +118,25 @@ fn main() -> anyhow::Result<()> {
     let nonce: u64 = rand::random();
     let mut rows = Vec::new();
     let started = std::time::Instant::now();
-    for p in PROFILES.iter().filter(|p| args.wants(p.key)) {
+    let oci: Vec<_> = targets.iter().filter(|t| t.speaks.oci()).cloned().collect();
+    let http: Vec<_> = targets
+        .iter()
+        .filter(|t| t.speaks.http_cache())
+        .cloned()
+        .collect();
+    for p in PROFILES
+        .iter()
+        .filter(|p| args.wants(p.key) && !oci.is_empty())
+    {
         eprintln!("profile {} …", p.label);
-        rows.extend(runtime.block_on(mix::run_profile(p, &targets, &args, nonce))?);
+        rows.extend(runtime.block_on(mix::run_profile(p, &oci, &args, nonce))?);
+    }
+    for p in HTTP_PROFILES
+        .iter()
+        .filter(|p| args.wants(p.key) && !http.is_empty())
+    {
+        eprintln!("profile {} …", p.label);
+        rows.extend(runtime.block_on(http_mix::run_profile(p, &http, &args, nonce))?);
     }
     let elapsed = started.elapsed();
     // Memory after the load, beside the speed: a faster allocator setting

@@ -186,5 +186,8 @@ async fn run_op(
             })
             .await
         }
+        Op::HttpPut | Op::HttpGetHit | Op::HttpGetMiss => {
+            unreachable!("{op:?} belongs to the HTTP-cache profiles (http_mix)")
+        }
     }
 }

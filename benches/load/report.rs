@@ -20,6 +20,9 @@ pub enum Op {
     GetBlob,
     ManifestPut,
     ManifestGet,
+    HttpPut,
+    HttpGetHit,
+    HttpGetMiss,
 }
 
 impl Op {
@@ -32,6 +35,9 @@ impl Op {
         Op::ManifestGet,
     ];
 
+    /// The HTTP-cache profiles' operations (`http_mix`), in the order run.
+    pub const HTTP: [Op; 3] = [Op::HttpPut, Op::HttpGetHit, Op::HttpGetMiss];
+
     /// The name used on the command line and in file names.
     pub fn key(self) -> &'static str {
         match self {
@@ -41,6 +47,9 @@ impl Op {
             Op::GetBlob => "get_blob",
             Op::ManifestPut => "manifest_put",
             Op::ManifestGet => "manifest_get",
+            Op::HttpPut => "put",
+            Op::HttpGetHit => "get_hit",
+            Op::HttpGetMiss => "get_miss",
         }
     }
 
@@ -52,6 +61,9 @@ impl Op {
             Op::GetBlob => "blob GET",
             Op::ManifestPut => "manifest PUT",
             Op::ManifestGet => "manifest GET",
+            Op::HttpPut => "PUT",
+            Op::HttpGetHit => "GET hit",
+            Op::HttpGetMiss => "GET miss",
         }
     }
 
@@ -60,18 +72,38 @@ impl Op {
         match self {
             Op::HeadHit | Op::GetBlob | Op::ManifestPut => other == Op::Push,
             Op::ManifestGet => matches!(other, Op::Push | Op::ManifestPut),
-            Op::Push | Op::HeadMiss => false,
+            Op::HttpGetHit => other == Op::HttpPut,
+            Op::Push | Op::HeadMiss | Op::HttpPut | Op::HttpGetMiss => false,
         }
     }
 
-    /// Bulk transfers are reported in MiB/s, the rest in requests/s.
-    fn is_bulk(self) -> bool {
-        matches!(self, Op::Push | Op::GetBlob)
+    /// Bulk transfers are reported in MiB/s, the rest in requests/s. Small
+    /// HTTP-cache values are requests, as issue 22 counts them.
+    fn is_bulk(self, p: &Profile) -> bool {
+        match self {
+            Op::Push | Op::GetBlob => true,
+            Op::HttpPut | Op::HttpGetHit => p.size >= 1 << 20,
+            _ => false,
+        }
     }
 
-    /// Issue #8's goal for Larder ÷ registry, where it sets one.
+    /// The server the ratio is taken against: the reference registry for
+    /// OCI, nginx for plain HTTP.
+    fn baseline(self) -> &'static str {
+        if Op::HTTP.contains(&self) {
+            "nginx"
+        } else {
+            "registry"
+        }
+    }
+
+    /// The goal for Larder ÷ baseline throughput where an issue sets one:
+    /// issue #8 for OCI, issue 22 for HTTP-cache GET hits (its PUT goal is
+    /// CPU per request, with fsync, which nginx does not do).
     fn goal(self, p: &Profile) -> Option<f64> {
         match (self, p.key) {
+            (Op::HttpGetHit, _) => Some(1.0),
+            (Op::HttpPut | Op::HttpGetMiss, _) => None,
             (Op::HeadHit | Op::HeadMiss | Op::ManifestGet, _) => Some(10.0),
             (Op::ManifestPut, _) => Some(3.0),
             (Op::Push | Op::GetBlob, "1m") => Some(3.0),
@@ -87,6 +119,8 @@ pub struct Row {
     pub operation: Op,
     pub concurrency: usize,
     pub goal_ratio: Option<f64>,
+    /// The target ratios are taken against.
+    pub baseline: &'static str,
     /// (target name, its median repetition by rate).
     pub results: Vec<(String, Measured)>,
     /// Every repetition's rate (ops/s) by target, when --repeat > 1.
@@ -94,6 +128,8 @@ pub struct Row {
     pub repetitions: Vec<(String, Vec<f64>)>,
     #[serde(skip)]
     label: &'static str,
+    #[serde(skip)]
+    bulk: bool,
 }
 
 impl Row {
@@ -103,9 +139,11 @@ impl Row {
             operation: op,
             concurrency: p.concurrency,
             goal_ratio: op.goal(p),
+            baseline: op.baseline(),
             results: Vec::new(),
             repetitions: Vec::new(),
             label: p.key,
+            bulk: op.is_bulk(p),
         }
     }
 
@@ -120,10 +158,24 @@ impl Row {
         self.results.push((target.to_owned(), median));
     }
 
-    /// Larder's throughput over the registry's, when both ran.
+    fn get(&self, target: &str) -> Option<&Measured> {
+        self.results
+            .iter()
+            .find(|(t, _)| t == target)
+            .map(|(_, m)| m)
+    }
+
+    /// Larder's throughput over the baseline's, when both ran.
     pub fn ratio(&self) -> Option<f64> {
-        let get = |n: &str| self.results.iter().find(|(t, _)| t == n).map(|(_, m)| m);
-        Some(get("larder")?.ops_per_s / get("registry")?.ops_per_s)
+        Some(self.get("larder")?.ops_per_s / self.get(self.baseline)?.ops_per_s)
+    }
+
+    /// Larder's server CPU per request over the baseline's (lower is better).
+    pub fn cpu_ratio(&self) -> Option<f64> {
+        Some(
+            self.get("larder")?.server_cpu_us_per_op?
+                / self.get(self.baseline)?.server_cpu_us_per_op?,
+        )
     }
 }
 
@@ -133,6 +185,8 @@ pub struct Context {
     pub kernel: String,
     pub larder_log_level: String,
     pub registry_blob_cache: String,
+    /// nginx's version, when it ran.
+    pub nginx: Option<String>,
     pub targets: Vec<(String, String)>,
     pub scale: f64,
     pub repeat: usize,
@@ -140,11 +194,13 @@ pub struct Context {
     pub note: &'static str,
 }
 
-const DURABILITY_NOTE: &str = "both servers sync before answering 2xx. Larder fsyncs the \
+const DURABILITY_NOTE: &str =
+    "Larder and the registry sync before answering 2xx. Larder fsyncs the \
 blob file and its directory and group-commits the sled index, fsyncing its log after \
 sled's own sync_file_range (see docs/PERFORMANCE.md). The \
 reference registry fsyncs every file it writes (about 11 per 1 MiB push and 8 per \
-manifest PUT, measured with strace) but never a directory.";
+manifest PUT, measured with strace) but never a directory. nginx (WebDAV PUT) never \
+fsyncs: its PUTs are acknowledged from the page cache.";
 
 impl Context {
     pub fn gather(args: &Args, targets: &[Arc<Target>], elapsed: Duration) -> Context {
@@ -161,8 +217,14 @@ impl Context {
             },
             registry_blob_cache: match &args.target {
                 Some(_) => "n/a (--target)".into(),
+                None if !targets.iter().any(|t| t.name == "registry") => "n/a (not run)".into(),
                 None => args.registry_cache.clone(),
             },
+            nginx: targets
+                .iter()
+                .any(|t| t.name == "nginx")
+                .then(crate::nginx::version)
+                .flatten(),
             targets: targets
                 .iter()
                 .map(|t| (t.name.clone(), t.base.clone()))
@@ -175,11 +237,11 @@ impl Context {
     }
 }
 
-fn cell(op: Op, m: Option<&Measured>) -> String {
+fn cell(bulk: bool, m: Option<&Measured>) -> String {
     let Some(m) = m else {
         return format!("{:>10} {:>7} {:>7} {:>7}", "-", "-", "-", "-");
     };
-    let rate = if op.is_bulk() {
+    let rate = if bulk {
         format!("{:.0} MiB/s", m.mib_per_s)
     } else {
         format!("{:.0}/s", m.ops_per_s)
@@ -190,48 +252,67 @@ fn cell(op: Op, m: Option<&Measured>) -> String {
     format!("{rate:>10} {:>7.2} {:>7.2} {cpu:>7}", m.p50_ms, m.p99_ms)
 }
 
+/// One table per baseline (OCI rows against the registry, HTTP-cache rows
+/// against nginx), each with the targets that ran its rows.
 pub fn print(ctx: &Context, rows: &[Row]) {
-    let names: Vec<&str> = ctx.targets.iter().map(|(n, _)| n.as_str()).collect();
-    if names.len() > 2 {
-        print_long(&names, rows);
-    } else {
-        print_wide(&names, rows);
+    for baseline in ["registry", "nginx"] {
+        let group: Vec<&Row> = rows.iter().filter(|r| r.baseline == baseline).collect();
+        let names: Vec<&str> = ctx
+            .targets
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| group.iter().any(|r| r.get(n).is_some()))
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        if names.len() > 2 {
+            print_long(&names, &group);
+        } else {
+            print_wide(&names, &group);
+        }
     }
     print_footer(ctx);
 }
 
+/// " | cpu 1.23x": Larder's server CPU per request over the baseline's.
+fn cpu_cell(r: &Row) -> String {
+    r.cpu_ratio()
+        .map_or(String::new(), |x| format!(" | cpu {x:.2}x"))
+}
+
 /// One line per target under each operation: for runs with --variant.
-fn print_long(names: &[&str], rows: &[Row]) {
-    let reg = |r: &Row| {
-        r.results
-            .iter()
-            .find(|(t, _)| t == "registry")
-            .map(|(_, m)| m.ops_per_s)
-    };
+fn print_long(names: &[&str], rows: &[&Row]) {
+    let base = |r: &Row| r.get(r.baseline).map(|m| m.ops_per_s);
     println!();
     println!(
-        "{:<20} {:>10} {:>7} {:>7} {:>7}  vs registry",
-        "target", "rate", "p50 ms", "p99 ms", "srv µs"
+        "{:<20} {:>10} {:>7} {:>7} {:>7}  vs {}",
+        "target",
+        "rate",
+        "p50 ms",
+        "p99 ms",
+        "srv µs",
+        rows.first().map_or("", |r| r.baseline)
     );
     for r in rows {
         println!("-- {} / {}", r.profile, r.operation.label());
         for n in names {
-            let m = r.results.iter().find(|(t, _)| t == n).map(|(_, m)| m);
-            let ratio = match (m, reg(r)) {
-                (Some(m), Some(base)) if *n != "registry" => {
+            let m = r.get(n);
+            let ratio = match (m, base(r)) {
+                (Some(m), Some(base)) if *n != r.baseline => {
                     format!("{:>6.2}x", m.ops_per_s / base)
                 }
                 _ => String::new(),
             };
-            println!("{n:<20} {} {ratio}", cell(r.operation, m));
+            println!("{n:<20} {} {ratio}", cell(r.bulk, m));
         }
     }
 }
 
-fn print_wide(names: &[&str], rows: &[Row]) {
+fn print_wide(names: &[&str], rows: &[&Row]) {
     println!();
     println!(
-        "{:<16} {:<21} | {}",
+        "{:<21} {:<21} | {}",
         "profile",
         "operation",
         names
@@ -245,15 +326,9 @@ fn print_wide(names: &[&str], rows: &[Row]) {
                 ""
             }
     );
-    println!("{}", "-".repeat(40 + 37 * names.len() + 16));
+    println!("{}", "-".repeat(45 + 37 * names.len() + 16));
     for r in rows {
-        let cells: Vec<String> = names
-            .iter()
-            .map(|n| {
-                let m = r.results.iter().find(|(t, _)| t == n).map(|(_, m)| m);
-                cell(r.operation, m)
-            })
-            .collect();
+        let cells: Vec<String> = names.iter().map(|n| cell(r.bulk, r.get(n))).collect();
         let ratio = match (r.ratio(), r.goal_ratio) {
             (Some(x), Some(g)) => {
                 let verdict = if x >= g { "met" } else { "NOT met" };
@@ -263,10 +338,11 @@ fn print_wide(names: &[&str], rows: &[Row]) {
             _ => String::new(),
         };
         println!(
-            "{:<16} {:<21} | {}{ratio}",
+            "{:<21} {:<21} | {}{ratio}{}",
             r.profile,
             r.operation.label(),
-            cells.join(" | ")
+            cells.join(" | "),
+            cpu_cell(r)
         );
         if r.operation == Op::Push {
             // The session-start half of a push on its own: it is all index
@@ -274,15 +350,17 @@ fn print_wide(names: &[&str], rows: &[Row]) {
             let posts: Vec<String> = names
                 .iter()
                 .map(|n| {
-                    let m = r.results.iter().find(|(t, _)| t == n).map(|(_, m)| m);
-                    match m.and_then(|m| Some((m.first_step_p50_ms?, m.first_step_p99_ms?))) {
+                    match r
+                        .get(n)
+                        .and_then(|m| Some((m.first_step_p50_ms?, m.first_step_p99_ms?)))
+                    {
                         Some((p50, p99)) => format!("{:>10} {p50:>7.2} {p99:>7.2} {:>7}", "", ""),
                         None => format!("{:>34}", ""),
                     }
                 })
                 .collect();
             println!(
-                "{:<16} {:<21} | {}",
+                "{:<21} {:<21} | {}",
                 "",
                 "  of which POST",
                 posts.join(" | ")
@@ -304,8 +382,14 @@ fn print_footer(ctx: &Context) {
         ctx.repeat,
         ctx.elapsed_s
     );
+    if let Some(v) = &ctx.nginx {
+        println!("nginx: {v}, worker_processes auto, access_log off, sendfile on.");
+    }
     println!("Durability: {DURABILITY_NOTE}");
-    println!("srv µs/op: server CPU time (user+system, all threads) per operation.");
+    println!(
+        "srv µs/op: server CPU time (user+system, all threads, nginx's workers too) per \
+         operation; cpu Nx: Larder's over the baseline's."
+    );
 }
 
 pub fn write_json(path: &Path, ctx: &Context, rows: &[Row]) -> anyhow::Result<()> {
@@ -319,19 +403,16 @@ pub fn write_json(path: &Path, ctx: &Context, rows: &[Row]) -> anyhow::Result<()
         .map(|r| {
             let mut v = serde_json::to_value(r)?;
             v["ratio"] = serde_json::json!(r.ratio());
-            // Every Larder (variants too) against the registry.
-            let reg = r
-                .results
-                .iter()
-                .find(|(t, _)| t == "registry")
-                .map(|(_, m)| m);
+            v["cpu_ratio"] = serde_json::json!(r.cpu_ratio());
+            // Every Larder (variants too) against the baseline.
+            let base = r.get(r.baseline);
             let ratios: serde_json::Map<String, serde_json::Value> = r
                 .results
                 .iter()
-                .filter(|(t, _)| t != "registry")
-                .filter_map(|(t, m)| Some((t.clone(), (m.ops_per_s / reg?.ops_per_s).into())))
+                .filter(|(t, _)| t != r.baseline)
+                .filter_map(|(t, m)| Some((t.clone(), (m.ops_per_s / base?.ops_per_s).into())))
                 .collect();
-            v["ratios_vs_registry"] = ratios.into();
+            v["ratios_vs_baseline"] = ratios.into();
             v["profile_key"] = serde_json::json!(r.label);
             Ok(v)
         })

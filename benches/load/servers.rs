@@ -1,6 +1,7 @@
-//! The two servers under test, each a child process on its own temp dir and
-//! port: Larder (the binary cargo built, default config) and the CNCF
-//! reference registry (`docker-registry`, distribution v2).
+//! The servers under test, each a child process on its own temp dir and
+//! port: Larder (the binary cargo built, default config), the CNCF
+//! reference registry (`docker-registry`, distribution v2) for the OCI
+//! profiles, and nginx with WebDAV PUT for the HTTP-cache profiles.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -8,12 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::client::Speaks;
 use crate::common;
+use crate::nginx;
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 pub struct Server {
     pub name: String,
+    pub speaks: Speaks,
     pub addr: SocketAddr,
     child: Child,
     // Kept to the end: removing the data dir under a live server would
@@ -48,6 +52,7 @@ impl Server {
         common::wait_http_200(addr, "/readyz", &mut child, Duration::from_secs(30));
         Server {
             name: v.name.clone(),
+            speaks: Speaks::All,
             addr,
             child,
             _dir: dir,
@@ -81,6 +86,53 @@ impl Server {
         common::wait_http_200(addr, "/v2/", &mut child, Duration::from_secs(30));
         Some(Server {
             name: "registry".into(),
+            speaks: Speaks::Oci,
+            addr,
+            child,
+            _dir: dir,
+        })
+    }
+}
+
+impl Server {
+    /// nginx in the foreground (`daemon off`, so its master is this child
+    /// and SIGTERM on drop stops it and its workers), or `None` when it is
+    /// not installed.
+    pub fn nginx() -> Option<Server> {
+        if !Path::new(nginx::NGINX_BIN).is_file() {
+            return None;
+        }
+        let dir = bench_tempdir("nginx");
+        let addr = common::free_port();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("cache")).expect("nginx data dir");
+        std::fs::write(
+            data.join(nginx::READY_PATH.trim_start_matches('/')),
+            b"ok\n",
+        )
+        .expect("nginx ready file");
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, nginx::config(dir.path(), addr, as_root)).expect("nginx.conf");
+        let log = File::create(dir.path().join("stderr.log")).expect("log file");
+        let mut child = Command::new(nginx::NGINX_BIN)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            // Startup errors go here too, not to /var/log/nginx.
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nginx");
+        common::wait_http_200(addr, nginx::READY_PATH, &mut child, Duration::from_secs(30));
+        Some(Server {
+            name: "nginx".into(),
+            speaks: Speaks::HttpCache,
             addr,
             child,
             _dir: dir,

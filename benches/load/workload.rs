@@ -1,4 +1,4 @@
-//! What is sent: the three blob profiles, their incompressible content, and
+//! What is sent: the three blob profiles, the two HTTP-cache profiles, their incompressible content, and
 //! BuildKit-shaped cache manifests (image-manifest form) over those blobs.
 
 use bytes::Bytes;
@@ -34,6 +34,25 @@ pub const PROFILES: [Profile; 3] = [
         label: "4 KiB x2000 @32",
         size: 4 << 10,
         count: 2000,
+        concurrency: 32,
+    },
+];
+
+/// The HTTP-cache profiles (Bazel's `cas/` and `ac/` keys over plain HTTP,
+/// against nginx): issue 22's small-object and 1 MiB cases.
+pub const HTTP_PROFILES: [Profile; 2] = [
+    Profile {
+        key: "http4k",
+        label: "HTTP 4 KiB x10000 @32",
+        size: 4 << 10,
+        count: 10_000,
+        concurrency: 32,
+    },
+    Profile {
+        key: "http1m",
+        label: "HTTP 1 MiB x500 @32",
+        size: 1 << 20,
+        count: 500,
         concurrency: 32,
     },
 ];
