@@ -306,6 +306,8 @@ pub struct Metrics {
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
     pub connections: ConnCounters,
     namespaces: namespaces::PerNamespace,
+    /// Usage and traffic over time, sampled by a worker.
+    pub history: crate::history::History,
 }
 
 impl Default for Metrics {
@@ -318,6 +320,7 @@ impl Default for Metrics {
             protocols: Mutex::default(),
             connections: ConnCounters::default(),
             namespaces: namespaces::PerNamespace::default(),
+            history: Default::default(),
         }
     }
 }
