@@ -4,6 +4,7 @@
 
 mod entries;
 mod error;
+mod history;
 mod openapi;
 mod stats;
 mod tokens;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/gc", post(stats::gc))
         .route("/admin/v1/evict", post(stats::evict))
         .route("/admin/v1/workers", get(stats::workers))
+        .route("/admin/v1/history", get(history::history))
         .route("/admin/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/admin/v1/tokens/{jti}", delete(tokens::revoke))
         .route("/admin/v1/openapi.json", get(openapi::document))

@@ -54,6 +54,12 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
         "Background workers: runs, failures, last run",
         200,
     ),
+    (
+        "get",
+        "/admin/v1/history",
+        "Time series of usage, bytes in and out, hits and misses per protocol, evictions and refusals: range hour (per minute), day (per 15 minutes) or week (per 2 hours)",
+        200,
+    ),
     ("post", "/admin/v1/tokens", "Mint a token", 201),
     (
         "get",
@@ -86,6 +92,11 @@ fn parameters(path: &str) -> Vec<Value> {
         ] {
             params.push(json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": kind } }));
         }
+    }
+    if path == "/admin/v1/history" {
+        params.push(json!({ "name": "range", "in": "query", "required": false,
+            "description": "hour (default), day or week",
+            "schema": { "type": "string", "enum": ["hour", "day", "week"] } }));
     }
     if path == "/admin/v1/tokens/{jti}" {
         params.push(json!({ "name": "force", "in": "query", "required": false,
