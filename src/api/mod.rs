@@ -10,6 +10,7 @@ pub mod oci;
 pub mod range;
 mod scrape;
 mod trace;
+mod ui;
 
 use std::sync::Arc;
 
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(gha::routes())
         .merge(httpcache::routes())
         .merge(admin::routes())
+        .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::track,

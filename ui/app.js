@@ -1,0 +1,176 @@
+// The dashboard's plumbing: DOM building (text only, never HTML from data),
+// the admin API client with the tab's token, SVG charts and the page router.
+// Pages are in pages.js.
+'use strict';
+
+const TOKEN_KEY = 'larder-token';
+
+// Builds an element. Children that are not nodes become text nodes, so a
+// name a client chose is always shown as text.
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid === null || kid === undefined) continue;
+    e.append(kid instanceof Node ? kid : String(kid));
+  }
+  return e;
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// Calls the admin API; resolves to the JSON body (null for 204), rejects
+// with the API's own error message.
+async function api(method, path, body) {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = 'Bearer ' + token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch('/admin/v1/' + path, {
+    method, headers, credentials: 'omit', cache: 'no-store',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 204) return null;
+  let json = null;
+  try { json = await res.json(); } catch (_) { /* not JSON: reported below */ }
+  if (!res.ok) {
+    const err = (json && json.error) || {};
+    throw new ApiError(res.status, err.code || 'http_' + res.status, err.message || res.statusText);
+  }
+  return json;
+}
+
+function fmtBytes(n) {
+  if (n === null || n === undefined) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = Number(n);
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return (i === 0 ? String(v) : v.toFixed(1)) + ' ' + units[i];
+}
+
+function fmtRatio(hits, misses) {
+  const total = hits + misses;
+  return total === 0 ? '—' : (100 * hits / total).toFixed(1) + '%';
+}
+
+function fmtTime(t) {
+  if (!t) return 'never';
+  const d = typeof t === 'number' ? new Date(t * 1000) : new Date(t);
+  return isNaN(d) ? String(t) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  return e;
+}
+
+// A line chart of `series` ([{name, values}]) over `times` (unix seconds),
+// with optional dashed `limits` ([{name, value}]). Each polyline carries
+// data-points, its number of points.
+function chart(title, times, series, limits, fmt) {
+  const W = 600, H = 140, P = 4;
+  const all = series.flatMap(s => s.values).concat((limits || []).map(l => l.value));
+  const max = Math.max(1, ...all);
+  const t0 = times.length ? times[0] : 0;
+  const span = Math.max(1, (times.length ? times[times.length - 1] : 1) - t0);
+  const x = t => P + (W - 2 * P) * (times.length > 1 ? (t - t0) / span : 1);
+  const y = v => H - P - (H - 2 * P) * (v / max);
+  const s = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', preserveAspectRatio: 'none' });
+  const label = svg('title', {});
+  label.textContent = title;
+  s.append(label);
+  for (const l of limits || []) {
+    const line = svg('line', { class: 'limit', x1: 0, x2: W, y1: y(l.value), y2: y(l.value) });
+    const t = svg('title', {});
+    t.textContent = l.name + ': ' + fmt(l.value);
+    line.append(t);
+    s.append(line);
+  }
+  series.forEach((ser, i) => {
+    const pts = ser.values.map((v, j) => `${x(times[j]).toFixed(1)},${y(v).toFixed(1)}`);
+    // A single point still draws: a dot-length line.
+    if (pts.length === 1) pts.push(`${(x(times[0]) - 2).toFixed(1)},${y(ser.values[0]).toFixed(1)}`);
+    s.append(svg('polyline', { class: 's' + i, points: pts.join(' '), 'data-points': ser.values.length }));
+  });
+  const last = series.map(ser => `${ser.name}: ${ser.values.length ? fmt(ser.values[ser.values.length - 1]) : '—'}`);
+  return el('figure', { class: 'chart-box' }, el('figcaption', {}, title), s,
+    el('div', { class: 'legend' }, last.join(' · ')));
+}
+
+// Pages register here: name → async function(main) rendering into main.
+const PAGES = {};
+
+async function route() {
+  const main = document.getElementById('main');
+  const name = (location.hash.slice(1).split('?')[0]) || 'overview';
+  const page = PAGES[name] || PAGES.overview;
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  main.replaceChildren(el('p', {}, 'Loading…'));
+  try {
+    const content = el('section', { id: 'page-' + name });
+    await page(content);
+    main.replaceChildren(content);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return showLogin('That token was refused: ' + e.message);
+    main.replaceChildren(el('p', { class: 'error', role: 'alert' }, String(e.message || e)));
+  }
+}
+
+function showLogin(message) {
+  document.getElementById('nav').hidden = true;
+  const main = document.getElementById('main');
+  const input = el('input', { id: 'token', type: 'password', autocomplete: 'off', size: 60 });
+  const form = el('form', { id: 'login' },
+    el('h1', {}, 'Sign in'),
+    el('p', {}, 'An admin token sees and manages everything. The token is kept for this tab only.'),
+    el('label', { for: 'token' }, 'Token'), input,
+    el('button', { type: 'submit' }, 'Sign in'),
+    el('p', { id: 'login-error', role: 'alert', class: 'error' }, message || ''));
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    try {
+      await api('GET', 'stats');
+    } catch (e) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      document.getElementById('login-error').textContent = 'Sign-in failed: ' + e.message;
+      return;
+    }
+    start();
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+function start() {
+  document.getElementById('nav').hidden = false;
+  route();
+}
+
+window.addEventListener('hashchange', () => {
+  if (sessionStorage.getItem(TOKEN_KEY) !== null) route();
+});
+
+document.addEventListener('DOMContentLoaded', () => {
+  document.getElementById('logout').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showLogin('');
+  });
+  if (sessionStorage.getItem(TOKEN_KEY) !== null) start();
+  else showLogin('');
+});
