@@ -59,7 +59,9 @@ async fn history_agrees_with_stats_counts_evictions_and_survives_a_restart() {
     assert_eq!(hour["max_bytes"], stats["max_bytes"]);
     assert!(num(&hour["high_watermark_bytes"], "high") <= num(&hour["max_bytes"], "max"));
 
-    let evicted = api.post("/admin/v1/evict", &json!({ "target_bytes": 0 })).await;
+    let evicted = api
+        .post("/admin/v1/evict", &json!({ "target_bytes": 0 }))
+        .await;
     evicted.expect(StatusCode::OK);
     let day = api.get_ok("/admin/v1/history?range=day").await;
     assert_eq!(num(&day["bucket_seconds"], "bucket_seconds"), 900);
