@@ -12,7 +12,7 @@
 mod admin_support;
 mod auth_support;
 mod common;
-#[allow(dead_code)]
+// auth_support refers to it.
 mod oci_support;
 
 use std::path::{Path, PathBuf};
