@@ -88,6 +88,59 @@ pub async fn list(
     ))
 }
 
+/// One entry and the blobs it pins: each blob's size and how many entries
+/// pin it (this one included), which is what deleting the entry would free:
+/// a blob only this entry pins goes with it.
+pub async fn detail(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<_, AdminError> {
+        let Some(entry) = store.entry_by_id(id)? else {
+            return Ok(None);
+        };
+        let index = store.index();
+        let mut seen = std::collections::HashSet::new();
+        let mut blobs = Vec::new();
+        for pin in entry.pins.iter().filter(|p| seen.insert(**p)) {
+            let rec = index.blob(pin).map_err(crate::cache::StoreError::from)?;
+            let shared_by = index
+                .pin_count(pin)
+                .map_err(crate::cache::StoreError::from)?;
+            blobs.push(json!({
+                "id": pin.to_hex(),
+                "sha256": rec.as_ref().map(|r| hex::encode(r.sha256)),
+                "size": rec.as_ref().map(|r| r.size),
+                "shared_by": shared_by,
+            }));
+        }
+        let mut body = entry_json(&entry);
+        body["pinned_blobs"] = json!(blobs);
+        body["only_here_bytes"] = json!(blobs
+            .iter()
+            .filter(|b| b["shared_by"].as_u64() == Some(1))
+            .filter_map(|b| b["size"].as_u64())
+            .sum::<u64>());
+        Ok(Some(body))
+    })
+    .await
+    .map_err(|e| {
+        AdminError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })??;
+    found
+        .map(Json)
+        .ok_or_else(|| AdminError::not_found(format!("no entry {id}")))
+}
+
 pub async fn remove(
     State(state): State<AppState>,
     _: Admin,

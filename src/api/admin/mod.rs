@@ -25,7 +25,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/namespaces", get(stats::namespaces))
         .route("/admin/v1/namespaces/{namespace}", delete(entries::purge))
         .route("/admin/v1/entries", get(entries::list))
-        .route("/admin/v1/entries/{id}", delete(entries::remove))
+        .route(
+            "/admin/v1/entries/{id}",
+            get(entries::detail).delete(entries::remove),
+        )
         .route("/admin/v1/gc", post(stats::gc))
         .route("/admin/v1/evict", post(stats::evict))
         .route("/admin/v1/workers", get(stats::workers))

@@ -31,6 +31,12 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
         200,
     ),
     (
+        "get",
+        "/admin/v1/entries/{id}",
+        "One entry and the blobs it pins: id, sha256, size and shared_by (entries pinning it, this one included)",
+        200,
+    ),
+    (
         "delete",
         "/admin/v1/entries/{id}",
         "Remove an entry (and entries that need it)",
