@@ -117,6 +117,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "overview",
         "namespaces",
         "entries",
+        "entry-detail",
         "purge-confirmation",
         "tokens",
         "health",

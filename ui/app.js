@@ -13,7 +13,7 @@ function el(tag, attrs, ...kids) {
     if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === null || kid === undefined) continue;
     e.append(kid instanceof Node ? kid : String(kid));
   }
@@ -77,15 +77,17 @@ function svg(tag, attrs) {
 }
 
 // A line chart of `series` ([{name, values}]) over `times` (unix seconds),
-// with optional dashed `limits` ([{name, value}]). Each polyline carries
-// data-points, its number of points.
-function chart(title, times, series, limits, fmt) {
+// with optional dashed `limits` ([{name, value}]); the x axis covers
+// range.span seconds up to range.end, so a new server's few points sit at the
+// right rather than fill the width. Each polyline carries data-points, its
+// number of points.
+function chart(title, times, series, limits, fmt, range) {
   const W = 600, H = 140, P = 4;
   const all = series.flatMap(s => s.values).concat((limits || []).map(l => l.value));
   const max = Math.max(1, ...all);
-  const t0 = times.length ? times[0] : 0;
-  const span = Math.max(1, (times.length ? times[times.length - 1] : 1) - t0);
-  const x = t => P + (W - 2 * P) * (times.length > 1 ? (t - t0) / span : 1);
+  const span = Math.max(1, range.span);
+  const t0 = range.end - span;
+  const x = t => P + (W - 2 * P) * Math.max(0, (t - t0) / span);
   const y = v => H - P - (H - 2 * P) * (v / max);
   const s = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', preserveAspectRatio: 'none' });
   const label = svg('title', {});
@@ -101,7 +103,7 @@ function chart(title, times, series, limits, fmt) {
   series.forEach((ser, i) => {
     const pts = ser.values.map((v, j) => `${x(times[j]).toFixed(1)},${y(v).toFixed(1)}`);
     // A single point still draws: a dot-length line.
-    if (pts.length === 1) pts.push(`${(x(times[0]) - 2).toFixed(1)},${y(ser.values[0]).toFixed(1)}`);
+    if (pts.length === 1) pts.unshift(`${(x(times[0]) - 3).toFixed(1)},${y(ser.values[0]).toFixed(1)}`);
     s.append(svg('polyline', { class: 's' + i, points: pts.join(' '), 'data-points': ser.values.length }));
   });
   const last = series.map(ser => `${ser.name}: ${ser.values.length ? fmt(ser.values[ser.values.length - 1]) : '—'}`);

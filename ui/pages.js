@@ -43,15 +43,16 @@ PAGES.overview = async (root) => {
     el('h2', {}, 'Over time ', select, ` (${hist.bucket_seconds / 60}-minute buckets)`));
   const pts = hist.points;
   const times = pts.map(p => p.t);
+  const axis = { end: times.length ? times[times.length - 1] : 0, span: hist.bucket_seconds * (hist.buckets - 1) };
   const ratio = pts.map(p => { const h = sum(p.hits), m = sum(p.misses); return h + m ? 100 * h / (h + m) : 0; });
   const pct = v => v.toFixed(1) + '%';
   const count = v => String(v);
   root.append(el('div', { class: 'charts' },
     chart('Used bytes', times, [{ name: 'used', values: pts.map(p => p.used_bytes) }],
-      [{ name: 'max_size', value: hist.max_bytes }, { name: 'high watermark', value: hist.high_watermark_bytes }], fmtBytes),
-    chart('Hit ratio', times, [{ name: 'hit ratio', values: ratio }], [], pct),
-    chart('Bytes in and out', times, [{ name: 'in', values: pts.map(p => p.bytes_in) }, { name: 'out', values: pts.map(p => p.bytes_out) }], [], fmtBytes),
-    chart('Evictions and refusals', times, [{ name: 'evictions', values: pts.map(p => p.evictions) }, { name: 'refusals', values: pts.map(p => p.refusals) }], [], count)));
+      [{ name: 'max_size', value: hist.max_bytes }, { name: 'high watermark', value: hist.high_watermark_bytes }], fmtBytes, axis),
+    chart('Hit ratio', times, [{ name: 'hit ratio', values: ratio }], [], pct, axis),
+    chart('Bytes in and out', times, [{ name: 'in', values: pts.map(p => p.bytes_in) }, { name: 'out', values: pts.map(p => p.bytes_out) }], [], fmtBytes, axis),
+    chart('Evictions and refusals', times, [{ name: 'evictions', values: pts.map(p => p.evictions) }, { name: 'refusals', values: pts.map(p => p.refusals) }], [], count, axis)));
 };
 
 // ---------------------------------------------------------------- namespaces
@@ -141,7 +142,7 @@ PAGES.entries = async (root) => {
     el('table', { id: 'entries' },
       el('thead', {}, el('tr', {}, ['Name', 'Namespace', 'Protocol', 'Size', 'Blobs', 'Last used', ''].map(h => el('th', {}, h)))),
       el('tbody', {}, shown.map(e => el('tr', { 'data-id': e.id },
-        el('td', {}, e.name), el('td', {}, e.namespace), el('td', {}, e.protocol),
+        el('td', {}, el('a', { href: '#entry?id=' + e.id, class: 'entry-link' }, e.name)), el('td', {}, e.namespace), el('td', {}, e.protocol),
         el('td', { class: 'num' }, fmtBytes(e.size)), el('td', { class: 'num' }, e.blobs), el('td', {}, fmtTime(e.last_used)),
         el('td', {}, el('button', {
           type: 'button', class: 'delete', onclick: () => confirmDialog(
@@ -149,6 +150,26 @@ PAGES.entries = async (root) => {
             'Delete entry', async () => { await api('DELETE', 'entries/' + e.id); route(); }),
         }, 'Delete…')))))),
     page.next_cursor ? el('p', {}, el('a', { href: '#entries?' + next, id: 'next-page' }, 'Next page →')) : null);
+};
+
+PAGES.entry = async (root) => {
+  const id = new URLSearchParams(location.hash.split('?')[1] || '').get('id') || '';
+  const e = await api('GET', 'entries/' + encodeURIComponent(id));
+  const facts = [['Name', e.name], ['Namespace', e.namespace], ['Protocol', e.protocol], ['Size', fmtBytes(e.size)],
+    ['Created', fmtTime(e.created)], ['Last used', fmtTime(e.last_used)], ['Deleting it frees', fmtBytes(e.only_here_bytes)]];
+  root.append(el('h1', {}, 'Entry ', e.name),
+    el('dl', { id: 'entry-facts' }, facts.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
+    el('h2', {}, 'Blobs it pins'),
+    el('table', { id: 'entry-blobs' },
+      el('thead', {}, el('tr', {}, ['Blob (BLAKE3)', 'sha256', 'Size', 'Pinned by entries'].map(h => el('th', {}, h)))),
+      el('tbody', {}, e.pinned_blobs.map(b => el('tr', {},
+        el('td', {}, el('code', {}, b.id)), el('td', {}, el('code', {}, b.sha256 ?? '—')),
+        el('td', { class: 'num' }, fmtBytes(b.size)), el('td', { class: 'num' }, b.shared_by))))),
+    el('p', {}, el('button', {
+      type: 'button', class: 'delete', onclick: () => confirmDialog(
+        `Delete entry "${e.name}" (${e.protocol}, namespace ${e.namespace})? It frees ${fmtBytes(e.only_here_bytes)}; entries that need it go too.`,
+        'Delete entry', async () => { await api('DELETE', 'entries/' + e.id); location.hash = 'entries?namespace=' + encodeURIComponent(e.namespace); }),
+    }, 'Delete…'), ' ', el('a', { href: '#entries' }, '← Entries')));
 };
 
 // ---------------------------------------------------------------- tokens

@@ -46,7 +46,12 @@ const problems = [];
 page.on('dialog', d => { problems.push('a dialog opened: ' + d.message()); d.dismiss(); });
 page.on('pageerror', e => problems.push('page error: ' + e.message));
 page.on('console', m => { if (m.type() === 'error') problems.push('console error: ' + m.text()); });
-const shot = name => page.screenshot({ path: `${SCREENSHOT_DIR}/${name}.png`, fullPage: true });
+// Each page is photographed, and checked for values rendered badly.
+async function shot(name) {
+  const text = await page.textContent('body');
+  for (const bad of ['[object ', 'undefined', 'NaN']) assert.ok(!text.includes(bad), `${name} shows ${bad}: ${text}`);
+  await page.screenshot({ path: `${SCREENSHOT_DIR}/${name}.png`, fullPage: true });
+}
 
 // ---- log in: a wrong token is refused, the admin token is kept for the tab
 await page.goto(BASE + '/ui/');
@@ -98,6 +103,20 @@ await page.waitForSelector('#entries');
 const rows = await page.$$eval('#entries tbody tr td:nth-child(2)', tds => tds.map(td => td.textContent));
 assert.ok(rows.length >= 1 && rows.every(ns => ns === 'team-a'), 'only team-a: ' + rows);
 await shot('entries');
+
+// ---- an entry's detail lists its blobs, sizes and sharing
+const k2 = (await admin('entries?namespace=team-a')).entries.find(e => e.name === 'k2');
+await page.click(`#entries tr[data-id="${k2.id}"] a.entry-link`);
+await page.waitForSelector('#entry-blobs');
+const detail = await admin('entries/' + k2.id);
+const blobCells = await page.$$eval('#entry-blobs tbody tr', trs => trs.map(tr => [...tr.children].map(td => td.textContent)));
+assert.equal(blobCells.length, detail.pinned_blobs.length);
+assert.ok(blobCells.length >= 1, 'k2 pins a blob');
+const facts = await page.$$eval('#entry-facts dd', dds => dds.map(d => d.textContent));
+assert.deepEqual(facts.slice(0, 4), ['k2', 'team-a', 'http', fmtBytes(k2.size)]);
+assert.deepEqual(blobCells.map(r => [r[0], r[2], r[3]]),
+  detail.pinned_blobs.map(b => [b.id, fmtBytes(b.size), String(b.shared_by)]));
+await shot('entry-detail');
 
 // ---- purge a namespace through the confirmation
 await page.click('a[href="#namespaces"]');
