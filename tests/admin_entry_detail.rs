@@ -18,7 +18,12 @@ async fn an_entry_lists_its_blobs_and_how_many_entries_share_each() {
         ("/cache/other/b", vec![1u8; 4096]),
         ("/cache/team/c", vec![2u8; 1500]),
     ] {
-        let res = c.put(server.url(path)).body(body).send().await.expect("PUT");
+        let res = c
+            .put(server.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("PUT");
         assert!(res.status().is_success(), "{path}: {}", res.status());
     }
     let all = api.all_entries("", 100).await;
@@ -27,7 +32,9 @@ async fn an_entry_lists_its_blobs_and_how_many_entries_share_each() {
         num(&e["id"], "id")
     };
 
-    let shared = api.get_ok(&format!("/admin/v1/entries/{}", id_of("a"))).await;
+    let shared = api
+        .get_ok(&format!("/admin/v1/entries/{}", id_of("a")))
+        .await;
     assert_eq!(shared["name"], "a");
     assert_eq!(shared["namespace"], "team");
     let blobs = shared["pinned_blobs"].as_array().expect("pinned_blobs");
@@ -38,7 +45,9 @@ async fn an_entry_lists_its_blobs_and_how_many_entries_share_each() {
     assert_eq!(blobs[0]["sha256"].as_str().map(str::len), Some(64));
     assert_eq!(num(&shared["only_here_bytes"], "only_here_bytes"), 0);
 
-    let alone = api.get_ok(&format!("/admin/v1/entries/{}", id_of("c"))).await;
+    let alone = api
+        .get_ok(&format!("/admin/v1/entries/{}", id_of("c")))
+        .await;
     assert_eq!(num(&alone["pinned_blobs"][0]["shared_by"], "shared_by"), 1);
     assert_eq!(num(&alone["only_here_bytes"], "only_here_bytes"), 1500);
 

@@ -5,7 +5,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{rfc3339_ms, Admin, AdminError};
+use super::viewer::Viewer;
+use super::{rfc3339_ms, AdminError};
 use crate::api::AppState;
 use crate::auth::names::check_namespace;
 use crate::cache::{EntryOrder, EntryRecord, Protocol};
@@ -37,12 +38,27 @@ pub fn entry_json(e: &EntryRecord) -> Value {
 
 pub async fn list(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: Viewer,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let Query(q) = query.map_err(|e| AdminError::bad_request(e.body_text()))?;
-    if let Some(ns) = &q.namespace {
-        check_namespace(ns).map_err(AdminError::bad_request)?;
+    match &q.namespace {
+        Some(ns) => {
+            check_namespace(ns).map_err(AdminError::bad_request)?;
+            if !viewer.may_read(ns) {
+                return Err(crate::auth::Denied::Forbidden(format!(
+                    "this token may not read namespace {ns:?}"
+                ))
+                .into());
+            }
+        }
+        // Paging over every namespace would skip pages of others' entries.
+        None if !viewer.admin => {
+            return Err(AdminError::bad_request(
+                "name a namespace: this token sees only some",
+            ))
+        }
+        None => {}
     }
     let protocol = match q.protocol.as_deref() {
         None => None,
@@ -93,7 +109,7 @@ pub async fn list(
 /// a blob only this entry pins goes with it.
 pub async fn detail(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
     let id: u64 = id
@@ -101,7 +117,11 @@ pub async fn detail(
         .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
     let store = state.store.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<_, AdminError> {
-        let Some(entry) = store.entry_by_id(id)? else {
+        // Another namespace's entry is as absent as one that never was.
+        let Some(entry) = store
+            .entry_by_id(id)?
+            .filter(|e| viewer.may_read(&e.key.namespace))
+        else {
             return Ok(None);
         };
         let index = store.index();
@@ -143,15 +163,20 @@ pub async fn detail(
 
 pub async fn remove(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
     let id: u64 = id
         .parse()
         .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
-    if state.store.entry_by_id(id)?.is_none() {
+    let Some(entry) = state
+        .store
+        .entry_by_id(id)?
+        .filter(|e| viewer.may_read(&e.key.namespace))
+    else {
         return Err(AdminError::not_found(format!("no entry {id}")));
-    }
+    };
+    viewer.require_write(&entry.key.namespace)?;
     let removed = state.store.remove_entry(id).await?;
     let removed: Vec<Value> = removed.iter().map(entry_json).collect();
     Ok(Json(json!({ "removed": removed })))
@@ -159,10 +184,11 @@ pub async fn remove(
 
 pub async fn purge(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: Viewer,
     Path(namespace): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
     check_namespace(&namespace).map_err(AdminError::bad_request)?;
+    viewer.require_write(&namespace)?;
     let removed = state.store.purge_namespace(&namespace).await?;
     Ok(Json(
         json!({ "namespace": namespace, "entries_removed": removed }),

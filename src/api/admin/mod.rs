@@ -8,6 +8,7 @@ mod history;
 mod openapi;
 mod stats;
 mod tokens;
+mod viewer;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/history", get(history::history))
         .route("/admin/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/admin/v1/tokens/{jti}", delete(tokens::revoke))
+        .route("/admin/v1/whoami", get(viewer::whoami))
         .route("/admin/v1/openapi.json", get(openapi::document))
 }
 

@@ -79,6 +79,12 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
         "Revoke a token by id; 404 for an id this server has not seen, unless force=true",
         204,
     ),
+    (
+        "get",
+        "/admin/v1/whoami",
+        "The caller: subject, whether it is an admin, and the namespaces it may read or write (a non-admin token sees those namespaces, and their entries, read-only unless it may write)",
+        200,
+    ),
     ("get", "/admin/v1/openapi.json", "This document", 200),
 ];
 
