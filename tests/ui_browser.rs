@@ -5,7 +5,7 @@
 //! overview with the admin API and `/metrics`, sorts namespaces, filters
 //! entries, purges a namespace through its confirmation, creates a token
 //! named `<img src=x onerror=alert(1)>` and uses it with curl, revokes it
-//! and sees curl refused. Screenshots of each page go to
+//! and sees curl refused; a token limited to team-a sees only team-a, read-only. Screenshots of each page go to
 //! target/ui-screenshots/. Skips locally without node, chromium, curl or
 //! the npm packages; fails under CI=true.
 
@@ -20,6 +20,7 @@ use std::process::Command;
 
 use admin_support::*;
 use auth_support::token_server;
+use larder::auth::READ;
 use larder::config::Span;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -66,6 +67,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     let (server, key) = token_server(|cfg| cfg.gc.interval = Span::secs(3600)).await;
     let base = server.base();
     let token = admin_token(&key);
+    let team_token = scoped_token(&key, "team-a", READ);
     let api = AdminApi::with_token(&base, &token);
 
     // Traffic: the oldest entry is evicted; hits and misses in team-a.
@@ -73,6 +75,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     put(&api, &base, "/cache/team-a/k1", 3000).await;
     put(&api, &base, "/cache/team-a/k2", 5000).await;
     put(&api, &base, "/cache/team-b/k1", 2000).await;
+    put(&api, &base, "/cache/team-d/k1", 500).await;
     for path in ["/cache/team-a/k1", "/cache/team-a/k2", "/cache/team-b/k1"] {
         assert_eq!(get(&api, &base, path).await, StatusCode::OK);
     }
@@ -97,6 +100,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             .arg(script)
             .env("BASE", &base)
             .env("ADMIN_TOKEN", &token)
+            .env("TEAM_TOKEN", &team_token)
             .env("SCREENSHOT_DIR", &shots)
             .env("XSS", XSS)
             .env("CHROMIUM", CHROMIUM)
@@ -122,6 +126,8 @@ async fn the_dashboard_works_in_a_real_browser() {
         "tokens",
         "health",
         "connect",
+        "limited-namespaces",
+        "limited-entries",
     ] {
         let png =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/ui-screenshots/{page}.png"));

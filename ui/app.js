@@ -113,11 +113,20 @@ function chart(title, times, series, limits, fmt, range) {
 
 // Pages register here: name → async function(main) rendering into main.
 const PAGES = {};
+// Pages with server-wide numbers, which only an admin token may read.
+const ADMIN_PAGES = ['overview', 'tokens', 'health'];
+// The caller (GET whoami): admin, and the namespaces it may read or write.
+let ME = { admin: false, namespaces: [] };
+
+function canWrite(ns) {
+  return ME.admin || ME.namespaces.some(s => (s.namespace === ns || s.namespace === '*') && s.write);
+}
 
 async function route() {
   const main = document.getElementById('main');
-  const name = (location.hash.slice(1).split('?')[0]) || 'overview';
-  const page = PAGES[name] || PAGES.overview;
+  let name = (location.hash.slice(1).split('?')[0]) || (ME.admin ? 'overview' : 'namespaces');
+  if (!PAGES[name] || (!ME.admin && ADMIN_PAGES.includes(name))) name = ME.admin ? 'overview' : 'namespaces';
+  const page = PAGES[name];
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -147,7 +156,7 @@ function showLogin(message) {
     ev.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     try {
-      await api('GET', 'stats');
+      await api('GET', 'whoami');
     } catch (e) {
       sessionStorage.removeItem(TOKEN_KEY);
       document.getElementById('login-error').textContent = 'Sign-in failed: ' + e.message;
@@ -159,7 +168,16 @@ function showLogin(message) {
   input.focus();
 }
 
-function start() {
+async function start() {
+  try {
+    ME = await api('GET', 'whoami');
+  } catch (e) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    return showLogin('Sign-in failed: ' + e.message);
+  }
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.hidden = !ME.admin && ADMIN_PAGES.includes(a.getAttribute('href').slice(1));
+  }
   document.getElementById('nav').hidden = false;
   route();
 }

@@ -100,7 +100,7 @@ PAGES.namespaces = async (root) => {
         { key: 'quota_bytes', label: 'Quota', num: true, fmt: v => v === null ? 'none' : fmtBytes(v) },
         { key: 'entries', label: 'Entries', num: true },
         { key: 'last_used', label: 'Last used', fmt: fmtTime },
-      ], rows, n => el('button', {
+      ], rows, n => !canWrite(n.name) ? 'read-only' : el('button', {
         type: 'button', class: 'purge', 'data-namespace': n.name,
         onclick: () => confirmDialog(
           `Purge namespace "${n.name}": remove its ${n.entries} entries (${fmtBytes(n.used_bytes)})? This cannot be undone.`,
@@ -115,6 +115,13 @@ PAGES.entries = async (root) => {
   const q = new URLSearchParams(location.hash.split('?')[1] || '');
   const params = new URLSearchParams();
   for (const k of ['namespace', 'protocol', 'order', 'cursor']) if (q.get(k)) params.set(k, q.get(k));
+  // A token limited to some namespaces lists one at a time.
+  if (!ME.admin && !params.get('namespace')) {
+    const { namespaces } = await api('GET', 'namespaces');
+    if (namespaces.length === 0) { root.append(el('h1', {}, 'Entries'), el('p', {}, 'Your namespaces hold no entries.')); return; }
+    params.set('namespace', namespaces[0].name);
+    q.set('namespace', namespaces[0].name);
+  }
   params.set('limit', '50');
   const page = await api('GET', 'entries?' + params);
   const prefix = q.get('prefix') || '';
@@ -144,12 +151,12 @@ PAGES.entries = async (root) => {
       el('tbody', {}, shown.map(e => el('tr', { 'data-id': e.id },
         el('td', {}, el('a', { href: '#entry?id=' + e.id, class: 'entry-link' }, e.name)), el('td', {}, e.namespace), el('td', {}, e.protocol),
         el('td', { class: 'num' }, fmtBytes(e.size)), el('td', { class: 'num' }, e.blobs), el('td', {}, fmtTime(e.last_used)),
-        el('td', {}, el('button', {
+        el('td', {}, !canWrite(e.namespace) ? 'read-only' : el('button', {
           type: 'button', class: 'delete', onclick: () => confirmDialog(
             `Delete entry "${e.name}" (${e.protocol}, namespace ${e.namespace}, ${fmtBytes(e.size)})? Entries that need it go too.`,
             'Delete entry', async () => { await api('DELETE', 'entries/' + e.id); route(); }),
         }, 'Delete…')))))),
-    page.next_cursor ? el('p', {}, el('a', { href: '#entries?' + next, id: 'next-page' }, 'Next page →')) : null);
+    page.next_cursor ? el('p', {}, el('a', { href: '#entries?' + next, id: 'next-page' }, 'Next page →')) : '');
 };
 
 PAGES.entry = async (root) => {
@@ -165,7 +172,7 @@ PAGES.entry = async (root) => {
       el('tbody', {}, e.pinned_blobs.map(b => el('tr', {},
         el('td', {}, el('code', {}, b.id)), el('td', {}, el('code', {}, b.sha256 ?? '—')),
         el('td', { class: 'num' }, fmtBytes(b.size)), el('td', { class: 'num' }, b.shared_by))))),
-    el('p', {}, el('button', {
+    el('p', {}, !canWrite(e.namespace) ? 'Read-only for this token.' : el('button', {
       type: 'button', class: 'delete', onclick: () => confirmDialog(
         `Delete entry "${e.name}" (${e.protocol}, namespace ${e.namespace})? It frees ${fmtBytes(e.only_here_bytes)}; entries that need it go too.`,
         'Delete entry', async () => { await api('DELETE', 'entries/' + e.id); location.hash = 'entries?namespace=' + encodeURIComponent(e.namespace); }),
