@@ -1,6 +1,7 @@
 //! `GET /admin/v1/history` against a live server: its newest point agrees
 //! with the stats (and so with `/metrics`) right after traffic, without
-//! waiting for the once-a-minute sampler; evictions show up; the series
+//! waiting for the once-a-minute sampler; evictions show up, in the series
+//! and among the recent eviction reports; the series
 //! survives a restart; a bad range is a JSON error.
 
 mod admin_support;
@@ -66,6 +67,15 @@ async fn history_agrees_with_stats_counts_evictions_and_survives_a_restart() {
     let day = api.get_ok("/admin/v1/history?range=day").await;
     assert_eq!(num(&day["bucket_seconds"], "bucket_seconds"), 900);
     assert_eq!(total(&day, "evictions", None), 2, "{day}");
+    // The health page's recent eviction reports.
+    let workers = api.get_ok("/admin/v1/workers").await;
+    let recent = workers["recent_evictions"]
+        .as_array()
+        .expect("recent_evictions");
+    assert_eq!(recent.len(), 1, "{workers}");
+    assert_eq!(num(&recent[0]["entries_removed"], "entries_removed"), 2);
+    assert_eq!(num(&recent[0]["target"], "target"), 0);
+    assert!(recent[0]["at"].is_string(), "{workers}");
     let week = api.get_ok("/admin/v1/history?range=week").await;
     assert_eq!(total(&week, "hits", Some("http")), 2, "{week}");
 

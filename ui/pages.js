@@ -235,7 +235,7 @@ PAGES.tokens = async (root) => {
 // ---------------------------------------------------------------- health
 
 PAGES.health = async (root) => {
-  const [stats, { workers }] = await Promise.all([api('GET', 'stats'), api('GET', 'workers')]);
+  const [stats, { workers, recent_evictions: evictions }] = await Promise.all([api('GET', 'stats'), api('GET', 'workers')]);
   const ready = await fetch('/readyz', { cache: 'no-store' }).then(r => r.ok ? 'ready' : 'not ready (' + r.status + ')', () => 'unreachable');
   const up = stats.uptime_seconds;
   root.append(el('h1', {}, 'Health'),
@@ -249,7 +249,15 @@ PAGES.health = async (root) => {
         el('td', {}, n), el('td', { class: 'num' }, w.every_secs + ' s'), el('td', { class: 'num' }, w.runs),
         el('td', { class: 'num' }, w.failures), el('td', {}, fmtTime(w.last_run)),
         el('td', { class: 'num' }, w.last_duration_ms === null ? '—' : w.last_duration_ms + ' ms'),
-        el('td', {}, w.last_error || ''))))));
+        el('td', {}, w.last_error || ''))))),
+    el('h2', {}, 'Recent evictions'),
+    evictions.length === 0 ? el('p', {}, 'No eviction has removed anything since the server started.') :
+      el('table', { id: 'evictions' },
+        el('thead', {}, el('tr', {}, ['When', 'Target', 'Entries removed', 'Blobs removed', 'Freed', 'Usage after', 'Reached'].map(h => el('th', {}, h)))),
+        el('tbody', {}, evictions.map(r => el('tr', {},
+          el('td', {}, fmtTime(r.at)), el('td', { class: 'num' }, fmtBytes(r.target)), el('td', { class: 'num' }, r.entries_removed),
+          el('td', { class: 'num' }, r.blobs_removed), el('td', { class: 'num' }, fmtBytes(r.bytes_freed)),
+          el('td', { class: 'num' }, fmtBytes(r.usage_after)), el('td', {}, r.reached ? 'yes' : 'no'))))));
 };
 
 // ---------------------------------------------------------------- connect

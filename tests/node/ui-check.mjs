@@ -163,6 +163,8 @@ await page.click('a[href="#health"]');
 await page.waitForSelector('#workers');
 assert.equal(await page.textContent('#readiness'), 'ready');
 assert.ok((await page.textContent('#workers')).includes('history'), 'the history worker is listed');
+const evicted = await page.$$eval('#evictions tbody tr td:nth-child(3)', tds => tds.map(td => td.textContent));
+assert.deepEqual(evicted, ['1'], 'the eviction the test made is reported');
 await shot('health');
 await page.click('a[href="#connect"]');
 await page.waitForSelector('#snippets pre');

@@ -57,7 +57,7 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "get",
         "/admin/v1/workers",
-        "Background workers: runs, failures, last run",
+        "Background workers: runs, failures, last run; the last eviction passes that removed something (newest first)",
         200,
     ),
     (

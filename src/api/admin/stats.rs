@@ -79,7 +79,18 @@ pub async fn workers(State(state): State<AppState>, _: Admin) -> Json<Value> {
             (name.to_owned(), v)
         })
         .collect();
-    Json(json!({ "workers": board }))
+    let evictions: Vec<Value> = state
+        .store
+        .recent_evictions()
+        .into_iter()
+        .rev()
+        .map(|(at, report)| {
+            let mut v = json!(report);
+            v["at"] = json!(rfc3339_ms(at));
+            v
+        })
+        .collect();
+    Json(json!({ "workers": board, "recent_evictions": evictions }))
 }
 
 pub async fn gc(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AdminError> {
