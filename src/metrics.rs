@@ -393,6 +393,11 @@ impl Metrics {
         }
     }
 
+    /// [hits, misses] per namespace since start, for the admin API.
+    pub fn lookups_by_namespace(&self) -> BTreeMap<String, [u64; 2]> {
+        self.namespaces.lookups_by_namespace()
+    }
+
     /// (hits, misses, bytes in, bytes out) per protocol, for the admin API.
     pub fn by_protocol(&self) -> BTreeMap<&'static str, [u64; 4]> {
         lock(&self.protocols)

@@ -91,7 +91,11 @@ function confirmDialog(text, action, onConfirm) {
 
 PAGES.namespaces = async (root) => {
   const { namespaces } = await api('GET', 'namespaces');
-  const rows = namespaces.map(n => ({ ...n, quota_bytes: n.quota_bytes ?? null }));
+  const rows = namespaces.map(n => ({
+    ...n, quota_bytes: n.quota_bytes ?? null,
+    // Sorts below every measured ratio when there were no lookups.
+    hit_ratio: n.hits + n.misses ? n.hits / (n.hits + n.misses) : -1,
+  }));
   root.append(el('h1', {}, 'Namespaces'),
     rows.length === 0 ? el('p', {}, 'No namespace holds entries yet.') :
       sortableTable('namespaces', [
@@ -99,6 +103,7 @@ PAGES.namespaces = async (root) => {
         { key: 'used_bytes', label: 'Used', num: true, fmt: fmtBytes },
         { key: 'quota_bytes', label: 'Quota', num: true, fmt: v => v === null ? 'none' : fmtBytes(v) },
         { key: 'entries', label: 'Entries', num: true },
+        { key: 'hit_ratio', label: 'Hit ratio', num: true, fmt: v => v < 0 ? '—' : (100 * v).toFixed(1) + '%' },
         { key: 'last_used', label: 'Last used', fmt: fmtTime },
       ], rows, n => !canWrite(n.name) ? 'read-only' : el('button', {
         type: 'button', class: 'purge', 'data-namespace': n.name,

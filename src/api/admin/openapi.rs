@@ -15,7 +15,7 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "get",
         "/admin/v1/namespaces",
-        "Per namespace: used bytes, entries, last use, quota",
+        "Per namespace: used bytes, entries, last use, quota, hits and misses since start (only those a non-admin token may read)",
         200,
     ),
     (

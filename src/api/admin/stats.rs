@@ -48,13 +48,17 @@ pub async fn namespaces(
     State(state): State<AppState>,
     viewer: super::viewer::Viewer,
 ) -> Result<Json<Value>, AdminError> {
+    let lookups = state.metrics.lookups_by_namespace();
     let list: Vec<Value> = state
         .store
         .namespaces()?
         .into_iter()
         .filter(|n| viewer.may_read(&n.name))
         .map(|n| {
+            let [hits, misses] = lookups.get(&n.name).copied().unwrap_or_default();
             json!({
+                "hits": hits,
+                "misses": misses,
                 "name": n.name,
                 "used_bytes": n.used_bytes,
                 "entries": n.entries,
