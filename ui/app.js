@@ -101,9 +101,11 @@ function chart(title, times, series, limits, fmt, range) {
     s.append(line);
   }
   series.forEach((ser, i) => {
-    const pts = ser.values.map((v, j) => `${x(times[j]).toFixed(1)},${y(v).toFixed(1)}`);
+    // A series may have times of its own (buckets where it has a value).
+    const ts = ser.times || times;
+    const pts = ser.values.map((v, j) => `${x(ts[j]).toFixed(1)},${y(v).toFixed(1)}`);
     // A single point still draws: a dot-length line.
-    if (pts.length === 1) pts.unshift(`${(x(times[0]) - 3).toFixed(1)},${y(ser.values[0]).toFixed(1)}`);
+    if (pts.length === 1) pts.unshift(`${(x(ts[0]) - 3).toFixed(1)},${y(ser.values[0]).toFixed(1)}`);
     s.append(svg('polyline', { class: 's' + i, points: pts.join(' '), 'data-points': ser.values.length }));
   });
   const last = series.map(ser => `${ser.name}: ${ser.values.length ? fmt(ser.values[ser.values.length - 1]) : '—'}`);

@@ -44,13 +44,18 @@ PAGES.overview = async (root) => {
   const pts = hist.points;
   const times = pts.map(p => p.t);
   const axis = { end: times.length ? times[times.length - 1] : 0, span: hist.bucket_seconds * (hist.buckets - 1) };
-  const ratio = pts.map(p => { const h = sum(p.hits), m = sum(p.misses); return h + m ? 100 * h / (h + m) : 0; });
+  // One line per protocol that had lookups in the range; a bucket without
+  // lookups has no ratio and is left out of its line.
+  const ratioSeries = PROTOCOLS.filter(proto => pts.some(p => p.hits[proto] + p.misses[proto] > 0)).map(proto => {
+    const kept = pts.filter(p => p.hits[proto] + p.misses[proto] > 0);
+    return { name: proto, times: kept.map(p => p.t), values: kept.map(p => 100 * p.hits[proto] / (p.hits[proto] + p.misses[proto])) };
+  });
   const pct = v => v.toFixed(1) + '%';
   const count = v => String(v);
   root.append(el('div', { class: 'charts' },
     chart('Used bytes', times, [{ name: 'used', values: pts.map(p => p.used_bytes) }],
       [{ name: 'max_size', value: hist.max_bytes }, { name: 'high watermark', value: hist.high_watermark_bytes }], fmtBytes, axis),
-    chart('Hit ratio', times, [{ name: 'hit ratio', values: ratio }], [], pct, axis),
+    chart('Hit ratio by protocol', times, ratioSeries.length ? ratioSeries : [{ name: 'no lookups', values: [] }], [], pct, axis),
     chart('Bytes in and out', times, [{ name: 'in', values: pts.map(p => p.bytes_in) }, { name: 'out', values: pts.map(p => p.bytes_out) }], [], fmtBytes, axis),
     chart('Evictions and refusals', times, [{ name: 'evictions', values: pts.map(p => p.evictions) }, { name: 'refusals', values: pts.map(p => p.refusals) }], [], count, axis)));
 };
