@@ -1,5 +1,6 @@
 //! `GET /admin/v1/entries/{id}`: an entry with the blobs it pins, each with
-//! its size and how many entries share it, against a live server.
+//! its size and how many entries share it, against a live server; and the
+//! list's name-prefix filter.
 
 mod admin_support;
 mod common;
@@ -50,6 +51,13 @@ async fn an_entry_lists_its_blobs_and_how_many_entries_share_each() {
         .await;
     assert_eq!(num(&alone["pinned_blobs"][0]["shared_by"], "shared_by"), 1);
     assert_eq!(num(&alone["only_here_bytes"], "only_here_bytes"), 1500);
+
+    // The list filters by name prefix before paging.
+    let (page, next) = api.entries_page("prefix=c&limit=1").await;
+    assert_eq!(names(&page), ["c"].map(String::from).into());
+    assert_eq!(next, None, "one entry starts with c");
+    let (page, _) = api.entries_page("namespace=team&prefix=a").await;
+    assert_eq!(names(&page), ["a"].map(String::from).into());
 
     let missing = api.get("/admin/v1/entries/999999").await;
     missing.expect_error(StatusCode::NOT_FOUND, Some("not_found"));

@@ -124,7 +124,7 @@ PAGES.namespaces = async (root) => {
 PAGES.entries = async (root) => {
   const q = new URLSearchParams(location.hash.split('?')[1] || '');
   const params = new URLSearchParams();
-  for (const k of ['namespace', 'protocol', 'order', 'cursor']) if (q.get(k)) params.set(k, q.get(k));
+  for (const k of ['namespace', 'protocol', 'prefix', 'order', 'cursor']) if (q.get(k)) params.set(k, q.get(k));
   // A token limited to some namespaces lists one at a time.
   if (!ME.admin && !params.get('namespace')) {
     const { namespaces } = await api('GET', 'namespaces');
@@ -135,7 +135,7 @@ PAGES.entries = async (root) => {
   params.set('limit', '50');
   const page = await api('GET', 'entries?' + params);
   const prefix = q.get('prefix') || '';
-  const shown = page.entries.filter(e => e.name.startsWith(prefix));
+  const shown = page.entries;
   const field = (name, label, input) => [el('label', { for: 'f-' + name }, label), input];
   const ns = el('input', { id: 'f-namespace', name: 'namespace', value: q.get('namespace') || '' });
   const pre = el('input', { id: 'f-prefix', name: 'prefix', value: prefix });
@@ -155,7 +155,7 @@ PAGES.entries = async (root) => {
   const next = new URLSearchParams(q);
   if (page.next_cursor) next.set('cursor', page.next_cursor);
   root.append(el('h1', {}, 'Entries'), form,
-    el('p', {}, prefix ? `${shown.length} of ${page.entries.length} entries on this page start with the prefix.` : `${shown.length} entries on this page.`),
+    el('p', {}, `${shown.length} entries on this page.`),
     el('table', { id: 'entries' },
       el('thead', {}, el('tr', {}, ['Name', 'Namespace', 'Protocol', 'Size', 'Blobs', 'Last used', ''].map(h => el('th', {}, h)))),
       el('tbody', {}, shown.map(e => el('tr', { 'data-id': e.id },

@@ -111,6 +111,11 @@ await page.waitForSelector('#entries');
 const rows = await page.$$eval('#entries tbody tr td:nth-child(2)', tds => tds.map(td => td.textContent));
 assert.ok(rows.length >= 1 && rows.every(ns => ns === 'team-a'), 'only team-a: ' + rows);
 await shot('entries');
+await page.fill('#f-prefix', 'k2');
+await page.click('#entry-filter button[type=submit]');
+await page.locator('#f-prefix[value="k2"]').waitFor();
+await page.waitForSelector('#entries');
+assert.deepEqual(await page.$$eval('#entries tbody tr td:first-child', tds => tds.map(td => td.textContent)), ['k2'], 'prefix filter');
 
 // ---- an entry's detail lists its blobs, sizes and sharing
 const k2 = (await admin('entries?namespace=team-a')).entries.find(e => e.name === 'k2');

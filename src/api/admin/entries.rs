@@ -18,6 +18,8 @@ const MAX_PAGE: usize = 1000;
 pub struct ListQuery {
     namespace: Option<String>,
     protocol: Option<String>,
+    /// Only entries whose name starts with this.
+    prefix: Option<String>,
     order: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
@@ -94,6 +96,7 @@ pub async fn list(
     let page = state.store.list_entries(
         q.namespace.as_deref(),
         protocol,
+        q.prefix.as_deref().filter(|p| !p.is_empty()),
         order,
         limit,
         q.cursor.as_deref(),

@@ -27,7 +27,7 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "get",
         "/admin/v1/entries",
-        "Entries, paginated; filter by namespace and protocol; order lru, mru or size",
+        "Entries, paginated; filter by namespace, protocol and name prefix; order lru, mru or size",
         200,
     ),
     (
@@ -98,6 +98,11 @@ fn parameters(path: &str) -> Vec<Value> {
         for (name, kind, desc) in [
             ("namespace", "string", "only this namespace"),
             ("protocol", "string", "oci, gha, http, turbo or nx"),
+            (
+                "prefix",
+                "string",
+                "only entries whose name starts with this",
+            ),
             ("order", "string", "lru (default), mru or size"),
             ("limit", "integer", "1 to 1000, default 100"),
             ("cursor", "string", "next_cursor of the previous page"),
