@@ -41,7 +41,7 @@ function curlStatus(token, path) {
 }
 
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-let page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+let page = await browser.newPage({ viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
 const problems = [];
 function watch(p) {
   p.on('dialog', d => { problems.push('a dialog opened: ' + d.message()); d.dismiss(); });
@@ -151,6 +151,9 @@ await page.fill('#t-namespaces', 'team-a');
 await page.click('#token-form button[type=submit]');
 await page.waitForSelector('#token-secret');
 const secret = await page.textContent('#token-secret');
+await page.click('#copy-token');
+await page.locator('#copy-token', { hasText: 'Copied' }).waitFor();
+assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret, 'the copy button copies the secret');
 assert.equal(curlStatus(secret, '/cache/team-a/k1'), '200', 'the new token reads team-a');
 assert.equal(curlStatus(secret, '/cache/team-c/k1'), '403', 'and nothing else');
 await shot('token-created');
