@@ -23,10 +23,10 @@ const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
 /// How often the disk watcher looks at the free space (sooner when a write
 /// just found the disk full).
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How often the index-snapshot worker looks for a quiet moment: one with no
-/// request begun since its previous look.
 /// The history's finest bucket is a minute.
 const HISTORY_SAMPLE_EVERY: Duration = Duration::from_secs(60);
+/// How often the index-snapshot worker looks for a quiet moment: one with no
+/// request begun since its previous look.
 const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_secs(10);
 /// Intervals after which a server that was never quiet reopens anyway.
 const BUSY_SNAPSHOT_AFTER: u32 = 24;
