@@ -83,42 +83,47 @@ impl Reading {
     }
 }
 
-/// One bucket: what happened from `start` (unix seconds) for the ring's
-/// width, and the used bytes at its last sample.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bucket {
-    pub start: u64,
-    #[serde(flatten)]
-    pub counts: Reading,
+/// What a bucket adds up: the counters' differences summed, gauges taking
+/// the newest value.
+pub trait Counts: Clone + Default {
+    fn add(&mut self, delta: &Self);
 }
 
-impl Bucket {
+impl Counts for Reading {
     fn add(&mut self, d: &Reading) {
-        let c = &mut self.counts;
         for i in 0..PROTOCOLS.len() {
-            c.hits[i] += d.hits[i];
-            c.misses[i] += d.misses[i];
+            self.hits[i] += d.hits[i];
+            self.misses[i] += d.misses[i];
         }
-        c.bytes_in += d.bytes_in;
-        c.bytes_out += d.bytes_out;
-        c.evictions += d.evictions;
-        c.evicted_bytes += d.evicted_bytes;
-        c.refusals += d.refusals;
-        c.used_bytes = d.used_bytes;
+        self.bytes_in += d.bytes_in;
+        self.bytes_out += d.bytes_out;
+        self.evictions += d.evictions;
+        self.evicted_bytes += d.evicted_bytes;
+        self.refusals += d.refusals;
+        self.used_bytes = d.used_bytes;
     }
+}
+
+/// One bucket: what happened from `start` (unix seconds) for the ring's
+/// width, and the gauges at its last sample.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket<C> {
+    pub start: u64,
+    #[serde(flatten)]
+    pub counts: C,
 }
 
 /// Buckets of one width, oldest first, at most `capacity` of them and none
 /// older than `capacity` widths before the newest.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Ring {
+pub struct Ring<C = Reading> {
     pub width: u64,
     pub capacity: usize,
-    pub buckets: VecDeque<Bucket>,
+    pub buckets: VecDeque<Bucket<C>>,
 }
 
-impl Ring {
-    pub fn new(width: u64, capacity: usize) -> Ring {
+impl<C: Counts> Ring<C> {
+    pub fn new(width: u64, capacity: usize) -> Ring<C> {
         Ring {
             width,
             capacity,
@@ -127,20 +132,17 @@ impl Ring {
     }
 
     /// Adds `delta`, observed at `now` (unix seconds), to its bucket.
-    pub fn add(&mut self, now: u64, delta: &Reading) {
+    pub fn add(&mut self, now: u64, delta: &C) {
         let start = now - now % self.width;
         match self.buckets.back_mut() {
-            Some(b) if b.start == start => b.add(delta),
+            Some(b) if b.start == start => b.counts.add(delta),
             // A clock that stepped back: the newest bucket takes it rather
             // than the ring going out of order.
-            Some(b) if b.start > start => b.add(delta),
+            Some(b) if b.start > start => b.counts.add(delta),
             _ => {
-                let mut b = Bucket {
-                    start,
-                    ..Bucket::default()
-                };
-                b.add(delta);
-                self.buckets.push_back(b);
+                let mut counts = C::default();
+                counts.add(delta);
+                self.buckets.push_back(Bucket { start, counts });
             }
         }
         let oldest = start.saturating_sub(self.width * (self.capacity as u64 - 1));
@@ -152,6 +154,27 @@ impl Ring {
             self.buckets.pop_front();
         }
     }
+
+    /// The saved buckets of a ring of this width, kept within this ring's
+    /// bounds (a file from another build, or edited by hand, cannot make a
+    /// ring grow past its capacity).
+    fn adopt(&mut self, saved: &[Ring<C>]) {
+        if let Some(old) = saved.iter().find(|r| r.width == self.width) {
+            let skip = old.buckets.len().saturating_sub(self.capacity);
+            self.buckets = old
+                .buckets
+                .iter()
+                .skip(skip)
+                .filter(|b| b.start % self.width == 0)
+                .cloned()
+                .collect();
+        }
+    }
+}
+
+/// One ring per range (`RANGES`).
+fn new_rings<C: Counts>() -> Vec<Ring<C>> {
+    RANGES.iter().map(|(_, w, n)| Ring::new(*w, *n)).collect()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -161,9 +184,7 @@ struct Rings {
 
 impl Default for Rings {
     fn default() -> Rings {
-        Rings {
-            rings: RANGES.iter().map(|(_, w, n)| Ring::new(*w, *n)).collect(),
-        }
+        Rings { rings: new_rings() }
     }
 }
 
@@ -245,21 +266,11 @@ impl History {
     }
 
     /// Keeps the saved buckets of rings this build still has, with this
-    /// build's widths and bounds (a file from another build, or edited by
-    /// hand, cannot make a ring grow past its capacity).
+    /// build's widths and bounds.
     fn adopt(saved: Rings) -> Rings {
         let mut rings = Rings::default();
         for ring in &mut rings.rings {
-            if let Some(old) = saved.rings.iter().find(|r| r.width == ring.width) {
-                let skip = old.buckets.len().saturating_sub(ring.capacity);
-                ring.buckets = old
-                    .buckets
-                    .iter()
-                    .skip(skip)
-                    .filter(|b| b.start % ring.width == 0)
-                    .cloned()
-                    .collect();
-            }
+            ring.adopt(&saved.rings);
         }
         rings
     }
