@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::Store;
 use crate::metrics::Metrics;
+pub use namespaces::{NsCounts, NsReading};
+
+pub mod namespaces;
 
 /// The file, in the data dir, the rings persist to.
 pub const FILE: &str = "history.json";
@@ -180,19 +183,26 @@ fn new_rings<C: Counts>() -> Vec<Ring<C>> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Rings {
     rings: Vec<Ring>,
+    /// Absent from files written before namespaces had series.
+    #[serde(default)]
+    namespaces: namespaces::NsRings,
 }
 
 impl Default for Rings {
     fn default() -> Rings {
-        Rings { rings: new_rings() }
+        Rings {
+            rings: new_rings(),
+            namespaces: Default::default(),
+        }
     }
 }
 
-/// The rings and the last reading the sampler took.
+/// The rings and the last readings the sampler took.
 #[derive(Default)]
 pub struct History {
     rings: Mutex<Rings>,
     last: Mutex<Reading>,
+    ns_last: Mutex<NsReading>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -230,6 +240,35 @@ impl History {
         Some(ring)
     }
 
+    /// Adds what happened in each namespace since the last sample, at `now`.
+    pub fn sample_namespaces(&self, reading: NsReading, now: u64) {
+        let mut last = lock(&self.ns_last);
+        namespaces::sample(&mut lock(&self.rings).namespaces, &last, &reading, now);
+        *last = reading;
+    }
+
+    /// A namespace's ring named `range` as of `now` (with what happened
+    /// since the last sample); None for an unknown range, an empty ring for
+    /// a namespace without series.
+    pub fn view_namespace(
+        &self,
+        namespace: &str,
+        range: &str,
+        reading: &NsCounts,
+        now: u64,
+    ) -> Option<Ring<NsCounts>> {
+        let i = RANGES.iter().position(|(n, _, _)| *n == range)?;
+        let delta = namespaces::since(reading, lock(&self.ns_last).get(namespace));
+        let (_, width, capacity) = RANGES[i];
+        let mut ring = lock(&self.rings)
+            .namespaces
+            .get(namespace)
+            .and_then(|r| r.get(i).cloned())
+            .unwrap_or_else(|| Ring::new(width, capacity));
+        ring.add(now, &delta);
+        Some(ring)
+    }
+
     pub fn path(data_dir: &Path) -> PathBuf {
         data_dir.join(FILE)
     }
@@ -255,6 +294,7 @@ impl History {
         History {
             rings: Mutex::new(rings),
             last: Mutex::default(),
+            ns_last: Mutex::default(),
         }
     }
 
@@ -272,6 +312,7 @@ impl History {
         for ring in &mut rings.rings {
             ring.adopt(&saved.rings);
         }
+        rings.namespaces = namespaces::adopt(&saved.namespaces);
         rings
     }
 

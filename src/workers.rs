@@ -188,8 +188,11 @@ impl Workers {
                 let (s, m, path) = (s.clone(), m.clone(), path.clone());
                 async move {
                     tokio::task::spawn_blocking(move || {
+                        let now = crate::history::now_secs();
                         let reading = crate::history::Reading::take(&m, &s);
-                        m.history.sample(reading, crate::history::now_secs());
+                        m.history.sample(reading, now);
+                        let per_ns = crate::history::namespaces::take(&m, &s);
+                        m.history.sample_namespaces(per_ns, now);
                         m.history
                             .save(&path)
                             .map_err(|e| format!("saving {}: {e}", path.display()))
@@ -290,8 +293,11 @@ impl Workers {
         }
         // What happened since the last sample is kept too.
         let (store, metrics, path) = &self.history;
+        let now = crate::history::now_secs();
         let reading = crate::history::Reading::take(metrics, store);
-        metrics.history.sample(reading, crate::history::now_secs());
+        metrics.history.sample(reading, now);
+        let per_ns = crate::history::namespaces::take(metrics, store);
+        metrics.history.sample_namespaces(per_ns, now);
         if let Err(e) = metrics.history.save(path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot save the history");
         }

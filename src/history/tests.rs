@@ -124,10 +124,69 @@ fn a_missing_or_corrupt_or_oversized_file_loads_bounded() {
     for i in 0..5_000u64 {
         big.add(i * 60, &hits(1, 0));
     }
-    let saved = Rings { rings: vec![big] };
+    let saved = Rings {
+        rings: vec![big],
+        namespaces: Default::default(),
+    };
     std::fs::write(&path, serde_json::to_vec(&saved).unwrap()).unwrap();
     let h = History::load(&path);
     let r = h.view("hour", Reading::default(), 4_999 * 60).unwrap();
     assert_eq!(r.buckets.len(), 60);
     assert_eq!(r.capacity, 60);
+}
+
+fn ns(hits: u64, used: u64) -> NsCounts {
+    NsCounts {
+        hits,
+        misses: 0,
+        used_bytes: used,
+    }
+}
+
+#[test]
+fn namespaces_have_series_of_their_own_up_to_a_bound() {
+    let h = History::default();
+    let mut reading = NsReading::new();
+    for i in 0..namespaces::MAX_NAMESPACES + 5 {
+        reading.insert(format!("ns{i:03}"), ns(1, 10));
+    }
+    h.sample_namespaces(reading.clone(), 60);
+    reading.insert("ns000".into(), ns(4, 30));
+    h.sample_namespaces(reading.clone(), 90);
+    let r = h.view_namespace("ns000", "hour", &ns(6, 30), 100).unwrap();
+    let got: Vec<(u64, u64, u64)> = r
+        .buckets
+        .iter()
+        .map(|b| (b.start, b.counts.hits, b.counts.used_bytes))
+        .collect();
+    assert_eq!(
+        got,
+        [(60, 6, 30)],
+        "1, then 3 more, then 2 since the sample"
+    );
+    assert_eq!(lock(&h.rings).namespaces.len(), namespaces::MAX_NAMESPACES);
+    // One past the bound has no stored series, only what a view adds.
+    let past = format!("ns{:03}", namespaces::MAX_NAMESPACES + 1);
+    let r = h.view_namespace(&past, "day", &ns(1, 10), 100).unwrap();
+    assert_eq!(r.buckets.len(), 1);
+    assert!(h.view_namespace("ns000", "year", &ns(0, 0), 100).is_none());
+}
+
+#[test]
+fn a_namespace_gone_for_a_week_gives_its_place_up_and_series_persist() {
+    let h = History::default();
+    let one = |name: &str| NsReading::from([(name.to_owned(), ns(1, 5))]);
+    h.sample_namespaces(one("old"), 0);
+    h.sample_namespaces(one("new"), 7 * 86_400 + 1);
+    let kept: Vec<String> = lock(&h.rings).namespaces.keys().cloned().collect();
+    assert_eq!(kept, ["new"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = History::path(dir.path());
+    h.save(&path).unwrap();
+    let back = History::load(&path);
+    let r = back
+        .view_namespace("new", "week", &ns(0, 5), 7 * 86_400 + 2)
+        .unwrap();
+    assert_eq!(r.buckets.iter().map(|b| b.counts.hits).sum::<u64>(), 1);
 }
