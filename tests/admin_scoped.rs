@@ -50,6 +50,11 @@ async fn a_namespace_token_sees_only_its_namespaces_and_writes_only_where_allowe
         .await;
     assert_eq!(detail["namespace"], "team-a");
 
+    let series = reader.get_ok("/admin/v1/history?namespace=team-a").await;
+    assert_eq!(series["namespace"], "team-a");
+    let other = reader.get("/admin/v1/history?namespace=team-b").await;
+    other.expect_error(StatusCode::FORBIDDEN, Some("forbidden"));
+
     // Another namespace's entries are forbidden or, by id, absent.
     let other = reader.get("/admin/v1/entries?namespace=team-b").await;
     other.expect_error(StatusCode::FORBIDDEN, Some("forbidden"));

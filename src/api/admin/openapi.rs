@@ -114,6 +114,9 @@ fn parameters(path: &str) -> Vec<Value> {
         params.push(json!({ "name": "range", "in": "query", "required": false,
             "description": "hour (default), day or week",
             "schema": { "type": "string", "enum": ["hour", "day", "week"] } }));
+        params.push(json!({ "name": "namespace", "in": "query", "required": false,
+            "description": "one namespace's hits, misses and used bytes instead (for a token that may read it; the server's series need an admin token)",
+            "schema": { "type": "string" } }));
     }
     if path == "/admin/v1/tokens/{jti}" {
         params.push(json!({ "name": "force", "in": "query", "required": false,
