@@ -120,6 +120,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "login",
         "overview",
         "namespaces",
+        "namespace-chart",
         "entries",
         "entry-detail",
         "purge-confirmation",

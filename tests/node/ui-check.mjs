@@ -104,6 +104,14 @@ assert.equal(ratios['team-a'], fmtRatio(2, 1), 'team-a: two hits, one miss');
 await page.click('#namespaces th button[data-key=used_bytes]');
 assert.deepEqual(await names(), api.slice().sort((a, b) => a.used_bytes - b.used_bytes).map(n => n.name), 'by used bytes');
 await shot('namespaces');
+// A namespace's own chart.
+await page.click('a.ns-link:text-is("team-a")');
+await page.waitForSelector('#namespace-charts');
+const nsPoints = await page.$$eval('#namespace-charts polyline', ps => ps.map(p => Number(p.getAttribute('data-points'))));
+assert.ok(nsPoints.length === 3 && nsPoints.every(n => n >= 1), 'team-a charts have points: ' + nsPoints);
+const teamA = (await admin('namespaces')).namespaces.find(n => n.name === 'team-a');
+assert.ok((await page.textContent('#namespace-charts')).includes('used: ' + fmtBytes(teamA.used_bytes)));
+await shot('namespace-chart');
 
 // ---- entries: filter by namespace, the XSS-free rendering of names
 await page.goto(BASE + '/ui/#entries?namespace=team-a&order=size');
