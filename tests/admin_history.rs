@@ -87,8 +87,14 @@ async fn history_agrees_with_stats_counts_evictions_and_survives_a_restart() {
     let after = api.get_ok("/admin/v1/history?range=hour").await;
     assert_eq!(total(&after, "hits", Some("http")), 2, "{after}");
     assert_eq!(total(&after, "evictions", None), 2, "{after}");
-    let team = api.get_ok("/admin/v1/history?range=day&namespace=team").await;
-    assert_eq!(total(&team, "hits", None), 2, "kept across the restart: {team}");
+    let team = api
+        .get_ok("/admin/v1/history?range=day&namespace=team")
+        .await;
+    assert_eq!(
+        total(&team, "hits", None),
+        2,
+        "kept across the restart: {team}"
+    );
 
     let bad = api.get("/admin/v1/history?range=year").await;
     let msg = bad.expect_error(StatusCode::BAD_REQUEST, Some("bad_request"));

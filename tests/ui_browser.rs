@@ -4,7 +4,8 @@
 //! pushes, hits, misses and an eviction. The script logs in, compares the
 //! overview with the admin API and `/metrics`, sorts namespaces, filters
 //! entries, purges a namespace through its confirmation, creates a token
-//! named `<img src=x onerror=alert(1)>` and uses it with curl, revokes it
+//! named `<img src=x onerror=alert(1)>` (an actions/cache key of that name
+//! is listed too) and uses it with curl, revokes it
 //! and sees curl refused; a token limited to team-a sees only team-a, read-only. Screenshots of each page go to
 //! target/ui-screenshots/. Skips locally without node, chromium, curl or
 //! the npm packages; fails under CI=true.
@@ -12,6 +13,7 @@
 mod admin_support;
 mod auth_support;
 mod common;
+mod gha_support;
 // auth_support refers to it.
 mod oci_support;
 
@@ -83,6 +85,15 @@ async fn the_dashboard_works_in_a_real_browser() {
         get(&api, &base, "/cache/team-a/none").await,
         StatusCode::NOT_FOUND
     );
+    // An actions/cache key is a name the client chose, with any characters.
+    let gha = gha_support::V1::new(
+        &server,
+        Some(gha_support::token_with_key(
+            &key,
+            &[gha_support::rw("team-a")],
+        )),
+    );
+    gha.save(XSS, gha_support::VERSION, &[5u8; 700]).await;
     let used = num(&api.stats().await["used_bytes"], "used_bytes");
     let report = api
         .post("/admin/v1/evict", &json!({ "target_bytes": used - 1000 }))
