@@ -1,6 +1,6 @@
 // The dashboard's plumbing: DOM building (text only, never HTML from data),
-// the admin API client with the tab's token, SVG charts and the page router.
-// Pages are in pages.js.
+// the admin API client with the tab's token, SVG charts, the page router and
+// the pieces pages share. Each page is a file of its own (overview.js, …).
 'use strict';
 
 const TOKEN_KEY = 'larder-token';
@@ -196,3 +196,44 @@ document.addEventListener('DOMContentLoaded', () => {
   if (sessionStorage.getItem(TOKEN_KEY) !== null) start();
   else showLogin('');
 });
+
+// ---------------------------------------------------------------- shared by pages
+
+const PROTOCOLS = ['oci', 'gha', 'http', 'turbo', 'nx'];
+const sum = (o) => Object.values(o || {}).reduce((a, b) => a + b, 0);
+
+function card(label, value, id) {
+  return el('div', { class: 'card' }, el('div', {}, label), el('div', { class: 'value', id }, value));
+}
+
+// Sortable by any column; the header button says the order.
+function sortableTable(id, columns, rows, actions) {
+  let key = columns[0].key, dir = 1;
+  const tbody = el('tbody', {});
+  const head = el('tr', {});
+  const draw = () => {
+    const sorted = rows.slice().sort((a, b) => {
+      const x = a[key] ?? '', y = b[key] ?? '';
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    });
+    tbody.replaceChildren(...sorted.map(r => el('tr', {},
+      columns.map(c => el('td', { class: c.num ? 'num' : null }, c.fmt ? c.fmt(r[c.key]) : (r[c.key] ?? '—'))),
+      actions ? el('td', {}, actions(r)) : null)));
+    head.replaceChildren(...columns.map(c => el('th', { 'aria-sort': c.key === key ? (dir > 0 ? 'ascending' : 'descending') : 'none' },
+      el('button', { type: 'button', 'data-key': c.key, onclick: () => { dir = c.key === key ? -dir : 1; key = c.key; draw(); } }, c.label))),
+    actions ? el('th', {}, '') : null);
+  };
+  draw();
+  return el('table', { id }, el('thead', {}, head), tbody);
+}
+
+// A modal confirmation that says exactly what will happen.
+function confirmDialog(text, action, onConfirm) {
+  const dialog = el('dialog', { id: 'confirm' });
+  const done = () => { dialog.close(); dialog.remove(); };
+  dialog.append(el('p', {}, text),
+    el('button', { type: 'button', id: 'confirm-yes', onclick: async () => { done(); await onConfirm(); } }, action),
+    el('button', { type: 'button', onclick: done }, 'Cancel'));
+  document.body.append(dialog);
+  dialog.showModal();
+}

@@ -25,9 +25,34 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/app.js"),
     ),
     (
-        "pages.js",
+        "overview.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../ui/pages.js"),
+        include_bytes!("../../ui/overview.js"),
+    ),
+    (
+        "namespaces.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/namespaces.js"),
+    ),
+    (
+        "entries.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/entries.js"),
+    ),
+    (
+        "tokens.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/tokens.js"),
+    ),
+    (
+        "health.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/health.js"),
+    ),
+    (
+        "connect.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/connect.js"),
     ),
     (
         "style.css",
