@@ -1,14 +1,16 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`)
 //! driven by playwright-core (pinned in tests/node/package.json) through
-//! tests/node/ui-check.mjs, against a token-mode server with real traffic —
+//! tests/node/ui-check.mjs, against a token-mode server with real traffic:
 //! pushes, hits, misses and an eviction. The script logs in, compares the
-//! overview with the admin API and `/metrics`, sorts namespaces, filters
-//! entries, purges a namespace through its confirmation, creates a token
-//! named `<img src=x onerror=alert(1)>` (an actions/cache key of that name
-//! is listed too) and uses it with curl, revokes it
-//! and sees curl refused; a token limited to team-a sees only team-a, read-only. Screenshots of each page go to
-//! target/ui-screenshots/. Skips locally without node, chromium, curl or
-//! the npm packages; fails under CI=true.
+//! overview with the admin API and `/metrics`, checks the charts have
+//! points, sorts namespaces and charts one, filters entries and opens one to
+//! list its blobs, deletes an entry and purges a namespace through their
+//! confirmations, creates a token named `<img src=x onerror=alert(1)>` (an
+//! actions/cache key of that name is listed too), uses it with curl,
+//! revokes it and sees curl refused, and signs a team-a token in to see
+//! team-a only, read-only. Screenshots of each page go to
+//! target/ui-screenshots/. Skips locally without node, chromium, curl or the
+//! npm packages; fails under CI=true.
 
 mod admin_support;
 mod auth_support;
@@ -78,6 +80,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     put(&api, &base, "/cache/team-a/k2", 5000).await;
     put(&api, &base, "/cache/team-b/k1", 2000).await;
     put(&api, &base, "/cache/team-d/k1", 500).await;
+    put(&api, &base, "/cache/team-e/k1", 300).await;
     for path in ["/cache/team-a/k1", "/cache/team-a/k2", "/cache/team-b/k1"] {
         assert_eq!(get(&api, &base, path).await, StatusCode::OK);
     }

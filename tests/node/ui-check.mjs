@@ -154,6 +154,17 @@ await page.locator('button.purge[data-namespace="team-b"]').waitFor({ state: 'de
 await page.waitForSelector('#namespaces');
 assert.ok(!(await admin('namespaces')).namespaces.some(n => n.name === 'team-b'), 'team-b gone from the API');
 
+// ---- delete one entry through its confirmation
+await page.goto(BASE + '/ui/#entries?namespace=team-e');
+await page.waitForSelector('#entries');
+const [gone] = (await admin('entries?namespace=team-e')).entries;
+await page.click(`#entries tr[data-id="${gone.id}"] button.delete`);
+assert.ok((await page.textContent('#confirm p')).includes(`"${gone.name}"`));
+await page.click('#confirm-yes');
+await page.locator(`#entries tr[data-id="${gone.id}"]`).waitFor({ state: 'detached' });
+await page.waitForSelector('#entries');
+assert.equal((await admin('entries?namespace=team-e')).entries.length, 0, 'the entry is gone');
+
 // ---- tokens: create (named with the XSS string), use with curl, revoke
 await page.click('a[href="#tokens"]');
 await page.waitForSelector('#token-form');
