@@ -5,7 +5,7 @@ function snippets(base, ns) {
   const host = base.replace(/^https?:\/\//, '');
   return [
     ['BuildKit registry cache', `docker buildx build \\\n  --cache-to   type=registry,ref=${host}/${ns}/app:cache,mode=max \\\n  --cache-from type=registry,ref=${host}/${ns}/app:cache \\\n  -t app .`],
-    ['BuildKit gha cache', `docker buildx build \\\n  --cache-to   "type=gha,url=${base}/,token=$LARDER_CACHE_TOKEN,scope=${ns},mode=max" \\\n  --cache-from "type=gha,url=${base}/,token=$LARDER_CACHE_TOKEN,scope=${ns}" \\\n  -t app .`],
+    ['BuildKit gha cache', `docker buildx build \\\n  --cache-to   "type=gha,url=${base}/,token=$LARDER_CACHE_TOKEN,scope=app,mode=max" \\\n  --cache-from "type=gha,url=${base}/,token=$LARDER_CACHE_TOKEN,scope=app" \\\n  -t app .\n# the namespace (${ns}) is the token's; scope separates caches within it`],
     ['actions/cache (self-hosted runner env)', `ACTIONS_CACHE_URL=${base}/\nACTIONS_RUNTIME_TOKEN=$LARDER_CACHE_TOKEN   # a token for namespace ${ns}`],
     ['Bazel (.bazelrc)', `build --remote_cache=${base}/cache/${ns}\n# and: bazel build //... --remote_header="Authorization=Bearer $LARDER_CACHE_TOKEN"`],
     ['ccache', `export CCACHE_REMOTE_STORAGE="${base}/cache/${ns}|layout=subdirs|bearer-token=$LARDER_CACHE_TOKEN"`],
