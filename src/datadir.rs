@@ -11,6 +11,7 @@
 //!   index/        the sled index
 //!   reserve, reserve-start   space given up when the disk fills, and by a
 //!                 start on a full disk (see `cache::disk`)
+//!   history.json  the dashboard's time series (see `history`)
 //!   running       present while a server runs: one found at open means the
 //!                 last run did not stop cleanly, so its leftovers are swept
 //! ```

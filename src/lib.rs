@@ -14,6 +14,7 @@ pub mod datadir;
 pub mod fsck_cmd;
 pub mod healthcheck;
 pub mod heap;
+pub mod history;
 pub mod index;
 pub mod logging;
 pub mod metrics;

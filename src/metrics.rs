@@ -306,6 +306,8 @@ pub struct Metrics {
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
     pub connections: ConnCounters,
     namespaces: namespaces::PerNamespace,
+    /// Usage and traffic over time, sampled by a worker.
+    pub history: crate::history::History,
 }
 
 impl Default for Metrics {
@@ -318,6 +320,7 @@ impl Default for Metrics {
             protocols: Mutex::default(),
             connections: ConnCounters::default(),
             namespaces: namespaces::PerNamespace::default(),
+            history: Default::default(),
         }
     }
 }
@@ -388,6 +391,11 @@ impl Metrics {
         if let (Some(hit), Some(ns)) = (r.hit, r.namespace) {
             self.namespaces.lookup(ns, r.protocol, hit);
         }
+    }
+
+    /// [hits, misses] per namespace since start, for the admin API.
+    pub fn lookups_by_namespace(&self) -> BTreeMap<String, [u64; 2]> {
+        self.namespaces.lookups_by_namespace()
     }
 
     /// (hits, misses, bytes in, bytes out) per protocol, for the admin API.

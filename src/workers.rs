@@ -23,6 +23,8 @@ const EVICT_CHECK_EVERY: Duration = Duration::from_secs(10);
 /// How often the disk watcher looks at the free space (sooner when a write
 /// just found the disk full).
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// The history's finest bucket is a minute.
+const HISTORY_SAMPLE_EVERY: Duration = Duration::from_secs(60);
 /// How often the index-snapshot worker looks for a quiet moment: one with no
 /// request begun since its previous look.
 const SNAPSHOT_CHECK_EVERY: Duration = Duration::from_secs(10);
@@ -109,6 +111,8 @@ impl WorkerBoard {
 pub struct Workers {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
+    /// Where the history is saved once more at a clean stop.
+    history: (Arc<Store>, Arc<Metrics>, std::path::PathBuf),
 }
 
 impl Workers {
@@ -170,6 +174,35 @@ impl Workers {
             },
         ));
 
+        // The dashboard's time series: restored from the last run, then
+        // sampled and saved each minute.
+        let history_path = crate::history::History::path(&config.storage.data_dir);
+        metrics.history.restore(&history_path);
+        let (s, m, path) = (store.clone(), metrics.clone(), history_path.clone());
+        handles.push(run(
+            "history",
+            Wake::Every(HISTORY_SAMPLE_EVERY),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let (s, m, path) = (s.clone(), m.clone(), path.clone());
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let now = crate::history::now_secs();
+                        let reading = crate::history::Reading::take(&m, &s);
+                        m.history.sample(reading, now);
+                        let per_ns = crate::history::namespaces::take(&m, &s);
+                        m.history.sample_namespaces(per_ns, now);
+                        m.history
+                            .save(&path)
+                            .map_err(|e| format!("saving {}: {e}", path.display()))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                }
+            },
+        ));
+
         let interval = config.storage.index_snapshot_interval.0;
         let policy = Arc::new(Mutex::new(SnapshotPolicy::new(
             interval,
@@ -177,6 +210,7 @@ impl Workers {
             Instant::now(),
         )));
         let s = store.clone();
+        let history = (store.clone(), metrics.clone(), history_path);
         handles.push(run(
             "index-snapshot",
             Wake::Every(SNAPSHOT_CHECK_EVERY.min(interval)),
@@ -245,13 +279,27 @@ impl Workers {
                 async move { s.watch_disk().await.map_err(|e| e.to_string()) }
             },
         ));
-        Workers { stop, handles }
+        Workers {
+            stop,
+            handles,
+            history,
+        }
     }
 
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for h in self.handles {
             let _ = h.await;
+        }
+        // What happened since the last sample is kept too.
+        let (store, metrics, path) = &self.history;
+        let now = crate::history::now_secs();
+        let reading = crate::history::Reading::take(metrics, store);
+        metrics.history.sample(reading, now);
+        let per_ns = crate::history::namespaces::take(metrics, store);
+        metrics.history.sample_namespaces(per_ns, now);
+        if let Err(e) = metrics.history.save(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the history");
         }
     }
 }

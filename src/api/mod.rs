@@ -10,6 +10,7 @@ pub mod oci;
 pub mod range;
 pub mod request_log;
 mod scrape;
+mod ui;
 
 use std::sync::Arc;
 
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(gha::routes())
         .merge(httpcache::routes())
         .merge(admin::routes())
+        .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::track,

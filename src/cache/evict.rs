@@ -63,6 +63,9 @@ impl EvictReport {
     }
 }
 
+/// Eviction reports kept in memory for the dashboard.
+pub const RECENT_EVICTIONS: usize = 20;
+
 impl Store {
     /// Evicts until usage is at most `target` bytes (or nothing more can go).
     pub async fn evict_to(&self, target: u64) -> Result<EvictReport, StoreError> {
@@ -114,7 +117,36 @@ impl Store {
         self.finish_deletes().await?;
         let report = self.report(target, entries_removed, &freed, &leased);
         self.note_leased(&leased);
+        if report.entries_removed + report.blobs_removed > 0 {
+            self.note_eviction(&report);
+        }
         Ok(report)
+    }
+
+    /// Keeps the last `RECENT_EVICTIONS` passes that removed something, for
+    /// the dashboard's health page: (Unix milliseconds, report).
+    fn note_eviction(&self, report: &EvictReport) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut recent = self
+            .recent_evictions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_EVICTIONS {
+            recent.pop_front();
+        }
+        recent.push_back((at, report.clone()));
+    }
+
+    /// The most recent eviction passes that removed something, oldest first.
+    pub fn recent_evictions(&self) -> Vec<(u64, EvictReport)> {
+        let recent = self
+            .recent_evictions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
     }
 
     pub(super) fn report(

@@ -74,18 +74,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Entries matching the filters, `limit` at a time. The cursor is an
+    /// Entries matching the filters (namespace, protocol, name prefix),
+    /// `limit` at a time. The cursor is an
     /// opaque position: an offset into the chosen order.
     pub fn list_entries(
         &self,
         namespace: Option<&str>,
         protocol: Option<Protocol>,
+        prefix: Option<&str>,
         order: EntryOrder,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<EntryPage, StoreError> {
         let skip: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        let keep = |e: &EntryRecord| protocol.is_none_or(|p| e.key.protocol == p);
+        let keep = |e: &EntryRecord| {
+            protocol.is_none_or(|p| e.key.protocol == p)
+                && prefix.is_none_or(|p| e.key.name.starts_with(p))
+        };
         let mut matching = Vec::new();
         let mut total = 0usize;
         if order == EntryOrder::Size {

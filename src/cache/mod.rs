@@ -102,6 +102,8 @@ pub struct Store {
     running_marker: std::path::PathBuf,
     evicted_entries: AtomicU64,
     freed_bytes: AtomicU64,
+    /// The last eviction passes that removed something (see `evict.rs`).
+    recent_evictions: Mutex<std::collections::VecDeque<(u64, EvictReport)>>,
 }
 
 /// Store-wide numbers for `/metrics` and the admin API.
@@ -179,6 +181,7 @@ impl Store {
             running_marker: dir.running_marker(),
             evicted_entries: AtomicU64::new(0),
             freed_bytes: AtomicU64::new(0),
+            recent_evictions: Mutex::default(),
         };
         store.empty_trash()?;
         Ok(store)

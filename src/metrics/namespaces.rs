@@ -93,6 +93,18 @@ impl PerNamespace {
         counts[usize::from(!hit)] += 1;
     }
 
+    /// [hits, misses] per namespace since the server started, over every
+    /// protocol (namespaces past the series limit are under `_other`).
+    pub fn lookups_by_namespace(&self) -> BTreeMap<String, [u64; 2]> {
+        let mut out: BTreeMap<String, [u64; 2]> = BTreeMap::new();
+        for ((ns, _), [hits, misses]) in &lock(&self.lookups).counts {
+            let sum = out.entry(ns.clone()).or_default();
+            sum[0] += hits;
+            sum[1] += misses;
+        }
+        out
+    }
+
     fn entry_counts(&self, store: &Store) -> Vec<(String, u64)> {
         let mut cached = lock(&self.entries);
         if let Some((at, counts)) = cached.as_ref() {

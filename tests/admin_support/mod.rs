@@ -55,6 +55,29 @@ pub fn user_token(key: &[u8]) -> String {
     .0
 }
 
+/// A valid token that reads no namespace: the metrics permission only.
+pub fn metrics_token(key: &[u8]) -> String {
+    scoped_token(key, ANY_NAMESPACE, larder::auth::METRICS)
+}
+
+/// A non-admin token holding `permission` on `namespace` only.
+pub fn scoped_token(key: &[u8], namespace: &str, permission: u8) -> String {
+    mint(
+        key,
+        &TokenSpec {
+            subject: format!("test-{namespace}"),
+            grants: vec![Grant {
+                scope: namespace.into(),
+                permission,
+            }],
+            admin: false,
+            ttl_secs: 3600,
+            parent: None,
+        },
+    )
+    .0
+}
+
 /// A client sending `Authorization: Bearer <token>` on every request (so the
 /// `oci_support` helpers work against a server in token mode).
 pub fn bearer(token: &str) -> Client {

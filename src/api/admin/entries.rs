@@ -5,7 +5,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{rfc3339_ms, Admin, AdminError};
+use super::viewer::Viewer;
+use super::{rfc3339_ms, AdminError};
 use crate::api::AppState;
 use crate::auth::names::check_namespace;
 use crate::cache::{EntryOrder, EntryRecord, Protocol};
@@ -17,6 +18,8 @@ const MAX_PAGE: usize = 1000;
 pub struct ListQuery {
     namespace: Option<String>,
     protocol: Option<String>,
+    /// Only entries whose name starts with this.
+    prefix: Option<String>,
     order: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
@@ -37,12 +40,27 @@ pub fn entry_json(e: &EntryRecord) -> Value {
 
 pub async fn list(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: Viewer,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, AdminError> {
     let Query(q) = query.map_err(|e| AdminError::bad_request(e.body_text()))?;
-    if let Some(ns) = &q.namespace {
-        check_namespace(ns).map_err(AdminError::bad_request)?;
+    match &q.namespace {
+        Some(ns) => {
+            check_namespace(ns).map_err(AdminError::bad_request)?;
+            if !viewer.may_read(ns) {
+                return Err(crate::auth::Denied::Forbidden(format!(
+                    "this token may not read namespace {ns:?}"
+                ))
+                .into());
+            }
+        }
+        // Paging over every namespace would skip pages of others' entries.
+        None if !viewer.admin => {
+            return Err(AdminError::bad_request(
+                "name a namespace: this token sees only some",
+            ))
+        }
+        None => {}
     }
     let protocol = match q.protocol.as_deref() {
         None => None,
@@ -78,6 +96,7 @@ pub async fn list(
     let page = state.store.list_entries(
         q.namespace.as_deref(),
         protocol,
+        q.prefix.as_deref().filter(|p| !p.is_empty()),
         order,
         limit,
         q.cursor.as_deref(),
@@ -88,17 +107,79 @@ pub async fn list(
     ))
 }
 
-pub async fn remove(
+/// One entry and the blobs it pins: each blob's size and how many entries
+/// pin it (this one included), which is what deleting the entry would free:
+/// a blob only this entry pins goes with it.
+pub async fn detail(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
     let id: u64 = id
         .parse()
         .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
-    if state.store.entry_by_id(id)?.is_none() {
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<_, AdminError> {
+        // Another namespace's entry is as absent as one that never was.
+        let Some(entry) = store
+            .entry_by_id(id)?
+            .filter(|e| viewer.may_read(&e.key.namespace))
+        else {
+            return Ok(None);
+        };
+        let index = store.index();
+        let mut seen = std::collections::HashSet::new();
+        let mut blobs = Vec::new();
+        for pin in entry.pins.iter().filter(|p| seen.insert(**p)) {
+            let rec = index.blob(pin).map_err(crate::cache::StoreError::from)?;
+            let shared_by = index
+                .pin_count(pin)
+                .map_err(crate::cache::StoreError::from)?;
+            blobs.push(json!({
+                "id": pin.to_hex(),
+                "sha256": rec.as_ref().map(|r| hex::encode(r.sha256)),
+                "size": rec.as_ref().map(|r| r.size),
+                "shared_by": shared_by,
+            }));
+        }
+        let mut body = entry_json(&entry);
+        body["pinned_blobs"] = json!(blobs);
+        body["only_here_bytes"] = json!(blobs
+            .iter()
+            .filter(|b| b["shared_by"].as_u64() == Some(1))
+            .filter_map(|b| b["size"].as_u64())
+            .sum::<u64>());
+        Ok(Some(body))
+    })
+    .await
+    .map_err(|e| {
+        AdminError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })??;
+    found
+        .map(Json)
+        .ok_or_else(|| AdminError::not_found(format!("no entry {id}")))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
+    let Some(entry) = state
+        .store
+        .entry_by_id(id)?
+        .filter(|e| viewer.may_read(&e.key.namespace))
+    else {
         return Err(AdminError::not_found(format!("no entry {id}")));
-    }
+    };
+    viewer.require_write(&entry.key.namespace)?;
     let removed = state.store.remove_entry(id).await?;
     let removed: Vec<Value> = removed.iter().map(entry_json).collect();
     Ok(Json(json!({ "removed": removed })))
@@ -106,10 +187,11 @@ pub async fn remove(
 
 pub async fn purge(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: Viewer,
     Path(namespace): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
     check_namespace(&namespace).map_err(AdminError::bad_request)?;
+    viewer.require_write(&namespace)?;
     let removed = state.store.purge_namespace(&namespace).await?;
     Ok(Json(
         json!({ "namespace": namespace, "entries_removed": removed }),

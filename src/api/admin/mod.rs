@@ -4,9 +4,11 @@
 
 mod entries;
 mod error;
+mod history;
 mod openapi;
 mod stats;
 mod tokens;
+mod viewer;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -24,12 +26,17 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/namespaces", get(stats::namespaces))
         .route("/admin/v1/namespaces/{namespace}", delete(entries::purge))
         .route("/admin/v1/entries", get(entries::list))
-        .route("/admin/v1/entries/{id}", delete(entries::remove))
+        .route(
+            "/admin/v1/entries/{id}",
+            get(entries::detail).delete(entries::remove),
+        )
         .route("/admin/v1/gc", post(stats::gc))
         .route("/admin/v1/evict", post(stats::evict))
         .route("/admin/v1/workers", get(stats::workers))
+        .route("/admin/v1/history", get(history::history))
         .route("/admin/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/admin/v1/tokens/{jti}", delete(tokens::revoke))
+        .route("/admin/v1/whoami", get(viewer::whoami))
         .route("/admin/v1/openapi.json", get(openapi::document))
 }
 

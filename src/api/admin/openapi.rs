@@ -15,7 +15,7 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "get",
         "/admin/v1/namespaces",
-        "Per namespace: used bytes, entries, last use, quota",
+        "Per namespace: used bytes, entries, last use, quota, hits and misses since start (only those a non-admin token may read)",
         200,
     ),
     (
@@ -27,7 +27,13 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "get",
         "/admin/v1/entries",
-        "Entries, paginated; filter by namespace and protocol; order lru, mru or size",
+        "Entries, paginated; filter by namespace, protocol and name prefix; order lru, mru or size",
+        200,
+    ),
+    (
+        "get",
+        "/admin/v1/entries/{id}",
+        "One entry and the blobs it pins: id, sha256, size and shared_by (entries pinning it, this one included)",
         200,
     ),
     (
@@ -51,7 +57,13 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "get",
         "/admin/v1/workers",
-        "Background workers: runs, failures, last run",
+        "Background workers: runs, failures, last run; the last eviction passes that removed something (newest first)",
+        200,
+    ),
+    (
+        "get",
+        "/admin/v1/history",
+        "Time series of usage, bytes in and out, hits and misses per protocol, evictions and refusals: range hour (per minute), day (per 15 minutes) or week (per 2 hours)",
         200,
     ),
     ("post", "/admin/v1/tokens", "Mint a token", 201),
@@ -67,6 +79,12 @@ pub const ROUTES: &[(&str, &str, &str, u16)] = &[
         "Revoke a token by id; 404 for an id this server has not seen, unless force=true",
         204,
     ),
+    (
+        "get",
+        "/admin/v1/whoami",
+        "The caller: subject, whether it is an admin, and the namespaces it may read or write (a non-admin token sees those namespaces, and their entries, read-only unless it may write)",
+        200,
+    ),
     ("get", "/admin/v1/openapi.json", "This document", 200),
 ];
 
@@ -80,12 +98,25 @@ fn parameters(path: &str) -> Vec<Value> {
         for (name, kind, desc) in [
             ("namespace", "string", "only this namespace"),
             ("protocol", "string", "oci, gha, http, turbo or nx"),
+            (
+                "prefix",
+                "string",
+                "only entries whose name starts with this",
+            ),
             ("order", "string", "lru (default), mru or size"),
             ("limit", "integer", "1 to 1000, default 100"),
             ("cursor", "string", "next_cursor of the previous page"),
         ] {
             params.push(json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": kind } }));
         }
+    }
+    if path == "/admin/v1/history" {
+        params.push(json!({ "name": "range", "in": "query", "required": false,
+            "description": "hour (default), day or week",
+            "schema": { "type": "string", "enum": ["hour", "day", "week"] } }));
+        params.push(json!({ "name": "namespace", "in": "query", "required": false,
+            "description": "one namespace's hits, misses and used bytes instead (for a token that may read it; the server's series need an admin token)",
+            "schema": { "type": "string" } }));
     }
     if path == "/admin/v1/tokens/{jti}" {
         params.push(json!({ "name": "force", "in": "query", "required": false,

@@ -43,16 +43,22 @@ pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value
     })))
 }
 
+/// Every namespace for an admin; the ones it may read for another token.
 pub async fn namespaces(
     State(state): State<AppState>,
-    _: Admin,
+    viewer: super::viewer::Viewer,
 ) -> Result<Json<Value>, AdminError> {
+    let lookups = state.metrics.lookups_by_namespace();
     let list: Vec<Value> = state
         .store
         .namespaces()?
         .into_iter()
+        .filter(|n| viewer.may_read(&n.name))
         .map(|n| {
+            let [hits, misses] = lookups.get(&n.name).copied().unwrap_or_default();
             json!({
+                "hits": hits,
+                "misses": misses,
                 "name": n.name,
                 "used_bytes": n.used_bytes,
                 "entries": n.entries,
@@ -77,7 +83,18 @@ pub async fn workers(State(state): State<AppState>, _: Admin) -> Json<Value> {
             (name.to_owned(), v)
         })
         .collect();
-    Json(json!({ "workers": board }))
+    let evictions: Vec<Value> = state
+        .store
+        .recent_evictions()
+        .into_iter()
+        .rev()
+        .map(|(at, report)| {
+            let mut v = json!(report);
+            v["at"] = json!(rfc3339_ms(at));
+            v
+        })
+        .collect();
+    Json(json!({ "workers": board, "recent_evictions": evictions }))
 }
 
 pub async fn gc(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AdminError> {

@@ -1,0 +1,192 @@
+use super::*;
+
+fn hits(oci: u64, used: u64) -> Reading {
+    Reading {
+        hits: [oci, 0, 0, 0, 0],
+        used_bytes: used,
+        ..Reading::default()
+    }
+}
+
+#[test]
+fn samples_within_a_minute_share_a_bucket_and_the_next_minute_opens_one() {
+    let h = History::default();
+    h.sample(hits(2, 100), 600);
+    h.sample(hits(5, 150), 659);
+    h.sample(hits(6, 120), 660);
+    let hour = h.view("hour", hits(6, 120), 660).unwrap();
+    let got: Vec<(u64, u64, u64)> = hour
+        .buckets
+        .iter()
+        .map(|b| (b.start, b.counts.hits[0], b.counts.used_bytes))
+        .collect();
+    // Counts are the differences between readings; the gauge is the last.
+    assert_eq!(got, [(600, 5, 150), (660, 1, 120)]);
+    let day = h.view("day", hits(6, 120), 660).unwrap();
+    assert_eq!(day.buckets.len(), 1, "one 15-minute bucket");
+    assert_eq!(day.buckets[0].start, 0);
+    assert_eq!(day.buckets[0].counts.hits[0], 6);
+}
+
+#[test]
+fn a_view_counts_what_happened_since_the_last_sample() {
+    let h = History::default();
+    h.sample(hits(3, 10), 60);
+    let v = h.view("hour", hits(10, 40), 200).unwrap();
+    let last = v.buckets.back().unwrap();
+    assert_eq!(
+        (last.start, last.counts.hits[0], last.counts.used_bytes),
+        (180, 7, 40)
+    );
+    // The view did not change the rings.
+    let again = h.view("hour", hits(3, 10), 200).unwrap();
+    let hits_now: Vec<u64> = again.buckets.iter().map(|b| b.counts.hits[0]).collect();
+    assert_eq!(hits_now, [3, 0]);
+    assert!(h.view("year", hits(3, 10), 200).is_none());
+}
+
+#[test]
+fn rings_keep_at_most_their_capacity_and_drop_what_is_too_old() {
+    let h = History::default();
+    let mut total = 0;
+    for minute in 0..10_000u64 {
+        total += 1;
+        h.sample(hits(total, 0), minute * 60);
+    }
+    for (name, width, capacity) in RANGES {
+        let r = h.view(name, hits(total, 0), 9_999 * 60).unwrap();
+        assert!(r.buckets.len() <= capacity, "{name}: {}", r.buckets.len());
+        assert_eq!(r.width, width);
+        let newest = r.buckets.back().unwrap().start;
+        assert!(r
+            .buckets
+            .iter()
+            .all(|b| b.start + width * capacity as u64 > newest));
+    }
+    // A gap longer than the ring empties it but for the new bucket.
+    h.sample(hits(total + 1, 0), 10_000 * 60 + 86_400);
+    let r = h
+        .view("hour", hits(total + 1, 0), 10_000 * 60 + 86_400)
+        .unwrap();
+    assert_eq!(r.buckets.len(), 1);
+}
+
+#[test]
+fn a_counter_that_went_down_counts_as_zero() {
+    let h = History::default();
+    h.sample(hits(10, 0), 0);
+    h.sample(hits(4, 0), 30);
+    let r = h.view("hour", hits(4, 0), 30).unwrap();
+    assert_eq!(r.buckets[0].counts.hits[0], 10);
+}
+
+#[test]
+fn history_survives_a_save_and_load_and_new_counters_add_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = History::path(dir.path());
+    let h = History::default();
+    h.sample(hits(4, 99), 120);
+    h.save(&path).unwrap();
+    assert!(!path.with_extension("json.tmp").exists());
+
+    // A new process: its counters start at zero again.
+    let h = History::load(&path);
+    h.sample(hits(1, 77), 130);
+    let r = h.view("hour", hits(1, 77), 130).unwrap();
+    assert_eq!(r.buckets.len(), 1);
+    assert_eq!(r.buckets[0].counts.hits[0], 5);
+    assert_eq!(r.buckets[0].counts.used_bytes, 77);
+}
+
+#[test]
+fn a_missing_or_corrupt_or_oversized_file_loads_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = History::path(dir.path());
+    let empty = History::load(&path);
+    assert!(
+        empty
+            .view("week", Reading::default(), 0)
+            .unwrap()
+            .buckets
+            .len()
+            <= 1
+    );
+
+    std::fs::write(&path, b"{not json").unwrap();
+    let h = History::load(&path);
+    assert_eq!(
+        h.view("hour", Reading::default(), 0).unwrap().buckets.len(),
+        1
+    );
+
+    // A hand-edited file with far more buckets than the ring holds.
+    let mut big = Ring::new(60, 100_000);
+    for i in 0..5_000u64 {
+        big.add(i * 60, &hits(1, 0));
+    }
+    let saved = Rings {
+        rings: vec![big],
+        namespaces: Default::default(),
+    };
+    std::fs::write(&path, serde_json::to_vec(&saved).unwrap()).unwrap();
+    let h = History::load(&path);
+    let r = h.view("hour", Reading::default(), 4_999 * 60).unwrap();
+    assert_eq!(r.buckets.len(), 60);
+    assert_eq!(r.capacity, 60);
+}
+
+fn ns(hits: u64, used: u64) -> NsCounts {
+    NsCounts {
+        hits,
+        misses: 0,
+        used_bytes: used,
+    }
+}
+
+#[test]
+fn namespaces_have_series_of_their_own_up_to_a_bound() {
+    let h = History::default();
+    let mut reading = NsReading::new();
+    for i in 0..namespaces::MAX_NAMESPACES + 5 {
+        reading.insert(format!("ns{i:03}"), ns(1, 10));
+    }
+    h.sample_namespaces(reading.clone(), 60);
+    reading.insert("ns000".into(), ns(4, 30));
+    h.sample_namespaces(reading.clone(), 90);
+    let r = h.view_namespace("ns000", "hour", &ns(6, 30), 100).unwrap();
+    let got: Vec<(u64, u64, u64)> = r
+        .buckets
+        .iter()
+        .map(|b| (b.start, b.counts.hits, b.counts.used_bytes))
+        .collect();
+    assert_eq!(
+        got,
+        [(60, 6, 30)],
+        "1, then 3 more, then 2 since the sample"
+    );
+    assert_eq!(lock(&h.rings).namespaces.len(), namespaces::MAX_NAMESPACES);
+    // One past the bound has no stored series, only what a view adds.
+    let past = format!("ns{:03}", namespaces::MAX_NAMESPACES + 1);
+    let r = h.view_namespace(&past, "day", &ns(1, 10), 100).unwrap();
+    assert_eq!(r.buckets.len(), 1);
+    assert!(h.view_namespace("ns000", "year", &ns(0, 0), 100).is_none());
+}
+
+#[test]
+fn a_namespace_gone_for_a_week_gives_its_place_up_and_series_persist() {
+    let h = History::default();
+    let one = |name: &str| NsReading::from([(name.to_owned(), ns(1, 5))]);
+    h.sample_namespaces(one("old"), 0);
+    h.sample_namespaces(one("new"), 7 * 86_400 + 1);
+    let kept: Vec<String> = lock(&h.rings).namespaces.keys().cloned().collect();
+    assert_eq!(kept, ["new"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = History::path(dir.path());
+    h.save(&path).unwrap();
+    let back = History::load(&path);
+    let r = back
+        .view_namespace("new", "week", &ns(0, 5), 7 * 86_400 + 2)
+        .unwrap();
+    assert_eq!(r.buckets.iter().map(|b| b.counts.hits).sum::<u64>(), 1);
+}

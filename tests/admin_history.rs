@@ -1,0 +1,104 @@
+//! `GET /admin/v1/history` against a live server: its newest point agrees
+//! with the stats (and so with `/metrics`) right after traffic, without
+//! waiting for the once-a-minute sampler; evictions show up, in the series
+//! and among the recent eviction reports; the series
+//! survives a restart; a bad range is a JSON error.
+
+mod admin_support;
+mod common;
+
+use admin_support::*;
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Sum of `field` over a history's points (`hits.http` style for a map).
+fn total(history: &Value, field: &str, protocol: Option<&str>) -> u64 {
+    history["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| match protocol {
+            Some(proto) => num(&p[field][proto], field),
+            None => num(&p[field], field),
+        })
+        .sum()
+}
+
+async fn put(c: &reqwest::Client, url: String, body: Vec<u8>) {
+    let res = c.put(url).body(body).send().await.expect("PUT");
+    assert!(res.status().is_success(), "PUT: {}", res.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_agrees_with_stats_counts_evictions_and_survives_a_restart() {
+    let server = TestServer::start().await;
+    let api = AdminApi::anonymous(&server.base());
+    let c = common::client();
+
+    put(&c, server.url("/cache/team/key-1"), vec![7; 3000]).await;
+    put(&c, server.url("/cache/team/key-2"), vec![8; 1000]).await;
+    for path in ["/cache/team/key-1", "/cache/team/key-1", "/cache/team/nope"] {
+        c.get(server.url(path)).send().await.expect("GET");
+    }
+
+    let stats = api.stats().await;
+    let hour = api.get_ok("/admin/v1/history?range=hour").await;
+    assert_eq!(hour["range"], "hour");
+    assert_eq!(num(&hour["bucket_seconds"], "bucket_seconds"), 60);
+    let newest = hour["points"].as_array().and_then(|p| p.last()).cloned();
+    let newest = newest.expect("a point right after traffic");
+    assert_eq!(newest["used_bytes"], stats["used_bytes"], "{hour}");
+    assert_eq!(newest["used_bytes"], json!(4000));
+    assert_eq!(total(&hour, "hits", Some("http")), 2, "{hour}");
+    assert_eq!(total(&hour, "misses", Some("http")), 1, "{hour}");
+    assert_eq!(
+        total(&hour, "bytes_in", None),
+        num(&stats["traffic"]["http"]["bytes_in"], "bytes_in"),
+        "{hour} vs {stats}"
+    );
+    assert_eq!(hour["max_bytes"], stats["max_bytes"]);
+    assert!(num(&hour["high_watermark_bytes"], "high") <= num(&hour["max_bytes"], "max"));
+
+    let evicted = api
+        .post("/admin/v1/evict", &json!({ "target_bytes": 0 }))
+        .await;
+    evicted.expect(StatusCode::OK);
+    let day = api.get_ok("/admin/v1/history?range=day").await;
+    assert_eq!(num(&day["bucket_seconds"], "bucket_seconds"), 900);
+    assert_eq!(total(&day, "evictions", None), 2, "{day}");
+    // The health page's recent eviction reports.
+    let workers = api.get_ok("/admin/v1/workers").await;
+    let recent = workers["recent_evictions"]
+        .as_array()
+        .expect("recent_evictions");
+    assert_eq!(recent.len(), 1, "{workers}");
+    assert_eq!(num(&recent[0]["entries_removed"], "entries_removed"), 2);
+    assert_eq!(num(&recent[0]["target"], "target"), 0);
+    assert!(recent[0]["at"].is_string(), "{workers}");
+    let week = api.get_ok("/admin/v1/history?range=week").await;
+    assert_eq!(total(&week, "hits", Some("http")), 2, "{week}");
+
+    // A clean stop saves what happened since the last sample; the next run
+    // starts from it.
+    let server = server.restart().await;
+    assert!(server.data_dir().join("history.json").exists());
+    let api = AdminApi::anonymous(&server.base());
+    let after = api.get_ok("/admin/v1/history?range=hour").await;
+    assert_eq!(total(&after, "hits", Some("http")), 2, "{after}");
+    assert_eq!(total(&after, "evictions", None), 2, "{after}");
+    let team = api
+        .get_ok("/admin/v1/history?range=day&namespace=team")
+        .await;
+    assert_eq!(
+        total(&team, "hits", None),
+        2,
+        "kept across the restart: {team}"
+    );
+
+    let bad = api.get("/admin/v1/history?range=year").await;
+    let msg = bad.expect_error(StatusCode::BAD_REQUEST, Some("bad_request"));
+    assert!(msg.contains("hour, day, week"), "{msg}");
+    let bad = api.get("/admin/v1/history?span=hour").await;
+    bad.expect_error(StatusCode::BAD_REQUEST, Some("bad_request"));
+}
