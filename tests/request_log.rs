@@ -19,8 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Mints a token named `name` for `namespace` offline, against the data
-/// dir's signing key (created on first use).
+/// Mints a token named `name` for `namespace` offline, against the signing
+/// key of the server that has opened the data dir.
 fn mint(dir: &std::path::Path, name: &str, namespace: &str) -> String {
     let out = Command::new(larder_bin())
         .args(["token", "create", "--read", "--write", "--data-dir"])
@@ -73,8 +73,8 @@ fn with_id(id: &str) -> HeaderMap {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_lines_say_who_did_what() {
     let dir = tempfile::tempdir().unwrap();
-    let token = mint(dir.path(), "ci-bot", "team");
     let mut server = json_server(dir.path(), &[("LARDER__AUTH__MODE", "token")]);
+    let token = mint(dir.path(), "ci-bot", "team");
     let base = format!("http://{}", server.addr);
     let mut auth = HeaderMap::new();
     auth.insert(
