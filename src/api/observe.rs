@@ -52,7 +52,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await; // probes and /metrics itself
     }
     state.metrics.begin_request();
-    let (res, namespace) = crate::metrics::namespaces::scope(next.run(req)).await;
+    let res = next.run(req).await;
+    // The request log's slot, which auth filled: observe runs inside it.
+    let namespace = crate::auth::seen::allowed_namespace();
     let route = match res.extensions().get::<RouteTemplate>() {
         Some(t) => t.0.to_owned(),
         None => matched.unwrap_or_else(|| "unmatched".into()),

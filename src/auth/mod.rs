@@ -129,9 +129,6 @@ impl Auth {
     /// Whether `caller` holds `permission` (READ or WRITE bits) on `namespace`.
     pub fn require(&self, caller: &Caller, namespace: &str, permission: u8) -> Result<(), Denied> {
         let decision = self.decide(caller, namespace, permission);
-        if decision.is_ok() {
-            crate::metrics::namespaces::note(namespace);
-        }
         seen::namespace(namespace, decision.is_ok());
         decision
     }

@@ -1,5 +1,5 @@
 //! What auth learned about the request in progress (which token, which
-//! namespace), for its log line. The request log opens a slot around the
+//! namespace), for its log line and its per-namespace metrics. The request log opens a slot around the
 //! handler; auth fills it as it verifies. A task-local rather than a request
 //! extension because auth sees only headers, and every protocol calls it.
 //! Work a handler spawns onto other tasks does not see the slot: those calls
@@ -45,6 +45,16 @@ pub(super) fn namespace(ns: &str, allowed: bool) {
     });
 }
 
+/// The first namespace the request in progress was allowed on, if any.
+pub fn allowed_namespace() -> Option<String> {
+    SEEN.try_with(|s| {
+        let s = s.lock();
+        s.namespace.clone().filter(|_| s.namespace_allowed)
+    })
+    .ok()
+    .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +76,14 @@ mod tests {
         })
         .await;
         assert_eq!(slot.lock().namespace.as_deref(), Some("c"));
+        let allowed = scope(Slot::default(), async {
+            namespace("refused", false);
+            let before = allowed_namespace();
+            namespace("team-a", true);
+            (before, allowed_namespace())
+        })
+        .await;
+        assert_eq!(allowed, (None, Some("team-a".to_owned())));
     }
 
     #[test]

@@ -4,14 +4,13 @@
 //! The request middleware knows a lookup's protocol and outcome but not its
 //! namespace, which every protocol finds its own way (a path segment, a
 //! token's scope). Every protocol does ask `Auth::require` about it, though,
-//! so that call notes the namespace in a task-local the middleware sets up
-//! around the handler: one place, whatever the protocol. Only namespaces a
-//! caller was allowed are noted, so probing made-up names adds no series.
+//! so that call notes it in the request's slot (`auth::seen`), which the
+//! middleware reads after the handler: one place, whatever the protocol.
+//! Only namespaces a caller was allowed count, so probing made-up names adds
+//! no series.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -32,34 +31,6 @@ const OTHER: &str = "_other";
 /// counter, so it is counted from the index's per-namespace order, and a
 /// scrape every few seconds must not walk the index each time.
 const ENTRIES_FRESH_FOR: Duration = Duration::from_secs(60);
-
-tokio::task_local! {
-    static NAMESPACE: RefCell<Option<String>>;
-}
-
-/// Runs `fut` (a request's handler) noting the namespace it was authorized
-/// for; returns its output and that namespace.
-pub async fn scope<F: Future>(fut: F) -> (F::Output, Option<String>) {
-    NAMESPACE
-        .scope(RefCell::new(None), async move {
-            let out = fut.await;
-            let ns = NAMESPACE.try_with(|n| n.borrow_mut().take()).ok().flatten();
-            (out, ns)
-        })
-        .await
-}
-
-/// Notes that the current request was allowed on `namespace` (the first
-/// one, for the rare request that asks about several). Outside a request's
-/// scope (workers, tests) it does nothing.
-pub fn note(namespace: &str) {
-    let _ = NAMESPACE.try_with(|n| {
-        let mut n = n.borrow_mut();
-        if n.is_none() {
-            *n = Some(namespace.to_owned());
-        }
-    });
-}
 
 /// (namespace, number) pairs.
 type Counts = Vec<(String, u64)>;
@@ -162,19 +133,6 @@ fn help(out: &mut String, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn the_first_namespace_noted_in_a_scope_is_returned() {
-        let ((), ns) = scope(async {
-            note("team-a");
-            note("team-b");
-        })
-        .await;
-        assert_eq!(ns.as_deref(), Some("team-a"));
-        let ((), ns) = scope(async {}).await;
-        assert_eq!(ns, None);
-        note("outside a scope is ignored");
-    }
 
     #[test]
     fn namespaces_past_the_limit_share_one_series() {
