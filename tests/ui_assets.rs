@@ -19,7 +19,9 @@ async fn the_dashboard_is_served_with_strict_headers_and_no_inline_code() {
     for (path, kind) in [
         ("/ui/", "text/html"),
         ("/ui/app.js", "text/javascript"),
+        ("/ui/chart.js", "text/javascript"),
         ("/ui/overview.js", "text/javascript"),
+        ("/ui/overview-scoped.js", "text/javascript"),
         ("/ui/namespaces.js", "text/javascript"),
         ("/ui/entries.js", "text/javascript"),
         ("/ui/tokens.js", "text/javascript"),
