@@ -29,11 +29,15 @@ function fmtBytes(n) {
 }
 const fmtRatio = (h, m) => (h + m === 0 ? '—' : (100 * h / (h + m)).toFixed(1) + '%');
 
-// Sum of a Prometheus series' samples, whatever their labels.
-function metric(text, name) {
-  return text.split('\n').filter(l => l.startsWith(name + '{') || l.startsWith(name + ' '))
+// Sum of a Prometheus series' samples whose labels pass `keep` (all by
+// default).
+function metric(text, name, keep = () => true) {
+  return text.split('\n').filter(l => (l.startsWith(name + '{') || l.startsWith(name + ' ')) && keep(l))
     .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
+// The cache's protocols, as the dashboard counts traffic (not the admin API
+// nor the dashboard's own files).
+const cacheTraffic = l => !l.includes('protocol="admin"') && !l.includes('protocol="other"');
 
 function curlStatus(token, path) {
   return execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Authorization: Bearer ' + token, BASE + path],
@@ -86,8 +90,33 @@ assert.equal(await page.textContent('#hit-ratio'), fmtRatio(hits, misses));
 assert.equal(await page.textContent('#hit-ratio'), fmtRatio(mHits, mMisses), 'page vs /metrics hit ratio');
 assert.equal(await page.textContent('#evictions'), String(stats.evictions));
 assert.ok(stats.evictions >= 1, 'the test evicted an entry');
+const mIn = metric(metrics, 'larder_bytes_received_total', cacheTraffic);
+const mOut = metric(metrics, 'larder_bytes_sent_total', cacheTraffic);
+assert.equal(await page.textContent('#bytes-in-out'), fmtBytes(mIn) + ' / ' + fmtBytes(mOut), 'page vs /metrics bytes');
+const mRefused = metric(metrics, 'larder_refused_writes_total') + metric(metrics, 'larder_storage_full_refusals_total');
+assert.ok(mRefused >= 1, 'the test made a refusal');
+assert.equal(await page.textContent('#refusals'), String(mRefused), 'page vs /metrics refusals');
 const points = await page.$$eval('svg.chart polyline', ps => ps.map(p => Number(p.getAttribute('data-points'))));
-assert.ok(points.length >= 4 && points.every(n => n >= 1), 'every chart has points: ' + points);
+assert.ok(points.length >= 6 && points.every(n => n >= 1), 'every chart has points: ' + points);
+// Per protocol and per reason, with value and time axes, a title on every
+// point and a data table for each chart.
+const legend = async title => page.locator('figure', { has: page.locator(`figcaption:text-is("${title}")`) }).locator('ul.legend').textContent();
+assert.ok((await legend('Bytes in by protocol')).includes('http: '), await legend('Bytes in by protocol'));
+assert.ok((await legend('Bytes out by protocol')).includes('http: '));
+for (const proto of ['oci', 'gha']) assert.ok((await legend('Bytes in by protocol')).includes(proto + ': '), proto);
+assert.ok((await legend('Hit ratio by protocol')).includes('oci: '), await legend('Hit ratio by protocol'));
+assert.ok(/^(larger_than_hard_limit|leased|uploads|disk_full): [1-9]/.test(await legend('Refusals by reason')), await legend('Refusals by reason'));
+const figures = await page.$$eval('figure.chart-box', fs => fs.map(f => ({
+  ticks: f.querySelectorAll('text.tick').length,
+  dots: f.querySelectorAll('circle.p').length,
+  titled: [...f.querySelectorAll('circle.p')].every(c => c.querySelector('title') && c.getAttribute('aria-label') === c.querySelector('title').textContent),
+  rows: f.querySelectorAll('details.chart-data tbody tr').length,
+})));
+assert.ok(figures.length >= 6 && figures.every(f => f.ticks >= 6 && f.dots >= 1 && f.titled && f.rows >= 1), JSON.stringify(figures));
+const refusalChart = page.locator('figure', { has: page.locator('figcaption:text-is("Refusals by reason")') });
+await refusalChart.locator('details summary').click();
+const cells = await refusalChart.locator('details tbody td').allTextContents();
+assert.equal(cells.map(Number).reduce((a, b) => a + b, 0), mRefused, 'the data table adds up to the refusals: ' + cells);
 await shot('overview');
 
 // ---- namespaces: sortable
@@ -148,6 +177,7 @@ await page.waitForSelector('#namespaces');
 await page.click('button.purge[data-namespace="team-b"]');
 const question = await page.textContent('#confirm p');
 assert.ok(question.includes('"team-b"') && question.includes('entries'), question);
+assert.deepEqual(await page.$$eval('#purge-list li', lis => lis.map(li => li.textContent)), [`k1 (http, ${fmtBytes(2000)})`], 'names what goes');
 await shot('purge-confirmation');
 await page.click('#confirm-yes');
 await page.locator('button.purge[data-namespace="team-b"]').waitFor({ state: 'detached' });
@@ -214,11 +244,22 @@ watch(page);
 await page.goto(BASE + '/ui/');
 await page.fill('#token', TEAM_TOKEN);
 await page.click('#login button[type=submit]');
+// Its overview: team-a's numbers as the admin API has them, and charts.
+await page.waitForSelector('#used-bytes');
+const limitedA = (await admin('namespaces')).namespaces.find(n => n.name === 'team-a');
+assert.equal(await page.textContent('#namespace-count'), '1');
+assert.equal(await page.textContent('#used-bytes'), fmtBytes(limitedA.used_bytes));
+assert.equal(await page.textContent('#hit-ratio'), fmtRatio(limitedA.hits, limitedA.misses));
+const limitedPoints = await page.$$eval('svg.chart polyline', ps => ps.map(p => Number(p.getAttribute('data-points'))));
+assert.ok(limitedPoints.length === 4 && limitedPoints.every(n => n >= 1), 'team-a overview charts: ' + limitedPoints);
+assert.ok(!(await page.textContent('main')).includes('team-b'), 'nothing of other namespaces');
+await shot('limited-overview');
+await page.click('a[href="#namespaces"]');
 await page.waitForSelector('#namespaces');
 assert.ok((await admin('namespaces')).namespaces.length >= 2, 'the admin sees more than team-a');
 assert.deepEqual(await names(), ['team-a']);
 assert.equal(await page.$$eval('button.purge', b => b.length), 0, 'read-only: no purge');
-assert.ok(!(await page.isVisible('a[href="#overview"]')) && !(await page.isVisible('a[href="#tokens"]')), 'no server-wide pages');
+assert.ok(!(await page.isVisible('a[href="#health"]')) && !(await page.isVisible('a[href="#tokens"]')), 'no server-wide pages');
 await shot('limited-namespaces');
 await page.click('a[href="#entries"]');
 await page.waitForSelector('#entries');
