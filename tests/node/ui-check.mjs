@@ -89,6 +89,7 @@ assert.equal(await page.textContent('#used-bytes'), fmtBytes(stats.used_bytes));
 assert.equal(await page.textContent('#hit-ratio'), fmtRatio(hits, misses));
 assert.equal(await page.textContent('#hit-ratio'), fmtRatio(mHits, mMisses), 'page vs /metrics hit ratio');
 assert.equal(await page.textContent('#evictions'), String(stats.evictions));
+assert.equal(await page.textContent('#evictions'), String(metric(metrics, 'larder_evictions_total')), 'page vs /metrics evictions');
 assert.ok(stats.evictions >= 1, 'the test evicted an entry');
 const mIn = metric(metrics, 'larder_bytes_received_total', cacheTraffic);
 const mOut = metric(metrics, 'larder_bytes_sent_total', cacheTraffic);
@@ -170,6 +171,22 @@ assert.deepEqual(facts.slice(0, 4), ['k2', 'team-a', 'http', fmtBytes(k2.size)])
 assert.deepEqual(blobCells.map(r => [r[0], r[2], r[3]]),
   detail.pinned_blobs.map(b => [b.id, fmtBytes(b.size), String(b.shared_by)]));
 await shot('entry-detail');
+
+// ---- entries: paging through all of them, largest first, three a page
+const everyEntry = (await admin('entries?order=size&limit=1000')).entries.map(e => String(e.id));
+assert.ok(everyEntry.length > 3, 'more than one page: ' + everyEntry.length);
+await page.goto(BASE + '/ui/#entries?order=size&limit=3');
+const paged = [];
+for (;;) {
+  await page.waitForSelector('#entries');
+  const ids = await page.$$eval('#entries tbody tr', trs => trs.map(tr => tr.getAttribute('data-id')));
+  assert.ok(ids.length >= 1 && ids.length <= 3, 'a page of three at most: ' + ids);
+  paged.push(...ids);
+  if (!(await page.$('#next-page'))) break;
+  await page.click('#next-page');
+  await page.locator(`#entries tr[data-id="${ids[0]}"]`).waitFor({ state: 'detached' });
+}
+assert.deepEqual(paged, everyEntry, 'the pages list every entry once, in the API\'s order');
 
 // ---- purge a namespace through the confirmation
 await page.click('a[href="#namespaces"]');
