@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`)
 //! driven by playwright-core (pinned in tests/node/package.json) through
 //! tests/node/ui-check.mjs, against a token-mode server with real traffic:
-//! pushes, hits, misses, an eviction and a write refused for the budget. The
+//! pushes, hits, misses, an eviction and a write refused for the budget,
+//! after 40 minutes of history an earlier run saved (in the first release's
+//! format, so the charts draw lines and the old file is seen to load). The
 //! script logs in, compares the overview with the admin API and `/metrics`
 //! (used bytes, hit ratio, bytes in and out, refusals), checks the charts
 //! have points, axes, per-point titles and data tables, and break bytes down
@@ -29,6 +31,7 @@ use auth_support::token_server;
 use larder::auth::READ;
 use larder::config::{Size, Span};
 use reqwest::StatusCode;
+use serde_json::json;
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -64,12 +67,37 @@ async fn get(api: &AdminApi, base: &str, path: &str) -> StatusCode {
     res.expect("GET").status()
 }
 
+/// A `history.json` as the first release wrote it (totals only, no
+/// namespaces) holding the last 40 minutes of an earlier run: the charts
+/// get lines to draw, and an old file is seen to load.
+fn earlier_history() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let start = now - now % 60 - 40 * 60;
+    let buckets: Vec<serde_json::Value> = (0..38u64)
+        .map(|i| {
+            json!({
+                "start": start + i * 60, "hits": [i % 5, 0, 2 + i % 3, 0, 0],
+                "misses": [1, 0, i % 2, 0, 0], "bytes_in": 1000 * (i % 7),
+                "bytes_out": 3000 * (i % 4), "evictions": 0, "evicted_bytes": 0,
+                "refusals": 0, "used_bytes": 100_000 + 5000 * i,
+            })
+        })
+        .collect();
+    json!({ "rings": [{ "width": 60, "capacity": 60, "buckets": buckets }] }).to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
     let Some((node, script)) = tools() else {
         return;
     };
     let (server, key) = token_server(|cfg| {
+        std::fs::create_dir_all(&cfg.storage.data_dir).expect("data dir");
+        let history = cfg.storage.data_dir.join("history.json");
+        std::fs::write(history, earlier_history()).expect("history.json");
         cfg.gc.interval = Span::secs(3600);
         // Small, so that a write can be refused for crossing the hard limit.
         cfg.storage.max_size = Size(1 << 20);

@@ -19,10 +19,12 @@ function fmtClock(t, withDate) {
   return (withDate ? iso.slice(5, 10) + ' ' : '') + iso.slice(11, 16);
 }
 
-// The smallest 1, 2 or 5 × 10^n at least v, so the top label is round.
-function niceMax(v) {
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  return [1, 2, 5, 10].map(m => m * p).find(m => m >= v);
+// The smallest 1, 2 or 5 × 10^n at least v, so the top label is round;
+// for bytes, in the unit fmtBytes will show (KiB, MiB, …).
+function niceMax(v, bytes) {
+  const unit = bytes ? Math.pow(1024, Math.floor(Math.log(v) / Math.log(1024))) : 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v / unit)));
+  return unit * [1, 2, 5, 10].map(m => m * p).find(x => x >= v / unit);
 }
 
 // A line chart of `series` ([{name, values, times?}]) over `times` (unix
@@ -33,7 +35,7 @@ function niceMax(v) {
 function chart(title, times, series, limits, fmt, range) {
   const W = 420, H = 190, L = 72, R = 10, T = 10, B = 24;
   const all = series.flatMap(s => s.values).concat((limits || []).map(l => l.value));
-  const max = niceMax(Math.max(1, ...all));
+  const max = niceMax(Math.max(1, ...all), fmt === fmtBytes);
   const span = Math.max(1, range.span);
   const t0 = range.end - span;
   const withDate = span > 86400;

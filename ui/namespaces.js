@@ -8,7 +8,7 @@ async function namespaceCharts(ns) {
   const pts = hist.points;
   const times = pts.map(p => p.t);
   const axis = axisOf(hist);
-  return el('section', { id: 'namespace-charts' }, el('h2', {}, `Namespace ${ns}, `, rangeSelect()),
+  return el('section', { id: 'namespace-charts' }, el('h2', {}, `Namespace ${ns} `, rangeSelect()),
     el('div', { class: 'charts' },
       chart('Used bytes', times, [{ name: 'used', values: pts.map(p => p.used_bytes) }], [], fmtBytes, axis),
       chart('Lookups', times, [{ name: 'hits', values: pts.map(p => p.hits) }, { name: 'misses', values: pts.map(p => p.misses) }], [], String, axis)));

@@ -102,6 +102,10 @@ assert.ok(points.length >= 6 && points.every(n => n >= 1), 'every chart has poin
 // Per protocol and per reason, with value and time axes, a title on every
 // point and a data table for each chart.
 const legend = async title => page.locator('figure', { has: page.locator(`figcaption:text-is("${title}")`) }).locator('ul.legend').textContent();
+// The earlier run's 38 minutes and this one's (two if a minute turned).
+const usedPoints = await page.$$eval('figure.chart-box:first-child polyline', ps => ps.map(p => Number(p.getAttribute('data-points'))));
+assert.ok(usedPoints.length === 1 && usedPoints[0] >= 39 && usedPoints[0] <= 40, 'used bytes: the saved minutes and this run\'s: ' + usedPoints);
+assert.ok((await legend('Bytes in by protocol')).includes('not broken down (older data)'), 'the old file\'s totals are charted');
 assert.ok((await legend('Bytes in by protocol')).includes('http: '), await legend('Bytes in by protocol'));
 assert.ok((await legend('Bytes out by protocol')).includes('http: '));
 for (const proto of ['oci', 'gha']) assert.ok((await legend('Bytes in by protocol')).includes(proto + ': '), proto);
@@ -267,6 +271,11 @@ const limitedA = (await admin('namespaces')).namespaces.find(n => n.name === 'te
 assert.equal(await page.textContent('#namespace-count'), '1');
 assert.equal(await page.textContent('#used-bytes'), fmtBytes(limitedA.used_bytes));
 assert.equal(await page.textContent('#hit-ratio'), fmtRatio(limitedA.hits, limitedA.misses));
+const nsMetrics = await (await fetch(BASE + '/metrics', { headers: { Authorization: 'Bearer ' + ADMIN_TOKEN } })).text();
+const ofA = l => l.includes('namespace="team-a"');
+assert.equal(await page.textContent('#used-bytes'), fmtBytes(metric(nsMetrics, 'larder_namespace_used_bytes', ofA)), 'page vs /metrics, team-a used');
+assert.equal(await page.textContent('#hit-ratio'),
+  fmtRatio(metric(nsMetrics, 'larder_namespace_cache_hits_total', ofA), metric(nsMetrics, 'larder_namespace_cache_misses_total', ofA)), 'page vs /metrics, team-a hit ratio');
 const limitedPoints = await page.$$eval('svg.chart polyline', ps => ps.map(p => Number(p.getAttribute('data-points'))));
 assert.ok(limitedPoints.length === 4 && limitedPoints.every(n => n >= 1), 'team-a overview charts: ' + limitedPoints);
 assert.ok(!(await page.textContent('main')).includes('team-b'), 'nothing of other namespaces');
