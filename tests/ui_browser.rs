@@ -178,6 +178,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     for page in [
         "login",
         "overview",
+        "overview-week",
         "namespaces",
         "namespace-chart",
         "entries",

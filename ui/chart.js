@@ -24,7 +24,9 @@ function fmtClock(t, withDate) {
 function niceMax(v, bytes) {
   const unit = bytes ? Math.pow(1024, Math.floor(Math.log(v) / Math.log(1024))) : 1;
   const p = Math.pow(10, Math.floor(Math.log10(v / unit)));
-  return unit * [1, 2, 5, 10].map(m => m * p).find(x => x >= v / unit);
+  const nice = [1, 2, 5, 10].map(m => m * p).find(x => x >= v / unit);
+  // 1000 KiB reads worse than the 1 MiB just above it.
+  return unit * (bytes && nice >= 1000 ? 1024 : nice);
 }
 
 // A line chart of `series` ([{name, values, times?}]) over `times` (unix
@@ -33,7 +35,7 @@ function niceMax(v, bytes) {
 // sit at the right rather than fill the width. Each polyline carries
 // data-points, its number of points.
 function chart(title, times, series, limits, fmt, range) {
-  const W = 420, H = 190, L = 72, R = 10, T = 10, B = 24;
+  const W = 420, H = 190, L = 78, R = 10, T = 10, B = 24;
   const all = series.flatMap(s => s.values).concat((limits || []).map(l => l.value));
   const max = niceMax(Math.max(1, ...all), fmt === fmtBytes);
   const span = Math.max(1, range.span);

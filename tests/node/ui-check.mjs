@@ -123,6 +123,17 @@ await refusalChart.locator('details summary').click();
 const cells = await refusalChart.locator('details tbody td').allTextContents();
 assert.equal(cells.map(Number).reduce((a, b) => a + b, 0), mRefused, 'the data table adds up to the refusals: ' + cells);
 await shot('overview');
+// The week, in 2-hour buckets: the same traffic, dates on the time axis.
+await page.selectOption('#range', 'week');
+await page.locator('h2', { hasText: '120-minute buckets' }).waitFor();
+assert.equal(await page.textContent('#refusals'), String(mRefused), 'the week holds the refusal too');
+const weekPoints = await page.$$eval('svg.chart polyline', ps => ps.map(p => Number(p.getAttribute('data-points'))));
+assert.ok(weekPoints.length >= 6 && weekPoints.every(n => n >= 1), 'week charts have points: ' + weekPoints);
+const weekTicks = await page.$$eval('figure.chart-box:first-child text.tick', ts => ts.map(t => t.textContent));
+assert.ok(weekTicks.some(t => /^\d\d-\d\d \d\d:\d\d$/.test(t)), 'dated time axis: ' + weekTicks);
+await shot('overview-week');
+await page.selectOption('#range', 'hour');
+await page.locator('h2', { hasText: '1-minute buckets' }).waitFor();
 
 // ---- namespaces: sortable
 await page.click('a[href="#namespaces"]');
