@@ -12,7 +12,8 @@
 //! confirmations, creates a token named `<img src=x onerror=alert(1)>` (an
 //! actions/cache key of that name is listed too), uses it with curl,
 //! revokes it and sees curl refused, and signs a team-a token in to see
-//! team-a only (its own overview, namespaces and entries), read-only. Screenshots of each page go to
+//! team-a only (its own overview, namespaces and entries), read-only, and
+//! a token that may write team-d purge it. Screenshots of each page go to
 //! target/ui-screenshots/. Skips locally without node, chromium, curl or the
 //! npm packages; fails under CI=true.
 
@@ -28,7 +29,7 @@ use std::process::Command;
 
 use admin_support::*;
 use auth_support::token_server;
-use larder::auth::READ;
+use larder::auth::{READ, WRITE};
 use larder::config::{Size, Span};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -106,6 +107,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     let base = server.base();
     let token = admin_token(&key);
     let team_token = scoped_token(&key, "team-a", READ);
+    let writer_token = scoped_token(&key, "team-d", READ | WRITE);
     let api = AdminApi::with_token(&base, &token);
 
     // Traffic. First a write that needs more room than eviction can free
@@ -160,6 +162,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             .env("BASE", &base)
             .env("ADMIN_TOKEN", &token)
             .env("TEAM_TOKEN", &team_token)
+            .env("WRITER_TOKEN", &writer_token)
             .env("SCREENSHOT_DIR", &shots)
             .env("XSS", XSS)
             .env("CHROMIUM", CHROMIUM)
@@ -190,6 +193,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "limited-overview",
         "limited-namespaces",
         "limited-entries",
+        "writer-purge",
     ] {
         let png =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/ui-screenshots/{page}.png"));

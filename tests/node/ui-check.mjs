@@ -9,7 +9,7 @@ import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 
-const { BASE, ADMIN_TOKEN, TEAM_TOKEN, SCREENSHOT_DIR, XSS } = process.env;
+const { BASE, ADMIN_TOKEN, TEAM_TOKEN, WRITER_TOKEN, SCREENSHOT_DIR, XSS } = process.env;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 async function admin(path, init = {}) {
@@ -305,6 +305,24 @@ assert.ok(limitedRows.length >= 1 && limitedRows.every(ns => ns === 'team-a'), '
 assert.equal(await page.$$eval('button.delete', b => b.length), 0, 'read-only: no delete');
 await shot('limited-entries');
 assert.equal(await adminPage.evaluate(() => sessionStorage.getItem('larder-token')), ADMIN_TOKEN, 'each tab keeps its own token');
+
+// ---- a token that may write team-d (and nothing else) purges it
+await page.click('#logout');
+await page.fill('#token', WRITER_TOKEN);
+await page.click('#login button[type=submit]');
+// Signing in again keeps the tab's page (entries), now team-d's.
+await page.waitForSelector('#entries');
+assert.deepEqual(await page.$$eval('#entries tbody tr td:nth-child(2)', tds => tds.map(td => td.textContent)), ['team-d']);
+await page.click('a[href="#namespaces"]');
+await page.waitForSelector('#namespaces');
+assert.deepEqual(await names(), ['team-d']);
+await page.click('button.purge[data-namespace="team-d"]');
+assert.ok((await page.textContent('#confirm p')).includes('"team-d"'));
+assert.deepEqual(await page.$$eval('#purge-list li', lis => lis.map(li => li.textContent)), [`k1 (http, ${fmtBytes(500)})`]);
+await shot('writer-purge');
+await page.click('#confirm-yes');
+await page.locator('button.purge[data-namespace="team-d"]').waitFor({ state: 'detached' });
+assert.ok(!(await admin('namespaces')).namespaces.some(n => n.name === 'team-d'), 'team-d gone from the API');
 
 assert.deepEqual(problems, []);
 await browser.close();
