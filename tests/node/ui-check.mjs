@@ -187,6 +187,17 @@ assert.deepEqual(blobCells.map(r => [r[0], r[2], r[3]]),
   detail.pinned_blobs.map(b => [b.id, fmtBytes(b.size), String(b.shared_by)]));
 await shot('entry-detail');
 
+// ---- entries: filter by protocol
+await page.goto(BASE + '/ui/#entries?namespace=team-a');
+await page.waitForSelector('#entries');
+await page.selectOption('#f-protocol', 'gha');
+await page.click('#entry-filter button[type=submit]');
+await page.locator('#f-protocol option[value=gha][selected]').waitFor({ state: 'attached' });
+await page.waitForSelector('#entries');
+const ghaRows = await page.$$eval('#entries tbody tr', trs => trs.map(tr => [tr.children[0].textContent, tr.children[2].textContent]));
+assert.deepEqual(ghaRows.map(r => r[1]), ['gha'], 'protocol filter: ' + JSON.stringify(ghaRows));
+assert.ok(ghaRows[0][0].includes(XSS), 'the actions/cache key, as text');
+
 // ---- entries: paging through all of them, largest first, three a page
 const everyEntry = (await admin('entries?order=size&limit=1000')).entries.map(e => String(e.id));
 assert.ok(everyEntry.length > 3, 'more than one page: ' + everyEntry.length);
