@@ -187,4 +187,16 @@ async fn bytes_per_protocol_and_refusals_per_reason_agree_with_metrics() {
     }
     let reasons = &point["refusals_by_reason"]["properties"];
     assert!(reasons["disk_full"].is_object(), "{reasons}");
+    // And the other bodies the dashboard reads.
+    let body = |path: &str| {
+        doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["properties"]
+            .clone()
+    };
+    let detail = body("/admin/v1/entries/{id}");
+    assert!(detail["pinned_blobs"]["items"]["properties"]["shared_by"].is_object());
+    assert!(detail["only_here_bytes"].is_object(), "{detail}");
+    let list = body("/admin/v1/namespaces");
+    assert!(list["namespaces"]["items"]["properties"]["hits"].is_object());
+    assert!(body("/admin/v1/whoami")["admin"].is_object());
 }

@@ -145,63 +145,6 @@ fn body(method: &str, path: &str) -> Option<Value> {
     Some(json!({ "required": true, "content": { "application/json": { "schema": schema } } }))
 }
 
-/// The success body of routes whose fields the dashboard reads.
-fn response(path: &str) -> Option<Value> {
-    let counts = |what: &str, keys: &[&str]| {
-        let props: Map<String, Value> = keys
-            .iter()
-            .map(|k| (k.to_string(), json!({ "type": "integer" })))
-            .collect();
-        json!({ "type": "object", "description": what, "properties": props })
-    };
-    let protocols = &crate::history::PROTOCOLS;
-    let schema = match path {
-        "/admin/v1/history" => json!({
-            "type": "object",
-            "properties": {
-                "range": { "type": "string" },
-                "namespace": { "type": "string", "description": "present for a namespace's series" },
-                "bucket_seconds": { "type": "integer", "description": "width of a point" },
-                "buckets": { "type": "integer", "description": "the most points the range keeps" },
-                "max_bytes": { "type": "integer" },
-                "hard_limit_bytes": { "type": "integer" },
-                "high_watermark_bytes": { "type": "integer" },
-                "low_watermark_bytes": { "type": "integer" },
-                "points": { "type": "array", "description": "oldest first; buckets where the server was not running are absent", "items": {
-                    "type": "object",
-                    "properties": {
-                        "t": { "type": "integer", "description": "bucket start, unix seconds" },
-                        "used_bytes": { "type": "integer", "description": "at the bucket's last sample" },
-                        "bytes_in": { "type": "integer" },
-                        "bytes_out": { "type": "integer" },
-                        "bytes_in_by_protocol": counts("request body bytes per protocol", protocols),
-                        "bytes_out_by_protocol": counts("response body bytes per protocol", protocols),
-                        "evictions": { "type": "integer" },
-                        "evicted_bytes": { "type": "integer" },
-                        "refusals": { "type": "integer" },
-                        "refusals_by_reason": counts("refused writes per reason", &crate::history::REASONS),
-                        "hits": { "description": "per protocol for the server's series; a number for a namespace's", "oneOf": [counts("per protocol", protocols), { "type": "integer" }] },
-                        "misses": { "description": "like hits", "oneOf": [counts("per protocol", protocols), { "type": "integer" }] },
-                    }
-                } }
-            }
-        }),
-        "/admin/v1/whoami" => json!({
-            "type": "object",
-            "properties": {
-                "subject": { "type": "string" },
-                "admin": { "type": "boolean" },
-                "namespaces": { "type": "array", "items": { "type": "object", "properties": {
-                    "namespace": { "type": "string", "description": "a namespace, or * for every one" },
-                    "read": { "type": "boolean" }, "write": { "type": "boolean" }
-                } } }
-            }
-        }),
-        _ => return None,
-    };
-    Some(json!({ "application/json": { "schema": schema } }))
-}
-
 /// Served to admins only, like everything it describes.
 pub async fn document(_: super::Admin) -> Json<Value> {
     let mut paths: Map<String, Value> = Map::new();
@@ -220,7 +163,7 @@ pub async fn document(_: super::Admin) -> Json<Value> {
         if let Some(b) = body(method, path) {
             op["requestBody"] = b;
         }
-        if let Some(content) = response(path).filter(|_| *method == "get") {
+        if let Some(content) = super::schemas::response(path).filter(|_| *method == "get") {
             op["responses"][ok.to_string()]["content"] = content;
         }
         paths
