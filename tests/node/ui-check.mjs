@@ -271,6 +271,8 @@ assert.equal(await page.textContent('#readiness'), 'ready');
 assert.ok((await page.textContent('#workers')).includes('history'), 'the history worker is listed');
 const evicted = await page.$$eval('#evictions tbody tr td:nth-child(3)', tds => tds.map(td => td.textContent));
 assert.deepEqual(evicted, ['1'], 'the eviction the test made is reported');
+const held = await page.$$eval('#evictions tbody tr td:nth-child(6)', tds => tds.map(td => td.textContent));
+assert.deepEqual(held, [fmtBytes(600 << 10)], 'the read lease that made the write refused');
 await shot('health');
 await page.click('a[href="#connect"]');
 await page.waitForSelector('#snippets pre');
