@@ -27,21 +27,33 @@ pub const FILE: &str = "history.json";
 /// The protocols a bucket counts lookups for, in the order of its arrays.
 pub const PROTOCOLS: [&str; 5] = ["oci", "gha", "http", "turbo", "nx"];
 
+/// Why writes were refused, in the order of `Reading::refused`: the
+/// budget's reasons (`Refusal::name`), then a full disk.
+pub const REASONS: [&str; 4] = ["larger_than_hard_limit", "leased", "uploads", "disk_full"];
+
 /// (name, bucket width in seconds, buckets kept) of each ring.
 pub const RANGES: [(&str, u64, usize); 3] =
     [("hour", 60, 60), ("day", 900, 96), ("week", 7200, 84)];
 
 /// Cumulative counters at one moment (since the process started), and the
-/// used-bytes gauge.
+/// used-bytes gauge. The per-protocol bytes and per-reason refusals came
+/// later than their totals: a file written before them loads with zeros
+/// there (`serde(default)`) and the totals still right.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reading {
     pub hits: [u64; 5],
     pub misses: [u64; 5],
     pub bytes_in: u64,
     pub bytes_out: u64,
+    #[serde(default)]
+    pub bytes_in_by: [u64; 5],
+    #[serde(default)]
+    pub bytes_out_by: [u64; 5],
     pub evictions: u64,
     pub evicted_bytes: u64,
     pub refusals: u64,
+    #[serde(default)]
+    pub refused: [u64; 4],
     pub used_bytes: u64,
 }
 
@@ -54,15 +66,22 @@ impl Reading {
             if let Some(i) = PROTOCOLS.iter().position(|p| *p == proto) {
                 r.hits[i] = hits;
                 r.misses[i] = misses;
-                r.bytes_in += bytes_in;
-                r.bytes_out += bytes_out;
+                r.bytes_in_by[i] = bytes_in;
+                r.bytes_out_by[i] = bytes_out;
             }
         }
+        r.bytes_in = r.bytes_in_by.iter().sum();
+        r.bytes_out = r.bytes_out_by.iter().sum();
         let s = store.stats();
         r.evictions = s.evicted_entries;
         r.evicted_bytes = s.evicted_bytes;
-        r.refusals =
-            store.refusals().iter().map(|(_, n)| n).sum::<u64>() + store.disk_full_refusals();
+        for (reason, n) in store.refusals() {
+            if let Some(i) = REASONS.iter().position(|name| *name == reason.name()) {
+                r.refused[i] = n;
+            }
+        }
+        r.refused[REASONS.len() - 1] = store.disk_full_refusals();
+        r.refusals = r.refused.iter().sum();
         r.used_bytes = store.usage();
         r
     }
@@ -72,17 +91,29 @@ impl Reading {
     /// the caller missed) counts as zero rather than wrapping.
     fn since(&self, earlier: &Reading) -> Reading {
         let sub = |a: u64, b: u64| a.saturating_sub(b);
-        let arr = |a: [u64; 5], b: [u64; 5]| std::array::from_fn(|i| sub(a[i], b[i]));
         Reading {
-            hits: arr(self.hits, earlier.hits),
-            misses: arr(self.misses, earlier.misses),
+            hits: sub_each(self.hits, earlier.hits),
+            misses: sub_each(self.misses, earlier.misses),
             bytes_in: sub(self.bytes_in, earlier.bytes_in),
             bytes_out: sub(self.bytes_out, earlier.bytes_out),
+            bytes_in_by: sub_each(self.bytes_in_by, earlier.bytes_in_by),
+            bytes_out_by: sub_each(self.bytes_out_by, earlier.bytes_out_by),
             evictions: sub(self.evictions, earlier.evictions),
             evicted_bytes: sub(self.evicted_bytes, earlier.evicted_bytes),
             refusals: sub(self.refusals, earlier.refusals),
+            refused: sub_each(self.refused, earlier.refused),
             used_bytes: self.used_bytes,
         }
+    }
+}
+
+fn sub_each<const N: usize>(a: [u64; N], b: [u64; N]) -> [u64; N] {
+    std::array::from_fn(|i| a[i].saturating_sub(b[i]))
+}
+
+fn add_each<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
     }
 }
 
@@ -94,15 +125,16 @@ pub trait Counts: Clone + Default {
 
 impl Counts for Reading {
     fn add(&mut self, d: &Reading) {
-        for i in 0..PROTOCOLS.len() {
-            self.hits[i] += d.hits[i];
-            self.misses[i] += d.misses[i];
-        }
+        add_each(&mut self.hits, &d.hits);
+        add_each(&mut self.misses, &d.misses);
         self.bytes_in += d.bytes_in;
         self.bytes_out += d.bytes_out;
+        add_each(&mut self.bytes_in_by, &d.bytes_in_by);
+        add_each(&mut self.bytes_out_by, &d.bytes_out_by);
         self.evictions += d.evictions;
         self.evicted_bytes += d.evicted_bytes;
         self.refusals += d.refusals;
+        add_each(&mut self.refused, &d.refused);
         self.used_bytes = d.used_bytes;
     }
 }

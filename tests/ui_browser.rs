@@ -1,14 +1,19 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`)
 //! driven by playwright-core (pinned in tests/node/package.json) through
 //! tests/node/ui-check.mjs, against a token-mode server with real traffic:
-//! pushes, hits, misses and an eviction. The script logs in, compares the
-//! overview with the admin API and `/metrics`, checks the charts have
-//! points, sorts namespaces and charts one, filters entries and opens one to
+//! pushes, hits, misses, an eviction and a write refused for the budget,
+//! after 40 minutes of history an earlier run saved (in the first release's
+//! format, so the charts draw lines and the old file is seen to load). The
+//! script logs in, compares the overview with the admin API and `/metrics`
+//! (used bytes, hit ratio, bytes in and out, refusals), checks the charts
+//! have points, axes, per-point titles and data tables, and break bytes down
+//! by protocol and refusals by reason, sorts namespaces and charts one, filters entries and opens one to
 //! list its blobs, deletes an entry and purges a namespace through their
 //! confirmations, creates a token named `<img src=x onerror=alert(1)>` (an
 //! actions/cache key of that name is listed too), uses it with curl,
 //! revokes it and sees curl refused, and signs a team-a token in to see
-//! team-a only, read-only. Screenshots of each page go to
+//! team-a only (its own overview, namespaces and entries), read-only, and
+//! a token that may write team-d purge it. Screenshots of each page go to
 //! target/ui-screenshots/. Skips locally without node, chromium, curl or the
 //! npm packages; fails under CI=true.
 
@@ -16,7 +21,7 @@ mod admin_support;
 mod auth_support;
 mod common;
 mod gha_support;
-// auth_support refers to it.
+// auth_support refers to it; it also pushes an image.
 mod oci_support;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +29,8 @@ use std::process::Command;
 
 use admin_support::*;
 use auth_support::token_server;
-use larder::auth::READ;
-use larder::config::Span;
+use larder::auth::{READ, WRITE};
+use larder::config::{Size, Span};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -63,18 +68,66 @@ async fn get(api: &AdminApi, base: &str, path: &str) -> StatusCode {
     res.expect("GET").status()
 }
 
+/// A `history.json` as the first release wrote it (totals only, no
+/// namespaces) holding the last 40 minutes of an earlier run: the charts
+/// get lines to draw, and an old file is seen to load.
+fn earlier_history() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let start = now - now % 60 - 40 * 60;
+    let buckets: Vec<serde_json::Value> = (0..38u64)
+        .map(|i| {
+            json!({
+                "start": start + i * 60, "hits": [i % 5, 0, 2 + i % 3, 0, 0],
+                "misses": [1, 0, i % 2, 0, 0], "bytes_in": 1000 * (i % 7),
+                "bytes_out": 3000 * (i % 4), "evictions": 0, "evicted_bytes": 0,
+                "refusals": 0, "used_bytes": 100_000 + 5000 * i,
+            })
+        })
+        .collect();
+    json!({ "rings": [{ "width": 60, "capacity": 60, "buckets": buckets }] }).to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
     let Some((node, script)) = tools() else {
         return;
     };
-    let (server, key) = token_server(|cfg| cfg.gc.interval = Span::secs(3600)).await;
+    let (server, key) = token_server(|cfg| {
+        std::fs::create_dir_all(&cfg.storage.data_dir).expect("data dir");
+        let history = cfg.storage.data_dir.join("history.json");
+        std::fs::write(history, earlier_history()).expect("history.json");
+        cfg.gc.interval = Span::secs(3600);
+        // Small, so that a write can be refused for crossing the hard limit.
+        cfg.storage.max_size = Size(1 << 20);
+    })
+    .await;
     let base = server.base();
     let token = admin_token(&key);
     let team_token = scoped_token(&key, "team-a", READ);
+    let writer_token = scoped_token(&key, "team-d", READ | WRITE);
     let api = AdminApi::with_token(&base, &token);
 
-    // Traffic: the oldest entry is evicted; hits and misses in team-a.
+    // Traffic. First a write that needs more room than eviction can free
+    // while a read leases the space: it evicts team-z's entry (the eviction
+    // the pages show) and is refused for the lease.
+    put(&api, &base, "/cache/team-z/big", 600 << 10).await;
+    assert_eq!(get(&api, &base, "/cache/team-z/big").await, StatusCode::OK);
+    let refused = api
+        .client
+        .put(format!("{base}/cache/team-z/big-2"))
+        .body(vec![b'y'; 600 << 10])
+        .send()
+        .await
+        .expect("PUT big-2");
+    assert_eq!(refused.status(), StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(
+        get(&api, &base, "/cache/team-z/big").await,
+        StatusCode::NOT_FOUND
+    );
+    // Then hits and misses in team-a, and more namespaces.
     put(&api, &base, "/cache/team-c/old", 1000).await;
     put(&api, &base, "/cache/team-a/k1", 3000).await;
     put(&api, &base, "/cache/team-a/k2", 5000).await;
@@ -88,6 +141,9 @@ async fn the_dashboard_works_in_a_real_browser() {
         get(&api, &base, "/cache/team-a/none").await,
         StatusCode::NOT_FOUND
     );
+    // An image pushed and pulled: OCI traffic and a hit of its own.
+    oci_support::push_image(&api.client, &base, "team-f/app", Some("v1"), 1, 2).await;
+    oci_support::get_manifest(&api.client, &base, "team-f/app", "v1").await;
     // An actions/cache key is a name the client chose, with any characters.
     let gha = gha_support::V1::new(
         &server,
@@ -97,15 +153,6 @@ async fn the_dashboard_works_in_a_real_browser() {
         )),
     );
     gha.save(XSS, gha_support::VERSION, &[5u8; 700]).await;
-    let used = num(&api.stats().await["used_bytes"], "used_bytes");
-    let report = api
-        .post("/admin/v1/evict", &json!({ "target_bytes": used - 1000 }))
-        .await
-        .expect(StatusCode::OK);
-    assert!(
-        get(&api, &base, "/cache/team-c/old").await == StatusCode::NOT_FOUND,
-        "{report}"
-    );
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
@@ -115,6 +162,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             .env("BASE", &base)
             .env("ADMIN_TOKEN", &token)
             .env("TEAM_TOKEN", &team_token)
+            .env("WRITER_TOKEN", &writer_token)
             .env("SCREENSHOT_DIR", &shots)
             .env("XSS", XSS)
             .env("CHROMIUM", CHROMIUM)
@@ -133,6 +181,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     for page in [
         "login",
         "overview",
+        "overview-week",
         "namespaces",
         "namespace-chart",
         "entries",
@@ -141,8 +190,10 @@ async fn the_dashboard_works_in_a_real_browser() {
         "tokens",
         "health",
         "connect",
+        "limited-overview",
         "limited-namespaces",
         "limited-entries",
+        "writer-purge",
     ] {
         let png =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/ui-screenshots/{page}.png"));

@@ -1,6 +1,6 @@
 // The dashboard's plumbing: DOM building (text only, never HTML from data),
-// the admin API client with the tab's token, SVG charts, the page router and
-// the pieces pages share. Each page is a file of its own (overview.js, …).
+// the admin API client with the tab's token, the page router and the pieces
+// pages share. Charts are in chart.js; each page is a file of its own.
 'use strict';
 
 const TOKEN_KEY = 'larder-token';
@@ -69,54 +69,11 @@ function fmtTime(t) {
   return isNaN(d) ? String(t) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
-const SVG = 'http://www.w3.org/2000/svg';
-function svg(tag, attrs) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-  return e;
-}
-
-// A line chart of `series` ([{name, values}]) over `times` (unix seconds),
-// with optional dashed `limits` ([{name, value}]); the x axis covers
-// range.span seconds up to range.end, so a new server's few points sit at the
-// right rather than fill the width. Each polyline carries data-points, its
-// number of points.
-function chart(title, times, series, limits, fmt, range) {
-  const W = 600, H = 140, P = 4;
-  const all = series.flatMap(s => s.values).concat((limits || []).map(l => l.value));
-  const max = Math.max(1, ...all);
-  const span = Math.max(1, range.span);
-  const t0 = range.end - span;
-  const x = t => P + (W - 2 * P) * Math.max(0, (t - t0) / span);
-  const y = v => H - P - (H - 2 * P) * (v / max);
-  const s = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', preserveAspectRatio: 'none' });
-  const label = svg('title', {});
-  label.textContent = title;
-  s.append(label);
-  for (const l of limits || []) {
-    const line = svg('line', { class: 'limit', x1: 0, x2: W, y1: y(l.value), y2: y(l.value) });
-    const t = svg('title', {});
-    t.textContent = l.name + ': ' + fmt(l.value);
-    line.append(t);
-    s.append(line);
-  }
-  series.forEach((ser, i) => {
-    // A series may have times of its own (buckets where it has a value).
-    const ts = ser.times || times;
-    const pts = ser.values.map((v, j) => `${x(ts[j]).toFixed(1)},${y(v).toFixed(1)}`);
-    // A single point still draws: a dot-length line.
-    if (pts.length === 1) pts.unshift(`${(x(ts[0]) - 3).toFixed(1)},${y(ser.values[0]).toFixed(1)}`);
-    s.append(svg('polyline', { class: 's' + i, points: pts.join(' '), 'data-points': ser.values.length }));
-  });
-  const last = series.map(ser => `${ser.name}: ${ser.values.length ? fmt(ser.values[ser.values.length - 1]) : '—'}`);
-  return el('figure', { class: 'chart-box' }, el('figcaption', {}, title), s,
-    el('div', { class: 'legend' }, last.join(' · ')));
-}
-
 // Pages register here: name → async function(main) rendering into main.
 const PAGES = {};
-// Pages with server-wide numbers, which only an admin token may read.
-const ADMIN_PAGES = ['overview', 'tokens', 'health'];
+// Pages with server-wide numbers, which only an admin token may read (the
+// overview shows a namespace-limited token its own namespaces instead).
+const ADMIN_PAGES = ['tokens', 'health'];
 // The caller (GET whoami): admin, and the namespaces it may read or write.
 let ME = { admin: false, namespaces: [] };
 
@@ -126,8 +83,8 @@ function canWrite(ns) {
 
 async function route() {
   const main = document.getElementById('main');
-  let name = (location.hash.slice(1).split('?')[0]) || (ME.admin ? 'overview' : 'namespaces');
-  if (!PAGES[name] || (!ME.admin && ADMIN_PAGES.includes(name))) name = ME.admin ? 'overview' : 'namespaces';
+  let name = location.hash.slice(1).split('?')[0] || 'overview';
+  if (!PAGES[name] || (!ME.admin && ADMIN_PAGES.includes(name))) name = 'overview';
   const page = PAGES[name];
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.getAttribute('href') === '#' + name) a.setAttribute('aria-current', 'page');
@@ -227,11 +184,34 @@ function sortableTable(id, columns, rows, actions) {
   return el('table', { id }, el('thead', {}, head), tbody);
 }
 
-// A modal confirmation that says exactly what will happen.
+// The chosen time range (hour, day, week), kept for the tab.
+function chosenRange() {
+  return sessionStorage.getItem('larder-range') || 'hour';
+}
+
+// The range picker; choosing redraws the page.
+function rangeSelect() {
+  const range = chosenRange();
+  const select = el('select', { id: 'range', 'aria-label': 'Time range' },
+    ['hour', 'day', 'week'].map(r => el('option', { value: r, selected: r === range }, 'last ' + r)));
+  select.addEventListener('change', () => { sessionStorage.setItem('larder-range', select.value); route(); });
+  return select;
+}
+
+// The x axis of a history response: its ring's span, ending at its newest point.
+function axisOf(hist) {
+  const pts = hist.points;
+  return { end: pts.length ? pts[pts.length - 1].t : Math.floor(Date.now() / 1000), span: hist.bucket_seconds * (hist.buckets - 1) };
+}
+
+// A modal confirmation that says exactly what will happen: `text` is the
+// question, or the question and elements that follow it (a list of what
+// goes).
 function confirmDialog(text, action, onConfirm) {
-  const dialog = el('dialog', { id: 'confirm' });
+  const [question, ...details] = [].concat(text);
+  const dialog = el('dialog', { id: 'confirm', 'aria-label': 'Confirm' });
   const done = () => { dialog.close(); dialog.remove(); };
-  dialog.append(el('p', {}, text),
+  dialog.append(el('p', {}, question), ...details,
     el('button', { type: 'button', id: 'confirm-yes', onclick: async () => { done(); await onConfirm(); } }, action),
     el('button', { type: 'button', onclick: done }, 'Cancel'));
   document.body.append(dialog);

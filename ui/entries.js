@@ -12,7 +12,8 @@ PAGES.entries = async (root) => {
     params.set('namespace', namespaces[0].name);
     q.set('namespace', namespaces[0].name);
   }
-  params.set('limit', '50');
+  // A page of 50 unless the address asks for another size (1 to 1000).
+  params.set('limit', String(Math.min(1000, Math.max(1, Number(q.get('limit')) || 50))));
   const page = await api('GET', 'entries?' + params);
   const prefix = q.get('prefix') || '';
   const shown = page.entries;

@@ -20,9 +20,10 @@ PAGES.health = async (root) => {
     el('h2', {}, 'Recent evictions'),
     evictions.length === 0 ? el('p', {}, 'No eviction has removed anything since the server started.') :
       el('table', { id: 'evictions' },
-        el('thead', {}, el('tr', {}, ['When', 'Target', 'Entries removed', 'Blobs removed', 'Freed', 'Usage after', 'Reached'].map(h => el('th', {}, h)))),
+        el('thead', {}, el('tr', {}, ['When', 'Target', 'Entries removed', 'Blobs removed', 'Freed', 'Held by leases', 'Usage after', 'Reached'].map(h => el('th', {}, h)))),
         el('tbody', {}, evictions.map(r => el('tr', {},
           el('td', {}, fmtTime(r.at)), el('td', { class: 'num' }, fmtBytes(r.target)), el('td', { class: 'num' }, r.entries_removed),
           el('td', { class: 'num' }, r.blobs_removed), el('td', { class: 'num' }, fmtBytes(r.bytes_freed)),
+          el('td', { class: 'num' }, fmtBytes(r.bytes_leased)),
           el('td', { class: 'num' }, fmtBytes(r.usage_after)), el('td', {}, r.reached ? 'yes' : 'no'))))));
 };

@@ -3,15 +3,25 @@
 
 // One namespace's lookups and usage over the chosen range.
 async function namespaceCharts(ns) {
-  const range = sessionStorage.getItem('larder-range') || 'hour';
+  const range = chosenRange();
   const hist = await api('GET', `history?range=${range}&namespace=${encodeURIComponent(ns)}`);
   const pts = hist.points;
   const times = pts.map(p => p.t);
-  const axis = { end: times.length ? times[times.length - 1] : 0, span: hist.bucket_seconds * (hist.buckets - 1) };
-  return el('section', { id: 'namespace-charts' }, el('h2', {}, `Namespace ${ns}, last ${range}`),
+  const axis = axisOf(hist);
+  return el('section', { id: 'namespace-charts' }, el('h2', {}, `Namespace ${ns} `, rangeSelect()),
     el('div', { class: 'charts' },
       chart('Used bytes', times, [{ name: 'used', values: pts.map(p => p.used_bytes) }], [], fmtBytes, axis),
       chart('Lookups', times, [{ name: 'hits', values: pts.map(p => p.hits) }, { name: 'misses', values: pts.map(p => p.misses) }], [], String, axis)));
+}
+
+// What purging `n` removes, by name: its largest entries, and how many more.
+async function purgeQuestion(n) {
+  const SHOWN = 10;
+  const { entries } = await api('GET', `entries?namespace=${encodeURIComponent(n.name)}&order=size&limit=${SHOWN}`);
+  const more = n.entries - entries.length;
+  return [`Purge namespace "${n.name}": remove all its entries (${n.entries}, ${fmtBytes(n.used_bytes)})? This cannot be undone.`,
+    el('ul', { id: 'purge-list' }, entries.map(e => el('li', {}, `${e.name} (${e.protocol}, ${fmtBytes(e.size)})`)),
+      more > 0 ? el('li', {}, `and ${more} more`) : null)];
 }
 
 PAGES.namespaces = async (root) => {
@@ -34,9 +44,7 @@ PAGES.namespaces = async (root) => {
         { key: 'last_used', label: 'Last used', fmt: fmtTime },
       ], rows, n => !canWrite(n.name) ? 'read-only' : el('button', {
         type: 'button', class: 'purge', 'data-namespace': n.name,
-        onclick: () => confirmDialog(
-          `Purge namespace "${n.name}": remove its ${n.entries} entries (${fmtBytes(n.used_bytes)})? This cannot be undone.`,
-          `Purge ${n.name}`,
+        onclick: async () => confirmDialog(await purgeQuestion(n), `Purge ${n.name}`,
           async () => { await api('DELETE', 'namespaces/' + encodeURIComponent(n.name)); route(); }),
       }, 'Purge…')));
 };

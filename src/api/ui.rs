@@ -25,9 +25,19 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/app.js"),
     ),
     (
+        "chart.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/chart.js"),
+    ),
+    (
         "overview.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/overview.js"),
+    ),
+    (
+        "overview-scoped.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/overview-scoped.js"),
     ),
     (
         "namespaces.js",

@@ -190,3 +190,106 @@ fn a_namespace_gone_for_a_week_gives_its_place_up_and_series_persist() {
         .unwrap();
     assert_eq!(r.buckets.iter().map(|b| b.counts.hits).sum::<u64>(), 1);
 }
+
+#[test]
+fn bytes_per_protocol_and_refusals_per_reason_bucket_like_the_totals() {
+    let h = History::default();
+    let at = |http_in: u64, oci_out: u64, leased: u64, full: u64| Reading {
+        bytes_in_by: [0, 0, http_in, 0, 0],
+        bytes_out_by: [oci_out, 0, 0, 0, 0],
+        bytes_in: http_in,
+        bytes_out: oci_out,
+        refused: [0, leased, 0, full],
+        refusals: leased + full,
+        ..Reading::default()
+    };
+    h.sample(at(100, 10, 1, 0), 60);
+    h.sample(at(250, 30, 1, 2), 119);
+    h.sample(at(300, 30, 3, 2), 120);
+    let r = h.view("hour", at(300, 30, 3, 2), 120).unwrap();
+    let got: Vec<_> = r
+        .buckets
+        .iter()
+        .map(|b| {
+            let c = &b.counts;
+            (c.bytes_in_by[2], c.bytes_out_by[0], c.refused, c.refusals)
+        })
+        .collect();
+    assert_eq!(got, [(250, 30, [0, 1, 0, 2], 3), (50, 0, [0, 2, 0, 0], 2)]);
+}
+
+#[test]
+fn reasons_name_the_budgets_refusals_in_order_then_a_full_disk() {
+    let budget: Vec<&str> = crate::cache::Refusal::ALL
+        .iter()
+        .map(|r| r.name())
+        .collect();
+    assert_eq!(REASONS[..budget.len()], budget[..]);
+    assert_eq!(REASONS.len(), budget.len() + 1);
+}
+
+#[test]
+fn a_file_from_before_the_breakdowns_still_loads_with_its_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = History::path(dir.path());
+    // What the first release wrote: totals only, and no namespaces.
+    let old = r#"{"rings":[{"width":60,"capacity":60,"buckets":[
+        {"start":600,"hits":[1,0,2,0,0],"misses":[0,0,1,0,0],"bytes_in":500,
+         "bytes_out":70,"evictions":1,"evicted_bytes":40,"refusals":2,"used_bytes":900}]}]}"#;
+    std::fs::write(&path, old).unwrap();
+    let h = History::load(&path);
+    // The rings as loaded (a view would put this process's gauge in).
+    let r = lock(&h.rings).rings[0].clone();
+    assert_eq!(r.buckets.len(), 1, "{r:?}");
+    let c = &r.buckets[0].counts;
+    assert_eq!(
+        (c.bytes_in, c.bytes_out, c.refusals, c.used_bytes),
+        (500, 70, 2, 900)
+    );
+    assert_eq!((c.hits[2], c.misses[2]), (2, 1));
+    assert_eq!((c.bytes_in_by, c.refused), ([0; 5], [0; 4]));
+    // The next save writes the new fields; it loads again.
+    h.save(&path).unwrap();
+    let again = lock(&History::load(&path).rings).rings[0].clone();
+    assert_eq!(again.buckets[0].counts, *c);
+}
+
+#[test]
+fn memory_is_bounded_whatever_the_traffic() {
+    // Every ring is full and every namespace slot taken: the saved file,
+    // a fair measure of what is held, stays small.
+    let h = History::default();
+    let full = Reading {
+        hits: [1 << 40; 5],
+        bytes_in_by: [1 << 40; 5],
+        refused: [1 << 40; 4],
+        ..Reading::default()
+    };
+    let mut reading = NsReading::new();
+    for i in 0..namespaces::MAX_NAMESPACES * 2 {
+        reading.insert(format!("namespace-{i:04}"), ns(1, 1));
+    }
+    for step in 0..(7 * 86_400 / 60 + 10) {
+        let now = step * 60;
+        h.sample(
+            if step % 2 == 0 {
+                Reading::default()
+            } else {
+                full
+            },
+            now,
+        );
+        if step % 15 == 0 {
+            h.sample_namespaces(reading.clone(), now);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = History::path(dir.path());
+    h.save(&path).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let rings = lock(&h.rings);
+    let buckets: usize = rings.rings.iter().map(|r| r.buckets.len()).sum();
+    assert_eq!(buckets, RANGES.iter().map(|(_, _, n)| n).sum::<usize>());
+    assert_eq!(rings.namespaces.len(), namespaces::MAX_NAMESPACES);
+    assert!(size < 8 << 20, "history.json is {size} bytes");
+}

@@ -11,7 +11,7 @@ use super::viewer::Viewer;
 use super::AdminError;
 use crate::api::AppState;
 use crate::auth::names::check_namespace;
-use crate::history::{now_secs, Reading, PROTOCOLS, RANGES};
+use crate::history::{now_secs, Reading, PROTOCOLS, RANGES, REASONS};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,14 +56,7 @@ pub async fn history(
     .ok()
     .flatten()
     .ok_or_else(|| AdminError::bad_request("range not available"))?;
-    let by_protocol = |v: &[u64; 5]| -> Value {
-        PROTOCOLS
-            .iter()
-            .zip(v)
-            .map(|(p, n)| ((*p).to_owned(), json!(n)))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
+    let by_protocol = |v: &[u64; 5]| by_name(&PROTOCOLS, v);
     let points: Vec<Value> = ring
         .buckets
         .iter()
@@ -79,6 +72,9 @@ pub async fn history(
                 "refusals": c.refusals,
                 "hits": by_protocol(&c.hits),
                 "misses": by_protocol(&c.misses),
+                "bytes_in_by_protocol": by_protocol(&c.bytes_in_by),
+                "bytes_out_by_protocol": by_protocol(&c.bytes_out_by),
+                "refusals_by_reason": by_name(&REASONS, &c.refused),
             })
         })
         .collect();
@@ -95,6 +91,16 @@ pub async fn history(
         "low_watermark_bytes": (max as f64 * s.low_watermark) as u64,
         "points": points,
     })))
+}
+
+/// `{name: value}` for counters kept in arrays in the order of `names`.
+fn by_name(names: &[&str], values: &[u64]) -> Value {
+    names
+        .iter()
+        .zip(values)
+        .map(|(p, n)| ((*p).to_owned(), json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 async fn namespace_history(

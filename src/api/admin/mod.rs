@@ -6,6 +6,7 @@ mod entries;
 mod error;
 mod history;
 mod openapi;
+mod schemas;
 mod stats;
 mod tokens;
 mod viewer;

@@ -163,6 +163,9 @@ pub async fn document(_: super::Admin) -> Json<Value> {
         if let Some(b) = body(method, path) {
             op["requestBody"] = b;
         }
+        if let Some(content) = super::schemas::response(path).filter(|_| *method == "get") {
+            op["responses"][ok.to_string()]["content"] = content;
+        }
         paths
             .entry(path.to_string())
             .or_insert_with(|| json!({}))
