@@ -9,6 +9,8 @@
 
 pub mod cached;
 pub mod error;
+mod go;
+mod go_path;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,7 @@ pub use cached::{Artifact, Document};
 pub use error::{ProxyError, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(go::routes())
 }
 
 /// Which package ecosystem a proxy speaks.
