@@ -411,7 +411,7 @@ async fn proxied_modules_are_evicted_with_other_entries_and_fetched_again() {
     assert_eq!(upstream.hits(&path), 2, "the evicted zip was fetched again");
     assert_eq!(get(zip("v1.0.2")).await, StatusCode::OK);
     assert_eq!(
-        upstream.hits(&"/example.com/big/@v/v1.0.2.zip"),
+        upstream.hits("/example.com/big/@v/v1.0.2.zip"),
         1,
         "a kept zip is a hit"
     );
