@@ -7,6 +7,7 @@ mod health;
 pub mod httpcache;
 pub mod observe;
 pub mod oci;
+pub mod proxy;
 pub mod range;
 pub mod request_log;
 mod scrape;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub workers: Arc<crate::workers::WorkerBoard>,
     /// Which concurrent PUT of a new HTTP cache key created it.
     pub creations: Arc<httpcache::Creations>,
+    /// The enabled pull-through proxies (npm, PyPI, Go).
+    pub proxies: Arc<proxy::Proxies>,
 }
 
 impl AppState {
@@ -101,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oci::routes())
         .merge(gha::routes())
         .merge(httpcache::routes())
+        .merge(proxy::routes())
         .merge(admin::routes())
         .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(
