@@ -2,11 +2,13 @@
 //! response. Health probes live here too.
 
 pub mod admin;
+pub mod conditional;
 pub mod gha;
 mod health;
 pub mod httpcache;
 pub mod observe;
 pub mod oci;
+pub mod proxy;
 pub mod range;
 pub mod request_log;
 mod scrape;

@@ -1,0 +1,3 @@
+//! Pull-through proxies for package registries.
+
+pub mod npm;
