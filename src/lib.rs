@@ -19,4 +19,5 @@ pub mod index;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+pub mod upstream;
 pub mod workers;

@@ -15,6 +15,7 @@ use crate::cache::{Protocol, Store};
 
 pub mod namespaces;
 mod process;
+pub mod proxy;
 
 /// (name, type, help) of every metric Larder exports.
 pub const NAMES: &[(&str, &str, &str)] = &[
@@ -153,6 +154,31 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "Entries per namespace, counted at most once a minute.",
     ),
     (
+        proxy::HITS,
+        "counter",
+        "Proxied package files and metadata served from the cache, by ecosystem (npm, pypi, go).",
+    ),
+    (
+        proxy::MISSES,
+        "counter",
+        "Proxied requests the cache could not answer alone (absent, or metadata past its TTL), by ecosystem.",
+    ),
+    (
+        proxy::FETCHES,
+        "counter",
+        "Requests made to upstream registries (concurrent requests for one file count once), by ecosystem.",
+    ),
+    (
+        proxy::ERRORS,
+        "counter",
+        "Upstream fetches that failed (unreachable, timeout, error status, hash mismatch), by ecosystem.",
+    ),
+    (
+        proxy::STALE,
+        "counter",
+        "Metadata served past its TTL because the upstream failed, by ecosystem.",
+    ),
+    (
         process::CPU_SECONDS,
         "counter",
         "Total user and system CPU time spent in seconds.",
@@ -277,6 +303,12 @@ pub fn protocol_of(path: &str) -> &'static str {
         "turbo"
     } else if path.starts_with("/v1/cache") {
         "nx"
+    } else if path.starts_with("/npm/") {
+        "npm"
+    } else if path.starts_with("/pypi/") {
+        "pypi"
+    } else if path.starts_with("/go/") {
+        "go"
     } else if path.starts_with("/admin/") {
         "admin"
     } else {
@@ -306,6 +338,8 @@ pub struct Metrics {
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
     pub connections: ConnCounters,
     namespaces: namespaces::PerNamespace,
+    /// What the pull-through proxies did.
+    pub proxy: proxy::ProxyCounters,
     /// Usage and traffic over time, sampled by a worker.
     pub history: crate::history::History,
 }
@@ -320,6 +354,7 @@ impl Default for Metrics {
             protocols: Mutex::default(),
             connections: ConnCounters::default(),
             namespaces: namespaces::PerNamespace::default(),
+            proxy: proxy::ProxyCounters::default(),
             history: Default::default(),
         }
     }
@@ -492,6 +527,7 @@ impl Metrics {
         help(&mut out, FLUSH_SECONDS);
         store.flush_histogram().render(&mut out, FLUSH_SECONDS, "");
         self.namespaces.render(&mut out, store);
+        self.proxy.render(&mut out);
         process::render(&mut out);
         out
     }

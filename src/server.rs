@@ -43,6 +43,7 @@ impl Server {
         let key = crate::auth::key::load_or_create(&key_path)?;
         let auth = Auth::new(&config, key, store.index().clone());
         let tls = tls::Tls::load(&config.server)?;
+        let proxies = crate::api::proxy::Proxies::new(&config.proxy)?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -65,6 +66,7 @@ impl Server {
                 metrics: Arc::default(),
                 workers: Arc::default(),
                 creations: Arc::default(),
+                proxies: Arc::new(proxies),
             },
             data_dir,
         })

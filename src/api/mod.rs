@@ -32,6 +32,8 @@ pub struct AppState {
     pub workers: Arc<crate::workers::WorkerBoard>,
     /// Which concurrent PUT of a new HTTP cache key created it.
     pub creations: Arc<httpcache::Creations>,
+    /// The enabled pull-through proxies (npm, PyPI, Go).
+    pub proxies: Arc<proxy::Proxies>,
 }
 
 impl AppState {
@@ -103,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oci::routes())
         .merge(gha::routes())
         .merge(httpcache::routes())
+        .merge(proxy::routes())
         .merge(admin::routes())
         .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -2,6 +2,7 @@
 //! environment variables → command-line flags. Every key is documented in
 //! `config/larder.toml`; an unknown key anywhere is an error.
 
+mod proxy;
 mod server;
 mod units;
 
@@ -13,6 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use proxy::{ProxyConfig, UpstreamConfig};
 pub use server::ServerConfig;
 pub use units::{Size, Span};
 
@@ -30,6 +32,7 @@ pub struct Config {
     pub gha: GhaConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub proxy: ProxyConfig,
     /// Per-namespace settings, `[namespaces.<name>]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub namespaces: BTreeMap<String, NamespaceConfig>,
@@ -387,6 +390,7 @@ impl Config {
             }
         }
         self.server.validate()?;
+        self.proxy.validate()?;
         for (key, span) in [
             (
                 "storage.index_snapshot_interval",

@@ -32,15 +32,22 @@ pub enum Protocol {
     Http = 3,
     Turbo = 4,
     Nx = 5,
+    /// Pull-through proxies: packages and metadata fetched from upstream.
+    Npm = 6,
+    Pypi = 7,
+    Go = 8,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 8] = [
         Protocol::Oci,
         Protocol::Gha,
         Protocol::Http,
         Protocol::Turbo,
         Protocol::Nx,
+        Protocol::Npm,
+        Protocol::Pypi,
+        Protocol::Go,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +57,9 @@ impl Protocol {
             Protocol::Http => "http",
             Protocol::Turbo => "turbo",
             Protocol::Nx => "nx",
+            Protocol::Npm => "npm",
+            Protocol::Pypi => "pypi",
+            Protocol::Go => "go",
         }
     }
 

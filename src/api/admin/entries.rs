@@ -66,7 +66,7 @@ pub async fn list(
         None => None,
         Some(p) => Some(Protocol::from_name(p).ok_or_else(|| {
             AdminError::bad_request(format!(
-                "unknown protocol {p:?} (oci, gha, http, turbo, nx)"
+                "unknown protocol {p:?} (oci, gha, http, turbo, nx, npm, pypi, go)"
             ))
         })?),
     };

@@ -97,7 +97,11 @@ fn parameters(path: &str) -> Vec<Value> {
     if path == "/admin/v1/entries" {
         for (name, kind, desc) in [
             ("namespace", "string", "only this namespace"),
-            ("protocol", "string", "oci, gha, http, turbo or nx"),
+            (
+                "protocol",
+                "string",
+                "oci, gha, http, turbo, nx, npm, pypi or go",
+            ),
             (
                 "prefix",
                 "string",

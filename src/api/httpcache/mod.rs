@@ -18,7 +18,7 @@ mod generic;
 pub mod keys;
 mod nx;
 mod turbo;
-mod value;
+pub(crate) mod value;
 mod webdav;
 
 use axum::http::HeaderMap;

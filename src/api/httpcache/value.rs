@@ -46,7 +46,7 @@ pub async fn store(
         .map_err(store_err(dialect))
 }
 
-fn value_entry(key: EntryKey, blob: &BlobInfo, meta: Vec<u8>) -> NewEntry {
+pub(crate) fn value_entry(key: EntryKey, blob: &BlobInfo, meta: Vec<u8>) -> NewEntry {
     NewEntry {
         key,
         content: blob.id,

@@ -1,0 +1,129 @@
+//! An upstream registry for the proxy tests: a plain directory served over
+//! HTTP on 127.0.0.1, as a static file server would (GOPROXY layout, simple
+//! pages, tarballs), counting the requests per path, with a gate that can
+//! hold responses back (to make concurrent first requests overlap) and a
+//! stop that refuses every later connection (the upstream is down).
+#![allow(dead_code)]
+
+pub mod gomod;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub struct StaticUpstream {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    open: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl StaticUpstream {
+    pub async fn start(root: &Path) -> StaticUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream addr");
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (open, gate) = watch::channel(true);
+        let (dir, counts) = (root.to_owned(), hits.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (dir, counts, gate) = (dir.clone(), counts.clone(), gate.clone());
+                tokio::spawn(serve(conn, dir, counts, gate));
+            }
+        });
+        StaticUpstream {
+            addr,
+            root: root.to_owned(),
+            hits,
+            open,
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests seen for `path` (e.g. `/example.com/m/@v/v1.0.0.zip`).
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests seen, over every path.
+    pub fn total(&self) -> usize {
+        self.hits.lock().unwrap().values().sum()
+    }
+
+    /// Holds every response until `release`; requests are still counted.
+    pub fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn release(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Stops listening: later connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for StaticUpstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn serve(
+    mut conn: TcpStream,
+    root: PathBuf,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    mut gate: watch::Receiver<bool>,
+) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let path = text.split(' ').nth(1).unwrap_or("/").to_owned();
+    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let _ = gate.wait_for(|open| *open).await;
+    // Only plain relative paths: this is a test fixture, not a web server.
+    let file = (!path.contains("..")).then(|| root.join(path.trim_start_matches('/')));
+    let (status, body) = match file.and_then(|f| std::fs::read(f).ok()) {
+        Some(body) => ("200 OK", body),
+        None => ("404 Not Found", b"not found\n".to_vec()),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = conn.write_all(head.as_bytes()).await;
+    let _ = conn.write_all(&body).await;
+    let _ = conn.shutdown().await;
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a
+/// `/metrics` text, 0 when absent.
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
