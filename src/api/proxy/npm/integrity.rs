@@ -136,9 +136,12 @@ impl Expected {
     /// `body`, hashed as it passes; when the hash does not match, the
     /// stream ends with an error instead of its end, so whatever stores it
     /// refuses the whole body (a mismatch is only known after the last byte).
-    pub fn verify_stream<S>(&self, body: S) -> impl Stream<Item = Result<Bytes, String>> + Send
+    pub fn verify_stream<S>(
+        &self,
+        body: S,
+    ) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static
     where
-        S: Stream<Item = Result<Bytes, String>> + Send,
+        S: Stream<Item = Result<Bytes, String>> + Send + 'static,
     {
         let state = (Box::pin(body), Some(self.verifier()));
         futures_util::stream::unfold(state, |(mut body, verifier)| async move {
@@ -185,7 +188,10 @@ pub struct Verifier {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the upstream tarball hashes to {actual}, but its packument says {expected}")]
+#[error(
+    "the upstream's tarball does not match its packument's {expected} (it hashes to {actual}); \
+     it was not stored"
+)]
 pub struct Mismatch {
     pub expected: String,
     pub actual: String,
@@ -312,7 +318,10 @@ mod tests {
         );
         let bad = collect(b"tampered tarball").await;
         let last = bad.last().unwrap().as_ref().unwrap_err();
-        assert!(last.contains("packument says sha1-"), "{last}");
+        assert!(
+            last.contains("does not match its packument's sha1-"),
+            "{last}"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@ pub mod integrity;
 pub mod name;
 pub mod packument;
 pub mod path;
+mod routes;
 
 pub use integrity::{Expected, Mismatch, Verifier};
 pub use name::{NameError, PackageName};
 pub use packument::{Form, Packument, PackumentError, Tarball};
 pub use path::{NpmPath, PathError};
+pub use routes::routes;
