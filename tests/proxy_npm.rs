@@ -51,6 +51,15 @@ async fn metrics(server: &TestServer) -> String {
         .unwrap()
 }
 
+/// Verdaccio with the fixtures published, and an npm to use it with.
+async fn published(tools: &Tools, dir: &std::path::Path) -> (Verdaccio, Npm) {
+    let verdaccio = Verdaccio::start(tools, &dir.join("verdaccio"));
+    let publisher = verdaccio.add_user("publisher").await;
+    let npm = Npm::new(tools, dir);
+    publish_fixtures(&npm, &verdaccio.url, &publisher, dir);
+    (verdaccio, npm)
+}
+
 /// The whole story with the real CLI: `npm install` through Larder (token
 /// auth, as the recipe sets it up), the lockfile it writes, `npm ci`; then
 /// Verdaccio stops, Larder restarts on another port, npm's cache is
@@ -60,10 +69,7 @@ async fn metrics(server: &TestServer) -> String {
 async fn npm_installs_through_larder_and_again_from_larder_alone() {
     let Some(tools) = tools() else { return };
     let temp = tempfile::tempdir().unwrap();
-    let verdaccio = Verdaccio::start(&tools, &temp.path().join("verdaccio"));
-    let publisher = verdaccio.add_user("publisher").await;
-    let npm = Npm::new(&tools, temp.path());
-    publish_fixtures(&npm, &verdaccio.url, &publisher, temp.path());
+    let (verdaccio, npm) = published(&tools, temp.path()).await;
 
     // TTL 0: every packument request asks the upstream, so the second
     // half can only succeed by serving stale copies.
@@ -141,6 +147,57 @@ async fn npm_installs_through_larder_and_again_from_larder_alone() {
     assert!(
         metric(&m, "larder_proxy_hits_total{ecosystem=\"npm\"}") >= 2.0,
         "{m}"
+    );
+}
+
+/// A lockfile written through Larder installs through another namespace
+/// (npm puts that registry's path in front of the recorded one) and, with
+/// Larder gone, straight from the upstream when `replace-registry-host`
+/// names Larder's registry URL (docs/USING.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockfiles_written_through_larder_install_elsewhere() {
+    let Some(tools) = tools() else { return };
+    let temp = tempfile::tempdir().unwrap();
+    let (verdaccio, npm) = published(&tools, temp.path()).await;
+    let mut server =
+        TestServer::start_with(npm_proxy(&verdaccio.url, Duration::from_secs(300))).await;
+    let registry = server.url("/npm/team/");
+    npm.config(&format!(
+        "registry={registry}\nreplace-registry-host=always\n"
+    ));
+    let project = project(temp.path());
+    npm.ok(&project, &["install"]);
+    let lockfile = std::fs::read(project.join("package-lock.json")).unwrap();
+    let expected = "larder-test-app@1.0.0 + @larder-test/greet@1.1.0";
+
+    let other = server.url("/npm/other/");
+    npm.config(&format!("registry={other}\nreplace-registry-host=always\n"));
+    npm.clear_cache();
+    npm.ok(&project, &["ci"]);
+    assert_eq!(run_installed(&tools, &project), expected);
+    let listed = common::client()
+        .get(server.url("/admin/v1/entries?namespace=other&protocol=npm"))
+        .send()
+        .await
+        .unwrap();
+    let listed = listed.text().await.unwrap();
+    assert!(
+        listed.contains("@larder-test/greet/-/greet-1.1.0.tgz"),
+        "{listed}"
+    );
+
+    server.shutdown().await;
+    npm.config(&format!(
+        "registry={}/\nreplace-registry-host={registry}\n",
+        verdaccio.url
+    ));
+    npm.clear_cache();
+    npm.ok(&project, &["ci"]);
+    assert_eq!(run_installed(&tools, &project), expected);
+    assert_eq!(
+        std::fs::read(project.join("package-lock.json")).unwrap(),
+        lockfile,
+        "npm ci leaves the lockfile as it was"
     );
 }
 
