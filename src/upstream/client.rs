@@ -99,14 +99,26 @@ impl Upstream {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }
 
+    /// Whether `url` is on the upstream's scheme, host and port.
+    fn same_origin(&self, url: &str) -> bool {
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        origin(url).is_some_and(|o| Some(o) == origin(&self.base))
+    }
+
     async fn get(
         &self,
         url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut req = self.client.get(url);
-        if let Some(a) = &self.authorization {
-            // reqwest drops it on a redirect to another host.
+        // Only to the upstream's own origin: npm's tarball URLs come from the
+        // upstream's packuments and may name any host. (reqwest also drops
+        // it on a redirect to another host.)
+        if let Some(a) = self
+            .authorization
+            .as_ref()
+            .filter(|_| self.same_origin(url))
+        {
             req = req.header(header::AUTHORIZATION, a.clone());
         }
         if let Some(a) = accept {
@@ -194,5 +206,29 @@ impl Upstream {
             }
         });
         Ok((body, len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_stay_on_the_upstreams_origin() {
+        let limits = ProxyConfig::default();
+        let mut c = limits.npm.clone();
+        c.upstream = "https://registry.example/npm/".into();
+        let up = Upstream::new(&c, &limits).unwrap();
+        assert!(up.same_origin("https://registry.example/x/-/x-1.0.0.tgz"));
+        assert!(up.same_origin("https://registry.example:443/x"));
+        for other in [
+            "http://registry.example/x",
+            "https://cdn.example/x",
+            "https://registry.example.evil.test/x",
+            "https://registry.example:8443/x",
+            "not a url",
+        ] {
+            assert!(!up.same_origin(other), "{other}");
+        }
     }
 }
