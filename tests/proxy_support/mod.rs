@@ -21,6 +21,8 @@ pub struct StaticUpstream {
     pub addr: SocketAddr,
     pub root: PathBuf,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    /// The `Authorization` header of every request that had one.
+    auth: Arc<Mutex<Vec<String>>>,
     open: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -33,17 +35,19 @@ impl StaticUpstream {
         let addr = listener.local_addr().expect("upstream addr");
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let (open, gate) = watch::channel(true);
-        let (dir, counts) = (root.to_owned(), hits.clone());
+        let auth: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (dir, counts, seen) = (root.to_owned(), hits.clone(), auth.clone());
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                let (dir, counts, gate) = (dir.clone(), counts.clone(), gate.clone());
-                tokio::spawn(serve(conn, dir, counts, gate));
+                let (dir, gate) = (dir.clone(), gate.clone());
+                tokio::spawn(serve(conn, dir, counts.clone(), seen.clone(), gate));
             }
         });
         StaticUpstream {
             addr,
             root: root.to_owned(),
             hits,
+            auth,
             open,
             task: Some(task),
         }
@@ -56,6 +60,11 @@ impl StaticUpstream {
     /// Requests seen for `path` (e.g. `/example.com/m/@v/v1.0.0.zip`).
     pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// The `Authorization` headers the upstream received.
+    pub fn authorizations(&self) -> Vec<String> {
+        self.auth.lock().unwrap().clone()
     }
 
     /// Requests seen, over every path.
@@ -90,6 +99,7 @@ async fn serve(
     mut conn: TcpStream,
     root: PathBuf,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    auth: Arc<Mutex<Vec<String>>>,
     mut gate: watch::Receiver<bool>,
 ) {
     let mut head = Vec::new();
@@ -103,6 +113,12 @@ async fn serve(
     let text = String::from_utf8_lossy(&head);
     let path = text.split(' ').nth(1).unwrap_or("/").to_owned();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let authorization = text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("authorization")
+            .then(|| value.trim().to_owned())
+    });
+    auth.lock().unwrap().extend(authorization);
     let _ = gate.wait_for(|open| *open).await;
     // Only plain relative paths: this is a test fixture, not a web server.
     let file = (!path.contains("..")).then(|| root.join(path.trim_start_matches('/')));

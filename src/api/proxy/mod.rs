@@ -9,6 +9,8 @@
 
 pub mod cached;
 pub mod error;
+mod go;
+mod go_path;
 pub mod npm;
 
 use std::sync::Arc;
@@ -27,7 +29,9 @@ pub use cached::{Artifact, Document};
 pub use error::{ProxyError, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(npm::routes())
+    Router::new()
+        .merge(go::routes())
+        .merge(npm::routes())
 }
 
 /// Which package ecosystem a proxy speaks.

@@ -1,0 +1,93 @@
+//! The Go module proxy at `/go/<namespace>/` (GOPROXY protocol): `.info`,
+//! `.mod` and `.zip` of release versions are immutable artifacts; `list`,
+//! `@latest` and queries such as `master.info` are metadata. Errors are
+//! plain text, and 404/410 tell `go` to try the next proxy in GOPROXY.
+//! The checksum database is not proxied: `/go/<ns>/sumdb/…` answers 404,
+//! which makes `go` ask `sum.golang.org` itself (or set GONOSUMDB / GOSUMDB).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+use super::cached::{self, Artifact};
+use super::error::{ProxyError, Result};
+use super::go_path::{self, File, Request};
+use super::{authorize, Kind};
+use crate::api::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/go/{*rest}", any(dispatch))
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    const TEMPLATE: &str = "/go/{namespace}/{module}";
+    let mut res = match route(&state, &method, &uri, &headers).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    };
+    res.extensions_mut()
+        .insert(crate::api::observe::RouteTemplate(TEMPLATE));
+    res
+}
+
+async fn route(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ProxyError::method_not_allowed());
+    }
+    // The raw path, before any percent-decoding: an escaped `/` or `.`
+    // never reaches the validation as something else.
+    let path = uri.path().strip_prefix("/go/").unwrap_or("");
+    let (namespace, rest) = path.split_once('/').unwrap_or((path, ""));
+    authorize(state, headers, namespace)?;
+    let eco = state.proxies.get(Kind::Go)?;
+    if rest.starts_with("sumdb/") {
+        return Err(ProxyError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "this proxy does not serve the checksum database",
+        ));
+    }
+    let rest = go_path::decode(rest).map_err(ProxyError::bad_name)?;
+    let rest = rest.as_str();
+    let (_module, request) = go_path::parse(rest).map_err(ProxyError::bad_name)?;
+    let url = eco.upstream.url(rest);
+    let json = "application/json";
+    let text = "text/plain; charset=utf-8";
+    match request {
+        Request::File { version, file, .. } if go_path::is_canonical(version) => {
+            let a = Artifact {
+                name: rest,
+                url,
+                expected: None,
+                content_type: file.content_type(),
+            };
+            cached::artifact(state, &eco, namespace, a, method, headers).await
+        }
+        // `.mod` and `.zip` exist only for release versions.
+        Request::File {
+            file: File::Mod | File::Zip,
+            ..
+        } => Err(ProxyError::bad_name(
+            "only release versions have .mod and .zip files",
+        )),
+        Request::File { .. } | Request::Latest => {
+            let doc = cached::metadata(state, &eco, namespace, rest, url, None).await?;
+            Ok(doc.response(doc.body.clone(), json))
+        }
+        Request::List => {
+            let doc = cached::metadata(state, &eco, namespace, rest, url, None).await?;
+            Ok(doc.response(doc.body.clone(), text))
+        }
+    }
+}
