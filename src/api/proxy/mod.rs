@@ -29,9 +29,7 @@ pub use cached::{Artifact, Document};
 pub use error::{ProxyError, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .merge(go::routes())
-        .merge(npm::routes())
+    Router::new().merge(go::routes()).merge(npm::routes())
 }
 
 /// Which package ecosystem a proxy speaks.
