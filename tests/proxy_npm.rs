@@ -201,6 +201,41 @@ async fn lockfiles_written_through_larder_install_elsewhere() {
     );
 }
 
+/// pnpm through Larder: it installs with the same `.npmrc`, its lockfile
+/// names no host (Larder's tarball URLs are in the registry's standard
+/// layout, which pnpm leaves out), and a frozen install works from Larder
+/// alone once Verdaccio is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pnpm_installs_through_larder_with_a_lockfile_that_names_no_host() {
+    let Some(tools) = tools() else { return };
+    let temp = tempfile::tempdir().unwrap();
+    let (verdaccio, npm) = published(&tools, temp.path()).await;
+    let proxy = npm_proxy(&verdaccio.url, Duration::from_secs(300));
+    let server = TestServer::start_with(|c| {
+        c.auth.mode = AuthMode::Token;
+        proxy(c);
+    })
+    .await;
+    let token = httpcache_support::token(&server, &[("team", httpcache_support::RO)]);
+    npm.config(&npmrc(&server, "team", &token));
+    let project = project(temp.path());
+    let expected = "larder-test-app@1.0.0 + @larder-test/greet@1.1.0";
+    npm.pnpm(&project, &["install"]);
+    assert_eq!(run_installed(&tools, &project), expected);
+    let lock = std::fs::read_to_string(project.join("pnpm-lock.yaml")).unwrap();
+    assert!(lock.contains("integrity: sha512-"), "{lock}");
+    assert!(
+        !lock.contains("127.0.0.1") && !lock.contains("tarball"),
+        "{lock}"
+    );
+
+    verdaccio.stop();
+    npm.clear_cache();
+    std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+    npm.pnpm(&project, &["install", "--frozen-lockfile"]);
+    assert_eq!(run_installed(&tools, &project), expected);
+}
+
 // ------------------------------------------------------------ a static upstream
 
 /// How a fixture's packument states its tarball's hash.

@@ -22,21 +22,25 @@ pub const DEPENDENT: &str = "larder-test-app";
 pub struct Tools {
     pub node: PathBuf,
     pub npm: PathBuf,
+    /// pnpm, pinned in tests/node next to Verdaccio.
+    pub pnpm: PathBuf,
     verdaccio: PathBuf,
 }
 
 pub fn tools() -> Option<Tools> {
     let node = common::require_tool("node")?;
     let npm = common::require_tool("npm")?;
-    let verdaccio = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/node/node_modules/verdaccio/bin/verdaccio");
-    if !verdaccio.is_file() {
-        common::skip("verdaccio is missing; run `npm ci --prefix tests/node`");
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/node_modules");
+    let verdaccio = modules.join("verdaccio/bin/verdaccio");
+    let pnpm = modules.join("pnpm/bin/pnpm.cjs");
+    if !verdaccio.is_file() || !pnpm.is_file() {
+        common::skip("verdaccio or pnpm is missing; run `npm ci --prefix tests/node`");
         return None;
     }
     Some(Tools {
         node,
         npm,
+        pnpm,
         verdaccio,
     })
 }
@@ -175,6 +179,8 @@ fn wait_for_line(child: &mut Child, needle: &str, timeout: Duration) -> Result<(
 /// so nothing of the machine's npm setup leaks in or is touched.
 pub struct Npm {
     npm: PathBuf,
+    node: PathBuf,
+    pnpm: PathBuf,
     path_env: String,
     pub home: PathBuf,
     pub cache: PathBuf,
@@ -188,6 +194,8 @@ impl Npm {
         std::fs::create_dir_all(&home).unwrap();
         Npm {
             npm: tools.npm.clone(),
+            node: tools.node.clone(),
+            pnpm: tools.pnpm.clone(),
             path_env: std::env::var("PATH").unwrap_or_default(),
             userconfig: home.join(".npmrc"),
             home,
@@ -200,21 +208,47 @@ impl Npm {
         std::fs::write(&self.userconfig, npmrc).unwrap();
     }
 
-    /// Empties npm's cache, so the next install fetches everything again.
+    /// Empties npm's cache and pnpm's store, so the next install fetches
+    /// everything again.
     pub fn clear_cache(&self) {
-        if self.cache.exists() {
-            std::fs::remove_dir_all(&self.cache).unwrap();
+        for dir in [&self.cache, &self.pnpm_store()] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).unwrap();
+            }
         }
+    }
+
+    fn pnpm_store(&self) -> PathBuf {
+        self.cache.with_file_name("pnpm-store")
     }
 
     /// Runs `npm ARGS…` in `cwd`; the output, whatever the exit status.
     pub fn run(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(&self.npm)
-            .args(args)
+        self.command(Command::new(&self.npm), cwd, args)
+    }
+
+    /// Runs `pnpm ARGS…` in `cwd` (its store under the same temp dir, its
+    /// config from the same user `.npmrc`) and fails the test unless it
+    /// succeeds.
+    pub fn pnpm(&self, cwd: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new(&self.node);
+        cmd.arg(&self.pnpm)
+            .arg("--store-dir")
+            .arg(self.pnpm_store());
+        let out = self.command(cmd, cwd, args);
+        assert_success("pnpm", args, &out);
+        out
+    }
+
+    fn command(&self, mut cmd: Command, cwd: &Path, args: &[&str]) -> Output {
+        cmd.args(args)
             .current_dir(cwd)
             .env_clear()
             .env("PATH", &self.path_env)
             .env("HOME", &self.home)
+            .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("npm_config_userconfig", &self.userconfig)
             .env("npm_config_cache", &self.cache)
             .env("npm_config_update_notifier", "false")
@@ -223,22 +257,26 @@ impl Npm {
             .env("npm_config_loglevel", "warn")
             .stdin(Stdio::null())
             .output()
-            .expect("run npm")
+            .expect("run npm or pnpm")
     }
 
     /// Runs `npm ARGS…` and fails the test, with npm's output, unless it succeeds.
     pub fn ok(&self, cwd: &Path, args: &[&str]) -> Output {
         let out = self.run(cwd, args);
-        assert!(
-            out.status.success(),
-            "npm {} failed: {}\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success("npm", args, &out);
         out
     }
+}
+
+fn assert_success(program: &str, args: &[&str], out: &Output) {
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Writes a package directory: package.json and an index.js that says who
