@@ -160,7 +160,8 @@ async fn tarball(
         .map_err(crate::api::proxy::error::store_err)?
         .is_some();
     // A hit is served without reading the packument; `artifact` finds the
-    // entry before it would use the URL.
+    // entry before it would use the URL. (Evicted in between, the fetch of
+    // no URL fails with a 502, and npm's retry takes the miss path.)
     let (url, expected, check) = if cached {
         (String::new(), None, None)
     } else {
