@@ -100,17 +100,23 @@ impl Upstream {
     }
 
     /// Whether `url` is on the upstream's scheme, host and port.
-    fn same_origin(&self, url: &str) -> bool {
+    pub(super) fn same_origin(&self, url: &str) -> bool {
         let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
         origin(url).is_some_and(|o| Some(o) == origin(&self.base))
     }
 
+    /// GET with the upstream's credentials; a 304 (only possible when
+    /// `etag` is sent as `If-None-Match`) is `Ok(None)`.
     async fn get(
         &self,
         url: &str,
         accept: Option<&str>,
-    ) -> Result<reqwest::Response, UpstreamError> {
+        etag: Option<&str>,
+    ) -> Result<Option<reqwest::Response>, UpstreamError> {
         let mut req = self.client.get(url);
+        if let Some(tag) = etag {
+            req = req.header(header::IF_NONE_MATCH, tag);
+        }
         // Only to the upstream's own origin: npm's tarball URLs come from the
         // upstream's packuments and may name any host. (reqwest also drops
         // it on a redirect to another host.)
@@ -126,6 +132,9 @@ impl Upstream {
         }
         let res = req.send().await.map_err(|e| self.failed(e))?;
         let status = res.status();
+        if status == StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(None);
+        }
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             return Err(UpstreamError::Missing(status.as_u16()));
         }
@@ -135,7 +144,7 @@ impl Upstream {
                 url: url.to_owned(),
             });
         }
-        Ok(res)
+        Ok(Some(res))
     }
 
     fn failed(&self, e: reqwest::Error) -> UpstreamError {
@@ -157,7 +166,24 @@ impl Upstream {
         url: &str,
         accept: Option<&str>,
     ) -> Result<Fetched, UpstreamError> {
-        let mut res = self.get(url, accept).await?;
+        let fetched = self.metadata_if_changed(url, accept, None).await?;
+        fetched.ok_or_else(|| UpstreamError::Status {
+            status: StatusCode::NOT_MODIFIED.as_u16(),
+            url: url.to_owned(),
+        })
+    }
+
+    /// `metadata`, revalidating the copy whose `ETag` is `etag`: `Ok(None)`
+    /// when the upstream says it has not changed (304, no body sent).
+    pub async fn metadata_if_changed(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        etag: Option<&str>,
+    ) -> Result<Option<Fetched>, UpstreamError> {
+        let Some(mut res) = self.get(url, accept, etag).await? else {
+            return Ok(None);
+        };
         if res.content_length().is_some_and(|n| n > self.max_metadata) {
             return Err(UpstreamError::TooLarge(self.max_metadata));
         }
@@ -175,11 +201,11 @@ impl Upstream {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched {
+        Ok(Some(Fetched {
             body: body.freeze(),
             content_type,
             etag,
-        })
+        }))
     }
 
     /// An artifact's body as a stream (for the CAS to verify while it
@@ -194,7 +220,10 @@ impl Upstream {
         ),
         UpstreamError,
     > {
-        let res = self.get(url, None).await?;
+        let res = self
+            .get(url, None, None)
+            .await?
+            .ok_or_else(|| UpstreamError::Unreachable("unexpected 304".into()))?;
         let len = res.content_length();
         let body = futures_util::stream::unfold(Some(res), |res| async move {
             let mut res = res?;
@@ -206,29 +235,5 @@ impl Upstream {
             }
         });
         Ok((body, len))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_stay_on_the_upstreams_origin() {
-        let limits = ProxyConfig::default();
-        let mut c = limits.npm.clone();
-        c.upstream = "https://registry.example/npm/".into();
-        let up = Upstream::new(&c, &limits).unwrap();
-        assert!(up.same_origin("https://registry.example/x/-/x-1.0.0.tgz"));
-        assert!(up.same_origin("https://registry.example:443/x"));
-        for other in [
-            "http://registry.example/x",
-            "https://cdn.example/x",
-            "https://registry.example.evil.test/x",
-            "https://registry.example:8443/x",
-            "not a url",
-        ] {
-            assert!(!up.same_origin(other), "{other}");
-        }
     }
 }
