@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use super::common;
 
+pub mod upstream;
+
 /// The scoped package the tests publish, and the unscoped one that
 /// depends on it.
 pub const SCOPED: &str = "@larder-test/greet";
