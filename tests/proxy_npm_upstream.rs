@@ -161,6 +161,13 @@ async fn a_tampered_tarball_is_refused_and_never_stored() {
     let missing = get(&server, "/npm/team/evil/-/evil-9.9.9.tgz", &[]).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(up.hits("/files/evil-9.9.9.tgz"), 0);
+    // A packument that is not JSON is refused, and not kept for its TTL.
+    std::fs::write(up.root.join("garbage"), "{ not json").unwrap();
+    for attempt in 1..=2 {
+        let res = get(&server, "/npm/team/garbage", &[]).await;
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(up.hits("/garbage"), attempt);
+    }
     let m = metrics(&server).await;
     assert!(
         metric(&m, "larder_proxy_upstream_errors_total{ecosystem=\"npm\"}") >= 4.0,

@@ -11,10 +11,11 @@ use axum::Router;
 
 use super::{Form, NpmPath, PackageName, Packument};
 use crate::api::conditional;
+use crate::api::httpcache::value;
 use crate::api::proxy::cached::{self, Artifact, Check, Document};
 use crate::api::proxy::{authorize, Ecosystem, Kind, ProxyError, Result};
 use crate::api::{external_base, AppState};
-use crate::cache::Protocol;
+use crate::cache::{EntryKey, Protocol};
 
 /// What Larder asks the upstream for when a client wants the abbreviated
 /// packument: the same negotiation npm makes, so a registry without the
@@ -74,14 +75,18 @@ async fn route(
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
             let form = Form::from_accept(accept);
             let doc = packument_doc(state, &eco, namespace, &name, form).await?;
-            Ok(packument_response(
-                state, &doc, &name, form, &registry, headers,
-            )?)
+            packument_response(state, &doc, &name, form, &registry, headers).await
         }
         NpmPath::Tarball { name, version } => {
             tarball(state, &eco, namespace, &name, &version, method, headers).await
         }
     }
+}
+
+/// An upstream packument and the entry that holds it.
+struct Fetched {
+    doc: Document,
+    key: EntryKey,
 }
 
 /// The upstream packument, from the cache while it is fresh. Each form is
@@ -93,32 +98,46 @@ async fn packument_doc(
     namespace: &str,
     name: &PackageName,
     form: Form,
-) -> Result<Document> {
+) -> Result<Fetched> {
     let (entry, accept) = match form {
         Form::Abbreviated => (format!("{name}/-/install-v1.json"), ASK_ABBREVIATED),
         Form::Full => (format!("{name}/-/packument.json"), "application/json"),
     };
     let url = eco.upstream.url(&name.packument_path());
-    cached::metadata(state, eco, namespace, &entry, url, Some(accept)).await
+    let doc = cached::metadata(state, eco, namespace, &entry, url, Some(accept)).await?;
+    let key = value::entry_key(Protocol::Npm, namespace, &entry);
+    Ok(Fetched { doc, key })
 }
 
-fn parse(state: &AppState, doc: &Document) -> Result<Packument> {
+/// Parses a packument. One that does not parse is dropped from the cache,
+/// so that the next request asks the upstream again instead of getting the
+/// same bad copy for a whole `metadata_ttl`.
+async fn parse(state: &AppState, fetched: &Fetched) -> Result<Packument> {
     let limit = usize::try_from(state.config.proxy.max_metadata_size.bytes()).unwrap_or(usize::MAX);
-    Packument::parse(&doc.body, limit)
-        .map_err(|e| ProxyError::new(StatusCode::BAD_GATEWAY, e.to_string()))
+    match Packument::parse(&fetched.doc.body, limit) {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            if let Ok(Some(bad)) = state.store.entry(&fetched.key) {
+                // Best effort: the TTL ends the bad copy anyway.
+                let _ = state.store.remove_entry(bad.id).await;
+            }
+            Err(ProxyError::new(StatusCode::BAD_GATEWAY, e.to_string()))
+        }
+    }
 }
 
 /// The packument rewritten for this client, or 304 when its
 /// `If-None-Match` names what it would get. The tag covers the upstream
 /// document, the registry URL the tarballs point at, and the form.
-fn packument_response(
+async fn packument_response(
     state: &AppState,
-    doc: &Document,
+    fetched: &Fetched,
     name: &PackageName,
     form: Form,
     registry: &str,
     headers: &HeaderMap,
 ) -> Result<Response> {
+    let doc = &fetched.doc;
     let etag = conditional::etag(&[
         &doc.body,
         registry.as_bytes(),
@@ -130,7 +149,7 @@ fn packument_response(
         res.headers_mut().remove(header::CONTENT_TYPE);
         res
     } else {
-        let body = parse(state, doc)?.render(name, form, registry);
+        let body = parse(state, fetched).await?.render(name, form, registry);
         doc.response(body, form.content_type())
     };
     let h = res.headers_mut();
@@ -153,7 +172,7 @@ async fn tarball(
     headers: &HeaderMap,
 ) -> Result<Response> {
     let entry = format!("{name}/-/{}-{version}.tgz", name.bare());
-    let key = crate::api::httpcache::value::entry_key(Protocol::Npm, namespace, &entry);
+    let key = value::entry_key(Protocol::Npm, namespace, &entry);
     let cached = state
         .store
         .entry(&key)
@@ -165,13 +184,16 @@ async fn tarball(
     let (url, expected, check) = if cached {
         (String::new(), None, None)
     } else {
-        let doc = packument_doc(state, eco, namespace, name, Form::Abbreviated).await?;
-        let tarball = parse(state, &doc)?.tarball(version).ok_or_else(|| {
-            ProxyError::new(
-                StatusCode::NOT_FOUND,
-                format!("{name}@{version} is not in the upstream's packument"),
-            )
-        })?;
+        let fetched = packument_doc(state, eco, namespace, name, Form::Abbreviated).await?;
+        let tarball = parse(state, &fetched)
+            .await?
+            .tarball(version)
+            .ok_or_else(|| {
+                ProxyError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("{name}@{version} is not in the upstream's packument"),
+                )
+            })?;
         let Some(want) = tarball.expected else {
             return Err(ProxyError::new(
                 StatusCode::BAD_GATEWAY,
