@@ -210,3 +210,39 @@ async fn pnpm_installs_through_larder_with_a_lockfile_that_names_no_host() {
     npm.pnpm(&project, &["install", "--frozen-lockfile"]);
     assert_eq!(run_installed(&tools, &project), expected);
 }
+
+/// yarn 1 through Larder with the same `.npmrc`: it installs, records
+/// Larder's URLs in `yarn.lock`, and a frozen install works from Larder
+/// alone once Verdaccio is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_installs_through_larder_and_again_from_larder_alone() {
+    let Some(tools) = tools() else { return };
+    let temp = tempfile::tempdir().unwrap();
+    let (verdaccio, npm) = published(&tools, temp.path()).await;
+    let proxy = npm_proxy(&verdaccio.url, Duration::from_secs(300));
+    let server = TestServer::start_with(|c| {
+        c.auth.mode = AuthMode::Token;
+        proxy(c);
+    })
+    .await;
+    let token = httpcache_support::token(&server, &[("team", httpcache_support::RO)]);
+    // yarn 1 sends a token with unscoped packages only when told to.
+    let auth = server.url("/npm/team/").replacen("http:", "", 1);
+    npm.config(&format!(
+        "{}{auth}:always-auth=true\n",
+        npmrc(&server, "team", &token)
+    ));
+    let project = project(temp.path());
+    let expected = "larder-test-app@1.0.0 + @larder-test/greet@1.1.0";
+    npm.yarn(&project, &["install"]);
+    assert_eq!(run_installed(&tools, &project), expected);
+    let lock = std::fs::read_to_string(project.join("yarn.lock")).unwrap();
+    let greet = server.url("/npm/team/@larder-test/greet/-/greet-1.1.0.tgz");
+    assert!(lock.contains(&format!("resolved \"{greet}#")), "{lock}");
+
+    verdaccio.stop();
+    npm.clear_cache();
+    std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+    npm.yarn(&project, &["install", "--frozen-lockfile"]);
+    assert_eq!(run_installed(&tools, &project), expected);
+}

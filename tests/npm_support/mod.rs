@@ -24,8 +24,9 @@ pub const DEPENDENT: &str = "larder-test-app";
 pub struct Tools {
     pub node: PathBuf,
     pub npm: PathBuf,
-    /// pnpm, pinned in tests/node next to Verdaccio.
+    /// pnpm and yarn 1, pinned in tests/node next to Verdaccio.
     pub pnpm: PathBuf,
+    pub yarn: PathBuf,
     verdaccio: PathBuf,
 }
 
@@ -35,14 +36,16 @@ pub fn tools() -> Option<Tools> {
     let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/node_modules");
     let verdaccio = modules.join("verdaccio/bin/verdaccio");
     let pnpm = modules.join("pnpm/bin/pnpm.cjs");
-    if !verdaccio.is_file() || !pnpm.is_file() {
-        common::skip("verdaccio or pnpm is missing; run `npm ci --prefix tests/node`");
+    let yarn = modules.join("yarn/bin/yarn.js");
+    if ![&verdaccio, &pnpm, &yarn].iter().all(|p| p.is_file()) {
+        common::skip("verdaccio, pnpm or yarn is missing; run `npm ci --prefix tests/node`");
         return None;
     }
     Some(Tools {
         node,
         npm,
         pnpm,
+        yarn,
         verdaccio,
     })
 }
@@ -183,6 +186,7 @@ pub struct Npm {
     npm: PathBuf,
     node: PathBuf,
     pnpm: PathBuf,
+    yarn: PathBuf,
     path_env: String,
     pub home: PathBuf,
     pub cache: PathBuf,
@@ -198,6 +202,7 @@ impl Npm {
             npm: tools.npm.clone(),
             node: tools.node.clone(),
             pnpm: tools.pnpm.clone(),
+            yarn: tools.yarn.clone(),
             path_env: std::env::var("PATH").unwrap_or_default(),
             userconfig: home.join(".npmrc"),
             home,
@@ -210,10 +215,10 @@ impl Npm {
         std::fs::write(&self.userconfig, npmrc).unwrap();
     }
 
-    /// Empties npm's cache and pnpm's store, so the next install fetches
-    /// everything again.
+    /// Empties npm's cache, pnpm's store and yarn's cache, so the next
+    /// install fetches everything again.
     pub fn clear_cache(&self) {
-        for dir in [&self.cache, &self.pnpm_store()] {
+        for dir in [&self.cache, &self.pnpm_store(), &self.yarn_cache()] {
             if dir.exists() {
                 std::fs::remove_dir_all(dir).unwrap();
             }
@@ -222,6 +227,10 @@ impl Npm {
 
     fn pnpm_store(&self) -> PathBuf {
         self.cache.with_file_name("pnpm-store")
+    }
+
+    fn yarn_cache(&self) -> PathBuf {
+        self.cache.with_file_name("yarn-cache")
     }
 
     /// Runs `npm ARGS…` in `cwd`; the output, whatever the exit status.
@@ -239,6 +248,19 @@ impl Npm {
             .arg(self.pnpm_store());
         let out = self.command(cmd, cwd, args);
         assert_success("pnpm", args, &out);
+        out
+    }
+
+    /// Runs yarn 1 the same way (its own cache folder, the same `.npmrc`).
+    pub fn yarn(&self, cwd: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new(&self.node);
+        cmd.arg(&self.yarn)
+            .arg("--cache-folder")
+            .arg(self.yarn_cache())
+            .arg("--non-interactive")
+            .arg("--no-progress");
+        let out = self.command(cmd, cwd, args);
+        assert_success("yarn", args, &out);
         out
     }
 
