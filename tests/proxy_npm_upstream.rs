@@ -4,6 +4,7 @@
 //! match its packument, coalescing counted at the upstream, and eviction.
 
 mod common;
+mod httpcache_support;
 mod npm_support;
 mod proxy_support;
 
@@ -282,5 +283,42 @@ async fn proxied_tarballs_are_evicted_with_other_entries_and_fetched_again() {
         up.hits("/files/big-c-1.0.0.tgz"),
         1,
         "a kept tarball is a hit"
+    );
+}
+
+/// The namespace is the tenant: without a token, or with one for another
+/// namespace, nothing is served and nothing is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_in_the_path_is_what_a_token_must_grant() {
+    let root = tempfile::tempdir().unwrap();
+    let up = StaticUpstream::start(root.path()).await;
+    write_fixture(&up, "pkg", "1.0.0", b"tgz", b"tgz", Hash::Sha512);
+    let proxy = npm_proxy(&up.url(), Duration::from_secs(300));
+    let server = TestServer::start_with(|c| {
+        c.auth.mode = larder::config::AuthMode::Token;
+        proxy(c);
+    })
+    .await;
+    let other = httpcache_support::token(&server, &[("other", httpcache_support::RO)]);
+    let team = httpcache_support::token(&server, &[("team", httpcache_support::RO)]);
+    let ask = |token: Option<&str>, path: &str| {
+        let mut req = common::client().get(server.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status() }
+    };
+    for path in ["/npm/team/pkg", "/npm/team/pkg/-/pkg-1.0.0.tgz"] {
+        assert_eq!(ask(None, path).await, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            ask(Some(&other), path).await,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert_eq!(up.total(), 0, "nothing was fetched for a denied request");
+    assert_eq!(
+        ask(Some(&team), "/npm/team/pkg/-/pkg-1.0.0.tgz").await,
+        StatusCode::OK
     );
 }
