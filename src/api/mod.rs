@@ -2,6 +2,7 @@
 //! response. Health probes live here too.
 
 pub mod admin;
+pub mod conditional;
 pub mod gha;
 mod health;
 pub mod httpcache;

@@ -99,6 +99,12 @@ impl Upstream {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }
 
+    /// Whether `url` is on the upstream's scheme, host and port.
+    pub(super) fn same_origin(&self, url: &str) -> bool {
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        origin(url).is_some_and(|o| Some(o) == origin(&self.base))
+    }
+
     /// GET with the upstream's credentials; a 304 (only possible when
     /// `etag` is sent as `If-None-Match`) is `Ok(None)`.
     async fn get(
@@ -111,8 +117,14 @@ impl Upstream {
         if let Some(tag) = etag {
             req = req.header(header::IF_NONE_MATCH, tag);
         }
-        if let Some(a) = &self.authorization {
-            // reqwest drops it on a redirect to another host.
+        // Only to the upstream's own origin: npm's tarball URLs come from the
+        // upstream's packuments and may name any host. (reqwest also drops
+        // it on a redirect to another host.)
+        if let Some(a) = self
+            .authorization
+            .as_ref()
+            .filter(|_| self.same_origin(url))
+        {
             req = req.header(header::AUTHORIZATION, a.clone());
         }
         if let Some(a) = accept {

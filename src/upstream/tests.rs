@@ -115,3 +115,22 @@ async fn basic_credentials_come_from_the_environment_named() {
     // base64("ci:s3cret")
     assert!(head.contains("authorization: basic y2k6cznjcmv0"), "{head}");
 }
+
+#[test]
+fn credentials_stay_on_the_upstreams_origin() {
+    let limits = ProxyConfig::default();
+    let mut c = limits.npm.clone();
+    c.upstream = "https://registry.example/npm/".into();
+    let up = Upstream::new(&c, &limits).unwrap();
+    assert!(up.same_origin("https://registry.example/x/-/x-1.0.0.tgz"));
+    assert!(up.same_origin("https://registry.example:443/x"));
+    for other in [
+        "http://registry.example/x",
+        "https://cdn.example/x",
+        "https://registry.example.evil.test/x",
+        "https://registry.example:8443/x",
+        "not a url",
+    ] {
+        assert!(!up.same_origin(other), "{other}");
+    }
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::error::{store_err, ProxyError, Result};
@@ -73,11 +74,31 @@ pub async fn artifact(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response> {
+    artifact_checked(state, eco, namespace, a, None, method, headers).await
+}
+
+/// Checks an upstream body on its way into the CAS, for a hash the CAS does
+/// not know (npm's SHA-1 `shasum`): the returned stream ends in an error
+/// instead of its end when the body does not match, and nothing is stored.
+pub type Check = Box<dyn FnOnce(BodyStream) -> BodyStream + Send>;
+/// An upstream body as it streams in.
+pub type BodyStream = BoxStream<'static, std::result::Result<Bytes, String>>;
+
+/// `artifact`, with the body of a fetch also passed through `check`.
+pub async fn artifact_checked(
+    state: &AppState,
+    eco: &Arc<Ecosystem>,
+    namespace: &str,
+    a: Artifact<'_>,
+    check: Option<Check>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response> {
     let key = entry_key(eco, namespace, a.name);
     let (entry, hit) = match find(state, &key)? {
         Some(e) => (e, true),
         None => (
-            fetch_artifact(state, eco, key, a.url, a.expected).await?,
+            fetch_artifact(state, eco, key, a.url, a.expected, check).await?,
             false,
         ),
     };
@@ -98,6 +119,7 @@ async fn fetch_artifact(
     key: EntryKey,
     url: String,
     expected: Option<Digest>,
+    check: Option<Check>,
 ) -> Result<EntryRecord> {
     let run_key = format!("a\0{}\0{}", key.namespace, key.name);
     let (state, eco2) = (state.clone(), eco.clone());
@@ -110,6 +132,10 @@ async fn fetch_artifact(
         let (body, len) = match eco2.upstream.artifact(&url).await {
             Ok(fetched) => fetched,
             Err(e) => return Err(upstream_failed(&state, &eco2, &url, &e)),
+        };
+        let body: BodyStream = match check {
+            Some(check) => check(body.boxed()),
+            None => body.boxed(),
         };
         let write = BlobWrite {
             expected,

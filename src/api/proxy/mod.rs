@@ -12,6 +12,7 @@ pub mod error;
 mod go;
 mod go_path;
 mod go_sumdb;
+pub mod npm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub use cached::{Artifact, Document};
 pub use error::{ProxyError, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(go::routes())
+    Router::new().merge(go::routes()).merge(npm::routes())
 }
 
 /// Which package ecosystem a proxy speaks.
