@@ -23,9 +23,13 @@ use bytes::Bytes;
 use hyper::body::{Body as _, Frame, SizeHint};
 use tracing::Instrument;
 
+use line::Line;
+
 use super::observe::RouteTemplate;
 use super::AppState;
 use crate::auth::seen::{self, Seen};
+
+mod line;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -130,59 +134,6 @@ fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
     first_hop
         .or_else(|| header("x-real-ip"))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// Everything the line says but the bytes sent.
-struct Line {
-    started: Instant,
-    method: Method,
-    version: axum::http::Version,
-    path: String,
-    route: String,
-    status: u16,
-    request_id: String,
-    client: String,
-    peer: Option<String>,
-    seen: Seen,
-    received: Arc<AtomicU64>,
-}
-
-impl Line {
-    fn emit(self, sent: u64, complete: bool) {
-        let latency_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-        let bytes_received = self.received.load(Ordering::Relaxed);
-        // `parent: None`: the line stands alone, with no span fields that
-        // would repeat its own.
-        macro_rules! line {
-            ($level:ident) => {
-                tracing::$level!(
-                    target: "larder::request",
-                    parent: None,
-                    method = %self.method,
-                    http = ?self.version,
-                    route = %self.route,
-                    path = %self.path,
-                    status = self.status,
-                    bytes_sent = sent,
-                    bytes_received,
-                    latency_ms,
-                    complete,
-                    request_id = %self.request_id,
-                    client = %self.client,
-                    // Display, not Debug: unquoted in the human format.
-                    peer = self.peer.as_deref().map(tracing::field::display),
-                    token = self.seen.token.as_deref().map(tracing::field::display),
-                    namespace = self.seen.namespace.as_deref().map(tracing::field::display),
-                    "request"
-                )
-            };
-        }
-        if self.status >= 500 {
-            line!(warn);
-        } else {
-            line!(info);
-        }
-    }
 }
 
 /// The response body, counting what is handed to the connection and
