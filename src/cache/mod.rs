@@ -167,7 +167,7 @@ impl Store {
             uploads,
             access: access::Access::default(),
             leases,
-            small: small::SmallContent::default(),
+            small: small::SmallContent::new(config.storage.memory_cache.bytes()),
             budget,
             disk,
             locks: Arc::new(BlobLocks::new()),
