@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use line::Line;
 
-use super::observe::RouteTemplate;
+use super::observe::{self, RouteTemplate};
 use super::AppState;
 use crate::auth::seen::{self, Seen};
 
@@ -44,6 +44,7 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
+    let pending = observe::start(&state, &req);
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
     let mut line = Line {
@@ -73,6 +74,10 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some(t) => t.0.to_owned(),
         None => matched.unwrap_or_else(|| "unmatched".into()),
     };
+    if let Some(pending) = pending {
+        let namespace = line.seen.allowed_namespace();
+        observe::finish(&state, pending, &line.route, &res, namespace);
+    }
     // Always valid: generated ids are hex, client ids were checked.
     if let Ok(v) = HeaderValue::from_str(&line.request_id) {
         res.headers_mut().insert(REQUEST_ID, v);
