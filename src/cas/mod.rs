@@ -74,6 +74,15 @@ impl Cas {
         })
     }
 
+    /// The same store with every blob made durable by its own fsyncs
+    /// (`storage.group_sync = false`).
+    pub fn without_group_sync(self) -> Cas {
+        Cas {
+            group: None,
+            ..self
+        }
+    }
+
     /// The shared sync that makes a new blob of `size` bytes durable, when
     /// one does; otherwise the blob's own fsyncs do.
     fn sync_group(&self, size: u64) -> Option<&sync::SyncGroup> {

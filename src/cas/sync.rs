@@ -77,7 +77,9 @@ impl SyncGroup {
                 s.running = true;
                 let (from, to) = (s.covered + 1, s.asked);
                 drop(s);
+                let began = std::time::Instant::now();
                 let result = syncfs(&self.fs);
+                warn_if_slow(began.elapsed());
                 s = self.lock();
                 s.running = false;
                 s.covered = to;
@@ -100,6 +102,22 @@ impl SyncGroup {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A sync this slow is mostly other programs' dirty data on the same
+/// filesystem; the operator can trade it for per-file fsyncs.
+fn warn_if_slow(took: std::time::Duration) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if took >= std::time::Duration::from_secs(1) {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                "syncing the data dir's filesystem for small writes is slow, likely \
+                 because other programs write to it too: give the data dir its own \
+                 filesystem or set storage.group_sync = false"
+            )
+        });
     }
 }
 
