@@ -7,6 +7,7 @@ mod httpcache_support;
 
 use common::{client, TestServer};
 use httpcache_support::*;
+use larder::config::Size;
 use reqwest::{Method, StatusCode};
 
 async fn put(s: &TestServer, path: &str, body: Vec<u8>) -> reqwest::Response {
@@ -51,36 +52,61 @@ async fn put_get_head_overwrite_and_delete_a_key() {
     assert_eq!(del.status(), 404);
 }
 
+/// Small values are answered from memory, large ones streamed from their
+/// files, and with the memory cache off every value is read from its file
+/// (and each written with its own fsyncs): every way gives the same bytes
+/// and ranges.
 #[tokio::test]
 async fn ranges_are_served_with_206_and_416() {
-    let s = TestServer::start().await;
-    let body = data(1000, 3);
-    put(&s, "/cache/ns/ranged", body.clone()).await;
+    let memory = TestServer::start().await;
+    let files_only = TestServer::start_with(|c| {
+        c.storage.memory_cache = Size(0);
+        c.storage.group_sync = false;
+    })
+    .await;
+    for s in [&memory, &files_only] {
+        for len in [1000, 300 << 10] {
+            check_ranges(s, len).await;
+        }
+    }
+}
+
+async fn check_ranges(s: &TestServer, len: usize) {
+    let body = data(len, 3);
+    let path = format!("/cache/ns/ranged-{len}");
+    put(s, &path, body.clone()).await;
+    for _ in 0..2 {
+        // The first read fills the memory cache, the second is served by it.
+        assert_eq!(get_bytes(s, &path).await, (StatusCode::OK, body.clone()));
+    }
     let res = client()
-        .get(s.url("/cache/ns/ranged"))
+        .get(s.url(&path))
         .header("Range", "bytes=100-199")
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 206);
-    assert_eq!(res.headers()["content-range"], "bytes 100-199/1000");
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 100-199/{len}")
+    );
     assert_eq!(res.bytes().await.unwrap(), body[100..200]);
     let res = client()
-        .get(s.url("/cache/ns/ranged"))
-        .header("Range", "bytes=990-")
+        .get(s.url(&path))
+        .header("Range", format!("bytes={}-", len - 10))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 206);
-    assert_eq!(res.bytes().await.unwrap(), body[990..]);
+    assert_eq!(res.bytes().await.unwrap(), body[len - 10..]);
     let res = client()
-        .get(s.url("/cache/ns/ranged"))
-        .header("Range", "bytes=1000-")
+        .get(s.url(&path))
+        .header("Range", format!("bytes={len}-"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 416);
-    assert_eq!(res.headers()["content-range"], "bytes */1000");
+    assert_eq!(res.headers()["content-range"], format!("bytes */{len}"));
 }
 
 #[tokio::test]

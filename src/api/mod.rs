@@ -110,10 +110,6 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            observe::track,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
             request_log::log,
         ))
         .with_state(state)

@@ -1,11 +1,10 @@
-//! Request metrics (a middleware on every route) and `GET /metrics`.
+//! Request metrics (counted by the request log's middleware) and `GET /metrics`.
 
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{content_length, AppState};
@@ -39,32 +38,40 @@ const NOT_LOOKUPS: &[&str] = &[
     "/gha/blobs/{id}/{content}",
 ];
 
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
+/// What `finish` needs of a request, taken before its handler runs. The
+/// request log calls both, so every request passes one middleware, not two.
+pub struct Pending {
+    started: Instant,
+    protocol: &'static str,
+    method: Method,
+    bytes_in: u64,
+}
+
+/// Starts counting a request; `None` for probes and `/metrics` itself,
+/// which are not counted.
+pub fn start(state: &AppState, req: &Request) -> Option<Pending> {
     let protocol = protocol_of(req.uri().path());
-    let method = req.method().clone();
-    let bytes_in = content_length(req.headers()).unwrap_or(0);
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
     if protocol == "other" {
-        return next.run(req).await; // probes and /metrics itself
+        return None;
     }
     state.metrics.begin_request();
-    let res = next.run(req).await;
-    // The request log's slot, which auth filled: observe runs inside it.
-    let namespace = crate::auth::seen::allowed_namespace();
-    let route = match res.extensions().get::<RouteTemplate>() {
-        Some(t) => t.0.to_owned(),
-        None => matched.unwrap_or_else(|| "unmatched".into()),
-    };
+    Some(Pending {
+        started: Instant::now(),
+        protocol,
+        method: req.method().clone(),
+        bytes_in: content_length(req.headers()).unwrap_or(0),
+    })
+}
+
+/// Records the handler's answer under `route` (the route template), for
+/// `namespace` when auth allowed one.
+pub fn finish(state: &AppState, p: Pending, route: &str, res: &Response, namespace: Option<&str>) {
     let status = res.status();
     let hit = match res.extensions().get::<Lookup>() {
         Some(l) => Some(l.0),
-        None if (method == Method::GET || method == Method::HEAD)
-            && protocol != "admin"
-            && !NOT_LOOKUPS.contains(&route.as_str()) =>
+        None if (p.method == Method::GET || p.method == Method::HEAD)
+            && p.protocol != "admin"
+            && !NOT_LOOKUPS.contains(&route) =>
         {
             match status {
                 StatusCode::OK | StatusCode::PARTIAL_CONTENT => Some(true),
@@ -74,23 +81,22 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         None => None,
     };
-    let bytes_out = if method == Method::HEAD {
+    let bytes_out = if p.method == Method::HEAD {
         0
     } else {
         content_length(res.headers()).unwrap_or(0)
     };
     state.metrics.record(&RequestRecord {
-        protocol,
-        route: &route,
-        method: method.as_str(),
+        protocol: p.protocol,
+        route,
+        method: p.method.as_str(),
         status: status.as_u16(),
-        latency: started.elapsed(),
-        bytes_in,
+        latency: p.started.elapsed(),
+        bytes_in: p.bytes_in,
         bytes_out,
         hit,
-        namespace: namespace.as_deref(),
+        namespace,
     });
-    res
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

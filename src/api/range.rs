@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use crate::cache::{BlobInfo, Store, StoreError};
 
@@ -87,16 +88,47 @@ pub async fn blob_response(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Option<Response>, StoreError> {
-    let (status, start, len) = match parse(headers, blob.size) {
-        RangeRequest::Full => (StatusCode::OK, 0, blob.size),
-        RangeRequest::Partial { start, len } => (StatusCode::PARTIAL_CONTENT, start, len),
-        RangeRequest::Unsatisfiable => return Ok(None),
+    let Some((status, start, len)) = resolve(headers, blob.size) else {
+        return Ok(None);
     };
     let body = if *method == Method::HEAD || len == 0 {
         Body::empty()
+    } else if store.serves_from_memory(blob.size) {
+        let bytes = store.read_content(&blob.id, blob.size).await?;
+        full_body(&bytes, start, len)
     } else {
         Body::from_stream(store.read_blob(blob, start, len).await?)
     };
+    Ok(Some(respond(status, body, start, len, blob.size)))
+}
+
+/// `blob_response` for content already in memory.
+pub fn bytes_response(content: &Bytes, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    let size = content.len() as u64;
+    let (status, start, len) = resolve(headers, size)?;
+    let body = if *method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else {
+        full_body(content, start, len)
+    };
+    Some(respond(status, body, start, len, size))
+}
+
+fn resolve(headers: &HeaderMap, size: u64) -> Option<(StatusCode, u64, u64)> {
+    match parse(headers, size) {
+        RangeRequest::Full => Some((StatusCode::OK, 0, size)),
+        RangeRequest::Partial { start, len } => Some((StatusCode::PARTIAL_CONTENT, start, len)),
+        RangeRequest::Unsatisfiable => None,
+    }
+}
+
+/// One full body: `Content-Length` and one write, no stream. The range was
+/// resolved against the content's length.
+fn full_body(content: &Bytes, start: u64, len: u64) -> Body {
+    Body::from(content.slice(start as usize..(start + len) as usize))
+}
+
+fn respond(status: StatusCode, body: Body, start: u64, len: u64, size: u64) -> Response {
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -106,11 +138,11 @@ pub async fn blob_response(
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&content_range(start, len, blob.size)) {
+        if let Ok(v) = HeaderValue::from_str(&content_range(start, len, size)) {
             h.insert(header::CONTENT_RANGE, v);
         }
     }
-    Ok(Some(res))
+    res
 }
 
 /// `Content-Range` value for a partial response.

@@ -23,9 +23,13 @@ use bytes::Bytes;
 use hyper::body::{Body as _, Frame, SizeHint};
 use tracing::Instrument;
 
-use super::observe::RouteTemplate;
+use line::Line;
+
+use super::observe::{self, RouteTemplate};
 use super::AppState;
 use crate::auth::seen::{self, Seen};
+
+mod line;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -40,6 +44,7 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
+    let pending = observe::start(&state, &req);
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
     let mut line = Line {
@@ -69,6 +74,10 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
         Some(t) => t.0.to_owned(),
         None => matched.unwrap_or_else(|| "unmatched".into()),
     };
+    if let Some(pending) = pending {
+        let namespace = line.seen.allowed_namespace();
+        observe::finish(&state, pending, &line.route, &res, namespace);
+    }
     // Always valid: generated ids are hex, client ids were checked.
     if let Ok(v) = HeaderValue::from_str(&line.request_id) {
         res.headers_mut().insert(REQUEST_ID, v);
@@ -130,59 +139,6 @@ fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
     first_hop
         .or_else(|| header("x-real-ip"))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// Everything the line says but the bytes sent.
-struct Line {
-    started: Instant,
-    method: Method,
-    version: axum::http::Version,
-    path: String,
-    route: String,
-    status: u16,
-    request_id: String,
-    client: String,
-    peer: Option<String>,
-    seen: Seen,
-    received: Arc<AtomicU64>,
-}
-
-impl Line {
-    fn emit(self, sent: u64, complete: bool) {
-        let latency_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-        let bytes_received = self.received.load(Ordering::Relaxed);
-        // `parent: None`: the line stands alone, with no span fields that
-        // would repeat its own.
-        macro_rules! line {
-            ($level:ident) => {
-                tracing::$level!(
-                    target: "larder::request",
-                    parent: None,
-                    method = %self.method,
-                    http = ?self.version,
-                    route = %self.route,
-                    path = %self.path,
-                    status = self.status,
-                    bytes_sent = sent,
-                    bytes_received,
-                    latency_ms,
-                    complete,
-                    request_id = %self.request_id,
-                    client = %self.client,
-                    // Display, not Debug: unquoted in the human format.
-                    peer = self.peer.as_deref().map(tracing::field::display),
-                    token = self.seen.token.as_deref().map(tracing::field::display),
-                    namespace = self.seen.namespace.as_deref().map(tracing::field::display),
-                    "request"
-                )
-            };
-        }
-        if self.status >= 500 {
-            line!(warn);
-        } else {
-            line!(info);
-        }
-    }
 }
 
 /// The response body, counting what is handed to the connection and

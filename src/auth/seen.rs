@@ -45,14 +45,11 @@ pub(super) fn namespace(ns: &str, allowed: bool) {
     });
 }
 
-/// The first namespace the request in progress was allowed on, if any.
-pub fn allowed_namespace() -> Option<String> {
-    SEEN.try_with(|s| {
-        let s = s.lock();
-        s.namespace.clone().filter(|_| s.namespace_allowed)
-    })
-    .ok()
-    .flatten()
+impl Seen {
+    /// The first namespace the request was allowed on, if any.
+    pub fn allowed_namespace(&self) -> Option<&str> {
+        self.namespace.as_deref().filter(|_| self.namespace_allowed)
+    }
 }
 
 #[cfg(test)]
@@ -76,14 +73,15 @@ mod tests {
         })
         .await;
         assert_eq!(slot.lock().namespace.as_deref(), Some("c"));
-        let allowed = scope(Slot::default(), async {
+        let slot = Slot::default();
+        let before = scope(slot.clone(), async {
             namespace("refused", false);
-            let before = allowed_namespace();
-            namespace("team-a", true);
-            (before, allowed_namespace())
+            SEEN.with(|s| s.lock().allowed_namespace().map(str::to_owned))
         })
         .await;
-        assert_eq!(allowed, (None, Some("team-a".to_owned())));
+        scope(slot.clone(), async { namespace("team-a", true) }).await;
+        assert_eq!(before, None);
+        assert_eq!(slot.lock().allowed_namespace(), Some("team-a"));
     }
 
     #[test]

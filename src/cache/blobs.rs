@@ -4,6 +4,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::budget::Held;
+use super::small;
 use super::{now_ms, Store, StoreError};
 use crate::cas::{self, BlobMeta, BlobStream, ContentId, Digest};
 use crate::index::BlobRecord;
@@ -191,9 +192,21 @@ impl Store {
         Ok(removed)
     }
 
+    /// Whether blobs of `size` bytes are read whole through `read_content`
+    /// (and kept in memory) rather than streamed from their files.
+    pub fn serves_from_memory(&self, size: u64) -> bool {
+        size <= small::MAX_ITEM as u64
+    }
+
+    /// Content of `len` bytes when it is in memory: a hit answered with no
+    /// index read and no file (the entry that names it pins it).
+    pub fn in_memory(&self, id: &ContentId, len: u64) -> Option<Bytes> {
+        self.small.get(id).filter(|b| b.len() as u64 == len)
+    }
+
     /// Reads a whole small blob (a manifest) into memory.
     pub async fn read_content(&self, id: &ContentId, len: u64) -> Result<Bytes, StoreError> {
-        if let Some(bytes) = self.small.get(id).filter(|b| b.len() as u64 == len) {
+        if let Some(bytes) = self.in_memory(id, len) {
             return Ok(bytes);
         }
         let path = self.cas.path(id);

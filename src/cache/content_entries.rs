@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::blobs::{extra_alias, new_record};
 use super::{now_ms, BlobInfo, BlobLocks, BlobWrite, Store, StoreError};
@@ -51,6 +51,7 @@ impl Store {
         let held = self.hold(Some(len)).await?;
         let recipe = Recipe::new(entry, name, &w);
         let (parts, expected) = (self.parts(), w.expected);
+        let kept = content.clone();
         // Hashing a few KB costs less than handing them to a writer thread.
         let stored = tokio::task::spawn_blocking(move || {
             let verified = cas::ingest_bytes(&parts.cas, &content, expected.as_ref(), len)?;
@@ -59,7 +60,10 @@ impl Store {
         .await
         .map_err(std::io::Error::other)?;
         drop(held);
-        self.finish(stored).await
+        let (blob, rec) = self.finish(stored).await?;
+        // What was just written is what the next runner asks for.
+        self.small.insert(blob.id, kept);
+        Ok((blob, rec))
     }
 
     /// `put_entry_with_content` for a body that streams in (an HTTP cache
@@ -74,6 +78,13 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        if w.size_hint.is_some_and(|n| self.serves_from_memory(n)) {
+            // Small and of a known length: taken whole, then written and
+            // recorded in one blocking call instead of streamed to a writer
+            // thread, and kept in memory for the reads that follow.
+            let content = collect(body, w.limit).await?;
+            return self.put_entry_with_content(content, w, entry, None).await;
+        }
         let (verified, held) = self.ingest(body, &w).await?;
         let (parts, recipe) = (self.parts(), Recipe::new(entry, None, &w));
         let stored = tokio::task::spawn_blocking(move || parts.record(verified, recipe))
@@ -102,6 +113,24 @@ impl Store {
         self.keep_within_quota(&rec).await;
         Ok((blob, rec))
     }
+}
+
+/// A small body, whole; more than `limit` bytes is refused as it arrives.
+async fn collect<S, E>(body: S, limit: u64) -> Result<Bytes, StoreError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut whole = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| CasError::Body(e.to_string()))?;
+        if (whole.len() + chunk.len()) as u64 > limit {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        whole.extend_from_slice(&chunk);
+    }
+    Ok(whole.freeze())
 }
 
 impl<F> Recipe<F> {

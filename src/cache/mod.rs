@@ -139,7 +139,10 @@ impl Store {
             dir.root(),
             config.storage.disk_reserve.bytes(),
         ));
-        let cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
+        let mut cas = Cas::open(&dir.blobs_dir(), &dir.tmp_dir())?;
+        if !config.storage.group_sync {
+            cas = cas.without_group_sync();
+        }
         let index = Index::open(&dir.index_dir())?;
         let commit = GroupCommit::start(index.clone());
         let batches = Arc::new(EntryBatches::new(index.clone(), commit.flushes.clone()));
@@ -167,7 +170,7 @@ impl Store {
             uploads,
             access: access::Access::default(),
             leases,
-            small: small::SmallContent::default(),
+            small: small::SmallContent::new(config.storage.memory_cache.bytes()),
             budget,
             disk,
             locks: Arc::new(BlobLocks::new()),

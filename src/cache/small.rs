@@ -1,5 +1,7 @@
 //! Small content kept in memory: manifests, which every BuildKit import
-//! fetches (often the same one from many runners at once). Content is
+//! fetches (often the same one from many runners at once), and the small
+//! values that are most of what Bazel, ccache, Gradle and Turborepo fetch,
+//! so that a hit needs no file open and no hop to the blocking pool. Content is
 //! immutable under its id, so a cached copy never goes stale; a deleted blob
 //! is unreachable because its entry goes first, and its bytes simply age out.
 
@@ -10,14 +12,13 @@ use bytes::Bytes;
 
 use crate::cas::ContentId;
 
-/// Bytes held at most. Manifests are a few KB: this is thousands of them.
-const CAPACITY: usize = 16 << 20;
 /// Larger content is read from its file every time.
-const MAX_ITEM: usize = 256 << 10;
+pub const MAX_ITEM: usize = 256 << 10;
 
-#[derive(Default)]
 pub(super) struct SmallContent {
     inner: Mutex<Inner>,
+    /// Bytes held at most (`storage.memory_cache`).
+    capacity: usize,
 }
 
 /// First in, first out: simpler than LRU and as good for content that is
@@ -30,13 +31,20 @@ struct Inner {
 }
 
 impl SmallContent {
+    pub fn new(capacity: u64) -> SmallContent {
+        SmallContent {
+            inner: Mutex::default(),
+            capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
+        }
+    }
+
     pub fn get(&self, id: &ContentId) -> Option<Bytes> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.items.get(id).cloned()
     }
 
     pub fn insert(&self, id: ContentId, content: Bytes) {
-        if content.len() > MAX_ITEM {
+        if content.len() > MAX_ITEM || content.len() > self.capacity {
             return;
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -46,7 +54,7 @@ impl SmallContent {
         }
         inner.order.push_back(id);
         inner.bytes += len;
-        while inner.bytes > CAPACITY {
+        while inner.bytes > self.capacity {
             let Some(oldest) = inner.order.pop_front() else {
                 break;
             };
@@ -67,9 +75,11 @@ mod tests {
         ContentId(b)
     }
 
+    const CAPACITY: usize = 16 << 20;
+
     #[test]
     fn stays_within_capacity_dropping_the_oldest_first() {
-        let cache = SmallContent::default();
+        let cache = SmallContent::new(CAPACITY as u64);
         let item = Bytes::from(vec![7u8; MAX_ITEM]);
         let fits = CAPACITY / MAX_ITEM;
         for n in 0..fits as u32 + 3 {
@@ -87,7 +97,7 @@ mod tests {
 
     #[test]
     fn large_content_and_repeated_inserts_are_not_counted_twice() {
-        let cache = SmallContent::default();
+        let cache = SmallContent::new(CAPACITY as u64);
         cache.insert(id(1), Bytes::from(vec![0u8; MAX_ITEM + 1]));
         assert!(cache.get(&id(1)).is_none());
         cache.insert(id(2), Bytes::from_static(b"abc"));

@@ -10,7 +10,12 @@ pub struct ContentId(pub [u8; 32]);
 
 impl ContentId {
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // `hex::encode` collects chars one by one; this is on every hit.
+        let mut buf = [0u8; 64];
+        match hex::encode_to_slice(self.0, &mut buf) {
+            Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+            Err(_) => hex::encode(self.0),
+        }
     }
 
     pub fn from_hex(s: &str) -> Option<ContentId> {

@@ -1,11 +1,15 @@
 //! Blob files. One file per distinct content, named by its BLAKE3 hex and
 //! sharded by its first byte: `blobs/ab/ab12…`. Files only appear there
-//! complete and fsynced (temp → fsync → rename → dir fsync), so a file that
-//! exists always holds exactly the bytes its name says.
+//! complete (temp → rename), so a file that exists holds exactly the bytes
+//! its name says; it is made durable (fsync of the file before the rename
+//! and of the directory after, or for small files one shared `syncfs`, see
+//! `sync`) before the index records it. After a crash, files the index does
+//! not record are removed before anything is served.
 
 mod digest;
 mod ingest;
 mod read;
+mod sync;
 mod tmpfile;
 
 use std::io;
@@ -44,7 +48,13 @@ pub struct Cas {
     /// Anonymous (`O_TMPFILE`) temp files, where the filesystem has them;
     /// otherwise temp files are named in `tmp`. Started on the first write.
     anonymous: Option<Arc<OnceLock<Arc<tmpfile::TempPool>>>>,
+    /// Shared syncs for small blobs (Linux, where `syncfs` exists).
+    group: Option<Arc<sync::SyncGroup>>,
 }
+
+/// Blobs up to this size are made durable by a shared sync: above it the
+/// file's own fsync is the cost, not the syscalls around it.
+const GROUP_SYNC_MAX: u64 = 256 << 10;
 
 impl Cas {
     /// Opens (creating if needed) the blob tree under `root`; `tmp` must be
@@ -58,7 +68,25 @@ impl Cas {
             blobs: blobs.to_owned(),
             tmp: tmp.to_owned(),
             anonymous: tmpfile::anonymous_supported(tmp).then(Default::default),
+            group: cfg!(target_os = "linux")
+                .then(|| sync::SyncGroup::open(blobs).map(Arc::new))
+                .transpose()?,
         })
+    }
+
+    /// The same store with every blob made durable by its own fsyncs
+    /// (`storage.group_sync = false`).
+    pub fn without_group_sync(self) -> Cas {
+        Cas {
+            group: None,
+            ..self
+        }
+    }
+
+    /// The shared sync that makes a new blob of `size` bytes durable, when
+    /// one does; otherwise the blob's own fsyncs do.
+    fn sync_group(&self, size: u64) -> Option<&sync::SyncGroup> {
+        self.group.as_deref().filter(|_| size <= GROUP_SYNC_MAX)
     }
 
     /// The same store, writing named temp files as on filesystems without

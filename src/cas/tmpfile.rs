@@ -96,11 +96,20 @@ impl TempFile {
     /// Makes the bytes durable and gives them the name `target`, unless
     /// `target` already exists (same name, same content: this copy is
     /// dropped). The caller syncs `target`'s directory.
-    pub fn publish(mut self, target: &Path) -> io::Result<()> {
+    pub fn publish(self, target: &Path) -> io::Result<()> {
         if target.is_file() {
             return Ok(());
         }
         self.file.sync_all()?;
+        self.place(target)
+    }
+
+    /// `publish` without making the bytes durable first: for a caller that
+    /// syncs the whole filesystem before anything depends on the file.
+    pub fn place(mut self, target: &Path) -> io::Result<()> {
+        if target.is_file() {
+            return Ok(());
+        }
         match self.path.take() {
             Some(path) => {
                 let renamed = std::fs::rename(&path, target);

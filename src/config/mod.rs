@@ -78,6 +78,12 @@ pub struct StorageConfig {
     /// what they free, the other by a start on a full disk, so that the index
     /// opens. Writes resume once twice this much is free.
     pub disk_reserve: Size,
+    /// Memory for small content (values and manifests up to 256 KiB) served
+    /// without touching their files; 0 turns it off.
+    pub memory_cache: Size,
+    /// Small blobs (up to 256 KiB) made durable by one `syncfs` shared by
+    /// concurrent writes instead of two fsyncs each (Linux).
+    pub group_sync: bool,
 }
 
 impl StorageConfig {
@@ -104,6 +110,8 @@ impl Default for StorageConfig {
             max_blob_size: Size(5 << 30),
             index_snapshot_interval: Span::secs(3600),
             disk_reserve: Size(64 << 20),
+            memory_cache: Size(64 << 20),
+            group_sync: true,
         }
     }
 }

@@ -144,7 +144,7 @@ async fn put(
         StatusCode::NO_CONTENT
     };
     let mut res = status.into_response();
-    if let Ok(v) = HeaderValue::from_str(&value::etag(&blob)) {
+    if let Ok(v) = HeaderValue::from_str(&value::etag(&blob.id)) {
         res.headers_mut().insert(header::ETAG, v);
     }
     Ok(res)

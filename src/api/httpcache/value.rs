@@ -9,7 +9,7 @@ use super::error::{store_err, Dialect, HttpCacheError, Result};
 use crate::api::range;
 use crate::api::{content_length, AppState};
 use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol};
-use crate::cas::Digest;
+use crate::cas::{ContentId, Digest};
 
 pub fn entry_key(protocol: Protocol, namespace: &str, name: &str) -> EntryKey {
     EntryKey {
@@ -119,19 +119,24 @@ pub async fn serve(
     headers: &HeaderMap,
     dialect: Dialect,
 ) -> Result<Response> {
-    let blob = content(state, entry, dialect)?;
+    let res = match state.store.in_memory(&entry.content, entry.size) {
+        Some(bytes) => range::bytes_response(&bytes, method, headers),
+        None => {
+            let blob = content(state, entry, dialect)?;
+            range::blob_response(&state.store, &blob, method, headers)
+                .await
+                .map_err(store_err(dialect))?
+        }
+    };
     state.store.touch_entry(entry);
-    let mut res = range::blob_response(&state.store, &blob, method, headers)
-        .await
-        .map_err(store_err(dialect))?
-        .ok_or_else(|| HttpCacheError::range_not_satisfiable(dialect, blob.size))?;
-    if let Ok(v) = HeaderValue::from_str(&etag(&blob)) {
+    let mut res = res.ok_or_else(|| HttpCacheError::range_not_satisfiable(dialect, entry.size))?;
+    if let Ok(v) = HeaderValue::from_str(&etag(&entry.content)) {
         res.headers_mut().insert(header::ETAG, v);
     }
     Ok(res)
 }
 
 /// A strong validator: the content's own hash.
-pub fn etag(blob: &BlobInfo) -> String {
-    format!("\"{}\"", blob.id.to_hex())
+pub fn etag(content: &ContentId) -> String {
+    format!("\"{}\"", content.to_hex())
 }
