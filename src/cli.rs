@@ -38,10 +38,23 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct HealthcheckArgs {
-    /// The URL to GET (http:// only).
-    #[arg(long, env = "LARDER_HEALTHCHECK_URL", default_value = crate::healthcheck::DEFAULT_URL)]
-    pub url: String,
-    /// Give up after this long, connecting and answering together.
+    /// The URL to GET, http:// or https://. Without it:
+    /// https://127.0.0.1:PORT/readyz when the config (file, LARDER__* env)
+    /// turns TLS on, PORT being server.listen's; else http://127.0.0.1:5000/readyz.
+    #[arg(long, env = "LARDER_HEALTHCHECK_URL")]
+    pub url: Option<String>,
+    /// For https://, verify the certificate against this PEM CA and the URL's
+    /// host. Without it the certificate is not checked, as the kubelet does
+    /// for HTTPS probes: the probe dials 127.0.0.1, which certificates rarely
+    /// name, and sends no credentials.
+    #[arg(long, env = "LARDER_HEALTHCHECK_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// The server's TOML config file, read only when --url is not given, to
+    /// see whether TLS is on and on which port.
+    #[arg(long, env = "LARDER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Give up after this long: resolving, connecting, the TLS handshake and
+    /// the answer together.
     #[arg(long, default_value = "3s")]
     pub timeout: crate::config::Span,
 }
@@ -217,7 +230,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(c) => crate::fsck_cmd::run(&c, args.repair, args.verify_content, args.json),
             Err(e) => config_error(&e),
         },
-        Command::Healthcheck(args) => crate::healthcheck::run(&args.url, args.timeout.0),
+        Command::Healthcheck(args) => crate::healthcheck::run(&args),
         Command::Config(ConfigCommand::Check(args)) => match args.load() {
             Ok(c) => {
                 for warning in &c.deprecated {

@@ -5,67 +5,37 @@
 //! deploy/Dockerfile), where `HEALTHCHECK CMD ["larder", "healthcheck"]` is the
 //! only way to ask the server whether it is ready. Hence one HTTP/1.1 GET on a
 //! blocking `TcpStream` — no async runtime, no HTTP client crate — under one
-//! deadline covering resolve, connect, send and answer, so a wedged server
-//! fails the check instead of hanging it.
+//! deadline covering resolve, connect, TLS handshake, send and answer, so a
+//! wedged server fails the check instead of hanging it.
 
-use std::io::{ErrorKind, Read, Write};
+mod tls;
+mod url;
+
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use crate::config::{Config, Overrides, ServerConfig};
+pub use url::{parse_url, ProbeUrl};
 
 /// The readiness probe of a server on the default listen address.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:5000/readyz";
 
+/// The URL probed when none is given. With TLS on, the server's port refuses
+/// plain HTTP, so the probe goes to https:// on the configured port; without
+/// it, the fixed default the image's HEALTHCHECK has always used.
+pub fn default_url(server: &ServerConfig) -> String {
+    if server.tls() {
+        format!("https://127.0.0.1:{}/readyz", server.listen.port())
+    } else {
+        DEFAULT_URL.to_owned()
+    }
+}
+
 /// Enough of a response for its status line, headers and a short reason.
 const MAX_RESPONSE: usize = 8 << 10;
-
-/// Where to send the probe, taken apart from an `http://` URL.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ProbeUrl {
-    /// As written in the URL (brackets kept for IPv6); also the Host header.
-    pub authority: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-/// Parses `http://host[:port][/path]`. Only plain HTTP: the probe runs next to
-/// the server on its own port; TLS, when there is any, ends at a proxy.
-pub fn parse_url(url: &str) -> Result<ProbeUrl, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: only http:// URLs can be probed"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("{url:?}: unclosed '[' in the host"))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("{url:?}: no host"));
-    }
-    let port = match port {
-        Some(p) => p
-            .parse()
-            .map_err(|_| format!("{url:?}: {p:?} is not a port"))?,
-        None => 80,
-    };
-    Ok(ProbeUrl {
-        authority: authority.to_owned(),
-        host: host.to_owned(),
-        port,
-        path: path.to_owned(),
-    })
-}
 
 /// What the server answered.
 #[derive(Debug)]
@@ -75,22 +45,84 @@ pub struct Answer {
     pub detail: String,
 }
 
-/// GETs `url` and returns the status, or why there is none, within `timeout`.
-pub fn probe(url: &str, timeout: Duration) -> Result<Answer, String> {
+/// The socket under the one deadline: each read and write may block only
+/// for the time left, and none starts once it has passed.
+pub struct Deadlined {
+    tcp: TcpStream,
+    deadline: Instant,
+}
+
+impl Deadlined {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(ErrorKind::TimedOut.into())
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.left()?))?;
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.left()?))?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// GETs `url` and returns the status, or why there is none, within `timeout`;
+/// an https:// URL's certificate is verified only against `ca_cert`, if given.
+pub fn probe(url: &str, ca_cert: Option<&Path>, timeout: Duration) -> Result<Answer, String> {
     let target = parse_url(url)?;
+    let client = if target.tls {
+        Some(tls::Client::new(ca_cert)?)
+    } else {
+        None
+    };
     let deadline = Instant::now() + timeout;
-    let mut stream = connect(&target, deadline, timeout)?;
+    let sock = Deadlined {
+        tcp: connect(&target, deadline, timeout)?,
+        deadline,
+    };
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: larder-healthcheck\r\nAccept: */*\r\n\
          Connection: close\r\n\r\n",
         target.path, target.authority
     );
-    stream
-        .set_write_timeout(Some(left(deadline, timeout)?))
-        .and_then(|()| stream.write_all(request.as_bytes()))
-        .map_err(|e| describe(&e, &target, timeout))?;
-    let response = read_response(&mut stream, deadline, timeout, &target)?;
+    let response = match client {
+        Some(client) => exchange(
+            client.handshake(&target, sock, timeout)?,
+            &request,
+            &target,
+            timeout,
+        ),
+        None => exchange(sock, &request, &target, timeout),
+    }?;
     parse_response(&response)
+}
+
+fn exchange(
+    mut stream: impl Read + Write,
+    request: &str,
+    target: &ProbeUrl,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    stream
+        .write_all(request.as_bytes())
+        .and_then(|()| stream.flush())
+        .map_err(|e| describe(&e, target, timeout))?;
+    read_response(&mut stream, target, timeout)
 }
 
 fn connect(target: &ProbeUrl, deadline: Instant, timeout: Duration) -> Result<TcpStream, String> {
@@ -109,23 +141,19 @@ fn connect(target: &ProbeUrl, deadline: Instant, timeout: Duration) -> Result<Tc
 }
 
 /// Reads until the server closes (we asked it to) or enough has arrived; a
-/// deadline hit after the status line still yields that status.
+/// deadline hit (or a TLS close without close_notify) after the status line
+/// still yields that status.
 fn read_response(
-    stream: &mut TcpStream,
-    deadline: Instant,
-    timeout: Duration,
+    stream: &mut impl Read,
     target: &ProbeUrl,
+    timeout: Duration,
 ) -> Result<Vec<u8>, String> {
     let mut response = Vec::new();
     let mut buf = [0u8; 2048];
     while response.len() < MAX_RESPONSE {
-        let read = left(deadline, timeout)
-            .and_then(|t| stream.set_read_timeout(Some(t)).map_err(|e| e.to_string()))
-            .and_then(|()| {
-                stream
-                    .read(&mut buf)
-                    .map_err(|e| describe(&e, target, timeout))
-            });
+        let read = stream
+            .read(&mut buf)
+            .map_err(|e| describe(&e, target, timeout));
         match read {
             Ok(0) => break,
             Ok(n) => response.extend_from_slice(&buf[..n]),
@@ -182,8 +210,25 @@ fn describe(e: &std::io::Error, target: &ProbeUrl, timeout: Duration) -> String 
 }
 
 /// The subcommand: one line on stdout when healthy, on stderr otherwise.
-pub fn run(url: &str, timeout: Duration) -> ExitCode {
-    match probe(url, timeout) {
+pub fn run(args: &crate::cli::HealthcheckArgs) -> ExitCode {
+    let url = match &args.url {
+        Some(url) => url.clone(),
+        // The config as `serve` reads it from its file and LARDER__* (the
+        // serve's own flags are another process's): only whether TLS is on,
+        // and on which port, matters here, so it is not validated.
+        None => match Config::load_unchecked(args.config.as_deref(), &Overrides::default()) {
+            Ok(config) => default_url(&config.server),
+            Err(e) => {
+                eprintln!(
+                    "larder healthcheck: no --url given, and the config that chooses it does not \
+                     load: {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let url = url.as_str();
+    match probe(url, args.ca_cert.as_deref(), args.timeout.0) {
         Ok(answer) if answer.status == 200 => {
             println!("{url}: 200 {}", answer.detail);
             ExitCode::SUCCESS
@@ -207,22 +252,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_come_apart() {
-        let u = parse_url("http://127.0.0.1:5000/readyz").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("127.0.0.1", 5000, "/readyz")
-        );
-        let u = parse_url("http://[::1]:8080/healthz?x=1").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.authority.as_str()),
-            ("::1", 8080, "[::1]:8080")
-        );
-        let u = parse_url("http://larder").unwrap();
-        assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!(parse_url("https://larder/readyz").is_err());
-        assert!(parse_url("http://:5000/").is_err());
-        assert!(parse_url("http://larder:http/").is_err());
+    fn the_default_follows_tls_and_its_port() {
+        let mut server = ServerConfig {
+            listen: "0.0.0.0:8443".parse().unwrap(),
+            ..ServerConfig::default()
+        };
+        assert_eq!(default_url(&server), DEFAULT_URL);
+        server.tls_cert = Some("/tls.crt".into());
+        server.tls_key = Some("/tls.key".into());
+        assert_eq!(default_url(&server), "https://127.0.0.1:8443/readyz");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `larder healthcheck`, the real binary against real sockets: exit 0 only
-//! when the URL answers 200, and a clear message on every way it can fail.
+//! when the URL answers 200, over http:// and https:// (a real TLS server,
+//! certificate unchecked or checked with --ca-cert), and a clear message on
+//! every way it can fail.
 
 mod common;
+mod tls_support;
 
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
@@ -9,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::process::larder_bin;
 use common::TestServer;
+use tls_support::TestCa;
 
 /// `larder healthcheck ARGS` without any LARDER_* variable from the
 /// developer's environment.
@@ -106,8 +110,179 @@ fn a_server_that_never_answers_fails_at_the_deadline() {
 }
 
 #[test]
-fn only_plain_http_urls_are_accepted() {
-    let out = healthcheck(&["--url", "https://127.0.0.1:5000/readyz"], &[]);
+fn only_http_and_https_urls_are_accepted() {
+    let out = healthcheck(&["--url", "ftp://127.0.0.1:5000/readyz"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("only http://"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only http:// and https://"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A server with TLS on, its certificate (for 127.0.0.1 and localhost)
+/// issued by `ca`.
+async fn tls_server(ca: &TestCa) -> TestServer {
+    ca.install("larder-test");
+    let (cert, key) = (ca.cert_path(), ca.key_path());
+    TestServer::start_with(move |c| {
+        c.server.tls_cert = Some(cert);
+        c.server.tls_key = Some(key);
+    })
+    .await
+}
+
+/// Runs the check off the async runtime the server under test is on.
+async fn healthcheck_async(args: Vec<String>, env: Vec<(String, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        healthcheck(&args, &env)
+    })
+    .await
+    .unwrap()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_passes_unverified_and_with_the_right_ca() {
+    let ca = TestCa::new();
+    let server = tls_server(&ca).await;
+    let url = format!("https://{}/readyz", server.addr);
+    let out = healthcheck_async(strings(&["--url", &url]), vec![]).await;
+    assert!(out.status.success(), "unverified: {}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": 200"),
+        "{out:?}"
+    );
+
+    let ca_cert = ca.ca_path().display().to_string();
+    let out = healthcheck_async(strings(&["--url", &url, "--ca-cert", &ca_cert]), vec![]).await;
+    assert!(out.status.success(), "--ca-cert: {}", stderr(&out));
+    // The same by name: the certificate holds localhost too.
+    let url = format!("https://localhost:{}/healthz", server.addr.port());
+    let env = vec![("LARDER_HEALTHCHECK_CA_CERT".to_owned(), ca_cert)];
+    let out = healthcheck_async(strings(&["--url", &url]), env).await;
+    assert!(out.status.success(), "CA from the env: {}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_another_ca_fails_naming_it() {
+    let ca = TestCa::new();
+    let server = tls_server(&ca).await;
+    let url = format!("https://{}/readyz", server.addr);
+    let other = TestCa::new();
+    let other_ca = other.ca_path().display().to_string();
+    let out = healthcheck_async(strings(&["--url", &url, "--ca-cert", &other_ca]), vec![]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not verify against --ca-cert") && err.contains(&other_ca),
+        "{err}"
+    );
+
+    // A CA file that is not there, or not a certificate, is named as such.
+    let missing = other.dir.path().join("missing.crt").display().to_string();
+    let out = healthcheck_async(strings(&["--url", &url, "--ca-cert", &missing]), vec![]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("reading --ca-cert"),
+        "{}",
+        stderr(&out)
+    );
+    let key = ca.key_path().display().to_string();
+    let out = healthcheck_async(strings(&["--url", &url, "--ca-cert", &key]), vec![]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("holds no PEM certificate"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrong_scheme_fails_saying_so() {
+    let ca = TestCa::new();
+    let tls = tls_server(&ca).await;
+    let out = healthcheck_async(strings(&["--url", &tls.url("/readyz")]), vec![]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("answered 400") && err.contains("use https://"),
+        "{err}"
+    );
+
+    let plain = TestServer::start().await;
+    let url = format!("https://{}/readyz", plain.addr);
+    let out = healthcheck_async(strings(&["--url", &url]), vec![]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TLS"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_stalled_tls_peer_fails_at_the_deadline() {
+    // The kernel completes the TCP handshake; nothing answers the ClientHello.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/readyz", listener.local_addr().unwrap());
+    let started = Instant::now();
+    let out = healthcheck(&["--url", &url, "--timeout", "1s"], &[]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no answer within 1s in the TLS handshake"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "took {took:?}"
+    );
+    drop(listener);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_url_tls_in_the_config_means_https_on_its_port() {
+    let ca = TestCa::new();
+    let server = tls_server(&ca).await;
+    let port = server.addr.port();
+    let expected = format!("https://127.0.0.1:{port}/readyz: 200");
+
+    let file = ca.dir.path().join("larder.toml");
+    let toml = format!(
+        "[server]\nlisten = \"0.0.0.0:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+        ca.cert_path(),
+        ca.key_path()
+    );
+    std::fs::write(&file, toml).unwrap();
+    let file = file.display().to_string();
+    let out = healthcheck_async(strings(&["--config", &file]), vec![]).await;
+    assert!(out.status.success(), "--config: {}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&expected),
+        "{out:?}"
+    );
+
+    let env = vec![
+        (
+            "LARDER__SERVER__LISTEN".to_owned(),
+            format!("0.0.0.0:{port}"),
+        ),
+        (
+            "LARDER__SERVER__TLS_CERT".to_owned(),
+            ca.cert_path().display().to_string(),
+        ),
+        (
+            "LARDER__SERVER__TLS_KEY".to_owned(),
+            ca.key_path().display().to_string(),
+        ),
+    ];
+    let out = healthcheck_async(vec![], env).await;
+    assert!(out.status.success(), "LARDER__* env: {}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&expected),
+        "{out:?}"
+    );
 }
