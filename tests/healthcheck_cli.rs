@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::process::larder_bin;
 use common::TestServer;
-use tls_support::TestCa;
+use tls_support::{tls_server, TestCa};
 
 /// `larder healthcheck ARGS` without any LARDER_* variable from the
 /// developer's environment.
@@ -122,15 +122,6 @@ fn only_http_and_https_urls_are_accepted() {
 
 /// A server with TLS on, its certificate (for 127.0.0.1 and localhost)
 /// issued by `ca`.
-async fn tls_server(ca: &TestCa) -> TestServer {
-    ca.install("larder-test");
-    let (cert, key) = (ca.cert_path(), ca.key_path());
-    TestServer::start_with(move |c| {
-        c.server.tls_cert = Some(cert);
-        c.server.tls_key = Some(key);
-    })
-    .await
-}
 
 /// Runs the check off the async runtime the server under test is on.
 async fn healthcheck_async(args: Vec<String>, env: Vec<(String, String)>) -> Output {
@@ -150,7 +141,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_passes_unverified_and_with_the_right_ca() {
     let ca = TestCa::new();
-    let server = tls_server(&ca).await;
+    let server = tls_server(&ca, |_| {}).await;
     let url = format!("https://{}/readyz", server.addr);
     let out = healthcheck_async(strings(&["--url", &url]), vec![]).await;
     assert!(out.status.success(), "unverified: {}", stderr(&out));
@@ -172,7 +163,7 @@ async fn https_passes_unverified_and_with_the_right_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_another_ca_fails_naming_it() {
     let ca = TestCa::new();
-    let server = tls_server(&ca).await;
+    let server = tls_server(&ca, |_| {}).await;
     let url = format!("https://{}/readyz", server.addr);
     let other = TestCa::new();
     let other_ca = other.ca_path().display().to_string();
@@ -206,7 +197,7 @@ async fn https_with_another_ca_fails_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wrong_scheme_fails_saying_so() {
     let ca = TestCa::new();
-    let tls = tls_server(&ca).await;
+    let tls = tls_server(&ca, |_| {}).await;
     let out = healthcheck_async(strings(&["--url", &tls.url("/readyz")]), vec![]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -246,7 +237,7 @@ fn a_stalled_tls_peer_fails_at_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_url_tls_in_the_config_means_https_on_its_port() {
     let ca = TestCa::new();
-    let server = tls_server(&ca).await;
+    let server = tls_server(&ca, |_| {}).await;
     let port = server.addr.port();
     let expected = format!("https://127.0.0.1:{port}/readyz: 200");
 

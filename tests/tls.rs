@@ -14,20 +14,9 @@ use common::{require_tool, TestServer};
 use larder::config::{AuthMode, Config, Span};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
-use tls_support::TestCa;
+use tls_support::{tls_server, TestCa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn tls_server(ca: &TestCa, adjust: impl FnOnce(&mut Config)) -> TestServer {
-    ca.install("larder-test");
-    let (cert, key) = (ca.cert_path(), ca.key_path());
-    TestServer::start_with(move |c| {
-        c.server.tls_cert = Some(cert);
-        c.server.tls_key = Some(key);
-        adjust(c);
-    })
-    .await
-}
 
 /// `curl -sS --cacert CA ARGS`: (exit ok, stdout, stderr).
 async fn curl(ca: &TestCa, args: &[&str]) -> (bool, String, String) {

@@ -10,15 +10,11 @@ use std::time::Duration;
 
 use common::TestServer;
 use larder::config::{Size, Span};
-use tls_support::{Conn, TestCa};
+use tls_support::{tls_server, Conn, TestCa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn tls_server(ca: &TestCa) -> TestServer {
-    ca.install("larder-test");
-    let (cert, key) = (ca.cert_path(), ca.key_path());
-    TestServer::start_with(move |c| {
-        c.server.tls_cert = Some(cert);
-        c.server.tls_key = Some(key);
+async fn limited_tls_server(ca: &TestCa) -> TestServer {
+    tls_server(ca, |c| {
         c.server.header_read_timeout = Span::secs(1);
         c.server.keep_alive_timeout = Span::secs(1);
         c.server.min_body_rate = Size(1 << 10);
@@ -39,7 +35,7 @@ async fn closed_by_server(conn: &mut Conn, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_and_idle_connections_are_cut_over_tls() {
     let ca = TestCa::new();
-    let server = tls_server(&ca).await;
+    let server = limited_tls_server(&ca).await;
 
     let mut slow = Conn::open(&ca, server.addr).await;
     slow.stream
@@ -76,7 +72,7 @@ fn request(method: &str, server: &TestServer, path: &str) -> axum::http::Request
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_http2_upload_is_cut() {
     let ca = TestCa::new();
-    let server = tls_server(&ca).await;
+    let server = limited_tls_server(&ca).await;
     let mut client = h2_client(&ca, &server).await.ready().await.unwrap();
     let req = request("PUT", &server, "/cache/limits/stalled");
     // The body is left open and never sent.
@@ -97,7 +93,7 @@ async fn a_stalled_http2_upload_is_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_connection_is_closed() {
     let ca = TestCa::new();
-    let server = tls_server(&ca).await;
+    let server = limited_tls_server(&ca).await;
     let conn = Conn::open_alpn(&ca, server.addr, &[b"h2"]).await;
     let (client, connection) = h2::client::handshake(conn.stream).await.unwrap();
     let mut client = client.ready().await.unwrap();

@@ -18,6 +18,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+/// A server on 127.0.0.1:0 presenting this CA's `larder-test` certificate,
+/// with `adjust` applied to its config.
+pub async fn tls_server(
+    ca: &TestCa,
+    adjust: impl FnOnce(&mut larder::config::Config),
+) -> crate::common::TestServer {
+    ca.install("larder-test");
+    let (cert, key) = (ca.cert_path(), ca.key_path());
+    crate::common::TestServer::start_with(move |c| {
+        c.server.tls_cert = Some(cert);
+        c.server.tls_key = Some(key);
+        adjust(c);
+    })
+    .await
+}
+
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
     /// Holds `ca.crt` (the layout skopeo's `--cert-dir` expects), `tls.crt`
