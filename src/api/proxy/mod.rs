@@ -11,6 +11,7 @@ pub mod cached;
 pub mod error;
 mod go;
 mod go_path;
+mod pypi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub use cached::{Artifact, Document};
 pub use error::{ProxyError, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(go::routes())
+    Router::new().merge(go::routes()).merge(pypi::routes())
 }
 
 /// Which package ecosystem a proxy speaks.
