@@ -122,6 +122,12 @@ async fn serve(
     let _ = gate.wait_for(|open| *open).await;
     // Only plain relative paths: this is a test fixture, not a web server.
     let file = (!path.contains("..")).then(|| root.join(path.trim_start_matches('/')));
+    // A directory's path serves its index.html, as static servers do
+    // (simple-index pages are `…/<project>/`).
+    let file = file.map(|f| match path.ends_with('/') {
+        true => f.join("index.html"),
+        false => f,
+    });
     let (status, body) = match file.and_then(|f| std::fs::read(f).ok()) {
         Some(body) => ("200 OK", body),
         None => ("404 Not Found", b"not found\n".to_vec()),
