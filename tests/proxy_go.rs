@@ -139,6 +139,18 @@ async fn go_mod_download_works_again_with_the_upstream_down() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "example.com/hello v1.0.0"
     );
+    // Past its TTL, the list is revalidated with its ETag: 304, no body.
+    let res = common::client()
+        .get(server.url("/go/team/example.com/hello/@v/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap(), "v1.0.0\n");
+    assert_eq!(
+        upstream.not_modified(),
+        1,
+        "the list was revalidated, not refetched"
+    );
     let fetched = upstream.hits("/example.com/!cased/lib/@v/v1.2.0.zip");
     assert_eq!(fetched, 1, "one upstream fetch of the zip");
 

@@ -99,12 +99,18 @@ impl Upstream {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }
 
+    /// GET with the upstream's credentials; a 304 (only possible when
+    /// `etag` is sent as `If-None-Match`) is `Ok(None)`.
     async fn get(
         &self,
         url: &str,
         accept: Option<&str>,
-    ) -> Result<reqwest::Response, UpstreamError> {
+        etag: Option<&str>,
+    ) -> Result<Option<reqwest::Response>, UpstreamError> {
         let mut req = self.client.get(url);
+        if let Some(tag) = etag {
+            req = req.header(header::IF_NONE_MATCH, tag);
+        }
         if let Some(a) = &self.authorization {
             // reqwest drops it on a redirect to another host.
             req = req.header(header::AUTHORIZATION, a.clone());
@@ -114,6 +120,9 @@ impl Upstream {
         }
         let res = req.send().await.map_err(|e| self.failed(e))?;
         let status = res.status();
+        if status == StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(None);
+        }
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
             return Err(UpstreamError::Missing(status.as_u16()));
         }
@@ -123,7 +132,7 @@ impl Upstream {
                 url: url.to_owned(),
             });
         }
-        Ok(res)
+        Ok(Some(res))
     }
 
     fn failed(&self, e: reqwest::Error) -> UpstreamError {
@@ -145,7 +154,24 @@ impl Upstream {
         url: &str,
         accept: Option<&str>,
     ) -> Result<Fetched, UpstreamError> {
-        let mut res = self.get(url, accept).await?;
+        let fetched = self.metadata_if_changed(url, accept, None).await?;
+        fetched.ok_or_else(|| UpstreamError::Status {
+            status: StatusCode::NOT_MODIFIED.as_u16(),
+            url: url.to_owned(),
+        })
+    }
+
+    /// `metadata`, revalidating the copy whose `ETag` is `etag`: `Ok(None)`
+    /// when the upstream says it has not changed (304, no body sent).
+    pub async fn metadata_if_changed(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        etag: Option<&str>,
+    ) -> Result<Option<Fetched>, UpstreamError> {
+        let Some(mut res) = self.get(url, accept, etag).await? else {
+            return Ok(None);
+        };
         if res.content_length().is_some_and(|n| n > self.max_metadata) {
             return Err(UpstreamError::TooLarge(self.max_metadata));
         }
@@ -163,11 +189,11 @@ impl Upstream {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched {
+        Ok(Some(Fetched {
             body: body.freeze(),
             content_type,
             etag,
-        })
+        }))
     }
 
     /// An artifact's body as a stream (for the CAS to verify while it
@@ -182,7 +208,10 @@ impl Upstream {
         ),
         UpstreamError,
     > {
-        let res = self.get(url, None).await?;
+        let res = self
+            .get(url, None, None)
+            .await?
+            .ok_or_else(|| UpstreamError::Unreachable("unexpected 304".into()))?;
         let len = res.content_length();
         let body = futures_util::stream::unfold(Some(res), |res| async move {
             let mut res = res?;

@@ -9,3 +9,6 @@ mod credentials;
 
 pub use client::{Fetched, Upstream, UpstreamError};
 pub use coalesce::Coalesce;
+
+#[cfg(test)]
+mod tests;

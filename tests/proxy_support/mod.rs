@@ -69,7 +69,13 @@ impl StaticUpstream {
 
     /// Requests seen, over every path.
     pub fn total(&self) -> usize {
-        self.hits.lock().unwrap().values().sum()
+        let hits = self.hits.lock().unwrap();
+        hits.values().sum::<usize>() - hits.get(NOT_MODIFIED).copied().unwrap_or(0)
+    }
+
+    /// Revalidations answered 304 Not Modified.
+    pub fn not_modified(&self) -> usize {
+        self.hits(NOT_MODIFIED)
     }
 
     /// Holds every response until `release`; requests are still counted.
@@ -93,6 +99,17 @@ impl Drop for StaticUpstream {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The key `hits` counts 304 answers under.
+const NOT_MODIFIED: &str = "304";
+
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (n, value) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
 }
 
 async fn serve(
@@ -128,12 +145,27 @@ async fn serve(
         true => f.join("index.html"),
         false => f,
     });
-    let (status, body) = match file.and_then(|f| std::fs::read(f).ok()) {
-        Some(body) => ("200 OK", body),
-        None => ("404 Not Found", b"not found\n".to_vec()),
+    let (status, body, etag) = match file.and_then(|f| std::fs::read(f).ok()) {
+        Some(body) => {
+            // A validator as static file servers make one, from the content.
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&body, &mut h);
+            let etag = format!("\"{:x}\"", std::hash::Hasher::finish(&h));
+            if header(&text, "if-none-match").as_deref() == Some(etag.as_str()) {
+                *hits.lock().unwrap().entry(NOT_MODIFIED.into()).or_default() += 1;
+                ("304 Not Modified", Vec::new(), etag)
+            } else {
+                ("200 OK", body, etag)
+            }
+        }
+        None => ("404 Not Found", b"not found\n".to_vec(), String::new()),
+    };
+    let etag = match etag.is_empty() {
+        true => String::new(),
+        false => format!("ETag: {etag}\r\n"),
     };
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\n{etag}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let _ = conn.write_all(head.as_bytes()).await;

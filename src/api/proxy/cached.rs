@@ -44,6 +44,9 @@ struct Meta {
     content_type: Option<String>,
     #[serde(default)]
     upstream: String,
+    /// The upstream's validator, sent as `If-None-Match` when revalidating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
 }
 
 impl Meta {
@@ -118,6 +121,7 @@ async fn fetch_artifact(
             fetched: now_ms(),
             content_type: None,
             upstream: url.clone(),
+            etag: None,
         })
         .unwrap_or_default();
         let stored = state
@@ -249,8 +253,23 @@ async fn fetch_metadata(
             }
         }
         eco2.note(&state, Event::Fetch);
-        let doc = match eco2.upstream.metadata(&url, accept).await {
-            Ok(doc) => doc,
+        let old = cached.as_ref().map(Meta::of);
+        let etag = old.as_ref().and_then(|m| m.etag.as_deref());
+        let doc = match eco2.upstream.metadata_if_changed(&url, accept, etag).await {
+            Ok(Some(doc)) => doc,
+            Ok(None) => {
+                // 304: the copy we have is current again; only its age changes.
+                let (Some(entry), Some(mut meta)) = (cached, old) else {
+                    return Err(ProxyError::upstream(&UpstreamError::Status {
+                        status: 304,
+                        url,
+                    }));
+                };
+                meta.fetched = now_ms();
+                let blob = value::content(&state, &entry, Dialect::Plain)?;
+                let meta = serde_json::to_vec(&meta).unwrap_or_default();
+                return Ok(value::put_entry(&state, key, &blob, meta, Dialect::Plain).await?);
+            }
             Err(e) => {
                 let err = upstream_failed(&state, &eco2, &url, &e);
                 return match cached {
@@ -263,6 +282,7 @@ async fn fetch_metadata(
             fetched: now_ms(),
             content_type: doc.content_type,
             upstream: url,
+            etag: doc.etag,
         })
         .unwrap_or_default();
         let write = BlobWrite {

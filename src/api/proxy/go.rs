@@ -2,8 +2,7 @@
 //! `.mod` and `.zip` of release versions are immutable artifacts; `list`,
 //! `@latest` and queries such as `master.info` are metadata. Errors are
 //! plain text, and 404/410 tell `go` to try the next proxy in GOPROXY.
-//! The checksum database is not proxied: `/go/<ns>/sumdb/…` answers 404,
-//! which makes `go` ask `sum.golang.org` itself (or set GONOSUMDB / GOSUMDB).
+//! The checksum database is proxied too (`go_sumdb`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
@@ -14,7 +13,7 @@ use axum::Router;
 use super::cached::{self, Artifact};
 use super::error::{ProxyError, Result};
 use super::go_path::{self, File, Request};
-use super::{authorize, Kind};
+use super::{authorize, go_sumdb, Kind};
 use crate::api::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -52,14 +51,11 @@ async fn route(
     let (namespace, rest) = path.split_once('/').unwrap_or((path, ""));
     authorize(state, headers, namespace)?;
     let eco = state.proxies.get(Kind::Go)?;
-    if rest.starts_with("sumdb/") {
-        return Err(ProxyError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "this proxy does not serve the checksum database",
-        ));
-    }
     let rest = go_path::decode(rest).map_err(ProxyError::bad_name)?;
     let rest = rest.as_str();
+    if rest.starts_with("sumdb/") {
+        return go_sumdb::serve(state, &eco, namespace, rest, method, headers).await;
+    }
     let (_module, request) = go_path::parse(rest).map_err(ProxyError::bad_name)?;
     let url = eco.upstream.url(rest);
     let json = "application/json";

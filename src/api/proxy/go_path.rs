@@ -89,7 +89,7 @@ pub fn parse(rest: &str) -> Result<(&str, Request<'_>), String> {
 /// An escaped module path: lower-case letters, digits and `-._~/`, upper
 /// case only as `!` + lower case; elements neither empty nor dot-led (so no
 /// `.` or `..`).
-fn module_path(m: &str) -> Result<&str, String> {
+pub(super) fn module_path(m: &str) -> Result<&str, String> {
     if m.is_empty() || m.len() > MAX_MODULE {
         return Err(format!("module path must be 1 to {MAX_MODULE} characters"));
     }
@@ -105,7 +105,7 @@ fn module_path(m: &str) -> Result<&str, String> {
 }
 
 /// An escaped version: `v…`, lower-case letters, digits and `-.+`.
-fn version_of(v: &str) -> Result<&str, String> {
+pub(super) fn version_of(v: &str) -> Result<&str, String> {
     if !v.starts_with('v') || v.len() > MAX_VERSION || v.contains("..") {
         return Err(format!("version {v:?} is not a module version"));
     }

@@ -11,6 +11,7 @@ pub mod cached;
 pub mod error;
 mod go;
 mod go_path;
+mod go_sumdb;
 mod pypi;
 
 use std::sync::Arc;
