@@ -8,39 +8,17 @@ mod common;
 mod proxy_support;
 
 use std::path::Path;
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::TestServer;
-use larder::config::Span;
+use proxy_support::pypi::{
+    have_pypiserver, install, pypi_proxy, sha256_hex, text, write_dists, PypiServer,
+};
 use proxy_support::{metric, StaticUpstream};
 use reqwest::StatusCode;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
-
-fn pypi_proxy(upstream: String, ttl: Duration) -> impl FnOnce(&mut larder::config::Config) {
-    move |c| {
-        c.proxy.pypi.enabled = true;
-        c.proxy.pypi.upstream = upstream;
-        c.proxy.pypi.metadata_ttl = Span(ttl);
-        c.proxy.read_timeout = Span(Duration::from_secs(5));
-    }
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 async fn get(url: &str, accept: Option<&str>) -> reqwest::Response {
     let mut req = common::client().get(url);
@@ -58,121 +36,12 @@ async fn metrics(server: &TestServer) -> String {
         .unwrap()
 }
 
-/// pypiserver on a loopback port, serving `dir`; killed on drop.
-struct PypiServer {
-    port: u16,
-    child: tokio::process::Child,
-}
-
-impl PypiServer {
-    async fn start(dir: &Path) -> PypiServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = tokio::process::Command::new("python3")
-            .args(["-m", "pypiserver", "run", "-i", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            // No authentication, and never a redirect to pypi.org for
-            // what it does not have.
-            .args(["-a", ".", "-P", ".", "--disable-fallback"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("pypiserver starts");
-        let server = PypiServer { port, child };
-        // It is ready when it answers; bounded.
-        for _ in 0..300 {
-            let res = common::client().get(server.url()).send().await;
-            if res.is_ok_and(|r| r.status().is_success()) {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("pypiserver did not answer within 30 s");
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/simple/", self.port)
-    }
-
-    async fn stop(&mut self) {
-        self.child.kill().await.expect("stop pypiserver");
-    }
-}
-
-fn have_pypiserver() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-m", "pypiserver", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        common::skip("pypiserver is not installed (python3 -m pip install pypiserver)");
-    }
-    ok
-}
-
-/// Installs `larder-sdist-demo` (and its dependency larder-demo) into a
-/// fresh `--target` dir with `pip` or `uv pip`, from `index`, and checks
-/// both import.
-async fn install(tool: &str, index: &str) -> Output {
-    let target = tempfile::tempdir().unwrap();
-    let mut cmd = match tool {
-        "uv" => {
-            let mut c = tokio::process::Command::new("uv");
-            c.args(["pip", "install", "--no-cache", "--python", "python3"]);
-            c
-        }
-        _ => {
-            let mut c = tokio::process::Command::new("python3");
-            c.args(["-m", "pip", "install", "--no-cache-dir"]);
-            c.args(["--disable-pip-version-check", "--no-input"]);
-            c
-        }
-    };
-    let out = cmd
-        .args(["--index-url", index, "--target"])
-        .arg(target.path())
-        .arg("larder-sdist-demo")
-        .env("PIP_CONFIG_FILE", "/dev/null")
-        .env("UV_NO_CONFIG", "1")
-        .output()
-        .await
-        .expect("installer runs");
-    if !out.status.success() {
-        return out;
-    }
-    let check = tokio::process::Command::new("python3")
-        .args([
-            "-c",
-            "import larder_demo, larder_sdist_demo; print(larder_sdist_demo.VALUE)",
-        ])
-        .env("PYTHONPATH", target.path())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "installed packages import: {}",
-        text(&check)
-    );
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pip_installs_through_larder_and_again_with_pypiserver_stopped() {
     if common::require_tool("python3").is_none() || !have_pypiserver() {
         return;
     }
-    let packages = tempfile::tempdir().unwrap();
-    let made = std::process::Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/proxy_support/pydist.py"))
-        .arg(packages.path())
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made));
+    let packages = write_dists();
     let wheel = std::fs::read(packages.path().join("larder_demo-1.0-py3-none-any.whl")).unwrap();
     let mut upstream = PypiServer::start(packages.path()).await;
     // TTL zero: every page request revalidates, so the second install

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod gomod;
+pub mod pypi;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
