@@ -174,8 +174,8 @@ async fn file_route(
     };
     // A stored file is served without asking for its page: it never
     // changes, and the upstream may be down. (Were it evicted in between,
-    // the fetch from the empty URL fails and the client's retry finds it
-    // gone and takes the path below.)
+    // the fetch from the empty URL fails with a 502, which pip and uv
+    // retry; the retry finds it gone and takes the path below.)
     let key = value::entry_key(Kind::Pypi.protocol(), ns, &name);
     if state.store.entry(&key).map_err(store_err)?.is_some() {
         let a = Artifact {
