@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod gomod;
+pub mod pypi;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -139,6 +140,12 @@ async fn serve(
     let _ = gate.wait_for(|open| *open).await;
     // Only plain relative paths: this is a test fixture, not a web server.
     let file = (!path.contains("..")).then(|| root.join(path.trim_start_matches('/')));
+    // A directory's path serves its index.html, as static servers do
+    // (simple-index pages are `…/<project>/`).
+    let file = file.map(|f| match path.ends_with('/') {
+        true => f.join("index.html"),
+        false => f,
+    });
     let (status, body, etag) = match file.and_then(|f| std::fs::read(f).ok()) {
         Some(body) => {
             // A validator as static file servers make one, from the content.

@@ -13,6 +13,7 @@ mod go;
 mod go_path;
 mod go_sumdb;
 pub mod npm;
+mod pypi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,10 @@ pub use cached::{Artifact, Document};
 pub use error::{ProxyError, Result};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(go::routes()).merge(npm::routes())
+    Router::new()
+        .merge(go::routes())
+        .merge(npm::routes())
+        .merge(pypi::routes())
 }
 
 /// Which package ecosystem a proxy speaks.
