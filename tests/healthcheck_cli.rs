@@ -120,9 +120,6 @@ fn only_http_and_https_urls_are_accepted() {
     );
 }
 
-/// A server with TLS on, its certificate (for 127.0.0.1 and localhost)
-/// issued by `ca`.
-
 /// Runs the check off the async runtime the server under test is on.
 async fn healthcheck_async(args: Vec<String>, env: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
