@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{require_tool, TestServer};
-use larder::config::{AuthMode, Config, Span};
+use common::require_tool;
+use larder::config::{AuthMode, Span};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tls_support::{tls_server, TestCa};
