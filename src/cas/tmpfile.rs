@@ -97,6 +97,7 @@ impl TempFile {
     /// `target` already exists (same name, same content: this copy is
     /// dropped). The caller syncs `target`'s directory.
     pub fn publish(self, target: &Path) -> io::Result<()> {
+        // Skips the fsync, the costly part, for content already stored.
         if target.is_file() {
             return Ok(());
         }
@@ -107,7 +108,9 @@ impl TempFile {
     /// `publish` without making the bytes durable first: for a caller that
     /// syncs the whole filesystem before anything depends on the file.
     pub fn place(mut self, target: &Path) -> io::Result<()> {
-        if target.is_file() {
+        // Never renamed over an existing name: that file may be durable and
+        // indexed, and this one is not synced yet (dropping it removes it).
+        if self.path.is_some() && target.is_file() {
             return Ok(());
         }
         match self.path.take() {
@@ -118,6 +121,7 @@ impl TempFile {
                 }
                 renamed
             }
+            // `linkat` never replaces a name, so no `statx` first.
             None => match link(&self.file, target) {
                 // A concurrent writer of the same content got there first.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
