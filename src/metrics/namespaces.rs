@@ -9,6 +9,9 @@
 //! Only namespaces a caller was allowed count, so probing made-up names adds
 //! no series.
 
+pub use super::names::{
+    NS_ENTRIES as ENTRIES, NS_HITS as HITS, NS_MISSES as MISSES, NS_USED_BYTES as USED_BYTES,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -16,11 +19,6 @@ use std::time::{Duration, Instant};
 
 use super::{escape, lock, NAMES};
 use crate::cache::Store;
-
-pub const HITS: &str = "larder_namespace_cache_hits_total";
-pub const MISSES: &str = "larder_namespace_cache_misses_total";
-pub const USED_BYTES: &str = "larder_namespace_used_bytes";
-pub const ENTRIES: &str = "larder_namespace_entries";
 
 /// Distinct namespaces counted before the rest share one series: bounds the
 /// label's cardinality even where anyone may create namespaces.

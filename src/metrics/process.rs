@@ -3,16 +3,14 @@
 //! time: a few small reads, no crate, nothing kept between scrapes. Where
 //! `/proc` cannot be read (not Linux), the process series are left out.
 
+pub use super::names::{
+    PROCESS_CPU_SECONDS as CPU_SECONDS, PROCESS_MAX_FDS as MAX_FDS, PROCESS_OPEN_FDS as OPEN_FDS,
+    PROCESS_RESIDENT_MEMORY as RESIDENT_MEMORY, PROCESS_START_TIME as START_TIME,
+    PROCESS_VIRTUAL_MEMORY as VIRTUAL_MEMORY,
+};
 use std::fmt::Write as _;
 
 use super::{BUILD_INFO, NAMES};
-
-pub const CPU_SECONDS: &str = "process_cpu_seconds_total";
-pub const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
-pub const VIRTUAL_MEMORY: &str = "process_virtual_memory_bytes";
-pub const OPEN_FDS: &str = "process_open_fds";
-pub const MAX_FDS: &str = "process_max_fds";
-pub const START_TIME: &str = "process_start_time_seconds";
 
 /// What `/proc/self` says about this process.
 #[derive(Debug, Default, PartialEq)]

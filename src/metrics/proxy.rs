@@ -2,14 +2,12 @@
 //! hits and misses, fetches from the upstream, upstream failures, and
 //! stale metadata served because the upstream failed.
 
+pub use super::names::{
+    PROXY_ERRORS as ERRORS, PROXY_FETCHES as FETCHES, PROXY_HITS as HITS, PROXY_MISSES as MISSES,
+    PROXY_STALE as STALE,
+};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-pub const HITS: &str = "larder_proxy_hits_total";
-pub const MISSES: &str = "larder_proxy_misses_total";
-pub const FETCHES: &str = "larder_proxy_upstream_fetches_total";
-pub const ERRORS: &str = "larder_proxy_upstream_errors_total";
-pub const STALE: &str = "larder_proxy_stale_served_total";
 
 /// The ecosystems, in the order of the counters' rows.
 pub const ECOSYSTEMS: [&str; 3] = ["npm", "pypi", "go"];
