@@ -1,5 +1,7 @@
 use std::io::Write;
 
+use std::path::Path;
+
 use super::*;
 
 fn file_with(text: &str) -> tempfile::NamedTempFile {
