@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::entries::EntryWith;
+use super::entry_record::EntryWith;
 use super::{BlobRecord, EntryRecord, Index, IndexError, NewEntry, PutEntryError};
 use crate::cas::Digest;
 use crate::metrics::Histogram;

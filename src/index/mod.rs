@@ -11,6 +11,7 @@ mod blobs;
 mod codec;
 mod commit;
 mod entries;
+mod entry_record;
 mod leases;
 mod names;
 mod pins;

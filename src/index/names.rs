@@ -16,7 +16,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, ConflictableTransactionResult};
 
 use super::blobs::{BlobRecord, StoredBlob};
-use super::entries::EntryKey;
+use super::entry_record::EntryKey;
 use super::{tx_error, Index, IndexError, TxTree};
 use crate::cas::ContentId;
 

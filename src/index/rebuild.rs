@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::codec::decode_u64;
-use super::entries::EntryRecord;
+use super::entry_record::EntryRecord;
 use super::pins::Pins;
 use super::{Index, IndexError, BLOB_COUNT, USED_BYTES};
 use crate::cas::ContentId;
