@@ -1,4 +1,4 @@
-//! The PyPI proxy at `/pypi/<ns>/simple/` with real pip (and uv) against a
+//! The PyPI proxy at `/pypi/<ns>/simple/` with real pip, uv and pip-compile against a
 //! real pypiserver holding a wheel and an sdist the test writes: installs
 //! through Larder, again with pypiserver stopped; both forms of the simple
 //! index; and, against a static upstream, every attribute carried over and
@@ -106,6 +106,51 @@ async fn pip_installs_through_larder_and_again_with_pypiserver_stopped() {
             "uv with pypiserver stopped: {}",
             text(&uv)
         );
+    }
+}
+
+/// pip-tools resolves through Larder and pins every file with the sha256
+/// the upstream published, so the lockfile it writes verifies against the
+/// upstream as well as against Larder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pip_compile_pins_hashes_through_larder() {
+    if common::require_tool("python3").is_none() || !have_pypiserver() {
+        return;
+    }
+    let have_piptools = std::process::Command::new("python3")
+        .args(["-m", "piptools", "compile", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_piptools {
+        common::skip("pip-tools is not installed (python3 -m pip install pip-tools)");
+        return;
+    }
+    let packages = write_dists();
+    let wheel = std::fs::read(packages.path().join("larder_demo-1.0-py3-none-any.whl")).unwrap();
+    let sdist = std::fs::read(packages.path().join("larder_sdist_demo-1.0.tar.gz")).unwrap();
+    let upstream = PypiServer::start(packages.path()).await;
+    let server = TestServer::start_with(pypi_proxy(upstream.url(), Duration::ZERO)).await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("requirements.in"), "larder-sdist-demo\n").unwrap();
+    let out = tokio::process::Command::new("python3")
+        .args(["-m", "piptools", "compile", "--quiet", "--generate-hashes"])
+        .args(["--no-emit-index-url", "--rebuild", "--index-url"])
+        .arg(server.url("/pypi/team/simple/"))
+        .args(["--output-file", "requirements.txt", "requirements.in"])
+        .current_dir(work.path())
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .output()
+        .await
+        .expect("pip-compile runs");
+    assert!(out.status.success(), "pip-compile: {}", text(&out));
+    let pinned = std::fs::read_to_string(work.path().join("requirements.txt")).unwrap();
+    assert!(pinned.contains("larder-sdist-demo==1.0"), "{pinned}");
+    assert!(pinned.contains("larder-demo==1.0"), "{pinned}");
+    for file in [&wheel, &sdist] {
+        let hash = format!("--hash=sha256:{}", sha256_hex(file));
+        assert!(pinned.contains(&hash), "{hash} missing from:\n{pinned}");
     }
 }
 
