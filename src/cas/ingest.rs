@@ -21,10 +21,6 @@ const QUEUE_DEPTH: usize = 16;
 /// one wake-up of the writer thread and one `writev` for all of them.
 const BATCH: usize = 64;
 
-/// Batches at least this large are hashed on two threads: below it, starting
-/// a thread costs more than it saves (256 KiB of SHA-256 is ~150 µs).
-const PARALLEL_HASH_AT: usize = 256 << 10;
-
 /// The hashes computed in one pass over a blob's bytes.
 struct Hashes {
     blake3: blake3::Hasher,
@@ -42,48 +38,10 @@ impl Hashes {
     }
 
     fn update(&mut self, data: &[u8]) {
-        self.update_all(std::slice::from_ref(&data));
-    }
-
-    /// Hashes `chunks` in order. A large batch is hashed by two threads at
-    /// once, BLAKE3 on a second one: a big push then takes the slower hash's
-    /// time rather than the sum of both (they were 60 % of a 32 MiB push).
-    fn update_all<C: AsRef<[u8]> + Sync>(&mut self, chunks: &[C]) {
-        let total: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
-        let Hashes {
-            blake3,
-            sha256,
-            sha512,
-        } = self;
-        let sha = |sha256: &mut Sha256, sha512: &mut Option<Sha512>| {
-            for c in chunks {
-                sha256.update(c.as_ref());
-                if let Some(h) = sha512 {
-                    h.update(c.as_ref());
-                }
-            }
-        };
-        if total < PARALLEL_HASH_AT {
-            for c in chunks {
-                blake3.update(c.as_ref());
-            }
-            sha(sha256, sha512);
-            return;
-        }
-        let spawned = std::thread::scope(|scope| {
-            let other = std::thread::Builder::new().spawn_scoped(scope, || {
-                for c in chunks {
-                    blake3.update(c.as_ref());
-                }
-            });
-            sha(sha256, sha512);
-            other.is_ok()
-        });
-        if !spawned {
-            // No thread to be had: hash here after all.
-            for c in chunks {
-                blake3.update(c.as_ref());
-            }
+        self.blake3.update(data);
+        self.sha256.update(data);
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
         }
     }
 
@@ -120,18 +78,11 @@ impl Verified {
     /// that content is already published the temp file is simply deleted.
     pub fn publish(self, cas: &Cas) -> io::Result<BlobMeta> {
         let id = self.meta.id;
-        // Also when deduplicating, sync: the writer that published may not
-        // have synced yet, and our caller is about to acknowledge the blob.
-        match cas.sync_group(self.meta.size) {
-            Some(group) => {
-                self.temp.place(&cas.path(&id))?;
-                group.sync()?;
-            }
-            None => {
-                self.temp.publish(&cas.path(&id))?;
-                sync_dir(&cas.shard_dir(&id))?;
-            }
-        }
+        self.temp.publish(&cas.path(&id))?;
+        // Also when deduplicating: the writer that published may not have
+        // synced the directory yet, and our caller is about to acknowledge
+        // the blob.
+        sync_dir(&cas.shard_dir(&id))?;
         Ok(self.meta)
     }
 }
@@ -168,8 +119,11 @@ impl TempBlob {
         if new_len > self.limit {
             return Err(CasError::TooLarge { limit: self.limit });
         }
-        self.hashes.update_all(chunks);
-        let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let mut slices = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            self.hashes.update(chunk);
+            slices.push(IoSlice::new(chunk));
+        }
         self.temp.write_all_vectored(&mut slices)?;
         self.len = new_len;
         if self.len - self.written_back >= WRITEBACK_AFTER {
@@ -289,31 +243,4 @@ where
     writer
         .await
         .map_err(|e| CasError::Io(io::Error::other(e)))?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Batches above and below the two-thread threshold, in chunks, give the
-    /// digests of the whole content hashed at once.
-    #[test]
-    fn hashing_in_parallel_gives_the_same_digests() {
-        let data: Vec<u8> = (0..3 * PARALLEL_HASH_AT + 17)
-            .map(|i| (i * 31 % 251) as u8)
-            .collect();
-        let sha256: [u8; 32] = Sha256::digest(&data).into();
-        let sha512 = Sha512::digest(&data);
-        let expected = Digest::Sha512(Box::new(sha512.as_slice().try_into().unwrap()));
-        for chunk in [1000, 64 << 10, PARALLEL_HASH_AT, data.len()] {
-            let chunks: Vec<&[u8]> = data.chunks(chunk).collect();
-            let mut hashes = Hashes::new(Some(&expected));
-            // A small batch, then the rest as one large one.
-            hashes.update_all(&chunks[..1]);
-            hashes.update_all(&chunks[1..]);
-            let (id, sha) = hashes.verify(Some(&expected)).expect("sha512 matches");
-            assert_eq!(id.0, *blake3::hash(&data).as_bytes(), "chunk {chunk}");
-            assert_eq!(sha, sha256, "chunk {chunk}");
-        }
-    }
 }
