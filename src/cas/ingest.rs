@@ -78,11 +78,18 @@ impl Verified {
     /// that content is already published the temp file is simply deleted.
     pub fn publish(self, cas: &Cas) -> io::Result<BlobMeta> {
         let id = self.meta.id;
-        self.temp.publish(&cas.path(&id))?;
-        // Also when deduplicating: the writer that published may not have
-        // synced the directory yet, and our caller is about to acknowledge
-        // the blob.
-        sync_dir(&cas.shard_dir(&id))?;
+        // Also when deduplicating, sync: the writer that published may not
+        // have synced yet, and our caller is about to acknowledge the blob.
+        match cas.sync_group(self.meta.size) {
+            Some(group) => {
+                self.temp.place(&cas.path(&id))?;
+                group.sync()?;
+            }
+            None => {
+                self.temp.publish(&cas.path(&id))?;
+                sync_dir(&cas.shard_dir(&id))?;
+            }
+        }
         Ok(self.meta)
     }
 }
