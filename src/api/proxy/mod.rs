@@ -13,6 +13,7 @@ mod go;
 mod go_path;
 mod go_sumdb;
 pub mod npm;
+mod tee;
 
 use std::sync::Arc;
 use std::time::Duration;
