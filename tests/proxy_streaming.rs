@@ -2,8 +2,9 @@
 //! fetched and stored: that client has its first bytes before the upstream
 //! has sent the last ones, a body that fails verification at the end is
 //! cut short (never completed) and not stored, and a client that hangs up
-//! mid-way does not cancel the fetch. Against the npm proxy and a static
-//! upstream that holds a large tarball's tail back.
+//! mid-way, or stops reading, neither cancels nor holds up the fetch.
+//! Against the npm proxy and a static upstream that can hold a large
+//! tarball's tail back.
 
 mod common;
 mod npm_support;
@@ -21,15 +22,28 @@ const MIB: usize = 1 << 20;
 
 /// A few MiB that no two fixtures share.
 fn tarball(seed: u8) -> Vec<u8> {
-    (0..4 * MIB as u32)
-        .map(|i| (i % 251) as u8 ^ seed)
-        .collect()
+    sized(seed, 4 * MIB)
+}
+
+fn sized(seed: u8, len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (i % 251) as u8 ^ seed).collect()
 }
 
 async fn start() -> (tempfile::TempDir, StaticUpstream, TestServer) {
+    start_with(|_| {}).await
+}
+
+async fn start_with(
+    more: impl FnOnce(&mut larder::config::Config),
+) -> (tempfile::TempDir, StaticUpstream, TestServer) {
     let root = tempfile::tempdir().unwrap();
     let up = StaticUpstream::start(root.path()).await;
-    let server = TestServer::start_with(npm_proxy(&up.url(), Duration::from_secs(300))).await;
+    let proxy = npm_proxy(&up.url(), Duration::from_secs(300));
+    let server = TestServer::start_with(|c| {
+        proxy(c);
+        more(c);
+    })
+    .await;
     (root, up, server)
 }
 
@@ -157,4 +171,48 @@ async fn a_client_that_hangs_up_mid_way_leaves_the_fetch_to_finish_and_be_stored
     assert_eq!(again.status(), StatusCode::OK);
     assert!(again.bytes().await.unwrap() == body);
     assert_eq!(up.hits("/files/left-1.0.0.tgz"), 1);
+}
+
+/// A client that stops reading holds the fetch up for `read_timeout` at
+/// most: then it is dropped from the copy, the fetch is stored, and the
+/// others get it; the stalled client's body never completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_hold_up_the_fetch() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let patience = Duration::from_secs(1);
+    let (_root, up, server) = start_with(|c| {
+        c.proxy.read_timeout = larder::config::Span(patience);
+        // Only the proxy's patience lets go of the client, not the
+        // server's cut of connections that stop reading.
+        c.server.min_body_rate = larder::config::Size(0);
+    })
+    .await;
+    // More than the socket buffers between Larder and a client that reads
+    // nothing through a tiny receive window can hold.
+    let body = sized(4, 24 * MIB);
+    write_fixture(&up, "slow", "1.0.0", &body, &body, Hash::Sha512);
+    let path = "/npm/team/slow/-/slow-1.0.0.tgz";
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: larder\r\nConnection: close\r\n\r\n");
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let mut first = [0u8; 12];
+    stalled.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200", "streamed");
+
+    // Would wait forever for the stalled client if the fetch went at its pace.
+    let other = get(&server, path, &[]).await;
+    assert_eq!(other.status(), StatusCode::OK);
+    assert!(other.bytes().await.unwrap() == body);
+    assert_eq!(up.hits("/files/slow-1.0.0.tgz"), 1);
+
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest).await;
+    assert!(
+        rest.len() < body.len(),
+        "the stalled client never gets a completed body ({} bytes)",
+        rest.len()
+    );
 }
