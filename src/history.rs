@@ -25,7 +25,11 @@ pub mod namespaces;
 pub const FILE: &str = "history.json";
 
 /// The protocols a bucket counts lookups for, in the order of its arrays.
-pub const PROTOCOLS: [&str; 5] = ["oci", "gha", "http", "turbo", "nx"];
+/// New ones go at the end: a file written with fewer loads with zeros for
+/// the rest (`padded`).
+pub const PROTOCOLS: [&str; PROTOCOL_COUNT] =
+    ["oci", "gha", "http", "turbo", "nx", "npm", "pypi", "go"];
+pub const PROTOCOL_COUNT: usize = 8;
 
 /// Why writes were refused, in the order of `Reading::refused`: the
 /// budget's reasons (`Refusal::name`), then a full disk.
@@ -38,17 +42,20 @@ pub const RANGES: [(&str, u64, usize); 3] =
 /// Cumulative counters at one moment (since the process started), and the
 /// used-bytes gauge. The per-protocol bytes and per-reason refusals came
 /// later than their totals: a file written before them loads with zeros
-/// there (`serde(default)`) and the totals still right.
+/// there (`serde(default)`) and the totals still right; likewise the
+/// proxies' protocols, later than the first five (`padded`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reading {
-    pub hits: [u64; 5],
-    pub misses: [u64; 5],
+    #[serde(deserialize_with = "padded")]
+    pub hits: [u64; PROTOCOL_COUNT],
+    #[serde(deserialize_with = "padded")]
+    pub misses: [u64; PROTOCOL_COUNT],
     pub bytes_in: u64,
     pub bytes_out: u64,
-    #[serde(default)]
-    pub bytes_in_by: [u64; 5],
-    #[serde(default)]
-    pub bytes_out_by: [u64; 5],
+    #[serde(default, deserialize_with = "padded")]
+    pub bytes_in_by: [u64; PROTOCOL_COUNT],
+    #[serde(default, deserialize_with = "padded")]
+    pub bytes_out_by: [u64; PROTOCOL_COUNT],
     pub evictions: u64,
     pub evicted_bytes: u64,
     pub refusals: u64,
@@ -105,6 +112,21 @@ impl Reading {
             used_bytes: self.used_bytes,
         }
     }
+}
+
+/// An array of counters as saved by any build: zeros for the places a
+/// shorter one lacks (written before those protocols were counted); the
+/// places past this build's are dropped.
+fn padded<'de, D, const N: usize>(d: D) -> Result<[u64; N], D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let saved = Vec::<u64>::deserialize(d)?;
+    let mut out = [0; N];
+    for (o, s) in out.iter_mut().zip(saved) {
+        *o = s;
+    }
+    Ok(out)
 }
 
 fn sub_each<const N: usize>(a: [u64; N], b: [u64; N]) -> [u64; N] {

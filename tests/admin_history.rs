@@ -3,10 +3,13 @@
 //! waiting for the once-a-minute sampler; bytes per protocol and refusals
 //! per reason add up to `/metrics`' counters; evictions show up, in the
 //! series and among the recent eviction reports; the series survives a
-//! restart; a bad range is a JSON error; openapi.json documents a point.
+//! restart; a bad range is a JSON error; openapi.json documents a point;
+//! the package proxies' lookups have series of their own.
 
 mod admin_support;
 mod common;
+mod npm_support;
+mod proxy_support;
 
 use admin_support::*;
 use common::TestServer;
@@ -199,4 +202,40 @@ async fn bytes_per_protocol_and_refusals_per_reason_agree_with_metrics() {
     let list = body("/admin/v1/namespaces");
     assert!(list["namespaces"]["items"]["properties"]["hits"].is_object());
     assert!(body("/admin/v1/whoami")["admin"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_lookups_have_series_of_their_own() {
+    let root = tempfile::tempdir().unwrap();
+    let up = proxy_support::StaticUpstream::start(root.path()).await;
+    let tgz = b"a tarball".as_slice();
+    npm_support::upstream::write_fixture(
+        &up,
+        "pkg",
+        "1.0.0",
+        tgz,
+        tgz,
+        npm_support::upstream::Hash::Sha512,
+    );
+    let ttl = std::time::Duration::from_secs(300);
+    let server = TestServer::start_with(npm_support::upstream::npm_proxy(&up.url(), ttl)).await;
+    let api = AdminApi::anonymous(&server.base());
+    for _ in 0..2 {
+        let got = common::client()
+            .get(server.url("/npm/team/pkg/-/pkg-1.0.0.tgz"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(got.bytes().await.expect("body"), tgz);
+    }
+    let hour = api.get_ok("/admin/v1/history?range=hour").await;
+    assert_eq!(total(&hour, "misses", Some("npm")), 1, "{hour}");
+    assert_eq!(total(&hour, "hits", Some("npm")), 1, "{hour}");
+    assert_eq!(
+        total(&hour, "bytes_out_by_protocol", Some("npm")),
+        2 * tgz.len() as u64
+    );
+    for other in ["pypi", "go"] {
+        assert_eq!(total(&hour, "hits", Some(other)), 0, "{hour}");
+    }
 }

@@ -395,9 +395,15 @@ async fn proxied_modules_are_evicted_with_other_entries_and_fetched_again() {
     })
     .await;
     let c = common::client();
+    // Read to the end: a streamed miss is stored before its last bytes go.
     let get = |path: String| {
         let c = c.clone();
-        async move { c.get(path).send().await.unwrap().status() }
+        async move {
+            let res = c.get(path).send().await.unwrap();
+            let status = res.status();
+            res.bytes().await.unwrap();
+            status
+        }
     };
     // An HTTP cache value first: the least recently used entry of the namespace.
     let put = c

@@ -247,7 +247,13 @@ async fn proxied_tarballs_are_evicted_with_other_entries_and_fetched_again() {
     .await;
     let status = |name: &str| {
         let url = server.url(&format!("/npm/ev/{name}/-/{name}-1.0.0.tgz"));
-        async move { common::client().get(url).send().await.unwrap().status() }
+        // Read to the end: a streamed miss is stored before its last bytes go.
+        async move {
+            let res = common::client().get(url).send().await.unwrap();
+            let status = res.status();
+            res.bytes().await.unwrap();
+            status
+        }
     };
     // An HTTP cache value first: the least recently used entry.
     let put = common::client()

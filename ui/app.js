@@ -156,7 +156,7 @@ document.addEventListener('DOMContentLoaded', () => {
 
 // ---------------------------------------------------------------- shared by pages
 
-const PROTOCOLS = ['oci', 'gha', 'http', 'turbo', 'nx'];
+const PROTOCOLS = ['oci', 'gha', 'http', 'turbo', 'nx', 'npm', 'pypi', 'go'];
 const sum = (o) => Object.values(o || {}).reduce((a, b) => a + b, 0);
 
 function card(label, value, id) {

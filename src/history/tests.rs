@@ -1,8 +1,13 @@
 use super::*;
 
+/// Per-protocol counters: these first, zeros for the rest.
+fn pad(first: &[u64]) -> [u64; PROTOCOL_COUNT] {
+    std::array::from_fn(|i| first.get(i).copied().unwrap_or(0))
+}
+
 fn hits(oci: u64, used: u64) -> Reading {
     Reading {
-        hits: [oci, 0, 0, 0, 0],
+        hits: pad(&[oci]),
         used_bytes: used,
         ..Reading::default()
     }
@@ -195,8 +200,8 @@ fn a_namespace_gone_for_a_week_gives_its_place_up_and_series_persist() {
 fn bytes_per_protocol_and_refusals_per_reason_bucket_like_the_totals() {
     let h = History::default();
     let at = |http_in: u64, oci_out: u64, leased: u64, full: u64| Reading {
-        bytes_in_by: [0, 0, http_in, 0, 0],
-        bytes_out_by: [oci_out, 0, 0, 0, 0],
+        bytes_in_by: pad(&[0, 0, http_in]),
+        bytes_out_by: pad(&[oci_out]),
         bytes_in: http_in,
         bytes_out: oci_out,
         refused: [0, leased, 0, full],
@@ -247,7 +252,7 @@ fn a_file_from_before_the_breakdowns_still_loads_with_its_totals() {
         (500, 70, 2, 900)
     );
     assert_eq!((c.hits[2], c.misses[2]), (2, 1));
-    assert_eq!((c.bytes_in_by, c.refused), ([0; 5], [0; 4]));
+    assert_eq!((c.bytes_in_by, c.refused), ([0; PROTOCOL_COUNT], [0; 4]));
     // The next save writes the new fields; it loads again.
     h.save(&path).unwrap();
     let again = lock(&History::load(&path).rings).rings[0].clone();
@@ -260,8 +265,8 @@ fn memory_is_bounded_whatever_the_traffic() {
     // a fair measure of what is held, stays small.
     let h = History::default();
     let full = Reading {
-        hits: [1 << 40; 5],
-        bytes_in_by: [1 << 40; 5],
+        hits: [1 << 40; PROTOCOL_COUNT],
+        bytes_in_by: [1 << 40; PROTOCOL_COUNT],
         refused: [1 << 40; 4],
         ..Reading::default()
     };
@@ -292,4 +297,32 @@ fn memory_is_bounded_whatever_the_traffic() {
     assert_eq!(buckets, RANGES.iter().map(|(_, _, n)| n).sum::<usize>());
     assert_eq!(rings.namespaces.len(), namespaces::MAX_NAMESPACES);
     assert!(size < 8 << 20, "history.json is {size} bytes");
+}
+
+#[test]
+fn a_file_from_before_the_proxies_loads_with_zeros_for_their_protocols() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = History::path(dir.path());
+    // Five protocols to an array, as written before npm, pypi and go.
+    let old = r#"{"rings":[{"width":60,"capacity":60,"buckets":[
+        {"start":600,"hits":[1,2,3,4,5],"misses":[5,4,3,2,1],"bytes_in":15,
+         "bytes_out":150,"bytes_in_by":[1,2,3,4,5],"bytes_out_by":[10,20,30,40,50],
+         "evictions":0,"evicted_bytes":0,"refusals":0,"refused":[0,0,0,0],
+         "used_bytes":900}]}]}"#;
+    std::fs::write(&path, old).unwrap();
+    let h = History::load(&path);
+    let c = lock(&h.rings).rings[0].buckets[0].counts;
+    assert_eq!(c.hits, pad(&[1, 2, 3, 4, 5]));
+    assert_eq!(c.misses, pad(&[5, 4, 3, 2, 1]));
+    assert_eq!(c.bytes_in_by, pad(&[1, 2, 3, 4, 5]));
+    assert_eq!(c.bytes_out_by, pad(&[10, 20, 30, 40, 50]));
+    // Every protocol an entry can have, in the order the arrays keep.
+    assert_eq!(PROTOCOLS, crate::cache::Protocol::ALL.map(|p| p.name()));
+    // A proxy's lookups count in the next sample, and save as eight.
+    let mut npm = Reading::default();
+    npm.hits[5] = 7;
+    h.sample(npm, 630);
+    h.save(&path).unwrap();
+    let again = lock(&History::load(&path).rings).rings[0].clone();
+    assert_eq!(again.buckets[0].counts.hits, pad(&[1, 2, 3, 4, 5, 7]));
 }

@@ -8,7 +8,7 @@ mod coalesce;
 mod credentials;
 
 pub use client::{Fetched, Upstream, UpstreamError};
-pub use coalesce::Coalesce;
+pub use coalesce::{Coalesce, Joined};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
 //! An upstream registry for the proxy tests: a plain directory served over
 //! HTTP on 127.0.0.1, as a static file server would (GOPROXY layout, simple
 //! pages, tarballs), counting the requests per path, with a gate that can
-//! hold responses back (to make concurrent first requests overlap) and a
-//! stop that refuses every later connection (the upstream is down).
+//! hold responses back (to make concurrent first requests overlap), or
+//! only the tail of large ones (to see a download while it is under way),
+//! and a stop that refuses every later connection (the upstream is down).
 #![allow(dead_code)]
 
 pub mod gomod;
@@ -25,6 +26,8 @@ pub struct StaticUpstream {
     /// The `Authorization` header of every request that had one.
     auth: Arc<Mutex<Vec<String>>>,
     open: watch::Sender<bool>,
+    /// Bodies longer than this send only this many bytes until `release`.
+    tail: watch::Sender<Option<usize>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -36,12 +39,19 @@ impl StaticUpstream {
         let addr = listener.local_addr().expect("upstream addr");
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let (open, gate) = watch::channel(true);
+        let (tail, tail_gate) = watch::channel(None);
         let auth: Arc<Mutex<Vec<String>>> = Arc::default();
         let (dir, counts, seen) = (root.to_owned(), hits.clone(), auth.clone());
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                let (dir, gate) = (dir.clone(), gate.clone());
-                tokio::spawn(serve(conn, dir, counts.clone(), seen.clone(), gate));
+                let gates = (gate.clone(), tail_gate.clone());
+                tokio::spawn(serve(
+                    conn,
+                    dir.clone(),
+                    counts.clone(),
+                    seen.clone(),
+                    gates,
+                ));
             }
         });
         StaticUpstream {
@@ -50,6 +60,7 @@ impl StaticUpstream {
             hits,
             auth,
             open,
+            tail,
             task: Some(task),
         }
     }
@@ -84,8 +95,15 @@ impl StaticUpstream {
         self.open.send_replace(false);
     }
 
+    /// Bodies longer than `head` bytes send their first `head` bytes, then
+    /// wait for `release` to send the rest.
+    pub fn hold_after(&self, head: usize) {
+        self.tail.send_replace(Some(head));
+    }
+
     pub fn release(&self) {
         self.open.send_replace(true);
+        self.tail.send_replace(None);
     }
 
     /// Stops listening: later connections are refused.
@@ -118,7 +136,7 @@ async fn serve(
     root: PathBuf,
     hits: Arc<Mutex<HashMap<String, usize>>>,
     auth: Arc<Mutex<Vec<String>>>,
-    mut gate: watch::Receiver<bool>,
+    (mut gate, mut tail): (watch::Receiver<bool>, watch::Receiver<Option<usize>>),
 ) {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
@@ -170,7 +188,13 @@ async fn serve(
         body.len()
     );
     let _ = conn.write_all(head.as_bytes()).await;
-    let _ = conn.write_all(&body).await;
+    let split = tail.borrow().filter(|&n| n < body.len());
+    let (first, rest) = body.split_at(split.unwrap_or(body.len()));
+    let _ = conn.write_all(first).await;
+    if !rest.is_empty() {
+        let _ = tail.wait_for(Option::is_none).await;
+    }
+    let _ = conn.write_all(rest).await;
     let _ = conn.shutdown().await;
 }
 

@@ -11,7 +11,7 @@ use super::viewer::Viewer;
 use super::AdminError;
 use crate::api::AppState;
 use crate::auth::names::check_namespace;
-use crate::history::{now_secs, Reading, PROTOCOLS, RANGES, REASONS};
+use crate::history::{now_secs, Reading, PROTOCOLS, PROTOCOL_COUNT, RANGES, REASONS};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +56,7 @@ pub async fn history(
     .ok()
     .flatten()
     .ok_or_else(|| AdminError::bad_request("range not available"))?;
-    let by_protocol = |v: &[u64; 5]| by_name(&PROTOCOLS, v);
+    let by_protocol = |v: &[u64; PROTOCOL_COUNT]| by_name(&PROTOCOLS, v);
     let points: Vec<Value> = ring
         .buckets
         .iter()

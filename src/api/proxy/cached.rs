@@ -1,7 +1,8 @@
 //! The ecosystem-neutral core of every proxy: find the entry, or fetch it
 //! from the upstream once however many clients ask (coalesced), verify it
 //! against the hash the upstream published, store it as an entry of the
-//! caller's namespace, and serve it. Artifacts never change once stored;
+//! caller's namespace, and serve it — to the client whose GET started the
+//! fetch, as it arrives (`tee`). Artifacts never change once stored;
 //! metadata is refetched after the ecosystem's `metadata_ttl`, and the old
 //! copy is served, marked stale, while the upstream fails.
 
@@ -14,14 +15,14 @@ use futures_util::stream::{BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::error::{store_err, ProxyError, Result};
-use super::Ecosystem;
+use super::{tee, Ecosystem};
 use crate::api::httpcache::{value, Dialect};
 use crate::api::observe::Lookup;
 use crate::api::AppState;
 use crate::cache::{now_ms, BlobWrite, EntryKey, EntryRecord};
 use crate::cas::Digest;
 use crate::metrics::proxy::Event;
-use crate::upstream::UpstreamError;
+use crate::upstream::{Joined, UpstreamError};
 
 /// An immutable file a client asked for (a tarball, a wheel, a module zip).
 pub struct Artifact<'a> {
@@ -97,10 +98,26 @@ pub async fn artifact_checked(
     let key = entry_key(eco, namespace, a.name);
     let (entry, hit) = match find(state, &key)? {
         Some(e) => (e, true),
-        None => (
-            fetch_artifact(state, eco, key, a.url, a.expected, check).await?,
-            false,
-        ),
+        None => {
+            // A plain GET is streamed as the fetch arrives (tee.rs); a HEAD,
+            // a range or a conditional request is answered from the stored
+            // entry, which alone has every validator.
+            let (feed, follow) = match streamable(method, headers) {
+                true => {
+                    let (feed, follow) = tee::channel(state.config.proxy.read_timeout.0);
+                    (Some(feed), Some(follow))
+                }
+                false => (None, None),
+            };
+            let fetch = fetch_artifact(state, eco, key, a.url, a.expected, check, feed);
+            if let Some(follow) = follow {
+                if let Some(res) = follow.respond(fetch.clone(), a.content_type).await {
+                    eco.note(state, Event::Miss);
+                    return Ok(res);
+                }
+            }
+            (fetch.await?, false)
+        }
     };
     eco.note(state, if hit { Event::Hit } else { Event::Miss });
     let mut res = value::serve(state, &entry, method, headers, Dialect::Plain).await?;
@@ -112,15 +129,28 @@ pub async fn artifact_checked(
     Ok(res)
 }
 
-/// One coalesced fetch-and-store of an artifact.
-async fn fetch_artifact(
+fn streamable(method: &Method, headers: &HeaderMap) -> bool {
+    let conditional = [
+        header::RANGE,
+        header::IF_NONE_MATCH,
+        header::IF_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ];
+    method == Method::GET && !conditional.iter().any(|h| headers.contains_key(h))
+}
+
+/// One coalesced fetch-and-store of an artifact, started or joined; `feed`
+/// copies it to the client when this call starts it.
+fn fetch_artifact(
     state: &AppState,
     eco: &Arc<Ecosystem>,
     key: EntryKey,
     url: String,
     expected: Option<Digest>,
     check: Option<Check>,
-) -> Result<EntryRecord> {
+    feed: Option<tee::Feed>,
+) -> Joined<Result<EntryRecord>> {
     let run_key = format!("a\0{}\0{}", key.namespace, key.name);
     let (state, eco2) = (state.clone(), eco.clone());
     let work = move || async move {
@@ -136,6 +166,10 @@ async fn fetch_artifact(
         let body: BodyStream = match check {
             Some(check) => check(body.boxed()),
             None => body.boxed(),
+        };
+        let body = match feed {
+            Some(feed) => feed.tee(len, body),
+            None => body,
         };
         let write = BlobWrite {
             expected,
@@ -168,7 +202,7 @@ async fn fetch_artifact(
             }
         }
     };
-    eco.fetches.run(&run_key, work, panicked).await
+    eco.fetches.join(&run_key, work, panicked)
 }
 
 fn panicked() -> Result<EntryRecord> {

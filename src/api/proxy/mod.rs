@@ -14,6 +14,7 @@ mod go_path;
 mod go_sumdb;
 pub mod npm;
 mod pypi;
+mod tee;
 
 use std::sync::Arc;
 use std::time::Duration;
