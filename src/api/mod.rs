@@ -10,6 +10,7 @@ pub mod observe;
 pub mod oci;
 pub mod proxy;
 pub mod range;
+pub mod reapi;
 pub mod request_log;
 mod scrape;
 mod ui;
