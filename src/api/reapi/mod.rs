@@ -1,5 +1,48 @@
-//! Bazel's gRPC remote cache (REAPI v2) on the same store as its HTTP cache.
+//! Bazel's gRPC remote cache (REAPI v2) on the same store, namespaces and
+//! tokens as its HTTP cache (`/cache/<ns>/ac|cas/…`): the instance name is
+//! the namespace, a blob is the same `cas/<sha256>` entry and an action
+//! result the same `ac/<sha256>` entry, so either protocol hits what the
+//! other stored. Served on the main port: gRPC's paths
+//! (`/build.bazel.remote.execution.v2.<Service>/<Method>`) are routes of
+//! the one router, HTTP/2 over TLS or cleartext (h2c, `grpc://`).
+//!
+//! Cache only: no execution, no ByteStream yet, no compression.
+
+mod ac;
+mod capabilities;
+mod cas;
+mod context;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
 #[rustfmt::skip]
 pub mod gen;
+
+use gen::build::bazel::remote::execution::v2::action_cache_server::ActionCacheServer;
+use gen::build::bazel::remote::execution::v2::capabilities_server::CapabilitiesServer;
+use gen::build::bazel::remote::execution::v2::content_addressable_storage_server::ContentAddressableStorageServer;
+
+use super::AppState;
+
+/// The most blob bytes one batch request or response may carry, as
+/// `max_batch_total_size_bytes` advertises: gRPC's customary 4 MiB message
+/// size, which Bazel's channel accepts by default. Larger blobs need
+/// ByteStream.
+pub const MAX_BATCH: usize = 4 << 20;
+
+/// The largest gRPC message decoded or encoded: a full batch plus its
+/// digests and framing.
+const MESSAGE_LIMIT: usize = MAX_BATCH + (1 << 20);
+
+/// The REAPI services, as routes to merge into the main router.
+pub fn routes(state: AppState) -> axum::Router {
+    let ac = ActionCacheServer::new(ac::ActionCache(state.clone()))
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
+    let cas = ContentAddressableStorageServer::new(cas::Cas(state.clone()))
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
+    tonic::service::Routes::new(CapabilitiesServer::new(capabilities::Capabilities(state)))
+        .add_service(ac)
+        .add_service(cas)
+        .into_axum_router()
+}
