@@ -21,6 +21,8 @@ use gen::build::bazel::remote::execution::v2::action_cache_server::ActionCacheSe
 use gen::build::bazel::remote::execution::v2::capabilities_server::CapabilitiesServer;
 use gen::build::bazel::remote::execution::v2::content_addressable_storage_server::ContentAddressableStorageServer;
 
+use tonic::server::NamedService;
+
 use super::AppState;
 
 /// The most blob bytes one batch request or response may carry, as
@@ -33,7 +35,8 @@ pub const MAX_BATCH: usize = 4 << 20;
 /// digests and framing.
 const MESSAGE_LIMIT: usize = MAX_BATCH + (1 << 20);
 
-/// The REAPI services, as routes to merge into the main router.
+/// The REAPI services, as routes to merge into the main router. Not
+/// tonic's own router: its fallback would answer every unknown path.
 pub fn routes(state: AppState) -> axum::Router {
     let ac = ActionCacheServer::new(ac::ActionCache(state.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT)
@@ -41,8 +44,25 @@ pub fn routes(state: AppState) -> axum::Router {
     let cas = ContentAddressableStorageServer::new(cas::Cas(state.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
-    tonic::service::Routes::new(CapabilitiesServer::new(capabilities::Capabilities(state)))
-        .add_service(ac)
-        .add_service(cas)
-        .into_axum_router()
+    let caps = CapabilitiesServer::new(capabilities::Capabilities(state));
+    let router = service(axum::Router::new(), caps);
+    let router = service(router, ac);
+    service(router, cas)
+}
+
+/// Routes every method of one gRPC service (`/<package.Service>/<Method>`).
+fn service<S>(router: axum::Router, svc: S) -> axum::Router
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    router.route_service(&format!("/{}/{{*method}}", S::NAME), svc)
 }
