@@ -31,7 +31,7 @@ impl action_cache_server::ActionCache for ActionCache {
         &self,
         req: Request<GetActionResultRequest>,
     ) -> Result<Response<ActionResult>, Status> {
-        let (ns, _) = authorize(&self.0, &req, &req.get_ref().instance_name, READ)?;
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, READ)?;
         let req = req.into_inner();
         check_digest_function(req.digest_function)?;
         let action = parse_digest(req.action_digest.as_ref())?;
@@ -62,7 +62,7 @@ impl action_cache_server::ActionCache for ActionCache {
         &self,
         req: Request<UpdateActionResultRequest>,
     ) -> Result<Response<ActionResult>, Status> {
-        let (ns, _) = authorize(&self.0, &req, &req.get_ref().instance_name, WRITE)?;
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, WRITE)?;
         let req = req.into_inner();
         check_digest_function(req.digest_function)?;
         let action = parse_digest(req.action_digest.as_ref())?;

@@ -31,7 +31,7 @@ impl capabilities_server::Capabilities for Capabilities {
         &self,
         req: Request<GetCapabilitiesRequest>,
     ) -> Result<Response<ServerCapabilities>, Status> {
-        let (ns, caller) = authorize(&self.0, &req, &req.get_ref().instance_name, READ)?;
+        let (ns, caller) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, READ)?;
         let update_enabled = self.0.auth.permission(&caller, &ns) & WRITE != 0;
         let cache = CacheCapabilities {
             digest_functions: vec![digest_function::Value::Sha256 as i32],

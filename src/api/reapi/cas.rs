@@ -37,7 +37,7 @@ impl ContentAddressableStorage for Cas {
         &self,
         req: Request<FindMissingBlobsRequest>,
     ) -> Result<Response<FindMissingBlobsResponse>, Status> {
-        let (ns, _) = authorize(&self.0, &req, &req.get_ref().instance_name, READ)?;
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, READ)?;
         let req = req.into_inner();
         check_digest_function(req.digest_function)?;
         if req.blob_digests.len() > MAX_DIGESTS {
@@ -65,7 +65,7 @@ impl ContentAddressableStorage for Cas {
         &self,
         req: Request<BatchUpdateBlobsRequest>,
     ) -> Result<Response<BatchUpdateBlobsResponse>, Status> {
-        let (ns, _) = authorize(&self.0, &req, &req.get_ref().instance_name, WRITE)?;
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, WRITE)?;
         let req = req.into_inner();
         check_digest_function(req.digest_function)?;
         let total: usize = req.requests.iter().map(|r| r.data.len()).sum();
@@ -89,7 +89,7 @@ impl ContentAddressableStorage for Cas {
         &self,
         req: Request<BatchReadBlobsRequest>,
     ) -> Result<Response<BatchReadBlobsResponse>, Status> {
-        let (ns, _) = authorize(&self.0, &req, &req.get_ref().instance_name, READ)?;
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, READ)?;
         let req = req.into_inner();
         check_digest_function(req.digest_function)?;
         let total = req

@@ -3,7 +3,8 @@
 //! HTTP), digests checked; and errors in gRPC's codes.
 
 use axum::http::StatusCode;
-use tonic::{Code, Request, Status};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
 
 use super::gen::build::bazel::remote::execution::v2::{digest_function, Digest};
 use super::gen::google::rpc;
@@ -13,11 +14,11 @@ use crate::api::httpcache::{keys, HttpCacheError, DEFAULT_NAMESPACE};
 use crate::api::AppState;
 use crate::auth::{Caller, Denied};
 
-/// Authenticates `req` and checks `permission` on the namespace named by
+/// Authenticates the caller and checks `permission` on the namespace named by
 /// `instance` (the default namespace when empty); returns the namespace.
-pub fn authorize<T>(
+pub fn authorize(
     state: &AppState,
-    req: &Request<T>,
+    metadata: &MetadataMap,
     instance: &str,
     permission: u8,
 ) -> Result<(String, Caller), Status> {
@@ -28,7 +29,7 @@ pub fn authorize<T>(
     };
     keys::namespace(namespace)
         .map_err(|e| Status::invalid_argument(format!("instance_name: {e}")))?;
-    let headers = req.metadata().clone().into_headers();
+    let headers = metadata.clone().into_headers();
     let caller = state.auth.caller(&headers).map_err(denied)?;
     state
         .auth

@@ -6,9 +6,10 @@
 //! (`/build.bazel.remote.execution.v2.<Service>/<Method>`) are routes of
 //! the one router, HTTP/2 over TLS or cleartext (h2c, `grpc://`).
 //!
-//! Cache only: no execution, no ByteStream yet, no compression.
+//! Cache only: no execution, no compression, no GetTree yet.
 
 mod ac;
+mod bytestream;
 mod capabilities;
 mod cas;
 mod context;
@@ -20,6 +21,7 @@ pub mod gen;
 use gen::build::bazel::remote::execution::v2::action_cache_server::ActionCacheServer;
 use gen::build::bazel::remote::execution::v2::capabilities_server::CapabilitiesServer;
 use gen::build::bazel::remote::execution::v2::content_addressable_storage_server::ContentAddressableStorageServer;
+use gen::google::bytestream::byte_stream_server::ByteStreamServer;
 
 use tonic::server::NamedService;
 
@@ -27,7 +29,7 @@ use super::AppState;
 
 /// The most blob bytes one batch request or response may carry, as
 /// `max_batch_total_size_bytes` advertises: gRPC's customary 4 MiB message
-/// size, which Bazel's channel accepts by default. Larger blobs need
+/// size, which Bazel's channel accepts by default. Larger blobs go by
 /// ByteStream.
 pub const MAX_BATCH: usize = 4 << 20;
 
@@ -44,10 +46,14 @@ pub fn routes(state: AppState) -> axum::Router {
     let cas = ContentAddressableStorageServer::new(cas::Cas(state.clone()))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
+    let bytestream = ByteStreamServer::new(bytestream::ByteStream(state.clone()))
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
     let caps = CapabilitiesServer::new(capabilities::Capabilities(state));
     let router = service(axum::Router::new(), caps);
     let router = service(router, ac);
-    service(router, cas)
+    let router = service(router, cas);
+    service(router, bytestream)
 }
 
 /// Routes every method of one gRPC service (`/<package.Service>/<Method>`).
