@@ -246,7 +246,11 @@ impl Conn {
             };
             return match preface {
                 Err(_) => self.cut(Phase::Head(started)),
-                Ok(true) => self.http2(socket, service, &mut watched).await,
+                Ok(true) => {
+                    // As over TLS: idle HTTP/2 frames start no header timer.
+                    socket.head_on_read = false;
+                    self.http2(socket, service, &mut watched).await
+                }
                 Ok(false) => self.http1(socket, service, &mut watched, &unfinished).await,
             };
         };
