@@ -6,51 +6,11 @@
 mod common;
 mod httpcache_support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{client, require_tool, TestServer};
+use common::{client, TestServer};
+use httpcache_support::bazel::{bazel, build, workspace};
 use httpcache_support::*;
-
-/// A workspace with one genrule.
-fn workspace() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let write = |rel: &str, text: &str| std::fs::write(dir.path().join(rel), text).unwrap();
-    write("WORKSPACE", "");
-    write(
-        "BUILD",
-        "genrule(\n    name = \"shout\",\n    srcs = [\"in.txt\"],\n    outs = [\"out.txt\"],\n    \
-         cmd = \"tr a-z A-Z < $< > $@\",\n)\n",
-    );
-    write("in.txt", "larder keeps bazel outputs\n");
-    dir
-}
-
-/// `bazel build //:shout` in batch mode (no lingering server) with its own
-/// output root, so nothing local carries over between runs.
-async fn build(bazel: &Path, ws: &Path, output_root: &Path, flags: &[String]) -> String {
-    let run = tokio::process::Command::new(bazel)
-        .arg("--batch")
-        // The system rc stays: Debian's bazel finds its install base there.
-        .args(["--nohome_rc", "--noworkspace_rc"])
-        .arg(format!("--output_user_root={}", output_root.display()))
-        .args(["build", "//:shout", "--spawn_strategy=local"])
-        .args(flags)
-        .current_dir(ws)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("bazel finishes")
-        .expect("bazel runs");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "bazel failed:\n{text}");
-    text
-}
 
 /// `--remote_cache` at the `bazel` namespace of `s`, with token `t`.
 fn cache_flags(s: &TestServer, t: &str) -> [String; 2] {
@@ -58,10 +18,6 @@ fn cache_flags(s: &TestServer, t: &str) -> [String; 2] {
         format!("--remote_cache={}", s.url("/cache/bazel")),
         format!("--remote_header=Authorization=Bearer {t}"),
     ]
-}
-
-fn bazel() -> Option<PathBuf> {
-    require_tool("bazel")
 }
 
 async fn listing(s: &TestServer, path: &str, token: &str) -> String {

@@ -10,6 +10,7 @@ pub mod observe;
 pub mod oci;
 pub mod proxy;
 pub mod range;
+pub mod reapi;
 pub mod request_log;
 mod scrape;
 mod ui;
@@ -108,9 +109,10 @@ pub fn router(state: AppState) -> Router {
         .merge(proxy::routes())
         .merge(admin::routes())
         .merge(ui::routes())
+        .with_state(state.clone())
+        .merge(reapi::routes(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state,
             request_log::log,
         ))
-        .with_state(state)
 }

@@ -24,7 +24,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -193,9 +192,10 @@ where
     }
 }
 
-type H2Conn = http2::Connection<TokioIo<TlsStream<Watched>>, Svc, TokioExecutor>;
-
-impl Served for Pin<Box<H2Conn>> {
+impl<I> Served for Pin<Box<http2::Connection<TokioIo<I>, Svc, TokioExecutor>>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
         self.as_mut().poll(cx)
     }
@@ -237,9 +237,22 @@ impl Conn {
             body_rate: self.limits.body_rate,
             peer: self.peer,
         };
-        let socket = Watched::new(stream, phase);
+        let mut socket = Watched::new(stream, phase);
         let Some(acceptor) = &self.tls else {
-            return self.http1(socket, service, &mut watched, &unfinished).await;
+            let deadline = started + self.limits.header_read_timeout;
+            let preface = tokio::select! {
+                p = tokio::time::timeout_at(deadline, h2_preface(socket.socket())) => p,
+                () = self.stop.cancelled() => return,
+            };
+            return match preface {
+                Err(_) => self.cut(Phase::Head(started)),
+                Ok(true) => {
+                    // As over TLS: idle HTTP/2 frames start no header timer.
+                    socket.head_on_read = false;
+                    self.http2(socket, service, &mut watched).await
+                }
+                Ok(false) => self.http1(socket, service, &mut watched, &unfinished).await,
+            };
         };
         let deadline = started + self.limits.header_read_timeout;
         let accepted = tokio::select! {
@@ -256,12 +269,19 @@ impl Conn {
             // HTTP/2 clients send frames (pings, window updates) while idle:
             // those must not start the header timer.
             stream.get_mut().0.head_on_read = false;
-            let builder = http2::Builder::new(TokioExecutor::new());
-            let mut conn = Box::pin(builder.serve_connection(TokioIo::new(stream), service));
-            self.drive(&mut conn, &mut watched).await;
+            self.http2(stream, service, &mut watched).await;
         } else {
             self.http1(stream, service, &mut watched, &unfinished).await;
         }
+    }
+
+    async fn http2<I>(&self, io: I, service: Svc, watched: &mut watch::Receiver<Phase>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let builder = http2::Builder::new(TokioExecutor::new());
+        let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
+        self.drive(&mut conn, watched).await;
     }
 
     async fn http1<I>(
@@ -341,6 +361,15 @@ impl Conn {
         // Not a warning: every idle client ends this way.
         tracing::debug!(why, "closing a connection");
     }
+}
+
+/// Whether a cleartext client opens with HTTP/2's connection preface
+/// (`PRI * HTTP/2.0`), as gRPC clients do over `grpc://` (h2c with prior
+/// knowledge): no HTTP/1 method starts with "PRI". Peeks, so the bytes
+/// stay for whichever protocol serves them.
+async fn h2_preface(socket: &TcpStream) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(socket.peek(&mut buf).await, Ok(n) if n >= 3 && buf.starts_with(b"PRI"))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -3,6 +3,8 @@
 //! look at the blob files on disk.
 #![allow(dead_code)]
 
+pub mod bazel;
+
 use std::path::{Path, PathBuf};
 
 use larder::auth::token::{mint, Grant, TokenSpec};

@@ -93,17 +93,18 @@ impl Needed {
 /// A digest as REAPI writes it: 64 lowercase hex digits and a size. `None`
 /// for anything else, which makes the whole value opaque.
 fn needed(d: &ProtoDigest) -> Option<Needed> {
-    let size = u64::try_from(d.size_bytes).ok()?;
-    if d.hash.len() != 64
-        || !d
-            .hash
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    sha256_digest(&d.hash, d.size_bytes)
+}
+
+/// A REAPI digest's hash and size, if they are 64 lowercase hex digits and
+/// a size that is not negative.
+pub fn sha256_digest(hash: &str, size_bytes: i64) -> Option<Needed> {
+    let size = u64::try_from(size_bytes).ok()?;
+    if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(&d.hash, &mut sha256).ok()?;
+    hex::decode_to_slice(hash, &mut sha256).ok()?;
     Some(Needed { sha256, size })
 }
 

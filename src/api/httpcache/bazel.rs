@@ -5,8 +5,9 @@
 //! after its own key was evicted.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use bytes::Bytes;
 
 use super::action_result::{self, Needed};
 use super::error::{store_err, Dialect, HttpCacheError, Result};
@@ -16,6 +17,9 @@ use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protoco
 use crate::cas::Digest;
 
 const D: Dialect = Dialect::Plain;
+
+/// The error code of an action result naming a blob the cache lacks.
+pub const MISSING_OUTPUT: &str = "missing_output";
 
 /// The scope in which blobs an action result pins stay readable as
 /// `cas/<sha256>` of that namespace.
@@ -29,7 +33,7 @@ pub fn is_action_key(key: &str) -> bool {
 
 /// Finds a blob a namespace may read by SHA-256: under its `cas/` key, or
 /// pinned there by an action result.
-async fn find(state: &AppState, namespace: &str, n: &Needed) -> Result<Option<BlobInfo>> {
+pub async fn find(state: &AppState, namespace: &str, n: &Needed) -> Result<Option<BlobInfo>> {
     let key = value::entry_key(
         Protocol::Http,
         namespace,
@@ -95,13 +99,29 @@ pub async fn put_action_result(
     let bytes = axum::body::to_bytes(body, action_result::MAX_PARSED as usize)
         .await
         .map_err(|e| HttpCacheError::bad_request(D, format!("reading the body: {e}")))?;
+    store_action_result(state, namespace, key, bytes)
+        .await
+        .map(Ok)
+}
+
+/// Stores an `ac/` value held in memory (the HTTP body, or a gRPC
+/// `UpdateActionResult`), pinning the blobs it names; refused when one of
+/// them is not in this namespace.
+pub async fn store_action_result(
+    state: &AppState,
+    namespace: &str,
+    key: EntryKey,
+    bytes: Bytes,
+) -> Result<BlobInfo> {
     let pinned = match action_result::parse(&bytes) {
         None => Vec::new(),
         Some(parsed) => match resolve(state, namespace, &parsed).await? {
             Ok(blobs) => blobs,
             Err(hash) => {
-                return Err(HttpCacheError::bad_request(
+                return Err(HttpCacheError::new(
                     D,
+                    StatusCode::BAD_REQUEST,
+                    MISSING_OUTPUT,
                     format!("the action result names cas/{hash}, which this cache does not hold: upload outputs before their action result"),
                 ))
             }
@@ -141,7 +161,7 @@ pub async fn put_action_result(
         .put_entry_with_content(bytes, write, entry, None)
         .await
         .map_err(store_err(D))?;
-    Ok(Ok(blob))
+    Ok(blob)
 }
 
 /// Whether an `ac/` hit is whole. An entry that pins more than its value

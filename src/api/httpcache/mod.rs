@@ -10,10 +10,10 @@
 //! value, so the bytes dedup with everything else in the CAS and the key takes
 //! part in LRU, quotas and admin listings like any entry.
 
-mod action_result;
-mod bazel;
+pub(crate) mod action_result;
+pub(crate) mod bazel;
 mod creations;
-mod error;
+pub(crate) mod error;
 mod generic;
 pub mod keys;
 mod nx;

@@ -1,0 +1,199 @@
+//! `ContentAddressableStorage`: the same `cas/<sha256>` entries as Bazel's
+//! HTTP cache, verified against their digest before they are stored.
+
+use bytes::Bytes;
+use tonic::{Request, Response, Status};
+
+use super::context::{authorize, check_digest_function, ok, parse_digest, rpc_status, status};
+use super::gen::build::bazel::remote::execution::v2::{
+    batch_read_blobs_response, batch_update_blobs_response, compressor,
+    content_addressable_storage_server::ContentAddressableStorage, BatchReadBlobsRequest,
+    BatchReadBlobsResponse, BatchUpdateBlobsRequest, BatchUpdateBlobsResponse, Digest,
+    FindMissingBlobsRequest, FindMissingBlobsResponse, GetTreeRequest, GetTreeResponse,
+};
+use super::MAX_BATCH;
+use crate::api::httpcache::action_result::Needed;
+use crate::api::httpcache::error::store_err;
+use crate::api::httpcache::{bazel, value, Dialect};
+use crate::api::AppState;
+use crate::auth::{READ, WRITE};
+use crate::cache::{BlobWrite, Protocol};
+
+const D: Dialect = Dialect::Plain;
+
+/// The most digests one FindMissingBlobs may name (Bazel sends up to a
+/// few thousand): bounds the work one request buys.
+const MAX_DIGESTS: usize = 100_000;
+
+#[derive(Clone)]
+pub struct Cas(pub AppState);
+
+type GetTreeStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<GetTreeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ContentAddressableStorage for Cas {
+    async fn find_missing_blobs(
+        &self,
+        req: Request<FindMissingBlobsRequest>,
+    ) -> Result<Response<FindMissingBlobsResponse>, Status> {
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, READ)?;
+        let req = req.into_inner();
+        check_digest_function(req.digest_function)?;
+        if req.blob_digests.len() > MAX_DIGESTS {
+            return Err(Status::invalid_argument(format!(
+                "more than {MAX_DIGESTS} digests in one request"
+            )));
+        }
+        let mut missing = Vec::new();
+        for d in req.blob_digests {
+            let n = parse_digest(Some(&d))?;
+            if n.size == 0 {
+                continue; // The empty blob is always there.
+            }
+            match bazel::find(&self.0, &ns, &n).await.map_err(status)? {
+                Some(blob) => self.0.store.touch_blob(&blob),
+                None => missing.push(d),
+            }
+        }
+        Ok(Response::new(FindMissingBlobsResponse {
+            missing_blob_digests: missing,
+        }))
+    }
+
+    async fn batch_update_blobs(
+        &self,
+        req: Request<BatchUpdateBlobsRequest>,
+    ) -> Result<Response<BatchUpdateBlobsResponse>, Status> {
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, WRITE)?;
+        let req = req.into_inner();
+        check_digest_function(req.digest_function)?;
+        let total: usize = req.requests.iter().map(|r| r.data.len()).sum();
+        if total > MAX_BATCH {
+            return Err(over_batch(total));
+        }
+        let mut responses = Vec::with_capacity(req.requests.len());
+        for r in req.requests {
+            let stored = self
+                .update(&ns, r.digest.as_ref(), r.compressor, r.data)
+                .await;
+            responses.push(batch_update_blobs_response::Response {
+                digest: r.digest,
+                status: Some(stored.map_or_else(|e| rpc_status(&e), |()| ok())),
+            });
+        }
+        Ok(Response::new(BatchUpdateBlobsResponse { responses }))
+    }
+
+    async fn batch_read_blobs(
+        &self,
+        req: Request<BatchReadBlobsRequest>,
+    ) -> Result<Response<BatchReadBlobsResponse>, Status> {
+        let (ns, _) = authorize(&self.0, req.metadata(), &req.get_ref().instance_name, READ)?;
+        let req = req.into_inner();
+        check_digest_function(req.digest_function)?;
+        let total = req
+            .digests
+            .iter()
+            .map(|d| u64::try_from(d.size_bytes).unwrap_or(u64::MAX))
+            .fold(0u64, u64::saturating_add);
+        if total > MAX_BATCH as u64 {
+            return Err(over_batch(usize::try_from(total).unwrap_or(usize::MAX)));
+        }
+        let mut responses = Vec::with_capacity(req.digests.len());
+        for d in req.digests {
+            let (data, st) = match self.read(&ns, &d).await {
+                Ok(data) => (data, ok()),
+                Err(e) => (Bytes::new(), rpc_status(&e)),
+            };
+            responses.push(batch_read_blobs_response::Response {
+                digest: Some(d),
+                data: data.to_vec(),
+                compressor: compressor::Value::Identity as i32,
+                status: Some(st),
+            });
+        }
+        Ok(Response::new(BatchReadBlobsResponse { responses }))
+    }
+
+    type GetTreeStream = GetTreeStream;
+
+    async fn get_tree(
+        &self,
+        _req: Request<GetTreeRequest>,
+    ) -> Result<Response<GetTreeStream>, Status> {
+        Err(Status::unimplemented("GetTree is not served yet"))
+    }
+}
+
+fn over_batch(total: usize) -> Status {
+    Status::invalid_argument(format!(
+        "the batch holds {total} bytes, over max_batch_total_size_bytes ({MAX_BATCH}): use ByteStream"
+    ))
+}
+
+impl Cas {
+    /// Stores one blob of a batch as the `cas/<sha256>` entry of `ns`,
+    /// verified against its digest: a mismatch stores nothing.
+    async fn update(
+        &self,
+        ns: &str,
+        digest: Option<&Digest>,
+        compressor: i32,
+        data: Vec<u8>,
+    ) -> Result<(), Status> {
+        let n = parse_digest(digest)?;
+        if compressor != compressor::Value::Identity as i32 {
+            return Err(Status::invalid_argument(
+                "compressed blobs are not supported",
+            ));
+        }
+        if data.len() as u64 != n.size {
+            return Err(Status::invalid_argument(format!(
+                "{} bytes where the digest says {}",
+                data.len(),
+                n.size
+            )));
+        }
+        if n.size == 0 {
+            return Ok(());
+        }
+        let state = &self.0;
+        let key = value::entry_key(Protocol::Http, ns, &cas_name(&n));
+        let write = BlobWrite {
+            expected: Some(n.digest()),
+            limit: state.blob_limit(),
+            scope: None,
+            size_hint: Some(n.size),
+        };
+        let entry = move |blob: &_| value::value_entry(key, blob, Vec::new());
+        state
+            .store
+            .put_entry_with_content(Bytes::from(data), write, entry, None)
+            .await
+            .map_err(|e| status(store_err(D)(e)))?;
+        Ok(())
+    }
+
+    /// One blob of `ns`, as the HTTP cache's `GET cas/<sha256>` finds it.
+    async fn read(&self, ns: &str, d: &Digest) -> Result<Bytes, Status> {
+        let n = parse_digest(Some(d))?;
+        if n.size == 0 {
+            return Ok(Bytes::new());
+        }
+        let state = &self.0;
+        let Some(blob) = bazel::find(state, ns, &n).await.map_err(status)? else {
+            return Err(Status::not_found("blob not found"));
+        };
+        state.store.touch_blob(&blob);
+        state
+            .store
+            .read_content(&blob.id, blob.size)
+            .await
+            .map_err(|e| status(store_err(D)(e)))
+    }
+}
+
+fn cas_name(n: &Needed) -> String {
+    format!("cas/{}", hex::encode(n.sha256))
+}
