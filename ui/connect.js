@@ -12,6 +12,9 @@ function snippets(base, ns) {
     ['sccache', `export SCCACHE_WEBDAV_ENDPOINT=${base}/cache/${ns}/\nexport SCCACHE_WEBDAV_TOKEN="$LARDER_CACHE_TOKEN"\nexport RUSTC_WRAPPER=sccache`],
     ['Gradle (settings.gradle)', `buildCache {\n    remote(HttpBuildCache) {\n        url = '${base}/cache/${ns}/'\n        allowInsecureProtocol = ${base.startsWith('http:')}\n        push = System.getenv('CI') != null\n        credentials {\n            username = 'gradle'\n            password = System.getenv('LARDER_CACHE_TOKEN')\n        }\n    }\n}`],
     ['Turborepo', `export TURBO_API=${base}\nexport TURBO_TOKEN="$LARDER_CACHE_TOKEN"\nexport TURBO_TEAM=${ns}`],
+    ['npm, pnpm, yarn (.npmrc)', `# the server needs [proxy.npm] enabled = true\nregistry=${base}/npm/${ns}/\nreplace-registry-host=always\n//${host}/npm/${ns}/:_authToken=\${LARDER_CACHE_TOKEN}`],
+    ['pip and uv', `# the server needs [proxy.pypi] enabled = true\nexport PIP_INDEX_URL=${base.replace('://', '://larder:$LARDER_CACHE_TOKEN@')}/pypi/${ns}/simple/\nexport UV_INDEX_URL="$PIP_INDEX_URL"`],
+    ['Go modules', `# the server needs [proxy.go] enabled = true\nexport GOPROXY=${base}/go/${ns}/\n# with a token (Go sends it only over https): in ~/.netrc\n# machine ${host} login larder password $LARDER_CACHE_TOKEN`],
     ['Nx (20.8+)', `export NX_SELF_HOSTED_REMOTE_CACHE_SERVER=${base}\nexport NX_SELF_HOSTED_REMOTE_CACHE_ACCESS_TOKEN="$LARDER_CACHE_TOKEN"   # a token for namespace ${ns}`],
   ];
 }
