@@ -13,7 +13,7 @@ use axum::Router;
 use super::cached::{self, Artifact};
 use super::error::{ProxyError, Result};
 use super::go_path::{self, File, Request};
-use super::{authorize, go_sumdb, Kind};
+use super::{enter, go_sumdb, Kind};
 use crate::api::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -42,15 +42,7 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    if method != Method::GET && method != Method::HEAD {
-        return Err(ProxyError::method_not_allowed());
-    }
-    // The raw path, before any percent-decoding: an escaped `/` or `.`
-    // never reaches the validation as something else.
-    let path = uri.path().strip_prefix("/go/").unwrap_or("");
-    let (namespace, rest) = path.split_once('/').unwrap_or((path, ""));
-    authorize(state, headers, namespace)?;
-    let eco = state.proxies.get(Kind::Go)?;
+    let (namespace, rest, eco) = enter(state, method, uri.path(), headers, Kind::Go)?;
     let rest = go_path::decode(rest).map_err(ProxyError::bad_name)?;
     let rest = rest.as_str();
     if rest.starts_with("sumdb/") {

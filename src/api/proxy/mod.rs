@@ -122,6 +122,30 @@ impl Proxies {
     }
 }
 
+/// What every ecosystem's route does first: only GET and HEAD; the raw path
+/// after `/<kind>/` (before any percent-decoding, so an escaped `/` or `.`
+/// never reaches validation as something else) split into the namespace and
+/// the rest; the caller allowed to read that namespace; the proxy enabled.
+pub fn enter<'a>(
+    state: &AppState,
+    method: &axum::http::Method,
+    path: &'a str,
+    headers: &HeaderMap,
+    kind: Kind,
+) -> Result<(&'a str, &'a str, Arc<Ecosystem>)> {
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return Err(ProxyError::method_not_allowed());
+    }
+    let path = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(kind.name()))
+        .and_then(|p| p.strip_prefix('/'))
+        .unwrap_or("");
+    let (namespace, rest) = path.split_once('/').unwrap_or((path, ""));
+    authorize(state, headers, namespace)?;
+    Ok((namespace, rest, state.proxies.get(kind)?))
+}
+
 /// Checks the namespace's spelling and that the caller may read it: fetching
 /// through a proxy stores into the namespace, but is a read for the client.
 pub fn authorize(state: &AppState, headers: &HeaderMap, namespace: &str) -> Result<Caller> {

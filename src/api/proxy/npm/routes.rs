@@ -13,7 +13,7 @@ use super::{Form, NpmPath, PackageName, Packument};
 use crate::api::conditional;
 use crate::api::httpcache::value;
 use crate::api::proxy::cached::{self, Artifact, Check, Document};
-use crate::api::proxy::{authorize, Ecosystem, Kind, ProxyError, Result};
+use crate::api::proxy::{enter, Ecosystem, Kind, ProxyError, Result};
 use crate::api::{external_base, AppState};
 use crate::cache::{EntryKey, Protocol};
 
@@ -59,15 +59,9 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    if method != Method::GET && method != Method::HEAD {
-        return Err(ProxyError::method_not_allowed());
-    }
-    // The raw path: `%2f` and `%2e` are decoded by the npm parser, which
+    // `%2f` and `%2e` in the raw path are decoded by the npm parser, which
     // validates what they decode to.
-    let path = uri.path().strip_prefix("/npm/").unwrap_or("");
-    let (namespace, rest) = path.split_once('/').unwrap_or((path, ""));
-    authorize(state, headers, namespace)?;
-    let eco = state.proxies.get(Kind::Npm)?;
+    let (namespace, rest, eco) = enter(state, method, uri.path(), headers, Kind::Npm)?;
     let registry = format!("{}/npm/{namespace}", external_base(headers, &state.config));
     match super::path::parse(rest).map_err(ProxyError::bad_name)? {
         NpmPath::Unsupported => Err(ProxyError::not_found()),

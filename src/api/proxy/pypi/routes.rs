@@ -18,7 +18,7 @@ use super::render::{self, Form};
 use crate::api::httpcache::value;
 use crate::api::proxy::cached::{self, Artifact, Document};
 use crate::api::proxy::error::{store_err, ProxyError, Result};
-use crate::api::proxy::{authorize, Ecosystem, Kind};
+use crate::api::proxy::{enter, Ecosystem, Kind};
 use crate::api::AppState;
 use crate::cas::Digest;
 
@@ -52,14 +52,8 @@ async fn route(
 ) -> (Result<Response>, &'static str) {
     const FILE: &str = "/pypi/{namespace}/files/{project}/{file}";
     const PAGE: &str = "/pypi/{namespace}/simple/{project}/";
-    let path = uri.path().strip_prefix("/pypi/").unwrap_or("");
-    let (namespace, rest) = path.split_once('/').unwrap_or((path, ""));
-    if method != Method::GET && method != Method::HEAD {
-        return (Err(ProxyError::method_not_allowed()), PAGE);
-    }
-    let eco = match authorize(state, headers, namespace).and_then(|_| state.proxies.get(Kind::Pypi))
-    {
-        Ok(eco) => eco,
+    let (namespace, rest, eco) = match enter(state, method, uri.path(), headers, Kind::Pypi) {
+        Ok(entered) => entered,
         Err(e) => return (Err(e), PAGE),
     };
     let segments: Vec<&str> = rest.split('/').collect();
