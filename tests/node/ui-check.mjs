@@ -278,8 +278,10 @@ await page.click('a[href="#connect"]');
 await page.waitForSelector('#snippets pre');
 await page.fill('#c-namespace', 'team-a');
 const snippets = await page.$$eval('#snippets pre', ps => ps.map(p => p.textContent));
-assert.equal(snippets.length, 9);
+assert.equal(snippets.length, 12);
 assert.ok(snippets.some(s => s.includes(`${BASE}/cache/team-a`)), 'snippets use this server and namespace');
+assert.ok(snippets.some(s => s.includes(`registry=${BASE}/npm/team-a/`)), 'the npm proxy snippet');
+assert.ok(snippets.some(s => s.includes(`GOPROXY=${BASE}/go/team-a/`)), 'the Go proxy snippet');
 await shot('connect');
 
 // ---- a token limited to team-a (read-only), in a tab of its own
