@@ -17,10 +17,9 @@ use super::gen::google::bytestream::{
 };
 use crate::api::httpcache::action_result::Needed;
 use crate::api::httpcache::error::store_err;
-use crate::api::httpcache::{bazel, value, Dialect};
+use crate::api::httpcache::{bazel, Dialect};
 use crate::api::AppState;
 use crate::auth::{READ, WRITE};
-use crate::cache::{BlobWrite, Protocol};
 
 const D: Dialect = Dialect::Plain;
 
@@ -130,18 +129,7 @@ impl byte_stream_server::ByteStream for ByteStream {
         if n.size == 0 || bazel::find(state, &ns, &n).await.map_err(status)?.is_some() {
             return Ok(done());
         }
-        let key = value::entry_key(
-            Protocol::Http,
-            &ns,
-            &format!("cas/{}", hex::encode(n.sha256)),
-        );
-        let write = BlobWrite {
-            expected: Some(n.digest()),
-            limit: state.blob_limit(),
-            scope: None,
-            size_hint: Some(n.size),
-        };
-        let entry = move |blob: &_| value::value_entry(key, blob, Vec::new());
+        let (write, entry) = super::cas::cas_write(state, &ns, &n);
         state
             .store
             .put_entry_with_streamed_content(chunks_of(first, incoming, n.size), write, entry)

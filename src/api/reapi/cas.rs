@@ -17,7 +17,7 @@ use crate::api::httpcache::error::store_err;
 use crate::api::httpcache::{bazel, value, Dialect};
 use crate::api::AppState;
 use crate::auth::{READ, WRITE};
-use crate::cache::{BlobWrite, Protocol};
+use crate::cache::{BlobInfo, BlobWrite, NewEntry, Protocol};
 
 const D: Dialect = Dialect::Plain;
 
@@ -159,14 +159,7 @@ impl Cas {
             return Ok(());
         }
         let state = &self.0;
-        let key = value::entry_key(Protocol::Http, ns, &cas_name(&n));
-        let write = BlobWrite {
-            expected: Some(n.digest()),
-            limit: state.blob_limit(),
-            scope: None,
-            size_hint: Some(n.size),
-        };
-        let entry = move |blob: &_| value::value_entry(key, blob, Vec::new());
+        let (write, entry) = cas_write(state, ns, &n);
         state
             .store
             .put_entry_with_content(Bytes::from(data), write, entry, None)
@@ -194,6 +187,29 @@ impl Cas {
     }
 }
 
-fn cas_name(n: &Needed) -> String {
-    format!("cas/{}", hex::encode(n.sha256))
+/// How a CAS blob is stored whichever call brings it (a batch, a
+/// ByteStream write): as the HTTP cache's `cas/<sha256>` entry in `ns`,
+/// verified against its digest, so both protocols see one store.
+pub(super) fn cas_write(
+    state: &AppState,
+    ns: &str,
+    n: &Needed,
+) -> (
+    BlobWrite<'static>,
+    impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
+) {
+    let key = value::entry_key(
+        Protocol::Http,
+        ns,
+        &format!("cas/{}", hex::encode(n.sha256)),
+    );
+    let write = BlobWrite {
+        expected: Some(n.digest()),
+        limit: state.blob_limit(),
+        scope: None,
+        size_hint: Some(n.size),
+    };
+    (write, move |blob: &BlobInfo| {
+        value::value_entry(key, blob, Vec::new())
+    })
 }
