@@ -15,24 +15,6 @@ use larder::config::Size;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const RESUME: Duration = Duration::from_secs(20);
-
-/// Fills the disk, runs `write` (which must meet ENOSPC itself: with no
-/// reserve the server does not turn read-only ahead of it), frees the space
-/// and waits until the server is ready again.
-async fn on_full_disk<F, Fut>(disk: &SmallDisk, server: &common::TestServer, write: F)
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    disk.fill();
-    write().await;
-    let body = ready_becomes(server, 503, RESUME).await;
-    assert!(body.contains("storage is full"), "{body}");
-    disk.free_filler();
-    ready_becomes(server, 200, RESUME).await;
-}
-
 fn full_message(text: &str) {
     assert!(
         text.contains("storage is full"),

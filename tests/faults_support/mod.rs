@@ -130,3 +130,21 @@ pub async fn ready_becomes(server: &TestServer, status: u16, limit: Duration) ->
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+pub const RESUME: Duration = Duration::from_secs(20);
+
+/// Fills the disk, runs `write` (which must meet ENOSPC itself: with no
+/// reserve the server does not turn read-only ahead of it), frees the space
+/// and waits until the server is ready again.
+pub async fn on_full_disk<F, Fut>(disk: &SmallDisk, server: &TestServer, write: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    disk.fill();
+    write().await;
+    let body = ready_becomes(server, 503, RESUME).await;
+    assert!(body.contains("storage is full"), "{body}");
+    disk.free_filler();
+    ready_becomes(server, 200, RESUME).await;
+}

@@ -23,12 +23,59 @@ pub fn workspace() -> tempfile::TempDir {
 /// `bazel build //:shout` in batch mode (no lingering server) with its own
 /// output root, so nothing local carries over between runs.
 pub async fn build(bazel: &Path, ws: &Path, output_root: &Path, flags: &[String]) -> String {
-    let run = tokio::process::Command::new(bazel)
-        .arg("--batch")
+    let mut cmd = tokio::process::Command::new(bazel);
+    cmd.arg("--batch");
+    run_build(cmd, ws, output_root, "//:shout", flags).await
+}
+
+/// A Bazel server kept running between builds in one output root, as on a
+/// developer's machine: what it learned of remote outputs ("build without
+/// the bytes") stays in its memory from one build to the next. Shut down
+/// when dropped.
+pub struct Resident {
+    bazel: PathBuf,
+    ws: PathBuf,
+    root: PathBuf,
+}
+
+impl Resident {
+    pub fn new(bazel: &Path, ws: &Path, output_root: &Path) -> Resident {
+        Resident {
+            bazel: bazel.to_owned(),
+            ws: ws.to_owned(),
+            root: output_root.to_owned(),
+        }
+    }
+
+    pub async fn build(&self, target: &str, flags: &[String]) -> String {
+        let cmd = tokio::process::Command::new(&self.bazel);
+        run_build(cmd, &self.ws, &self.root, target, flags).await
+    }
+}
+
+impl Drop for Resident {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.bazel)
+            .args(["--nohome_rc", "--noworkspace_rc"])
+            .arg(format!("--output_user_root={}", self.root.display()))
+            .arg("shutdown")
+            .current_dir(&self.ws)
+            .status();
+    }
+}
+
+async fn run_build(
+    mut cmd: tokio::process::Command,
+    ws: &Path,
+    output_root: &Path,
+    target: &str,
+    flags: &[String],
+) -> String {
+    let run = cmd
         // The system rc stays: Debian's bazel finds its install base there.
         .args(["--nohome_rc", "--noworkspace_rc"])
         .arg(format!("--output_user_root={}", output_root.display()))
-        .args(["build", "//:shout", "--spawn_strategy=local"])
+        .args(["build", target, "--spawn_strategy=local"])
         .args(flags)
         .current_dir(ws)
         .kill_on_drop(true)
