@@ -10,12 +10,13 @@ use super::gen::build::bazel::remote::execution::v2::{digest_function, Digest};
 use super::gen::google::rpc;
 use crate::api::httpcache::action_result::{sha256_digest, Needed};
 use crate::api::httpcache::bazel::MISSING_OUTPUT;
-use crate::api::httpcache::{keys, HttpCacheError, DEFAULT_NAMESPACE};
+use crate::api::httpcache::{keys, HttpCacheError};
 use crate::api::AppState;
 use crate::auth::{Caller, Denied};
 
 /// Authenticates the caller and checks `permission` on the namespace named by
-/// `instance` (the default namespace when empty); returns the namespace.
+/// `instance` (`reapi.default_namespace` when empty: Bazel sends no instance
+/// unless `--remote_instance_name` is set); returns the namespace.
 pub fn authorize(
     state: &AppState,
     metadata: &MetadataMap,
@@ -23,7 +24,7 @@ pub fn authorize(
     permission: u8,
 ) -> Result<(String, Caller), Status> {
     let namespace = if instance.is_empty() {
-        DEFAULT_NAMESPACE
+        state.config.reapi.default_namespace.as_str()
     } else {
         instance
     };
