@@ -167,6 +167,12 @@ impl Config {
                 });
             }
         }
+        if let Err(why) = crate::auth::names::check_namespace(&self.reapi.default_namespace) {
+            return Err(ConfigError::Value {
+                key: "reapi.default_namespace",
+                why,
+            });
+        }
         self.server.validate()?;
         self.proxy.validate()?;
         for (key, span) in [

@@ -30,6 +30,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub auth: AuthConfig,
     pub gha: GhaConfig,
+    pub reapi: ReapiConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub proxy: ProxyConfig,
@@ -210,6 +211,22 @@ impl Default for GhaConfig {
     fn default() -> Self {
         GhaConfig {
             url_ttl: Span::secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReapiConfig {
+    /// The namespace of gRPC (REAPI) calls with an empty `instance_name`,
+    /// which is what Bazel sends without `--remote_instance_name`.
+    pub default_namespace: String,
+}
+
+impl Default for ReapiConfig {
+    fn default() -> Self {
+        ReapiConfig {
+            default_namespace: "default".into(),
         }
     }
 }

@@ -217,3 +217,17 @@ fn tls_cert_and_key_come_together() {
     assert!(c.server.tls());
     assert!(!load_text("").unwrap().server.tls());
 }
+
+#[test]
+fn the_reapi_default_namespace_loads_and_must_be_a_namespace() {
+    let c = Config::load(None, &Overrides::default()).unwrap();
+    assert_eq!(c.reapi.default_namespace, "default");
+    let c = load_text("[reapi]\ndefault_namespace = \"bazel-ci\"\n").unwrap();
+    assert_eq!(c.reapi.default_namespace, "bazel-ci");
+    for bad in ["", "a/b", ".hidden", "sp ace"] {
+        let err = load_text(&format!("[reapi]\ndefault_namespace = {bad:?}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reapi.default_namespace"), "{bad:?}: {err}");
+    }
+}

@@ -2,11 +2,14 @@
 //! result pins the blobs it names; one whose blobs are not all present is
 //! NOT_FOUND, never a hit Bazel cannot use.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::context::{authorize, check_digest_function, parse_digest, status};
+use super::context::{authorize, check_digest_function, parse_digest, read_blob, status};
+use super::gen::build::bazel::remote::execution::v2::Digest;
 use super::gen::build::bazel::remote::execution::v2::{
     action_cache_server, ActionResult, GetActionResultRequest, UpdateActionResultRequest,
 };
@@ -17,6 +20,10 @@ use crate::auth::{READ, WRITE};
 use crate::cache::{EntryKey, Protocol};
 
 const D: Dialect = Dialect::Plain;
+
+/// The most bytes inlined into one result: a quarter of the 4 MiB a gRPC
+/// client accepts by default, leaving room for the result's own fields.
+pub const INLINE_BUDGET: u64 = 1 << 20;
 
 #[derive(Clone)]
 pub struct ActionCache(pub AppState);
@@ -54,7 +61,8 @@ impl action_cache_server::ActionCache for ActionCache {
         state.store.touch_entry(&entry);
         // An `ac/` value an HTTP client stored that is no ActionResult
         // (ccache's bazel layout) is no hit for Bazel.
-        let result = ActionResult::decode(bytes).map_err(|_| miss())?;
+        let mut result = ActionResult::decode(bytes).map_err(|_| miss())?;
+        inline(state, &ns, &req, &mut result).await?;
         Ok(Response::new(result))
     }
 
@@ -74,5 +82,78 @@ impl action_cache_server::ActionCache for ActionCache {
             .await
             .map_err(status)?;
         Ok(Response::new(result))
+    }
+}
+
+/// Fills what the request asks to inline (`stdout_raw`, `stderr_raw`,
+/// `OutputFile.contents` of the paths named exactly) from the CAS, in that
+/// order, while the budget lasts: the proto lets the server leave any of
+/// them to the digest, and the client then fetches the blob itself.
+async fn inline(
+    state: &AppState,
+    ns: &str,
+    req: &GetActionResultRequest,
+    result: &mut ActionResult,
+) -> Result<(), Status> {
+    let mut budget = INLINE_BUDGET;
+    let mut slot = Slot {
+        state,
+        ns,
+        budget: &mut budget,
+    };
+    let r = &mut *result;
+    slot.fill(
+        req.inline_stdout,
+        r.stdout_digest.as_ref(),
+        &mut r.stdout_raw,
+    )
+    .await?;
+    slot.fill(
+        req.inline_stderr,
+        r.stderr_digest.as_ref(),
+        &mut r.stderr_raw,
+    )
+    .await?;
+    let wanted: HashSet<&str> = req.inline_output_files.iter().map(String::as_str).collect();
+    for file in &mut result.output_files {
+        let asked = wanted.contains(file.path.as_str());
+        slot.fill(asked, file.digest.as_ref(), &mut file.contents)
+            .await?;
+    }
+    Ok(())
+}
+
+struct Slot<'a> {
+    state: &'a AppState,
+    ns: &'a str,
+    budget: &'a mut u64,
+}
+
+impl Slot<'_> {
+    /// Sets `raw` to the blob's bytes when asked and within the budget
+    /// (taken from it), else to nothing: what a client stored inline is not
+    /// sent unasked, as the proto says the server SHOULD NOT. Without a
+    /// digest the stored bytes are the only copy and stay as they are.
+    async fn fill(
+        &mut self,
+        asked: bool,
+        digest: Option<&Digest>,
+        raw: &mut Vec<u8>,
+    ) -> Result<(), Status> {
+        if digest.is_none() {
+            return Ok(());
+        }
+        raw.clear();
+        let Ok(n) = parse_digest(digest) else {
+            return Ok(());
+        };
+        if !asked || n.size == 0 || n.size > *self.budget {
+            return Ok(());
+        }
+        if let Some(bytes) = read_blob(self.state, self.ns, &n).await? {
+            *self.budget -= n.size;
+            *raw = bytes.to_vec();
+        }
+        Ok(())
     }
 }

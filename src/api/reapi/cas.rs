@@ -120,9 +120,12 @@ impl ContentAddressableStorage for Cas {
 
     async fn get_tree(
         &self,
-        _req: Request<GetTreeRequest>,
+        req: Request<GetTreeRequest>,
     ) -> Result<Response<GetTreeStream>, Status> {
-        Err(Status::unimplemented("GetTree is not served yet"))
+        let (metadata, _, req) = req.into_parts();
+        super::tree::get_tree(&self.0, &metadata, req)
+            .await
+            .map(Response::new)
     }
 }
 

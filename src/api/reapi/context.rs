@@ -3,6 +3,7 @@
 //! HTTP), digests checked; and errors in gRPC's codes.
 
 use axum::http::StatusCode;
+use bytes::Bytes;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
@@ -10,12 +11,14 @@ use super::gen::build::bazel::remote::execution::v2::{digest_function, Digest};
 use super::gen::google::rpc;
 use crate::api::httpcache::action_result::{sha256_digest, Needed};
 use crate::api::httpcache::bazel::MISSING_OUTPUT;
-use crate::api::httpcache::{keys, HttpCacheError, DEFAULT_NAMESPACE};
+use crate::api::httpcache::error::store_err;
+use crate::api::httpcache::{bazel, keys, Dialect, HttpCacheError};
 use crate::api::AppState;
 use crate::auth::{Caller, Denied};
 
 /// Authenticates the caller and checks `permission` on the namespace named by
-/// `instance` (the default namespace when empty); returns the namespace.
+/// `instance` (`reapi.default_namespace` when empty: Bazel sends no instance
+/// unless `--remote_instance_name` is set); returns the namespace.
 pub fn authorize(
     state: &AppState,
     metadata: &MetadataMap,
@@ -23,7 +26,7 @@ pub fn authorize(
     permission: u8,
 ) -> Result<(String, Caller), Status> {
     let namespace = if instance.is_empty() {
-        DEFAULT_NAMESPACE
+        state.config.reapi.default_namespace.as_str()
     } else {
         instance
     };
@@ -85,6 +88,24 @@ pub fn rpc_status(s: &Status) -> rpc::Status {
         message: s.message().to_owned(),
         details: Vec::new(),
     }
+}
+
+/// A blob of `ns` by digest, leased as any read of it is; `None` when the
+/// namespace does not have it. The empty blob is always there.
+pub async fn read_blob(state: &AppState, ns: &str, n: &Needed) -> Result<Option<Bytes>, Status> {
+    if n.size == 0 {
+        return Ok(Some(Bytes::new()));
+    }
+    let Some(blob) = bazel::find(state, ns, n).await.map_err(status)? else {
+        return Ok(None);
+    };
+    state.store.touch_blob(&blob);
+    let bytes = state
+        .store
+        .read_content(&blob.id, blob.size)
+        .await
+        .map_err(|e| status(store_err(Dialect::Plain)(e)))?;
+    Ok(Some(bytes))
 }
 
 pub fn ok() -> rpc::Status {

@@ -6,13 +6,14 @@
 //! (`/build.bazel.remote.execution.v2.<Service>/<Method>`) are routes of
 //! the one router, HTTP/2 over TLS or cleartext (h2c, `grpc://`).
 //!
-//! Cache only: no execution, no compression, no GetTree yet.
+//! Cache only: no execution, no compression.
 
 mod ac;
 mod bytestream;
 mod capabilities;
 mod cas;
 mod context;
+mod tree;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
 #[rustfmt::skip]
