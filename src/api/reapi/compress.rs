@@ -80,7 +80,7 @@ struct Inflate {
     /// Compressed bytes received and not yet all consumed (from `pos`).
     pending: Bytes,
     pos: usize,
-    /// The last step filled its output: the decoder may hold more.
+    /// The decoder may have more to give without more input.
     more: bool,
     /// The last step ended inside a frame.
     frame_open: bool,
@@ -137,7 +137,10 @@ impl Inflate {
             .map_err(|e| invalid(format!("not valid zstd: {e}")))?;
         let (consumed, produced) = (input.pos(), output.pos());
         self.pos += consumed;
-        self.more = produced == STEP;
+        // zstd may take in the last bytes and decode them on a later call
+        // ("decoding left to do"), so a step that made progress inside a
+        // frame is followed by another even with no input left.
+        self.more = produced == STEP || (hint != 0 && (consumed > 0 || produced > 0));
         self.frame_open = hint != 0;
         if produced == 0 {
             if consumed == 0 && !self.more && self.pos < self.pending.len() {
