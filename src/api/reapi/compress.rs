@@ -141,7 +141,11 @@ impl Inflate {
         // ("decoding left to do"), so a step that made progress inside a
         // frame is followed by another even with no input left.
         self.more = produced == STEP || (hint != 0 && (consumed > 0 || produced > 0));
-        self.frame_open = hint != 0;
+        // A call that makes no progress past a frame's end already asks
+        // for the next frame's header: only progress says where we are.
+        if consumed > 0 || produced > 0 {
+            self.frame_open = hint != 0;
+        }
         if produced == 0 {
             if consumed == 0 && !self.more && self.pos < self.pending.len() {
                 return Err(invalid("zstd made no progress"));
