@@ -84,7 +84,10 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
     let small = vec![3u8; 64 << 10];
     on_full_disk(&disk, &s, || async {
         let res = cas.batch_update_blobs(batch(&small)).await.expect("batch");
-        let st = res.into_inner().responses[0].status.clone().expect("status");
+        let st = res.into_inner().responses[0]
+            .status
+            .clone()
+            .expect("status");
         assert_eq!(st.code, Code::ResourceExhausted as i32, "{}", st.message);
         assert!(st.message.contains("storage is full"), "{}", st.message);
     })
@@ -94,7 +97,10 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
     let large = vec![4u8; 1 << 20];
     on_full_disk(&disk, &s, || async {
         let req = futures_util::stream::iter([one_write(&large)]);
-        let err = bytestream.write(req).await.expect_err("a write on a full disk");
+        let err = bytestream
+            .write(req)
+            .await
+            .expect_err("a write on a full disk");
         assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     })
     .await;
@@ -103,7 +109,10 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
     // An action result is a small entry of its own: refused the same way.
     let out = &b"an output"[..];
     let up = cas.batch_update_blobs(batch(out)).await.expect("batch");
-    assert_eq!(up.into_inner().responses[0].status.as_ref().unwrap().code, 0);
+    assert_eq!(
+        up.into_inner().responses[0].status.as_ref().unwrap().code,
+        0
+    );
     let action = digest(b"an action");
     let update = || re::UpdateActionResultRequest {
         instance_name: NS.into(),
@@ -133,7 +142,10 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
 
     // Space is back: every write works again, no restart.
     let res = cas.batch_update_blobs(batch(&small)).await.expect("batch");
-    assert_eq!(res.into_inner().responses[0].status.as_ref().unwrap().code, 0);
+    assert_eq!(
+        res.into_inner().responses[0].status.as_ref().unwrap().code,
+        0
+    );
     let req = futures_util::stream::iter([one_write(&large)]);
     bytestream.write(req).await.expect("a write with space");
     ac.update_action_result(update()).await.expect("an update");

@@ -16,6 +16,7 @@ mod gc;
 mod leases;
 mod leftovers;
 mod listing;
+mod named_uploads;
 mod release;
 mod reservations;
 mod small;
@@ -37,6 +38,7 @@ pub use evict::EvictReport;
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use gc::GcReport;
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
+pub use named_uploads::NamedWrite;
 pub use reservations::{exact, reservation_id, reservation_number};
 pub use uploads::UploadState;
 

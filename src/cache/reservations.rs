@@ -295,7 +295,7 @@ impl Store {
 
     /// Empties a session file, to be rewritten whole; the caller holds its
     /// lock.
-    async fn truncate_upload(&self, state: &mut UploadState) -> Result<(), StoreError> {
+    pub(super) async fn truncate_upload(&self, state: &mut UploadState) -> Result<(), StoreError> {
         if state.len == 0 {
             return Ok(());
         }

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::context::authorize;
 use super::gen::build::bazel::remote::execution::v2::{
-    capabilities_server, digest_function, symlink_absolute_path_strategy,
+    capabilities_server, compressor, digest_function, symlink_absolute_path_strategy,
     ActionCacheUpdateCapabilities, CacheCapabilities, GetCapabilitiesRequest, ServerCapabilities,
 };
 use super::gen::build::bazel::semver::SemVer;
@@ -41,8 +41,8 @@ impl capabilities_server::Capabilities for Capabilities {
             cache_priority_capabilities: None,
             max_batch_total_size_bytes: MAX_BATCH as i64,
             symlink_absolute_path_strategy: symlink_absolute_path_strategy::Value::Allowed as i32,
-            supported_compressors: Vec::new(),
-            supported_batch_update_compressors: Vec::new(),
+            supported_compressors: vec![compressor::Value::Zstd as i32],
+            supported_batch_update_compressors: vec![compressor::Value::Zstd as i32],
         };
         Ok(Response::new(ServerCapabilities {
             cache_capabilities: Some(cache),

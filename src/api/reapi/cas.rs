@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
+use super::compress;
 use super::context::{authorize, check_digest_function, ok, parse_digest, rpc_status, status};
 use super::gen::build::bazel::remote::execution::v2::{
     batch_read_blobs_response, batch_update_blobs_response, compressor,
@@ -24,6 +25,9 @@ const D: Dialect = Dialect::Plain;
 /// The most digests one FindMissingBlobs may name (Bazel sends up to a
 /// few thousand): bounds the work one request buys.
 const MAX_DIGESTS: usize = 100_000;
+
+/// The most bytes the compressed blobs of one batch update may expand to.
+const MAX_EXPANDED: usize = 4 * MAX_BATCH;
 
 #[derive(Clone)]
 pub struct Cas(pub AppState);
@@ -72,6 +76,19 @@ impl ContentAddressableStorage for Cas {
         if total > MAX_BATCH {
             return Err(over_batch(total));
         }
+        // Compressed blobs are decompressed whole in memory: what they
+        // expand to is bounded too, or a small request could claim gigabytes.
+        let expanded = req
+            .requests
+            .iter()
+            .filter(|r| r.compressor != compressor::Value::Identity as i32)
+            .map(|r| r.digest.as_ref().map_or(0, |d| d.size_bytes.max(0) as u64))
+            .fold(0u64, u64::saturating_add);
+        if expanded > MAX_EXPANDED as u64 {
+            return Err(Status::invalid_argument(format!(
+                "the batch's compressed blobs expand to {expanded} bytes, over {MAX_EXPANDED}: use ByteStream"
+            )));
+        }
         let mut responses = Vec::with_capacity(req.requests.len());
         for r in req.requests {
             let stored = self
@@ -100,16 +117,24 @@ impl ContentAddressableStorage for Cas {
         if total > MAX_BATCH as u64 {
             return Err(over_batch(usize::try_from(total).unwrap_or(usize::MAX)));
         }
+        let zstd = req
+            .acceptable_compressors
+            .contains(&(compressor::Value::Zstd as i32));
         let mut responses = Vec::with_capacity(req.digests.len());
         for d in req.digests {
             let (data, st) = match self.read(&ns, &d).await {
                 Ok(data) => (data, ok()),
                 Err(e) => (Bytes::new(), rpc_status(&e)),
             };
+            let (data, used) = if zstd && !data.is_empty() {
+                smaller(data).await
+            } else {
+                (data, compressor::Value::Identity)
+            };
             responses.push(batch_read_blobs_response::Response {
                 digest: Some(d),
                 data: data.to_vec(),
-                compressor: compressor::Value::Identity as i32,
+                compressor: used as i32,
                 status: Some(st),
             });
         }
@@ -126,6 +151,15 @@ impl ContentAddressableStorage for Cas {
         super::tree::get_tree(&self.0, &metadata, req)
             .await
             .map(Response::new)
+    }
+}
+
+/// A blob zstd-compressed when that makes it smaller (IDENTITY is always
+/// acceptable, and some blobs do not compress).
+async fn smaller(data: Bytes) -> (Bytes, compressor::Value) {
+    match compress::compress_bytes(data.clone()).await {
+        Ok(z) if z.len() < data.len() => (z, compressor::Value::Zstd),
+        _ => (data, compressor::Value::Identity),
     }
 }
 
@@ -146,11 +180,15 @@ impl Cas {
         data: Vec<u8>,
     ) -> Result<(), Status> {
         let n = parse_digest(digest)?;
-        if compressor != compressor::Value::Identity as i32 {
+        let data = if compressor == compressor::Value::Zstd as i32 {
+            compress::decompress_bytes(data, n.size).await?
+        } else if compressor == compressor::Value::Identity as i32 {
+            data
+        } else {
             return Err(Status::invalid_argument(
-                "compressed blobs are not supported",
+                "compressor not supported: IDENTITY and ZSTD are",
             ));
-        }
+        };
         if data.len() as u64 != n.size {
             return Err(Status::invalid_argument(format!(
                 "{} bytes where the digest says {}",
@@ -201,18 +239,24 @@ pub(super) fn cas_write(
     BlobWrite<'static>,
     impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
 ) {
-    let key = value::entry_key(
-        Protocol::Http,
-        ns,
-        &format!("cas/{}", hex::encode(n.sha256)),
-    );
     let write = BlobWrite {
         expected: Some(n.digest()),
         limit: state.blob_limit(),
         scope: None,
         size_hint: Some(n.size),
     };
-    (write, move |blob: &BlobInfo| {
-        value::value_entry(key, blob, Vec::new())
-    })
+    (write, cas_entry(ns, n))
+}
+
+/// The `cas/<sha256>` entry of `ns` for a stored blob.
+pub(super) fn cas_entry(
+    ns: &str,
+    n: &Needed,
+) -> impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static {
+    let key = value::entry_key(
+        Protocol::Http,
+        ns,
+        &format!("cas/{}", hex::encode(n.sha256)),
+    );
+    move |blob: &BlobInfo| value::value_entry(key, blob, Vec::new())
 }

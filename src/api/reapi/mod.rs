@@ -6,12 +6,15 @@
 //! (`/build.bazel.remote.execution.v2.<Service>/<Method>`) are routes of
 //! the one router, HTTP/2 over TLS or cleartext (h2c, `grpc://`).
 //!
-//! Cache only: no execution, no compression.
+//! Blobs may travel zstd-compressed (ByteStream's `compressed-blobs/zstd`,
+//! the batch calls' `compressor`) and are stored once, uncompressed (see
+//! `compress`). Cache only: no execution.
 
 mod ac;
 mod bytestream;
 mod capabilities;
 mod cas;
+mod compress;
 mod context;
 mod tree;
 
