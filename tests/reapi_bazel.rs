@@ -101,7 +101,7 @@ async fn a_build_without_the_bytes_survives_an_eviction() {
         .await;
     let resident = Resident::new(&bazel, ws.path(), &roots.path().join("two"));
     let hits = resident.build("//:copies", &flags).await;
-    assert!(hits.contains("2 remote cache hits"), "{hits}");
+    assert!(hits.contains("2 remote cache hit"), "{hits}");
 
     let res = client()
         .post(s.url("/admin/v1/evict"))
