@@ -70,6 +70,20 @@ impl Failure {
         })
     }
 
+    /// Streams `body` whole into the blob's `cas/` entry of `ns`.
+    async fn store<S>(&self, state: &AppState, ns: &str, n: &Needed, body: S) -> Result<(), Status>
+    where
+        S: Stream<Item = Result<Bytes, Status>> + Send,
+    {
+        let (write, entry) = cas_write(state, ns, n);
+        state
+            .store
+            .put_entry_with_streamed_content(self.watch(body), write, entry)
+            .await
+            .map_err(|e| self.or(e))?;
+        Ok(())
+    }
+
     fn or(&self, e: StoreError) -> Status {
         let noted = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
         noted.unwrap_or_else(|| status(store_err(D)(e)))
@@ -114,13 +128,9 @@ pub async fn write(
                         counted.fetch_add(b.len() as u64, Ordering::Relaxed);
                     }
                 });
-            let body = failure.watch(compress::decompress(raw, n.size));
-            let (write, entry) = cas_write(state, &ns, &n);
-            state
-                .store
-                .put_entry_with_streamed_content(body, write, entry)
-                .await
-                .map_err(|e| failure.or(e))?;
+            failure
+                .store(state, &ns, &n, compress::decompress(raw, n.size))
+                .await?;
             // What REAPI's clients expect back: the compressed bytes taken.
             Ok(sent.load(Ordering::Relaxed) as i64)
         }
@@ -130,13 +140,8 @@ pub async fn write(
                     "writes of blobs under {RESUMABLE} bytes are not resumed: write from offset 0"
                 )));
             }
-            let body = failure.watch(chunks_of(first, incoming, 0, n.size, Some(n.size)));
-            let (write, entry) = cas_write(state, &ns, &n);
-            state
-                .store
-                .put_entry_with_streamed_content(body, write, entry)
-                .await
-                .map_err(|e| failure.or(e))?;
+            let body = chunks_of(first, incoming, 0, n.size, Some(n.size));
+            failure.store(state, &ns, &n, body).await?;
             Ok(n.size as i64)
         }
         Encoding::Identity => {
