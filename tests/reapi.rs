@@ -4,6 +4,7 @@
 
 mod common;
 mod httpcache_support;
+mod reapi_support;
 
 use common::{client, TestServer};
 use httpcache_support::{sha256_hex, token, token_server};
@@ -13,40 +14,16 @@ use prost::Message as _;
 use re::action_cache_client::ActionCacheClient;
 use re::capabilities_client::CapabilitiesClient;
 use re::content_addressable_storage_client::ContentAddressableStorageClient as CasClient;
+use reapi_support::{authed, channel, digest, NS};
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 
-const NS: &str = "team";
 const MAX_MESSAGE: usize = 8 << 20;
-
-async fn channel(s: &TestServer) -> Channel {
-    Channel::from_shared(s.base())
-        .expect("server URL")
-        .connect()
-        .await
-        .expect("h2c connection")
-}
 
 async fn cas(s: &TestServer) -> CasClient<Channel> {
     CasClient::new(channel(s).await)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE)
-}
-
-fn req<T>(msg: T, token: Option<&str>) -> Request<T> {
-    let mut r = Request::new(msg);
-    if let Some(t) = token {
-        let v = format!("Bearer {t}").parse().expect("header value");
-        r.metadata_mut().insert("authorization", v);
-    }
-    r
-}
-
-fn digest(data: &[u8]) -> re::Digest {
-    re::Digest {
-        hash: sha256_hex(data),
-        size_bytes: data.len() as i64,
-    }
 }
 
 fn upload(blobs: &[(re::Digest, &[u8])]) -> re::BatchUpdateBlobsRequest {
@@ -92,7 +69,7 @@ async fn capabilities_offer_sha256_and_updates_only_to_writers() {
     let s = token_server().await;
     let mut caps = CapabilitiesClient::new(channel(&s).await);
     let ask = |t: Option<String>| {
-        req(
+        authed(
             re::GetCapabilitiesRequest {
                 instance_name: NS.into(),
             },

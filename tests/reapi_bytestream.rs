@@ -4,40 +4,18 @@
 
 mod common;
 mod httpcache_support;
+mod reapi_support;
 
 use bs::byte_stream_client::ByteStreamClient;
 use common::{client, TestServer};
 use httpcache_support::sha256_hex;
 use larder::api::reapi::gen::google::bytestream as bs;
+use reapi_support::{channel, read_all, writes};
 use tonic::transport::Channel;
 use tonic::Code;
 
 async fn connect(s: &TestServer) -> ByteStreamClient<Channel> {
-    let ch = Channel::from_shared(s.base())
-        .expect("server URL")
-        .connect()
-        .await
-        .expect("h2c connection");
-    ByteStreamClient::new(ch)
-}
-
-/// The requests of a write of `data` in `chunk`-byte pieces.
-fn writes(name: &str, data: &[u8], chunk: usize) -> Vec<bs::WriteRequest> {
-    let pieces: Vec<&[u8]> = data.chunks(chunk).collect();
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(i, piece)| bs::WriteRequest {
-            resource_name: if i == 0 {
-                name.to_owned()
-            } else {
-                String::new()
-            },
-            write_offset: (i * chunk) as i64,
-            finish_write: i + 1 == pieces.len(),
-            data: piece.to_vec(),
-        })
-        .collect()
+    ByteStreamClient::new(channel(s).await)
 }
 
 fn upload_name(data: &[u8]) -> String {
@@ -52,20 +30,6 @@ fn upload_name_of(uuid: &str, data: &[u8]) -> String {
     )
 }
 
-async fn read_all(bs: &mut ByteStreamClient<Channel>, name: &str, offset: i64) -> Vec<u8> {
-    let req = bs::ReadRequest {
-        resource_name: name.to_owned(),
-        read_offset: offset,
-        read_limit: 0,
-    };
-    let mut stream = bs.read(req).await.expect("read").into_inner();
-    let mut out = Vec::new();
-    while let Some(msg) = stream.message().await.expect("a chunk") {
-        out.extend(msg.data);
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_chunked_write_is_readable_over_bytestream_and_http() {
     let s = TestServer::start().await;
@@ -78,8 +42,11 @@ async fn a_chunked_write_is_readable_over_bytestream_and_http() {
     assert_eq!(res.into_inner().committed_size, data.len() as i64);
 
     let name = format!("team/blobs/{}/{}", sha256_hex(&data), data.len());
-    assert_eq!(read_all(&mut bs, &name, 0).await, data);
-    assert_eq!(read_all(&mut bs, &name, 1000).await, &data[1000..]);
+    assert_eq!(read_all(&mut bs, &name, 0).await.expect("read"), data);
+    assert_eq!(
+        read_all(&mut bs, &name, 1000).await.expect("read"),
+        &data[1000..]
+    );
     let url = s.url(&format!("/cache/team/cas/{}", sha256_hex(&data)));
     let res = client().get(url).send().await.unwrap();
     assert_eq!(res.bytes().await.unwrap(), data);
@@ -103,7 +70,7 @@ async fn an_http_upload_is_readable_over_bytestream() {
     let res = client().put(url).body(data.clone()).send().await.unwrap();
     assert!(res.status().is_success());
     let name = format!("team/blobs/{}/{}", sha256_hex(&data), data.len());
-    assert_eq!(read_all(&mut bs, &name, 0).await, data);
+    assert_eq!(read_all(&mut bs, &name, 0).await.expect("read"), data);
 }
 
 #[tokio::test]
@@ -222,7 +189,7 @@ async fn a_broken_write_resumes_from_what_was_committed() {
         (data.len() as i64, true)
     );
     let read = format!("team/blobs/{}/{}", sha256_hex(&data), data.len());
-    assert_eq!(read_all(&mut bs, &read, 0).await, data);
+    assert_eq!(read_all(&mut bs, &read, 0).await.expect("read"), data);
     assert_eq!(upload_bytes(&s), 0);
 
     // An upload nobody began is at 0; a write into it elsewhere is refused.
@@ -254,7 +221,7 @@ async fn concurrent_writers_of_one_blob_all_succeed_and_store_it_once() {
     }
     let mut bs = bs;
     let read = format!("team/blobs/{}/{}", sha256_hex(&data), data.len());
-    assert_eq!(read_all(&mut bs, &read, 0).await, data);
+    assert_eq!(read_all(&mut bs, &read, 0).await.expect("read"), data);
     let url = s.url(&format!("/cache/team/cas/{}", sha256_hex(&data)));
     let res = client().get(url).send().await.unwrap();
     assert_eq!(res.bytes().await.unwrap(), data);

@@ -6,9 +6,10 @@
 mod common;
 mod faults_support;
 mod httpcache_support;
+mod reapi_support;
 
 use bs::byte_stream_client::ByteStreamClient;
-use common::{client, TestServer};
+use common::TestServer;
 use faults_support::*;
 use httpcache_support::sha256_hex;
 use larder::api::reapi::gen::build::bazel::remote::execution::v2 as re;
@@ -16,29 +17,8 @@ use larder::api::reapi::gen::google::bytestream as bs;
 use larder::config::Size;
 use re::action_cache_client::ActionCacheClient;
 use re::content_addressable_storage_client::ContentAddressableStorageClient as CasClient;
-use tonic::transport::Channel;
+use reapi_support::{batch, channel, digest, is_stored, NS};
 use tonic::Code;
-
-const NS: &str = "team";
-
-fn digest(data: &[u8]) -> re::Digest {
-    re::Digest {
-        hash: sha256_hex(data),
-        size_bytes: data.len() as i64,
-    }
-}
-
-fn batch(data: &[u8]) -> re::BatchUpdateBlobsRequest {
-    re::BatchUpdateBlobsRequest {
-        instance_name: NS.into(),
-        requests: vec![re::batch_update_blobs_request::Request {
-            digest: Some(digest(data)),
-            data: data.to_vec(),
-            compressor: 0,
-        }],
-        digest_function: 0,
-    }
-}
 
 fn one_write(data: &[u8]) -> bs::WriteRequest {
     bs::WriteRequest {
@@ -53,12 +33,6 @@ fn one_write(data: &[u8]) -> bs::WriteRequest {
     }
 }
 
-async fn is_stored(s: &TestServer, data: &[u8]) -> bool {
-    let url = s.url(&format!("/cache/{NS}/cas/{}", sha256_hex(data)));
-    let res = client().head(url).send().await.expect("HEAD");
-    res.status().is_success()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
     let Some(disk) = SmallDisk::mount(32) else {
@@ -69,11 +43,7 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
         c.storage.disk_reserve = Size(0);
     })
     .await;
-    let ch = Channel::from_shared(s.base())
-        .expect("server URL")
-        .connect()
-        .await
-        .expect("h2c connection");
+    let ch = channel(&s).await;
     let (mut cas, mut bytestream, mut ac) = (
         CasClient::new(ch.clone()),
         ByteStreamClient::new(ch.clone()),
@@ -83,7 +53,10 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
     // A batch answers per blob: the call succeeds, the blob's status says why.
     let small = vec![3u8; 64 << 10];
     on_full_disk(&disk, &s, || async {
-        let res = cas.batch_update_blobs(batch(&small)).await.expect("batch");
+        let res = cas
+            .batch_update_blobs(batch(NS, &[&small]))
+            .await
+            .expect("batch");
         let st = res.into_inner().responses[0]
             .status
             .clone()
@@ -108,7 +81,10 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
 
     // An action result is a small entry of its own: refused the same way.
     let out = &b"an output"[..];
-    let up = cas.batch_update_blobs(batch(out)).await.expect("batch");
+    let up = cas
+        .batch_update_blobs(batch(NS, &[out]))
+        .await
+        .expect("batch");
     assert_eq!(
         up.into_inner().responses[0].status.as_ref().unwrap().code,
         0
@@ -141,7 +117,10 @@ async fn a_full_disk_is_resource_exhausted_and_stores_nothing() {
     assert_eq!(miss.code(), Code::NotFound);
 
     // Space is back: every write works again, no restart.
-    let res = cas.batch_update_blobs(batch(&small)).await.expect("batch");
+    let res = cas
+        .batch_update_blobs(batch(NS, &[&small]))
+        .await
+        .expect("batch");
     assert_eq!(
         res.into_inner().responses[0].status.as_ref().unwrap().code,
         0

@@ -5,6 +5,7 @@
 
 mod common;
 mod httpcache_support;
+mod reapi_support;
 
 use bs::byte_stream_client::ByteStreamClient;
 use common::{client, TestServer};
@@ -13,18 +14,8 @@ use larder::api::reapi::gen::build::bazel::remote::execution::v2 as re;
 use larder::api::reapi::gen::google::bytestream as bs;
 use re::compressor::Value as Compressor;
 use re::content_addressable_storage_client::ContentAddressableStorageClient as CasClient;
-use tonic::transport::Channel;
+use reapi_support::{channel, digest, read_all, writes, NS};
 use tonic::Code;
-
-const NS: &str = "team";
-
-async fn channel(s: &TestServer) -> Channel {
-    Channel::from_shared(s.base())
-        .expect("server URL")
-        .connect()
-        .await
-        .expect("h2c connection")
-}
 
 /// Bytes that compress, but not to nothing: a text-like mix.
 fn sample(len: usize, seed: u32) -> Vec<u8> {
@@ -51,21 +42,6 @@ fn unzstd(z: &[u8]) -> Vec<u8> {
     zstd::decode_all(z).expect("valid zstd")
 }
 
-/// A compressed write's requests: `write_offset` counts compressed bytes.
-fn compressed_writes(name: &str, z: &[u8], chunk: usize) -> Vec<bs::WriteRequest> {
-    let pieces: Vec<&[u8]> = z.chunks(chunk).collect();
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(i, piece)| bs::WriteRequest {
-            resource_name: if i == 0 { name.into() } else { String::new() },
-            write_offset: (i * chunk) as i64,
-            finish_write: i + 1 == pieces.len(),
-            data: piece.to_vec(),
-        })
-        .collect()
-}
-
 fn upload_name(uuid: &str, data: &[u8]) -> String {
     format!(
         "{NS}/uploads/{uuid}/compressed-blobs/zstd/{}/{}",
@@ -80,24 +56,6 @@ fn read_name(data: &[u8]) -> String {
         sha256_hex(data),
         data.len()
     )
-}
-
-async fn read_all(
-    bs: &mut ByteStreamClient<Channel>,
-    name: &str,
-    offset: i64,
-) -> Result<Vec<u8>, tonic::Status> {
-    let req = bs::ReadRequest {
-        resource_name: name.to_owned(),
-        read_offset: offset,
-        read_limit: 0,
-    };
-    let mut stream = bs.read(req).await?.into_inner();
-    let mut out = Vec::new();
-    while let Some(msg) = stream.message().await? {
-        out.extend(msg.data);
-    }
-    Ok(out)
 }
 
 async fn http_get(s: &TestServer, data: &[u8]) -> reqwest::Response {
@@ -117,7 +75,7 @@ async fn a_multi_mib_compressed_write_reads_back_compressed_plain_and_over_http(
         z.len()
     );
 
-    let reqs = compressed_writes(&upload_name("u-1", &data), &z, 200 << 10);
+    let reqs = writes(&upload_name("u-1", &data), &z, 200 << 10);
     assert!(reqs.len() > 3);
     let res = bs
         .write(futures_util::stream::iter(reqs))
@@ -149,7 +107,7 @@ async fn a_multi_mib_compressed_write_reads_back_compressed_plain_and_over_http(
     assert_eq!(limited.unwrap_err().code(), Code::InvalidArgument);
 
     // Writing it again, compressed, answers at once that it is there.
-    let again = compressed_writes(&upload_name("u-2", &data), &z, 200 << 10);
+    let again = writes(&upload_name("u-2", &data), &z, 200 << 10);
     let res = bs.write(futures_util::stream::iter(again)).await.unwrap();
     assert_eq!(res.into_inner().committed_size, -1);
 }
@@ -192,10 +150,6 @@ async fn batch_calls_carry_zstd_both_ways() {
 
     let mut cas = CasClient::new(ch);
     let blobs: Vec<Vec<u8>> = (0..3).map(|i| sample(100_000 + i, 10 + i as u32)).collect();
-    let digest = |d: &[u8]| re::Digest {
-        hash: sha256_hex(d),
-        size_bytes: d.len() as i64,
-    };
     let requests = blobs
         .iter()
         .map(|b| re::batch_update_blobs_request::Request {
@@ -257,7 +211,7 @@ async fn wrong_bytes_bombs_and_other_compressors_are_invalid_and_store_nothing()
     let mut bs = ByteStreamClient::new(ch.clone());
     let claimed = sample(2 << 20, 3);
     let sent = sample(2 << 20, 4);
-    let reqs = compressed_writes(&upload_name("u-3", &claimed), &zstd(&sent), 64 << 10);
+    let reqs = writes(&upload_name("u-3", &claimed), &zstd(&sent), 64 << 10);
     let err = bs
         .write(futures_util::stream::iter(reqs))
         .await
@@ -273,7 +227,7 @@ async fn wrong_bytes_bombs_and_other_compressors_are_invalid_and_store_nothing()
     let bomb = zstd::bulk::compress(&vec![0u8; 256 << 20], 19).unwrap();
     assert!(bomb.len() < 64 << 10);
     let small = vec![0u8; 4096];
-    let reqs = compressed_writes(&upload_name("u-4", &small), &bomb, 4096);
+    let reqs = writes(&upload_name("u-4", &small), &bomb, 4096);
     let err = bs
         .write(futures_util::stream::iter(reqs))
         .await
