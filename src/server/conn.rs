@@ -218,6 +218,10 @@ struct Conn {
 
 impl Conn {
     async fn serve(self, stream: TcpStream, app: Router) {
+        // An HTTP/2 response is several writes (headers, data, trailers for
+        // gRPC): with Nagle's algorithm the later ones wait for the client's
+        // delayed ACK, 40 ms per small ByteStream read.
+        let _ = stream.set_nodelay(true);
         let counters = &self.metrics.connections;
         counters.open.fetch_add(1, Ordering::Relaxed);
         self.run(stream, app).await;

@@ -78,11 +78,16 @@ impl byte_stream_server::ByteStream for ByteStream {
                 return Err(Status::not_found("blob not found"));
             };
             state.store.touch_blob(&blob);
-            state
-                .store
-                .read_blob(&blob, offset, len)
-                .await
-                .map_err(|e| status(store_err(D)(e)))?
+            if state.store.serves_from_memory(blob.size) {
+                // As an HTTP hit: from memory, no file opened.
+                let whole = (state.store.read_content(&blob.id, blob.size).await)
+                    .map_err(|e| status(store_err(D)(e)))?;
+                let part = whole.slice(offset as usize..(offset + len) as usize);
+                Box::pin(stream::once(std::future::ready(Ok(part))))
+            } else {
+                (state.store.read_blob(&blob, offset, len).await)
+                    .map_err(|e| status(store_err(D)(e)))?
+            }
         };
         let out: ReadStream = match res.encoding {
             // Even nothing goes as a zstd frame: a client decodes what it gets.
