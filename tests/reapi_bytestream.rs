@@ -71,6 +71,21 @@ async fn an_http_upload_is_readable_over_bytestream() {
     assert!(res.status().is_success());
     let name = format!("team/blobs/{}/{}", sha256_hex(&data), data.len());
     assert_eq!(read_all(&mut bs, &name, 0).await.expect("read"), data);
+    // A small blob is answered from memory: offset and limit still hold.
+    let part = bs
+        .read(bs::ReadRequest {
+            resource_name: name,
+            read_offset: 4,
+            read_limit: 10,
+        })
+        .await
+        .expect("read")
+        .into_inner()
+        .message()
+        .await
+        .expect("a message")
+        .expect("data");
+    assert_eq!(part.data, &data[4..14]);
 }
 
 #[tokio::test]

@@ -34,12 +34,7 @@ pub fn is_action_key(key: &str) -> bool {
 /// Finds a blob a namespace may read by SHA-256: under its `cas/` key, or
 /// pinned there by an action result.
 pub async fn find(state: &AppState, namespace: &str, n: &Needed) -> Result<Option<BlobInfo>> {
-    let key = value::entry_key(
-        Protocol::Http,
-        namespace,
-        &format!("cas/{}", hex::encode(n.sha256)),
-    );
-    let found = match value::find(state, &key, D)? {
+    let found = match value::find(state, &cas_key(namespace, n), D)? {
         Some(entry) => Some(value::content(state, &entry, D)?),
         None => state
             .store
@@ -47,6 +42,26 @@ pub async fn find(state: &AppState, namespace: &str, n: &Needed) -> Result<Optio
             .map_err(store_err(D))?,
     };
     Ok(found.filter(|b| b.size == n.size))
+}
+
+/// A blob's bytes when its `cas/` entry names content held in memory: a
+/// hit with one index read and no file, as an HTTP GET hit is. `None` is
+/// not a miss, only "ask `find`".
+pub fn find_in_memory(state: &AppState, namespace: &str, n: &Needed) -> Result<Option<Bytes>> {
+    let Some(entry) = value::find(state, &cas_key(namespace, n), D)? else {
+        return Ok(None);
+    };
+    let bytes =
+        (state.store.in_memory(&entry.content, entry.size)).filter(|b| b.len() as u64 == n.size);
+    if bytes.is_some() {
+        state.store.touch_entry(&entry);
+    }
+    Ok(bytes)
+}
+
+fn cas_key(namespace: &str, n: &Needed) -> EntryKey {
+    let key = format!("cas/{}", hex::encode(n.sha256));
+    value::entry_key(Protocol::Http, namespace, &key)
 }
 
 /// Every blob an action result needs, with the files of its output trees;

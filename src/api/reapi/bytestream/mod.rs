@@ -71,8 +71,16 @@ impl byte_stream_server::ByteStream for ByteStream {
         let rest = n.size - offset;
         let len = if limit == 0 { rest } else { limit.min(rest) };
         let state = &self.0;
+        let in_memory = if n.size == 0 || len == 0 {
+            None
+        } else {
+            bazel::find_in_memory(state, &ns, &n).map_err(status)?
+        };
         let plain: crate::cas::BlobStream = if n.size == 0 || len == 0 {
             Box::pin(stream::empty())
+        } else if let Some(whole) = in_memory {
+            let part = whole.slice(offset as usize..(offset + len) as usize);
+            Box::pin(stream::once(std::future::ready(Ok(part))))
         } else {
             let Some(blob) = bazel::find(state, &ns, &n).await.map_err(status)? else {
                 return Err(Status::not_found("blob not found"));
