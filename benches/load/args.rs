@@ -20,12 +20,13 @@ pub struct Args {
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Profiles to run, comma-separated: 1m, 32m, 4k (OCI); http4k, http1m
-    /// (HTTP cache) (default: all).
+    /// (HTTP cache); reapi4k, reapi1m (gRPC beside HTTP) (default: all).
     #[arg(long, value_delimiter = ',')]
     pub profiles: Vec<String>,
     /// Operations to measure (default: all): push, head_hit, head_miss,
     /// get_blob, manifest_put, manifest_get (OCI); put, get_hit, get_miss
-    /// (HTTP cache). What a measured one needs is still stored first,
+    /// (HTTP cache); bs_write, bs_read, find_missing (REAPI). What a
+    /// measured one needs is still stored first,
     /// unmeasured.
     #[arg(long, value_delimiter = ',')]
     pub ops: Vec<String>,

@@ -23,7 +23,7 @@ pub struct Target {
     /// Which profiles it can run.
     pub speaks: Speaks,
     client: reqwest::Client,
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 /// The protocols of a target: Larder speaks both, the reference registry

@@ -2,7 +2,6 @@
 //! hit and GET miss of `/cache/<namespace>/cas/<sha256>` and `ac/<sha256>`
 //! keys, against Larder and nginx (WebDAV PUT) side by side.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use crate::args::Args;
 use crate::client::Target;
 use crate::driver::{self, Measured};
-use crate::profiler;
+use crate::phases;
 use crate::report::{Op, Row};
 use crate::workload::{self, Profile};
 
@@ -51,7 +50,7 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Runs PUT, GET hit and GET miss of one profile on every target that
-/// speaks plain HTTP, interleaved per operation as `mix::run_profile` does.
+/// speaks plain HTTP, in the order `phases::run` gives.
 pub async fn run_profile(
     p: &Profile,
     targets: &[Arc<Target>],
@@ -92,43 +91,20 @@ pub async fn run_profile(
         concurrency: args.concurrency.unwrap_or(p.concurrency),
     };
 
-    let mut rows = Vec::new();
-    for (k, op) in Op::HTTP.into_iter().enumerate() {
-        let measured = args.wants_op(op.key());
-        let setup = !measured
-            && Op::HTTP
-                .iter()
-                .any(|o| o.needs(op) && args.wants_op(o.key()));
-        if !measured && !setup {
-            continue;
-        }
-        let reps = if measured { args.repeat.max(1) } else { 1 };
-        let mut results: HashMap<String, Vec<Measured>> = HashMap::new();
-        for rep in 0..reps {
+    phases::run(
+        p,
+        &Op::HTTP,
+        targets,
+        args,
+        async |op, rep, t: Arc<Target>| {
+            // Each repetition's PUTs create keys never stored before.
             let fresh = (op == Op::HttpPut && rep > 0)
                 .then(|| Arc::new(keys(p, count, nonce ^ (rep as u64) << 40)));
-            let order = targets.iter().cycle().skip(k + rep).take(targets.len());
-            for t in order {
-                let phase = format!("{}-{}", p.key, op.key());
-                let profiling = measured
-                    .then(|| profiler::attach(args, &t.name, t.pid, &phase, op.key()))
-                    .flatten();
-                let m = mix.run_op(op, fresh.clone(), t.clone()).await;
-                drop(profiling);
-                results.entry(t.name.clone()).or_default().push(m);
-            }
-        }
-        if measured {
-            let mut row = Row::new(p, op);
-            for t in targets {
-                if let Some(reps) = results.remove(&t.name) {
-                    row.push_median(&t.name, reps);
-                }
-            }
-            rows.push(row);
-        }
-    }
-    Ok(rows)
+            let name = t.name.clone();
+            Ok(vec![(name, mix.run_op(op, fresh, t).await)])
+        },
+    )
+    .await
 }
 
 /// What the operations of one profile work on.

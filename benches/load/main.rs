@@ -2,13 +2,16 @@
 //! request mix BuildKit sends (blob push as POST + PUT, HEAD hit and miss,
 //! blob GET, manifest PUT and GET), at fixed concurrency, for three blob
 //! profiles; and against nginx (WebDAV PUT) under Bazel's HTTP remote cache
-//! (PUT, GET hit, GET miss of `cas/` and `ac/` keys) for two more. Every
+//! (PUT, GET hit, GET miss of `cas/` and `ac/` keys) for two more; and
+//! Bazel's gRPC cache (ByteStream Write and Read, FindMissingBlobs) beside
+//! Larder's own HTTP cache on blobs of the same sizes for two more. Every
 //! response is verified; results print as tables, with the server CPU per
 //! request of every phase, and are written as JSON.
 //!
 //!   cargo bench --bench load
 //!   cargo bench --bench load -- --profiles 4k --scale 0.5 --larder-log warn
 //!   cargo bench --bench load -- --profiles http4k,http1m --scale 0.1 --repeat 1   # quick
+//!   cargo bench --bench load -- --profiles reapi4k,reapi1m --only larder
 //!   cargo bench --bench load -- --target https://cache.example.com --token T
 //!
 //! Every server runs as a child process (not in-process) so each is measured
@@ -22,11 +25,14 @@ mod common;
 mod args;
 mod client;
 mod client_http;
+mod client_reapi;
 mod driver;
 mod http_mix;
 mod mix;
 mod nginx;
+mod phases;
 mod profiler;
+mod reapi_mix;
 mod report;
 mod servers;
 mod workload;
@@ -37,7 +43,7 @@ use clap::Parser;
 
 use args::Args;
 use client::{Speaks, Target};
-use workload::{HTTP_PROFILES, PROFILES};
+use workload::{HTTP_PROFILES, PROFILES, REAPI_PROFILES};
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -137,6 +143,19 @@ fn main() -> anyhow::Result<()> {
     {
         eprintln!("profile {} …", p.label);
         rows.extend(runtime.block_on(http_mix::run_profile(p, &http, &args, nonce))?);
+    }
+    // REAPI only on Larder (the others do not speak it).
+    let reapi: Vec<_> = targets
+        .iter()
+        .filter(|t| t.speaks == Speaks::All)
+        .cloned()
+        .collect();
+    for p in REAPI_PROFILES
+        .iter()
+        .filter(|p| args.wants(p.key) && !reapi.is_empty())
+    {
+        eprintln!("profile {} …", p.label);
+        rows.extend(runtime.block_on(reapi_mix::run_profile(p, &reapi, &args, nonce))?);
     }
     let elapsed = started.elapsed();
     // Memory after the load, beside the speed: a faster allocator setting

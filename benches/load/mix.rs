@@ -1,13 +1,12 @@
 //! The request mix of one profile, run against every target.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::args::Args;
 use crate::client::Target;
 use crate::driver::{self, Measured};
-use crate::profiler;
+use crate::phases;
 use crate::report::{Op, Row};
 use crate::workload::{self, Blob, Profile};
 
@@ -26,10 +25,7 @@ struct Mix {
     min_time: Duration,
 }
 
-/// One profile's mix. Each operation runs on every target back to back
-/// (rather than one target's whole run, then the other's), so a burst of
-/// load from a neighbour on this shared machine skews both sides alike;
-/// with --repeat, each target's median repetition is reported.
+/// One profile's mix, in the order `phases::run` gives.
 pub async fn run_profile(
     p: &Profile,
     targets: &[Arc<Target>],
@@ -62,51 +58,23 @@ pub async fn run_profile(
         min_time: Duration::from_secs_f64(workload::MIN_SECONDS * args.scale),
     };
 
-    let mut rows = Vec::new();
-    for (k, op) in Op::ALL.into_iter().enumerate() {
-        let measured = args.wants_op(op.key());
-        // A skipped operation still runs once, unreported, if a later one
-        // needs what it stores.
-        let setup = !measured
-            && Op::ALL
-                .iter()
-                .any(|o| o.needs(op) && args.wants_op(o.key()));
-        if !measured && !setup {
-            continue;
-        }
-        let reps = if measured { args.repeat.max(1) } else { 1 };
-        let mut results: HashMap<String, Vec<Measured>> = HashMap::new();
-        for rep in 0..reps {
+    phases::run(
+        p,
+        &Op::ALL,
+        targets,
+        args,
+        async |op, rep, t: Arc<Target>| {
             // Later pushes need content never pushed before.
             let fresh = (op == Op::Push && rep > 0)
                 .then(|| Arc::new(workload::blobs(p, count, nonce ^ (rep as u64) << 40)));
-            // Rotate who goes first: on a busy machine the first to run after
-            // a pause fares differently, and that must not favour one side.
-            let order = targets.iter().cycle().skip(k + rep).take(targets.len());
-            for t in order {
-                if op == Op::ManifestPut && rep == 0 {
-                    t.push(&mix.repo, &mix.config).await?; // every manifest names it
-                }
-                let phase = format!("{}-{}", p.key, op.key());
-                let profiling = measured
-                    .then(|| profiler::attach(args, &t.name, t.pid, &phase, op.key()))
-                    .flatten();
-                let m = run_op(&mix, op, rep, fresh.clone(), t.clone()).await;
-                drop(profiling);
-                results.entry(t.name.clone()).or_default().push(m);
+            if op == Op::ManifestPut && rep == 0 {
+                t.push(&mix.repo, &mix.config).await?; // every manifest names it
             }
-        }
-        if measured {
-            let mut row = Row::new(p, op);
-            for t in targets {
-                if let Some(reps) = results.remove(&t.name) {
-                    row.push_median(&t.name, reps);
-                }
-            }
-            rows.push(row);
-        }
-    }
-    Ok(rows)
+            let name = t.name.clone();
+            Ok(vec![(name, run_op(&mix, op, rep, fresh, t).await)])
+        },
+    )
+    .await
 }
 
 async fn run_op(
@@ -186,8 +154,6 @@ async fn run_op(
             })
             .await
         }
-        Op::HttpPut | Op::HttpGetHit | Op::HttpGetMiss => {
-            unreachable!("{op:?} belongs to the HTTP-cache profiles (http_mix)")
-        }
+        other => unreachable!("{other:?} belongs to the HTTP-cache or REAPI profiles"),
     }
 }

@@ -23,6 +23,9 @@ pub enum Op {
     HttpPut,
     HttpGetHit,
     HttpGetMiss,
+    GrpcWrite,
+    GrpcRead,
+    FindMissing,
 }
 
 impl Op {
@@ -38,6 +41,9 @@ impl Op {
     /// The HTTP-cache profiles' operations (`http_mix`), in the order run.
     pub const HTTP: [Op; 3] = [Op::HttpPut, Op::HttpGetHit, Op::HttpGetMiss];
 
+    /// The REAPI profiles' operations (`reapi_mix`), in the order run.
+    pub const REAPI: [Op; 3] = [Op::GrpcWrite, Op::GrpcRead, Op::FindMissing];
+
     /// The name used on the command line and in file names.
     pub fn key(self) -> &'static str {
         match self {
@@ -50,6 +56,9 @@ impl Op {
             Op::HttpPut => "put",
             Op::HttpGetHit => "get_hit",
             Op::HttpGetMiss => "get_miss",
+            Op::GrpcWrite => "bs_write",
+            Op::GrpcRead => "bs_read",
+            Op::FindMissing => "find_missing",
         }
     }
 
@@ -64,6 +73,9 @@ impl Op {
             Op::HttpPut => "PUT",
             Op::HttpGetHit => "GET hit",
             Op::HttpGetMiss => "GET miss",
+            Op::GrpcWrite => "ByteStream Write",
+            Op::GrpcRead => "ByteStream Read",
+            Op::FindMissing => "FindMissing x1000",
         }
     }
 
@@ -73,7 +85,8 @@ impl Op {
             Op::HeadHit | Op::GetBlob | Op::ManifestPut => other == Op::Push,
             Op::ManifestGet => matches!(other, Op::Push | Op::ManifestPut),
             Op::HttpGetHit => other == Op::HttpPut,
-            Op::Push | Op::HeadMiss | Op::HttpPut | Op::HttpGetMiss => false,
+            Op::GrpcRead | Op::FindMissing => other == Op::GrpcWrite,
+            Op::Push | Op::HeadMiss | Op::HttpPut | Op::HttpGetMiss | Op::GrpcWrite => false,
         }
     }
 
@@ -82,16 +95,18 @@ impl Op {
     fn is_bulk(self, p: &Profile) -> bool {
         match self {
             Op::Push | Op::GetBlob => true,
-            Op::HttpPut | Op::HttpGetHit => p.size >= 1 << 20,
+            Op::HttpPut | Op::HttpGetHit | Op::GrpcWrite | Op::GrpcRead => p.size >= 1 << 20,
             _ => false,
         }
     }
 
-    /// The server the ratio is taken against: the reference registry for
-    /// OCI, nginx for plain HTTP.
+    /// What the ratio is taken against: the reference registry for OCI,
+    /// nginx for plain HTTP, and Larder's own HTTP cache for REAPI.
     fn baseline(self) -> &'static str {
         if Op::HTTP.contains(&self) {
             "nginx"
+        } else if Op::REAPI.contains(&self) {
+            REAPI_BASELINE
         } else {
             "registry"
         }
@@ -104,6 +119,7 @@ impl Op {
         match (self, p.key) {
             (Op::HttpGetHit, _) => Some(1.0),
             (Op::HttpPut | Op::HttpGetMiss, _) => None,
+            (Op::GrpcWrite | Op::GrpcRead | Op::FindMissing, _) => None,
             (Op::HeadHit | Op::HeadMiss | Op::ManifestGet, _) => Some(10.0),
             (Op::ManifestPut, _) => Some(3.0),
             (Op::Push | Op::GetBlob, "1m") => Some(3.0),
@@ -112,6 +128,9 @@ impl Op {
         }
     }
 }
+
+/// The name the REAPI rows give Larder's HTTP side (`reapi_mix`).
+pub const REAPI_BASELINE: &str = "larder HTTP";
 
 #[derive(Serialize)]
 pub struct Row {
@@ -253,16 +272,17 @@ fn cell(bulk: bool, m: Option<&Measured>) -> String {
 }
 
 /// One table per baseline (OCI rows against the registry, HTTP-cache rows
-/// against nginx), each with the targets that ran its rows.
+/// against nginx, REAPI rows against Larder's HTTP), each with the columns
+/// its rows measured.
 pub fn print(ctx: &Context, rows: &[Row]) {
-    for baseline in ["registry", "nginx"] {
+    for baseline in ["registry", "nginx", REAPI_BASELINE] {
         let group: Vec<&Row> = rows.iter().filter(|r| r.baseline == baseline).collect();
-        let names: Vec<&str> = ctx
-            .targets
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| group.iter().any(|r| r.get(n).is_some()))
-            .collect();
+        let mut names: Vec<&str> = Vec::new();
+        for (n, _) in group.iter().flat_map(|r| &r.results) {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
         if group.is_empty() {
             continue;
         }

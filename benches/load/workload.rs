@@ -57,6 +57,25 @@ pub const HTTP_PROFILES: [Profile; 2] = [
     },
 ];
 
+/// The REAPI profiles (Bazel's gRPC cache, beside Larder's HTTP cache):
+/// issue 24's sizes and concurrency.
+pub const REAPI_PROFILES: [Profile; 2] = [
+    Profile {
+        key: "reapi4k",
+        label: "REAPI 4 KiB x10000 @32",
+        size: 4 << 10,
+        count: 10_000,
+        concurrency: 32,
+    },
+    Profile {
+        key: "reapi1m",
+        label: "REAPI 1 MiB x500 @32",
+        size: 1 << 20,
+        count: 500,
+        concurrency: 32,
+    },
+];
+
 /// Latency-bound operations repeat at least this often (cycling over the
 /// blobs), so a p99 is a real percentile rather than the maximum.
 pub const MIN_SMALL_OPS: usize = 2000;
