@@ -293,10 +293,19 @@ impl Index {
     }
 
     pub fn entry_by_key(&self, key: &EntryKey) -> Result<Option<EntryRecord>, IndexError> {
-        match self.t().entry_keys.get(key.encode())? {
-            Some(v) => self.entry(id_from(&v)?),
-            None => Ok(None),
+        let (k, hot) = (key.encode(), &self.live.hot);
+        if let Some(r) = hot.get(&k) {
+            return Ok(Some(r));
         }
+        let seen = hot.generation();
+        let found = match self.t().entry_keys.get(&k)? {
+            Some(v) => self.entry(id_from(&v)?)?,
+            None => None,
+        };
+        if let Some(r) = &found {
+            hot.remember(k, r, seen);
+        }
+        Ok(found)
     }
 
     /// Stores an entry, replacing one with the same key. Every pinned blob
@@ -304,8 +313,11 @@ impl Index {
     /// blob removal cannot slip between the check and the pin.
     pub fn put_entry(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
         let record = self.new_record(new, now)?;
-        self.entry_tx(|tx| tx.put_with(&record, now, &EntryWith::default()))
-            .map_err(flatten)
+        let stored = self
+            .entry_tx(|tx| tx.put_with(&record, now, &EntryWith::default()))
+            .map_err(flatten);
+        self.live.hot.forget(&record.key.encode());
+        stored
     }
 
     /// Several `put_entry`s, each also storing what its `EntryWith` says, in
@@ -365,10 +377,21 @@ impl Index {
                     }
                 }
                 Err(TransactionError::Abort((i, e))) => outcomes[i] = Some(Err(e)),
-                Err(TransactionError::Storage(e)) => return Err(e.into()),
+                Err(TransactionError::Storage(e)) => {
+                    self.forget_keys(&records);
+                    return Err(e.into());
+                }
             }
         }
+        self.forget_keys(&records);
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// After a write: what readers remember of these keys may be stale.
+    fn forget_keys(&self, records: &[Option<EntryRecord>]) {
+        for r in records.iter().flatten() {
+            self.live.hot.forget(&r.key.encode());
+        }
     }
 
     fn new_record(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
@@ -409,6 +432,7 @@ impl Index {
         });
         match removed.map_err(flatten) {
             Ok(Some(r)) => {
+                self.live.hot.forget(&r.key.encode());
                 // Outside the transaction (sled's cannot scan): a crash in
                 // between leaves a name that resolves to a clean miss.
                 self.remove_names_of(&r.key)?;

@@ -12,6 +12,7 @@ mod codec;
 mod commit;
 mod entries;
 mod entry_record;
+mod hot;
 mod leases;
 mod names;
 mod pins;
@@ -111,6 +112,7 @@ struct Live {
     reopens: AtomicU64,
     /// Reopens of a database that refused writes (see `recover`).
     recoveries: AtomicU64,
+    hot: hot::HotEntries,
 }
 
 /// The open database and its trees.
@@ -223,6 +225,7 @@ impl Index {
                 open: Arc::new(RwLock::new(Some(Trees::open(dir)?))),
                 reopens: AtomicU64::new(0),
                 recoveries: AtomicU64::new(0),
+                hot: hot::HotEntries::new(),
             }),
         })
     }

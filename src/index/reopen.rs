@@ -28,6 +28,7 @@ impl Index {
         }
         drop(trees);
         *open = Some(open_again(&self.live.dir));
+        self.live.hot.clear();
         self.live.reopens.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
@@ -53,6 +54,8 @@ impl Index {
         }
         drop(trees);
         *open = Some(open_again(&self.live.dir));
+        // Entries read since the failed write may be gone with it.
+        self.live.hot.clear();
         self.live.recoveries.fetch_add(1, Ordering::Relaxed);
         tracing::info!("index reopened after a failed write; it takes writes again");
         Ok(true)
