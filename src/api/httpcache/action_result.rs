@@ -17,6 +17,11 @@ use crate::cas::Digest;
 /// digests. Bazel's are a few KB; larger values are stored opaque.
 pub const MAX_PARSED: u64 = 16 << 20;
 
+/// The meta of an `ac/` entry whose value was parsed when it was stored:
+/// the blobs it names are pinned with it (or it is no action result), so a
+/// hit needs no second look. Entries of older versions carry none.
+pub const CHECKED: &[u8] = b"ac-checked";
+
 #[derive(Clone, PartialEq, Message)]
 struct ProtoDigest {
     #[prost(string, tag = "1")]

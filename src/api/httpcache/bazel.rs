@@ -167,7 +167,7 @@ pub async fn store_action_result(
             content: blob.id,
             size: blob.size,
             pins: all,
-            meta: Vec::new(),
+            meta: action_result::CHECKED.to_vec(),
             children: vec![],
         }
     };
@@ -179,12 +179,16 @@ pub async fn store_action_result(
     Ok(blob)
 }
 
-/// Whether an `ac/` hit is whole. An entry that pins more than its value
-/// holds its outputs by the invariant; an older one (stored before action
+/// Whether an `ac/` hit is whole. An entry parsed when it was stored holds
+/// its outputs by the invariant; an older one (stored before action
 /// results were parsed) is checked blob by blob, and a missing one makes it
-/// a miss, never a hit Bazel cannot use.
+/// a miss, never a hit Bazel cannot use. Not reading the value again spares
+/// every hit of an opaque `ac/` value (ccache's) a read and a parse.
 pub async fn hit_is_whole(state: &AppState, entry: &EntryRecord) -> Result<bool> {
-    if entry.pins.len() > 1 || entry.size > action_result::MAX_PARSED {
+    if entry.meta == action_result::CHECKED
+        || entry.pins.len() > 1
+        || entry.size > action_result::MAX_PARSED
+    {
         return Ok(true);
     }
     let bytes = state
