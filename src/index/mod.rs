@@ -12,6 +12,7 @@ mod codec;
 mod commit;
 mod entries;
 mod entry_record;
+mod entry_tx;
 mod hot;
 mod leases;
 mod names;
