@@ -38,9 +38,9 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct HealthcheckArgs {
-    /// The URL to GET, http:// or https://. Without it:
-    /// https://127.0.0.1:PORT/readyz when the config (file, LARDER__* env)
-    /// turns TLS on, PORT being server.listen's; else http://127.0.0.1:5000/readyz.
+    /// The URL to GET, http:// or https://. Without it: /readyz at the
+    /// config's (file, LARDER__* env) server.listen, on 127.0.0.1 when that
+    /// is a wildcard address, over https:// when the config turns TLS on.
     #[arg(long, env = "LARDER_HEALTHCHECK_URL")]
     pub url: Option<String>,
     /// For https://, verify the certificate against this PEM CA and the URL's

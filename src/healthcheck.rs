@@ -12,7 +12,7 @@ mod tls;
 mod url;
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -20,18 +20,19 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Overrides, ServerConfig};
 pub use url::{parse_url, ProbeUrl};
 
-/// The readiness probe of a server on the default listen address.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:5000/readyz";
-
-/// The URL probed when none is given. With TLS on, the server's port refuses
-/// plain HTTP, so the probe goes to https:// on the configured port; without
-/// it, the fixed default the image's HEALTHCHECK has always used.
+/// The URL probed when none is given: the configured listen address's
+/// `/readyz`, over https:// when TLS is on (the port then refuses plain
+/// HTTP). A wildcard address is reached on loopback. The image sets no URL,
+/// so its HEALTHCHECK follows the port and TLS of its config and LARDER__*.
 pub fn default_url(server: &ServerConfig) -> String {
-    if server.tls() {
-        format!("https://127.0.0.1:{}/readyz", server.listen.port())
-    } else {
-        DEFAULT_URL.to_owned()
-    }
+    let scheme = if server.tls() { "https" } else { "http" };
+    let host = match server.listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("{scheme}://{host}:{}/readyz", server.listen.port())
 }
 
 /// Enough of a response for its status line, headers and a short reason.
@@ -252,15 +253,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_follows_tls_and_its_port() {
+    fn the_default_follows_tls_the_port_and_the_address() {
         let mut server = ServerConfig {
             listen: "0.0.0.0:8443".parse().unwrap(),
             ..ServerConfig::default()
         };
-        assert_eq!(default_url(&server), DEFAULT_URL);
+        assert_eq!(default_url(&server), "http://127.0.0.1:8443/readyz");
         server.tls_cert = Some("/tls.crt".into());
         server.tls_key = Some("/tls.key".into());
         assert_eq!(default_url(&server), "https://127.0.0.1:8443/readyz");
+        server.listen = "10.1.2.3:5000".parse().unwrap();
+        assert_eq!(default_url(&server), "https://10.1.2.3:5000/readyz");
+        server.listen = "[::]:5000".parse().unwrap();
+        assert_eq!(default_url(&server), "https://[::1]:5000/readyz");
     }
 
     #[test]

@@ -46,11 +46,12 @@ async fn the_probe_paths_the_manifests_name_answer_200() {
         .iter()
         .map(|probe| str_at(container, &[probe, "httpGet", "path"]).to_owned())
         .collect();
-    let image = runtime_stage();
-    paths.push(url_path(&env_of(&image)["LARDER_HEALTHCHECK_URL"]).to_owned());
+    // The image's and compose's checks give no URL: they probe the config's
+    // /readyz (see the HEALTHCHECK test below).
     let compose = yaml("deploy/docker-compose.yml");
     let test = strings(&compose["services"]["larder"]["healthcheck"]["test"]);
-    paths.push(url_path(test.last().unwrap()).to_owned());
+    assert_eq!(test, ["CMD", "/usr/local/bin/larder", "healthcheck"]);
+    paths.push("/readyz".to_owned());
     assert!(paths.contains(&"/readyz".to_owned()) && paths.contains(&"/healthz".to_owned()));
     for path in paths {
         let resp = client.get(server.url(&path)).send().await.unwrap();
@@ -199,20 +200,30 @@ async fn the_image_listens_on_its_exposed_port_and_its_healthcheck_passes() {
         options.contains("--timeout=5s"),
         "docker's timeout must exceed the command's own 3s: {options}"
     );
-    let url = &env["LARDER_HEALTHCHECK_URL"];
-    assert_eq!(url_port(url), port, "healthcheck URL vs EXPOSE");
+    assert!(
+        !env.contains_key("LARDER_HEALTHCHECK_URL"),
+        "a fixed URL would not follow the config's port or TLS"
+    );
 
-    // The exact command, against a real server.
+    // The exact command, against a real server, with the image's config
+    // moved to that server's port as a deployment would (LARDER__*).
     let server = TestServer::start().await;
-    let url = retarget(url, server.addr);
     let args: Vec<String> = cmd[1..].to_vec();
+    let listen = format!("0.0.0.0:{}", server.addr.port());
+    let source = source.display().to_string();
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        larder(&args, &[("LARDER_HEALTHCHECK_URL", url.as_str())])
+        let env = [
+            ("LARDER_CONFIG", source.as_str()),
+            ("LARDER__SERVER__LISTEN", listen.as_str()),
+        ];
+        larder(&args, &env)
     })
     .await
     .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let probed = format!("http://127.0.0.1:{}/readyz: 200", server.addr.port());
+    assert!(text(&out.stdout).contains(&probed), "{out:?}");
 }
 
 #[test]
