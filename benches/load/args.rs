@@ -82,6 +82,16 @@ impl Args {
         self.ops.is_empty() || self.ops.iter().any(|o| o == op)
     }
 
+    /// An operation count times --scale (at least one).
+    pub fn scaled(&self, n: usize) -> usize {
+        ((n as f64 * self.scale).round() as usize).max(1)
+    }
+
+    /// How long repeatable operations run at least, times --scale.
+    pub fn min_time(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(crate::workload::MIN_SECONDS * self.scale)
+    }
+
     pub fn runs(&self, server: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == server)
     }

@@ -57,8 +57,7 @@ pub async fn run_profile(
     args: &Args,
     nonce: u64,
 ) -> anyhow::Result<Vec<Row>> {
-    let scaled = |n: usize| ((n as f64 * args.scale).round() as usize).max(1);
-    let count = scaled(p.count);
+    let count = args.scaled(p.count);
     let stored = Arc::new(keys(p, count, nonce));
     let misses: Arc<Vec<String>> = Arc::new(
         (0..count.min(1000))
@@ -75,13 +74,9 @@ pub async fn run_profile(
             })
             .collect(),
     );
-    // As the OCI profiles: every key read at least once, and no more
-    // requests than the small operations make.
-    let small_ops = scaled(workload::MIN_SMALL_OPS.max(p.count));
-    let gets = scaled(
-        (workload::MIN_GET_BYTES / p.size).clamp(p.count, workload::MIN_SMALL_OPS.max(p.count)),
-    );
-    let min_time = Duration::from_secs_f64(workload::MIN_SECONDS * args.scale);
+    let small_ops = args.scaled(p.small_ops());
+    let gets = args.scaled(p.reads());
+    let min_time = args.min_time();
     let mix = Mix {
         stored,
         misses,

@@ -32,7 +32,7 @@ pub async fn run_profile(
     args: &Args,
     nonce: u64,
 ) -> anyhow::Result<Vec<Row>> {
-    let scaled = |n: usize| ((n as f64 * args.scale).round() as usize).max(1);
+    let scaled = |n| args.scaled(n);
     let count = scaled(p.count);
     let mix = Mix {
         repo: format!("larder-bench/{}-{:08x}", p.key, nonce as u32).into(),
@@ -47,15 +47,11 @@ pub async fn run_profile(
                 .collect(),
         ),
         manifest_count: scaled(workload::MANIFEST_PUTS),
-        small_ops: scaled(workload::MIN_SMALL_OPS.max(p.count)),
-        // Enough bytes for large blobs, but no more requests than the small
-        // operations make: the registry serves 4 KiB GETs at a few hundred/s.
-        gets: scaled(
-            (workload::MIN_GET_BYTES / p.size).clamp(p.count, workload::MIN_SMALL_OPS.max(p.count)),
-        ),
+        small_ops: scaled(p.small_ops()),
+        gets: scaled(p.reads()),
         manifest_gets: scaled(workload::MANIFEST_GETS),
         concurrency: args.concurrency.unwrap_or(p.concurrency),
-        min_time: Duration::from_secs_f64(workload::MIN_SECONDS * args.scale),
+        min_time: args.min_time(),
     };
 
     phases::run(

@@ -44,8 +44,7 @@ pub async fn run_profile(
     args: &Args,
     nonce: u64,
 ) -> anyhow::Result<Vec<Row>> {
-    let scaled = |n: usize| ((n as f64 * args.scale).round() as usize).max(1);
-    let count = scaled(p.count);
+    let count = args.scaled(p.count);
     let stored = sets(p, count, nonce);
     let absent: Arc<Vec<re::Digest>> = Arc::new(
         (0..FIND_MISSING_DIGESTS)
@@ -59,12 +58,10 @@ pub async fn run_profile(
     );
     let amount = |ops| driver::Amount {
         ops,
-        min_time: Duration::from_secs_f64(workload::MIN_SECONDS * args.scale),
+        min_time: args.min_time(),
     };
-    let reads = amount(scaled(
-        (workload::MIN_GET_BYTES / p.size).clamp(p.count, workload::MIN_SMALL_OPS.max(p.count)),
-    ));
-    let finds = amount(scaled(FIND_MISSING_CALLS));
+    let reads = amount(args.scaled(p.reads()));
+    let finds = amount(args.scaled(FIND_MISSING_CALLS));
     let c = args.concurrency.unwrap_or(p.concurrency);
     let mut clients = Vec::new();
     for t in targets {

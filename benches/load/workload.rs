@@ -76,6 +76,20 @@ pub const REAPI_PROFILES: [Profile; 2] = [
     },
 ];
 
+impl Profile {
+    /// Small operations (HEAD, misses) per phase: enough for a real p99.
+    pub fn small_ops(&self) -> usize {
+        MIN_SMALL_OPS.max(self.count)
+    }
+
+    /// Blob reads per phase: every blob at least once and enough bytes for
+    /// large blobs, but no more requests than the small operations make
+    /// (the registry serves 4 KiB GETs at a few hundred/s).
+    pub fn reads(&self) -> usize {
+        (MIN_GET_BYTES / self.size).clamp(self.count, self.small_ops())
+    }
+}
+
 /// Latency-bound operations repeat at least this often (cycling over the
 /// blobs), so a p99 is a real percentile rather than the maximum.
 pub const MIN_SMALL_OPS: usize = 2000;
