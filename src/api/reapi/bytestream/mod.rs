@@ -47,6 +47,12 @@ fn chunks(b: Bytes) -> Vec<Result<ReadResponse, Status>> {
         .collect()
 }
 
+/// `len` bytes from `offset` of a blob held whole (the caller checked the range).
+fn part_of(whole: &Bytes, offset: u64, len: u64) -> crate::cas::BlobStream {
+    let part = whole.slice(offset as usize..(offset + len) as usize);
+    Box::pin(stream::once(std::future::ready(Ok(part))))
+}
+
 #[tonic::async_trait]
 impl byte_stream_server::ByteStream for ByteStream {
     type ReadStream = ReadStream;
@@ -79,8 +85,7 @@ impl byte_stream_server::ByteStream for ByteStream {
         let plain: crate::cas::BlobStream = if n.size == 0 || len == 0 {
             Box::pin(stream::empty())
         } else if let Some(whole) = in_memory {
-            let part = whole.slice(offset as usize..(offset + len) as usize);
-            Box::pin(stream::once(std::future::ready(Ok(part))))
+            part_of(&whole, offset, len)
         } else {
             let Some(blob) = bazel::find(state, &ns, &n).await.map_err(status)? else {
                 return Err(Status::not_found("blob not found"));
@@ -90,8 +95,7 @@ impl byte_stream_server::ByteStream for ByteStream {
                 // As an HTTP hit: from memory, no file opened.
                 let whole = (state.store.read_content(&blob.id, blob.size).await)
                     .map_err(|e| status(store_err(D)(e)))?;
-                let part = whole.slice(offset as usize..(offset + len) as usize);
-                Box::pin(stream::once(std::future::ready(Ok(part))))
+                part_of(&whole, offset, len)
             } else {
                 (state.store.read_blob(&blob, offset, len).await)
                     .map_err(|e| status(store_err(D)(e)))?
