@@ -20,8 +20,13 @@ use parking_lot::Mutex;
 use super::EntryRecord;
 
 const SHARDS: usize = 16;
-/// Entries remembered per shard: 32,768 in all, a few MiB.
+/// Entries remembered per shard: 32,768 in all.
 const PER_SHARD: usize = 2048;
+/// Bytes remembered per shard, roughly: 16 MiB in all, whatever the records
+/// carry (an OCI index lists its children, a proxied package its headers).
+const SHARD_BYTES: usize = 1 << 20;
+/// A record larger than this is always read from the index.
+const MAX_RECORD: usize = 16 << 10;
 
 pub(super) struct HotEntries {
     shards: [Mutex<Shard>; SHARDS],
@@ -36,6 +41,24 @@ struct Shard {
     /// Insertion order, for dropping the oldest (a forgotten key may still
     /// be listed: dropping it again is harmless).
     order: VecDeque<Vec<u8>>,
+    /// The `footprint` of `records`.
+    bytes: usize,
+}
+
+/// About what a remembered record holds on the heap.
+fn footprint(key: &[u8], r: &EntryRecord) -> usize {
+    let children: usize = (r.children.iter())
+        .map(|c| c.namespace.len() + c.name.len() + 64)
+        .sum();
+    2 * key.len() + r.meta.len() + 32 * r.pins.len() + children + 256
+}
+
+impl Shard {
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(r) = self.records.remove(key) {
+            self.bytes -= footprint(key, &r);
+        }
+    }
 }
 
 impl HotEntries {
@@ -68,19 +91,24 @@ impl HotEntries {
     /// changed since `seen` was taken.
     pub fn remember(&self, key: Vec<u8>, record: &EntryRecord, seen: u64) {
         let mut shard = self.shard(&key).lock();
-        if self.generation.load(Ordering::Acquire) != seen {
+        let size = footprint(&key, record);
+        if self.generation.load(Ordering::Acquire) != seen || size > MAX_RECORD {
             return;
         }
-        if shard.records.insert(key.clone(), record.clone()).is_none() {
-            shard.order.push_back(key);
-        }
+        shard.remove(&key);
+        shard.bytes += size;
+        shard.records.insert(key.clone(), record.clone());
+        shard.order.push_back(key);
         // Keys forgotten and remembered again are listed twice: bound the
         // list too (dropping a key still held costs one miss).
-        while shard.records.len() > PER_SHARD || shard.order.len() > 2 * PER_SHARD {
+        while shard.records.len() > PER_SHARD
+            || shard.bytes > SHARD_BYTES
+            || shard.order.len() > 2 * PER_SHARD
+        {
             let Some(oldest) = shard.order.pop_front() else {
                 break;
             };
-            shard.records.remove(&oldest);
+            shard.remove(&oldest);
         }
     }
 
@@ -88,7 +116,7 @@ impl HotEntries {
     pub fn forget(&self, key: &[u8]) {
         let mut shard = self.shard(key).lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        shard.records.remove(key);
+        shard.remove(key);
     }
 
     /// Forgets everything (the database was reopened).
@@ -98,6 +126,7 @@ impl HotEntries {
         for s in &mut shards {
             s.records.clear();
             s.order.clear();
+            s.bytes = 0;
         }
     }
 }
@@ -148,6 +177,21 @@ mod tests {
         }
         let held: usize = hot.shards.iter().map(|s| s.lock().records.len()).sum();
         assert!(held <= SHARDS * PER_SHARD, "{held}");
+        // Large records: bounded by bytes first; one too large is not kept.
+        let mut big = record(1);
+        big.meta = vec![0; 8 << 10];
+        for i in 0..SHARDS * PER_SHARD {
+            hot.remember(i.to_be_bytes().to_vec(), &big, hot.generation());
+        }
+        for s in &hot.shards {
+            let s = s.lock();
+            assert!(s.bytes <= SHARD_BYTES, "{}", s.bytes);
+            let counted: usize = s.records.iter().map(|(k, r)| footprint(k, r)).sum();
+            assert_eq!(s.bytes, counted);
+        }
+        big.meta = vec![0; MAX_RECORD];
+        hot.remember(b"huge".to_vec(), &big, hot.generation());
+        assert!(hot.get(b"huge").is_none());
         hot.clear();
         assert!(hot.shards.iter().all(|s| s.lock().records.is_empty()));
     }
