@@ -59,15 +59,18 @@ async fn compose_wires_larder_and_a_buildkitd_that_trusts_it_over_http() {
         "stop_grace_period"
     );
 
-    // Its healthcheck, run as written against a real server.
+    // Its healthcheck reads the config `serve` is given, and passes when
+    // run as written (that file on the host, moved to a real server's port).
     let test = strings(&larder_svc["healthcheck"]["test"]);
     assert_eq!(&test[..3], ["CMD", "/usr/local/bin/larder", "healthcheck"]);
-    assert_eq!(url_port(test.last().unwrap()), config.server.listen.port());
+    assert_eq!(flag_value(&test, "--config"), config_in_container);
     let server = TestServer::start().await;
     let mut args = test[2..].to_vec();
-    *args.last_mut().unwrap() = retarget(test.last().unwrap(), server.addr);
+    *args.last_mut().unwrap() = host_file.display().to_string();
+    let listen = format!("0.0.0.0:{}", server.addr.port());
     let out = tokio::task::spawn_blocking(move || {
-        larder(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        larder(&args, &[("LARDER__SERVER__LISTEN", listen.as_str())])
     })
     .await
     .unwrap();

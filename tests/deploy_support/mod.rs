@@ -161,28 +161,6 @@ pub fn unit_file(text: &str) -> BTreeMap<String, Vec<String>> {
     keys
 }
 
-/// `url` with its host:port replaced by `addr` (a manifest's probe aimed at
-/// the test's server on an ephemeral port).
-pub fn retarget(url: &str, addr: std::net::SocketAddr) -> String {
-    format!("http://{addr}{}", url_path(url))
-}
-
-/// The path of an `http://host:port/path` URL.
-pub fn url_path(url: &str) -> &str {
-    let rest = url.strip_prefix("http://").expect("http:// URL");
-    rest.find('/').map(|i| &rest[i..]).unwrap_or("/")
-}
-
-/// The port of an `http://host:port/...` URL.
-pub fn url_port(url: &str) -> u16 {
-    let rest = url.strip_prefix("http://").expect("http:// URL");
-    let authority = rest.split('/').next().unwrap();
-    authority
-        .rsplit_once(':')
-        .map(|(_, p)| p.parse().expect("numeric port"))
-        .unwrap_or(80)
-}
-
 /// A YAML string at `path` (panics naming the path when missing).
 pub fn str_at<'a>(v: &'a serde_yaml::Value, path: &[&str]) -> &'a str {
     let mut cur = v;
