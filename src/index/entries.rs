@@ -278,11 +278,7 @@ impl Index {
         .encode();
         self.hold(|t| t.entry_keys.scan_prefix(key)).map(move |kv| {
             let (_, v) = kv?;
-            let id = u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| IndexError::Corrupt("entry id is not 8 bytes".into()))?,
-            );
+            let id = id_from(&v)?;
             self.entry(id)?.ok_or_else(|| {
                 IndexError::Corrupt(format!("entry key points at missing entry {id}"))
             })

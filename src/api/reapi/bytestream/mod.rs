@@ -77,14 +77,9 @@ impl byte_stream_server::ByteStream for ByteStream {
         let rest = n.size - offset;
         let len = if limit == 0 { rest } else { limit.min(rest) };
         let state = &self.0;
-        let in_memory = if n.size == 0 || len == 0 {
-            None
-        } else {
-            bazel::find_in_memory(state, &ns, &n).map_err(status)?
-        };
         let plain: crate::cas::BlobStream = if n.size == 0 || len == 0 {
             Box::pin(stream::empty())
-        } else if let Some(whole) = in_memory {
+        } else if let Some(whole) = bazel::find_in_memory(state, &ns, &n).map_err(status)? {
             part_of(&whole, offset, len)
         } else {
             let Some(blob) = bazel::find(state, &ns, &n).await.map_err(status)? else {
