@@ -104,6 +104,26 @@ fn ingest(c: &mut Criterion) {
             })
         });
 
+        // Without publishing: the hashing and writing a stream costs, to
+        // set beside SHA-256 alone (issue 22: one hash's time per stream).
+        group.bench_function(BenchmarkId::new("ingest_stream_unsynced", name), |b| {
+            b.to_async(&runtime).iter(|| {
+                let body =
+                    futures_util::stream::iter(chunks.iter().cloned().map(Ok::<_, Infallible>));
+                cas::ingest_stream(&cas, body, Some(sha256.clone()), u64::MAX)
+            })
+        });
+
+        group.bench_function(BenchmarkId::new("hash_only_sha256", name), |b| {
+            b.iter(|| {
+                let mut s = Sha256::new();
+                for chunk in &chunks {
+                    s.update(chunk);
+                }
+                s.finalize()
+            })
+        });
+
         group.bench_function(BenchmarkId::new("hash_only_sha256_blake3", name), |b| {
             b.iter(|| {
                 let mut s = Sha256::new();

@@ -1,6 +1,9 @@
-//! Streaming ingest: bytes are hashed (SHA-256 and BLAKE3 in one pass, SHA-512
-//! only when a sha512 digest is expected) and written to a temp file on a
-//! blocking thread, so the async runtime only moves buffers.
+//! Streaming ingest: bytes are hashed (SHA-256 and BLAKE3, SHA-512 only when a
+//! sha512 digest is expected) and written to a temp file on a blocking
+//! thread. A streamed body's BLAKE3 is computed on the runtime thread as each
+//! chunk comes off the socket, still in cache, while the writer thread
+//! computes SHA-256 (the slower hash): a large push then takes the time of
+//! one hash, not of both in turn, and no byte is read from memory twice.
 
 use std::io::{self, IoSlice, Read};
 use std::path::Path;
@@ -23,31 +26,42 @@ const BATCH: usize = 64;
 
 /// The hashes computed in one pass over a blob's bytes.
 struct Hashes {
-    blake3: blake3::Hasher,
+    /// None when the caller computes the BLAKE3 as the bytes arrive.
+    blake3: Option<blake3::Hasher>,
     sha256: Sha256,
     sha512: Option<Sha512>,
 }
 
 impl Hashes {
-    fn new(expected: Option<&Digest>) -> Hashes {
+    fn new(expected: Option<&Digest>, blake3: bool) -> Hashes {
         Hashes {
-            blake3: blake3::Hasher::new(),
+            blake3: blake3.then(blake3::Hasher::new),
             sha256: Sha256::new(),
             sha512: matches!(expected, Some(Digest::Sha512(_))).then(Sha512::new),
         }
     }
 
     fn update(&mut self, data: &[u8]) {
-        self.blake3.update(data);
+        if let Some(h) = &mut self.blake3 {
+            h.update(data);
+        }
         self.sha256.update(data);
         if let Some(h) = &mut self.sha512 {
             h.update(data);
         }
     }
 
-    /// The content's identity and SHA-256, if it matches `expected`.
-    fn verify(self, expected: Option<&Digest>) -> Result<(ContentId, [u8; 32]), CasError> {
-        let id = ContentId(*self.blake3.finalize().as_bytes());
+    /// The content's identity and SHA-256, if it matches `expected`;
+    /// `blake3` is the caller's hasher when this one has none.
+    fn verify(
+        self,
+        expected: Option<&Digest>,
+        blake3: Option<blake3::Hasher>,
+    ) -> Result<(ContentId, [u8; 32]), CasError> {
+        let Some(blake3) = self.blake3.or(blake3) else {
+            return Err(CasError::Io(io::Error::other("no BLAKE3 of the content")));
+        };
+        let id = ContentId(*blake3.finalize().as_bytes());
         let sha256: [u8; 32] = self.sha256.finalize().into();
         let matches = match expected {
             None => true,
@@ -109,10 +123,15 @@ struct TempBlob {
 }
 
 impl TempBlob {
-    fn create(cas: &Cas, expected: Option<&Digest>, limit: u64) -> io::Result<TempBlob> {
+    fn create(
+        cas: &Cas,
+        expected: Option<&Digest>,
+        limit: u64,
+        blake3: bool,
+    ) -> io::Result<TempBlob> {
         Ok(TempBlob {
             temp: cas.temp_file()?,
-            hashes: Hashes::new(expected),
+            hashes: Hashes::new(expected, blake3),
             len: 0,
             limit,
             written_back: 0,
@@ -143,8 +162,12 @@ impl TempBlob {
 
     /// Verifies the content against `expected`. On a mismatch the temp file
     /// is removed; on success the caller publishes the `Verified` blob.
-    fn finish(self, expected: Option<&Digest>) -> Result<Verified, CasError> {
-        let (id, sha256) = self.hashes.verify(expected)?;
+    fn finish(
+        self,
+        expected: Option<&Digest>,
+        blake3: Option<blake3::Hasher>,
+    ) -> Result<Verified, CasError> {
+        let (id, sha256) = self.hashes.verify(expected, blake3)?;
         Ok(Verified {
             temp: self.temp,
             meta: BlobMeta {
@@ -162,7 +185,7 @@ impl TempBlob {
 /// failed verification, which leaves nothing behind.
 pub fn verify_file(path: &Path, expected: Option<&Digest>) -> Result<Verified, CasError> {
     let temp = TempFile::adopt(path)?;
-    let mut hashes = Hashes::new(expected);
+    let mut hashes = Hashes::new(expected, true);
     let mut size = 0u64;
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
@@ -173,7 +196,7 @@ pub fn verify_file(path: &Path, expected: Option<&Digest>) -> Result<Verified, C
         hashes.update(&buf[..n]);
         size += n as u64;
     }
-    let (id, sha256) = hashes.verify(expected)?;
+    let (id, sha256) = hashes.verify(expected, None)?;
     Ok(Verified {
         temp,
         meta: BlobMeta { id, sha256, size },
@@ -189,9 +212,9 @@ pub fn ingest_bytes(
     expected: Option<&Digest>,
     limit: u64,
 ) -> Result<Verified, CasError> {
-    let mut blob = TempBlob::create(cas, expected, limit)?;
+    let mut blob = TempBlob::create(cas, expected, limit, true)?;
     blob.write_chunks(std::slice::from_ref(content))?;
-    blob.finish(expected)
+    blob.finish(expected, None)
 }
 
 /// What the async side hands the writer thread. The channel closing without
@@ -199,11 +222,13 @@ pub fn ingest_bytes(
 /// only published when the whole body arrived.
 enum Piece {
     Data(Vec<Bytes>),
-    End,
+    /// The whole body arrived; its BLAKE3 so far.
+    End(Box<blake3::Hasher>),
 }
 
-/// Ingests a request body. The body is pulled on the async side and handed to
-/// a blocking thread that hashes and writes it.
+/// Ingests a request body. The body is pulled and BLAKE3-hashed on the async
+/// side and handed to a blocking thread that computes the other hashes and
+/// writes it.
 pub async fn ingest_stream<S, E>(
     cas: &Cas,
     body: S,
@@ -217,23 +242,27 @@ where
     let (tx, mut rx) = mpsc::channel::<Piece>(QUEUE_DEPTH);
     let cas_for_writer = cas.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Verified, CasError> {
-        let mut blob = TempBlob::create(&cas_for_writer, expected.as_ref(), limit)?;
+        let mut blob = TempBlob::create(&cas_for_writer, expected.as_ref(), limit, false)?;
         loop {
             match rx.blocking_recv() {
                 Some(Piece::Data(chunks)) => blob.write_chunks(&chunks)?,
-                Some(Piece::End) => return blob.finish(expected.as_ref()),
+                Some(Piece::End(blake3)) => return blob.finish(expected.as_ref(), Some(*blake3)),
                 None => return Err(CasError::Body("request body ended early".into())),
             }
         }
     });
 
+    let mut blake3 = Box::new(blake3::Hasher::new());
     let mut body = std::pin::pin!(body.ready_chunks(BATCH));
     'body: while let Some(batch) = body.next().await {
         let mut chunks = Vec::with_capacity(batch.len());
         for chunk in batch {
             match chunk {
                 Ok(chunk) if chunk.is_empty() => {}
-                Ok(chunk) => chunks.push(chunk),
+                Ok(chunk) => {
+                    blake3.update(&chunk);
+                    chunks.push(chunk);
+                }
                 Err(e) => {
                     drop(tx);
                     let _ = writer.await;
@@ -245,7 +274,7 @@ where
             break 'body; // the writer stopped early; its result says why
         }
     }
-    let _ = tx.send(Piece::End).await;
+    let _ = tx.send(Piece::End(blake3)).await;
     drop(tx);
     writer
         .await
