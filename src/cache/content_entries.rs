@@ -161,7 +161,7 @@ impl Parts {
         let blob = BlobInfo::from(meta);
         let entry = (recipe.entry)(&blob);
         let _locked = self.locks.lock(&meta.id);
-        verified.publish(&self.cas)?;
+        let (_, sync) = verified.publish_unsynced(&self.cas)?;
         let now = now_ms();
         let write = EntryWrite {
             entry,
@@ -169,6 +169,7 @@ impl Parts {
             alias: recipe.alias,
             name: recipe.name,
             link: recipe.scope,
+            sync,
         };
         let stored = self.batches.put(write, now);
         if stored.is_err() && self.index.blob(&meta.id)?.is_none() {

@@ -7,12 +7,14 @@
 
 use std::io::{self, IoSlice, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest as _, Sha256, Sha512};
 use tokio::sync::mpsc;
 
+use super::sync::SyncGroup;
 use super::tmpfile::TempFile;
 use super::{sync_dir, BlobMeta, Cas, CasError, ContentId, Digest};
 
@@ -91,20 +93,31 @@ impl Verified {
     /// Makes the content durable and publishes it under its BLAKE3 name; when
     /// that content is already published the temp file is simply deleted.
     pub fn publish(self, cas: &Cas) -> io::Result<BlobMeta> {
+        let (meta, owed) = self.publish_unsynced(cas)?;
+        if let Some(group) = owed {
+            group.sync()?;
+        }
+        Ok(meta)
+    }
+
+    /// `publish`, except that a blob a shared sync covers is only placed:
+    /// the returned group's `sync` must return before anything depends on
+    /// the blob (an index batch runs it once for all its writes).
+    pub fn publish_unsynced(self, cas: &Cas) -> io::Result<(BlobMeta, Option<Arc<SyncGroup>>)> {
         let id = self.meta.id;
         // Also when deduplicating, sync: the writer that published may not
         // have synced yet, and our caller is about to acknowledge the blob.
         match cas.sync_group(self.meta.size) {
             Some(group) => {
                 self.temp.place(&cas.path(&id))?;
-                group.sync()?;
+                Ok((self.meta, Some(group.clone())))
             }
             None => {
                 self.temp.publish(&cas.path(&id))?;
                 sync_dir(&cas.shard_dir(&id))?;
+                Ok((self.meta, None))
             }
         }
-        Ok(self.meta)
     }
 }
 

@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 pub use digest::{ContentId, Digest, DigestError};
 pub use ingest::{ingest_bytes, ingest_stream, verify_file, Verified};
 pub use read::BlobStream;
+pub use sync::SyncGroup;
 
 /// What ingest learned about a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,8 +86,8 @@ impl Cas {
 
     /// The shared sync that makes a new blob of `size` bytes durable, when
     /// one does; otherwise the blob's own fsyncs do.
-    fn sync_group(&self, size: u64) -> Option<&sync::SyncGroup> {
-        self.group.as_deref().filter(|_| size <= GROUP_SYNC_MAX)
+    fn sync_group(&self, size: u64) -> Option<&Arc<sync::SyncGroup>> {
+        self.group.as_ref().filter(|_| size <= GROUP_SYNC_MAX)
     }
 
     /// The same store, writing named temp files as on filesystems without

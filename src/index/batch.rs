@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::entry_record::EntryWith;
 use super::{BlobRecord, EntryRecord, Index, IndexError, NewEntry, PutEntryError};
-use crate::cas::Digest;
+use crate::cas::{Digest, SyncGroup};
 use crate::metrics::Histogram;
 
 /// An entry and what is stored with it (`EntryWith`, owned, so that another
@@ -25,6 +25,10 @@ pub struct EntryWrite {
     pub alias: Option<Digest>,
     pub name: Option<(String, String)>,
     pub link: Option<String>,
+    /// The shared sync that makes the content's file durable, owed before
+    /// the index may record it: the batch runs it once for all its writes,
+    /// so a small PUT waits for one group, not for two in turn.
+    pub sync: Option<Arc<SyncGroup>>,
 }
 
 impl EntryWrite {
@@ -104,9 +108,15 @@ impl EntryBatches {
             .zip(&withs)
             .map(|((_, w), with)| (&w.entry, with))
             .collect();
-        let stored = self
-            .index
-            .put_entries_with(&writes, now)
+        // Every file of the batch was placed before its write was queued.
+        let synced = match batch.iter().find_map(|(_, w)| w.sync.as_ref()) {
+            Some(group) => group
+                .sync()
+                .map_err(|e| IndexError::Storage(sled::Error::Io(e))),
+            None => Ok(()),
+        };
+        let stored = synced
+            .and_then(|()| self.index.put_entries_with(&writes, now))
             .and_then(|outcomes| {
                 let started = Instant::now();
                 let flushed = self.index.flush();
@@ -116,7 +126,7 @@ impl EntryBatches {
         match stored {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                tracing::error!(error = %e, "index write failed; the writes of its batch are refused");
+                tracing::error!(error = %e, "index write (or the sync of its blobs) failed; the writes of its batch are refused");
                 let full = e.is_disk_full();
                 batch
                     .iter()
