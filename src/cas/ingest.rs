@@ -26,43 +26,34 @@ const QUEUE_DEPTH: usize = 16;
 /// one wake-up of the writer thread and one `writev` for all of them.
 const BATCH: usize = 64;
 
-/// The hashes computed in one pass over a blob's bytes.
+/// The hashes computed beside the BLAKE3 in one pass over a blob's bytes.
+/// The BLAKE3 is the caller's, which may compute it on another thread.
 struct Hashes {
-    /// None when the caller computes the BLAKE3 as the bytes arrive.
-    blake3: Option<blake3::Hasher>,
     sha256: Sha256,
     sha512: Option<Sha512>,
 }
 
 impl Hashes {
-    fn new(expected: Option<&Digest>, blake3: bool) -> Hashes {
+    fn new(expected: Option<&Digest>) -> Hashes {
         Hashes {
-            blake3: blake3.then(blake3::Hasher::new),
             sha256: Sha256::new(),
             sha512: matches!(expected, Some(Digest::Sha512(_))).then(Sha512::new),
         }
     }
 
     fn update(&mut self, data: &[u8]) {
-        if let Some(h) = &mut self.blake3 {
-            h.update(data);
-        }
         self.sha256.update(data);
         if let Some(h) = &mut self.sha512 {
             h.update(data);
         }
     }
 
-    /// The content's identity and SHA-256, if it matches `expected`;
-    /// `blake3` is the caller's hasher when this one has none.
+    /// The content's identity and SHA-256, if it matches `expected`.
     fn verify(
         self,
         expected: Option<&Digest>,
-        blake3: Option<blake3::Hasher>,
+        blake3: &blake3::Hasher,
     ) -> Result<(ContentId, [u8; 32]), CasError> {
-        let Some(blake3) = self.blake3.or(blake3) else {
-            return Err(CasError::Io(io::Error::other("no BLAKE3 of the content")));
-        };
         let id = ContentId(*blake3.finalize().as_bytes());
         let sha256: [u8; 32] = self.sha256.finalize().into();
         let matches = match expected {
@@ -136,15 +127,10 @@ struct TempBlob {
 }
 
 impl TempBlob {
-    fn create(
-        cas: &Cas,
-        expected: Option<&Digest>,
-        limit: u64,
-        blake3: bool,
-    ) -> io::Result<TempBlob> {
+    fn create(cas: &Cas, expected: Option<&Digest>, limit: u64) -> io::Result<TempBlob> {
         Ok(TempBlob {
             temp: cas.temp_file()?,
-            hashes: Hashes::new(expected, blake3),
+            hashes: Hashes::new(expected),
             len: 0,
             limit,
             written_back: 0,
@@ -178,7 +164,7 @@ impl TempBlob {
     fn finish(
         self,
         expected: Option<&Digest>,
-        blake3: Option<blake3::Hasher>,
+        blake3: &blake3::Hasher,
     ) -> Result<Verified, CasError> {
         let (id, sha256) = self.hashes.verify(expected, blake3)?;
         Ok(Verified {
@@ -198,7 +184,8 @@ impl TempBlob {
 /// failed verification, which leaves nothing behind.
 pub fn verify_file(path: &Path, expected: Option<&Digest>) -> Result<Verified, CasError> {
     let temp = TempFile::adopt(path)?;
-    let mut hashes = Hashes::new(expected, true);
+    let mut hashes = Hashes::new(expected);
+    let mut blake3 = blake3::Hasher::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
@@ -207,9 +194,10 @@ pub fn verify_file(path: &Path, expected: Option<&Digest>) -> Result<Verified, C
             break;
         }
         hashes.update(&buf[..n]);
+        blake3.update(&buf[..n]);
         size += n as u64;
     }
-    let (id, sha256) = hashes.verify(expected, None)?;
+    let (id, sha256) = hashes.verify(expected, &blake3)?;
     Ok(Verified {
         temp,
         meta: BlobMeta { id, sha256, size },
@@ -225,9 +213,9 @@ pub fn ingest_bytes(
     expected: Option<&Digest>,
     limit: u64,
 ) -> Result<Verified, CasError> {
-    let mut blob = TempBlob::create(cas, expected, limit, true)?;
+    let mut blob = TempBlob::create(cas, expected, limit)?;
     blob.write_chunks(std::slice::from_ref(content))?;
-    blob.finish(expected, None)
+    blob.finish(expected, blake3::Hasher::new().update(content))
 }
 
 /// What the async side hands the writer thread. The channel closing without
@@ -255,11 +243,11 @@ where
     let (tx, mut rx) = mpsc::channel::<Piece>(QUEUE_DEPTH);
     let cas_for_writer = cas.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Verified, CasError> {
-        let mut blob = TempBlob::create(&cas_for_writer, expected.as_ref(), limit, false)?;
+        let mut blob = TempBlob::create(&cas_for_writer, expected.as_ref(), limit)?;
         loop {
             match rx.blocking_recv() {
                 Some(Piece::Data(chunks)) => blob.write_chunks(&chunks)?,
-                Some(Piece::End(blake3)) => return blob.finish(expected.as_ref(), Some(*blake3)),
+                Some(Piece::End(blake3)) => return blob.finish(expected.as_ref(), &blake3),
                 None => return Err(CasError::Body("request body ended early".into())),
             }
         }
