@@ -110,9 +110,7 @@ impl EntryBatches {
             .collect();
         // Every file of the batch was placed before its write was queued.
         let synced = match batch.iter().find_map(|(_, w)| w.sync.as_ref()) {
-            Some(group) => group
-                .sync()
-                .map_err(|e| IndexError::Storage(sled::Error::Io(e))),
+            Some(group) => group.sync().map_err(|e| IndexError::Storage(e.into())),
             None => Ok(()),
         };
         let stored = synced
