@@ -4,34 +4,14 @@
 //! three of its own. sled writes its log out twice per transaction, so this
 //! is most of what such a write costs the index.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::blobs::{extra_alias, new_record};
-use super::{now_ms, BlobInfo, BlobLocks, BlobWrite, Store, StoreError};
-use crate::cas::{self, Cas, CasError, Digest, Verified};
-use crate::index::{EntryBatches, EntryRecord, EntryWrite, Index, NewEntry};
-
-/// What the blocking half of such a write needs of the store.
-struct Parts {
-    cas: Cas,
-    index: Index,
-    batches: Arc<EntryBatches>,
-    locks: Arc<BlobLocks>,
-}
-
-/// How the stored entry comes about: `entry` makes it of the stored blob,
-/// and `name` (scope, name), if any, is pointed at it.
-struct Recipe<F> {
-    entry: F,
-    name: Option<(String, String)>,
-    /// A verified sha512 that also names the content.
-    alias: Option<Digest>,
-    /// The scope the blob becomes readable in, as `BlobWrite::scope`.
-    scope: Option<String>,
-}
+use super::record::{Parts, Recipe};
+use super::small_writes::MakeEntry;
+use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
+use crate::cas::{self, CasError};
+use crate::index::{EntryRecord, NewEntry};
 
 impl Store {
     /// Stores `content` (in memory: a manifest) as a blob and the entry that
@@ -49,16 +29,23 @@ impl Store {
             return Err(CasError::TooLarge { limit: w.limit }.into());
         }
         let held = self.hold(Some(len)).await?;
-        let recipe = Recipe::new(entry, name, &w);
-        let (parts, expected) = (self.parts(), w.expected);
         let kept = content.clone();
-        // Hashing a few KB costs less than handing them to a writer thread.
-        let stored = tokio::task::spawn_blocking(move || {
-            let verified = cas::ingest_bytes(&parts.cas, &content, expected.as_ref(), len)?;
-            parts.record(verified, recipe)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
+        let stored = if self.cas.syncs_as_group(len) {
+            let recipe = Recipe::new(Box::new(entry) as MakeEntry, name, &w);
+            self.small_writes
+                .write(content, w.expected, len, recipe)
+                .await
+        } else {
+            let (parts, recipe) = (self.parts(), Recipe::new(entry, name, &w));
+            let expected = w.expected;
+            // Hashing a few KB costs less than handing them to a writer thread.
+            tokio::task::spawn_blocking(move || {
+                let verified = cas::ingest_bytes(&parts.cas, &content, expected.as_ref(), len)?;
+                parts.record(verified, recipe)
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        };
         drop(held);
         let (blob, rec) = self.finish(stored).await?;
         // What was just written is what the next runner asks for.
@@ -131,51 +118,4 @@ where
         whole.extend_from_slice(&chunk);
     }
     Ok(whole.freeze())
-}
-
-impl<F> Recipe<F> {
-    fn new(entry: F, name: Option<(&str, &str)>, w: &BlobWrite<'_>) -> Recipe<F> {
-        Recipe {
-            entry,
-            name: name.map(|(scope, name)| (scope.to_owned(), name.to_owned())),
-            alias: extra_alias(w.expected.as_ref()),
-            scope: w.scope.map(str::to_owned),
-        }
-    }
-}
-
-impl Parts {
-    /// Publishes verified content and stores the entry made of it, durably,
-    /// in one transaction. Blocking. Under the blob's lock, as in
-    /// `commit_blob`, so GC cannot delete the file between publishing and
-    /// recording it.
-    fn record<F>(
-        &self,
-        verified: Verified,
-        recipe: Recipe<F>,
-    ) -> Result<(BlobInfo, EntryRecord), StoreError>
-    where
-        F: FnOnce(&BlobInfo) -> NewEntry,
-    {
-        let meta = verified.meta;
-        let blob = BlobInfo::from(meta);
-        let entry = (recipe.entry)(&blob);
-        let _locked = self.locks.lock(&meta.id);
-        let (_, sync) = verified.publish_unsynced(&self.cas)?;
-        let now = now_ms();
-        let write = EntryWrite {
-            entry,
-            content: Some(new_record(&meta, now)),
-            alias: recipe.alias,
-            name: recipe.name,
-            link: recipe.scope,
-            sync,
-        };
-        let stored = self.batches.put(write, now);
-        if stored.is_err() && self.index.blob(&meta.id)?.is_none() {
-            // Nothing records the file just published: do not leak it.
-            self.cas.remove(&meta.id)?;
-        }
-        Ok((blob, stored?))
-    }
 }

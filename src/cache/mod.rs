@@ -17,9 +17,11 @@ mod leases;
 mod leftovers;
 mod listing;
 mod named_uploads;
+mod record;
 mod release;
 mod reservations;
 mod small;
+mod small_writes;
 mod uploads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +89,8 @@ pub struct Store {
     commit: GroupCommit,
     /// Entry writes that share a transaction and a flush (blocking callers).
     batches: Arc<EntryBatches>,
+    /// Small content-and-entry writes, made durable in batches by one thread.
+    small_writes: small_writes::SmallWrites,
     uploads: uploads::Uploads,
     access: access::Access,
     leases: Arc<leases::Leases>,
@@ -127,9 +131,25 @@ impl BlobLocks {
     }
 
     pub fn lock(&self, id: &crate::cas::ContentId) -> std::sync::MutexGuard<'_, ()> {
-        self.0[id.0[0] as usize % 64]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.stripe(Self::stripe_of(id))
+    }
+
+    /// The locks of several blobs, each stripe once and in one order: no
+    /// other holder takes more than one, so this cannot deadlock with them.
+    pub fn lock_all<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a crate::cas::ContentId>,
+    ) -> Vec<std::sync::MutexGuard<'_, ()>> {
+        let stripes: std::collections::BTreeSet<usize> = ids.map(Self::stripe_of).collect();
+        stripes.into_iter().map(|s| self.stripe(s)).collect()
+    }
+
+    fn stripe_of(id: &crate::cas::ContentId) -> usize {
+        id.0[0] as usize % 64
+    }
+
+    fn stripe(&self, i: usize) -> std::sync::MutexGuard<'_, ()> {
+        self.0[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -164,18 +184,26 @@ impl Store {
             config.gc.lease.0.as_millis() as u64,
             index.leases()?,
         ));
+        let locks = Arc::new(BlobLocks::new());
+        let small_writes = small_writes::SmallWrites::start(record::Parts {
+            cas: cas.clone(),
+            index: index.clone(),
+            batches: batches.clone(),
+            locks: locks.clone(),
+        })?;
         let store = Store {
             cas,
             index,
             commit,
             batches,
+            small_writes,
             uploads,
             access: access::Access::default(),
             leases,
             small: small::SmallContent::new(config.storage.memory_cache.bytes()),
             budget,
             disk,
-            locks: Arc::new(BlobLocks::new()),
+            locks,
             gc: config.gc.clone(),
             quotas: config
                 .namespaces
@@ -229,8 +257,11 @@ impl Store {
             index,
             commit,
             running_marker,
+            small_writes,
             ..
         } = self;
+        // Its thread holds the index open until it ends.
+        drop(small_writes);
         commit.close().await;
         // Writes that a broken index dropped may have left orphan files:
         // keep the mark, so the next start sweeps them.

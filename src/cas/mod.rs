@@ -84,6 +84,11 @@ impl Cas {
         }
     }
 
+    /// Whether a new blob of `size` bytes is made durable by a shared sync.
+    pub fn syncs_as_group(&self, size: u64) -> bool {
+        self.sync_group(size).is_some()
+    }
+
     /// The shared sync that makes a new blob of `size` bytes durable, when
     /// one does; otherwise the blob's own fsyncs do.
     fn sync_group(&self, size: u64) -> Option<&Arc<sync::SyncGroup>> {

@@ -75,13 +75,25 @@ impl EntryBatches {
     /// durable. Blocking. The batch is stored at the `now` of the writer that
     /// runs it.
     pub fn put(&self, write: EntryWrite, now: u64) -> Outcome {
+        self.put_many(vec![write], now)
+            .pop()
+            .unwrap_or_else(batch_failed)
+    }
+
+    /// `put` for several writes at once (a thread that gathered them), in
+    /// one batch; their outcomes in order.
+    pub fn put_many(&self, writes: Vec<EntryWrite>, now: u64) -> Vec<Outcome> {
         let mut state = self.lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.queue.push((ticket, write));
+        let first = state.next_ticket;
+        let tickets = first..first + writes.len() as u64;
+        state.next_ticket = tickets.end;
+        state.queue.extend(tickets.clone().zip(writes));
         loop {
-            if let Some(outcome) = state.outcomes.remove(&ticket) {
-                return outcome;
+            // A batch takes the whole queue, so these tickets end together.
+            if tickets.is_empty() || state.outcomes.contains_key(&first) {
+                return tickets
+                    .map(|t| state.outcomes.remove(&t).unwrap_or_else(batch_failed))
+                    .collect();
             }
             if state.running {
                 state = self.ended.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -164,16 +176,18 @@ impl Drop for Running<'_> {
         let mut outcomes = self.outcomes.take().unwrap_or_default().into_iter();
         let mut state = self.batches.lock();
         for &ticket in &self.tickets {
-            let outcome =
-                outcomes
-                    .next()
-                    .unwrap_or(Err(PutEntryError::Index(IndexError::Unavailable(
-                        "the index write batch failed",
-                    ))));
+            let outcome = outcomes.next().unwrap_or_else(batch_failed);
             state.outcomes.insert(ticket, outcome);
         }
         state.running = false;
         drop(state);
         self.batches.ended.notify_all();
     }
+}
+
+/// The answer to a write whose batch ended without one (it panicked).
+fn batch_failed() -> Outcome {
+    Err(PutEntryError::Index(IndexError::Unavailable(
+        "the index write batch failed",
+    )))
 }
