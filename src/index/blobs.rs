@@ -101,6 +101,15 @@ pub(super) fn alias_key(digest: &Digest) -> Vec<u8> {
     k
 }
 
+/// Removes `key` only if it is there: sled writes a removal of an absent key
+/// to its log and its tree like any other write, and a reading is cheaper.
+pub(super) fn remove_present<E>(tree: &TxTree, key: &[u8]) -> ConflictableTransactionResult<(), E> {
+    if tree.get(key)?.is_some() {
+        tree.remove(key)?;
+    }
+    Ok(())
+}
+
 /// The trees a blob record is kept in, inside a transaction.
 pub(super) struct BlobTrees<'a> {
     pub blobs: &'a TxTree,
@@ -112,16 +121,22 @@ pub(super) struct BlobTrees<'a> {
 impl BlobTrees<'_> {
     /// Records a blob, its SHA-256 alias and its bytes in the usage counter.
     /// Returns false (and changes nothing) if the blob already had a record.
+    /// `pinned`: an entry of the same transaction pins it, so it never
+    /// joins `unpinned` (an insert and a remove would still cost sled a
+    /// write at commit: a transaction keeps the remove of an absent key).
     pub fn insert<E>(
         &self,
         id: &ContentId,
         rec: &BlobRecord,
+        pinned: bool,
     ) -> ConflictableTransactionResult<bool, E> {
         if self.blobs.get(id.0)?.is_some() {
             return Ok(false);
         }
-        // Unpinned from birth: GC may take it once its write lease ends.
-        self.unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
+        if !pinned {
+            // Unpinned from birth: GC may take it once its write lease ends.
+            self.unpinned.insert(&id.0, &rec.created.to_be_bytes())?;
+        }
         let stored = StoredBlob {
             rec: *rec,
             pins: Pins::default(),
@@ -182,8 +197,8 @@ impl Index {
                     unpinned,
                     meta,
                 }
-                .insert(id, rec)?;
-                trash.remove(&id.0)?;
+                .insert(id, rec, false)?;
+                remove_present(trash, &id.0)?;
                 if let Some(scope) = scope {
                     link_tx(blobs, links, id, scope)?;
                 }
@@ -421,6 +436,39 @@ mod tests {
         let derived = index.compute_derived().unwrap();
         assert_eq!(derived.blobs, 1);
         assert_eq!(index.stored_derived().unwrap().blobs, 1);
+    }
+
+    #[test]
+    fn content_stored_with_its_entry_is_never_unpinned_until_the_entry_goes() {
+        use crate::index::{EntryKey, EntryWith, NewEntry, Protocol};
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::open(tmp.path()).unwrap();
+        let id = ContentId([5; 32]);
+        let new = NewEntry {
+            key: EntryKey {
+                protocol: Protocol::Http,
+                namespace: "ns".into(),
+                name: "k".into(),
+            },
+            content: id,
+            size: 42,
+            pins: vec![id],
+            meta: Vec::new(),
+            children: Vec::new(),
+        };
+        let with = EntryWith {
+            content: Some(sample().rec),
+            alias: None,
+            name: None,
+            link: None,
+        };
+        let rec = index.put_entries_with(&[(&new, &with)], 3).unwrap();
+        let rec = rec.into_iter().next().unwrap().unwrap();
+        assert_eq!(index.unpinned_blobs().count(), 0);
+        assert_eq!(index.blob_count().unwrap(), 1);
+        index.remove_entry(rec.id, 4).unwrap();
+        let unpinned: Vec<_> = index.unpinned_blobs().map(Result::unwrap).collect();
+        assert_eq!(unpinned, vec![(id, 4)]);
     }
 
     #[test]

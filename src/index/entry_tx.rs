@@ -8,7 +8,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
-use super::blobs::{alias_key, BlobTrees, StoredBlob};
+use super::blobs::{alias_key, remove_present, BlobTrees, StoredBlob};
 use super::entry_record::{EntryKey, EntryRecord, EntryWith};
 use super::names::{link_tx, set_name_tx};
 use super::{add_to_counter, Index, IndexError};
@@ -113,11 +113,11 @@ impl EntryTx<'_> {
                 unpinned: self.unpinned,
                 meta: self.meta,
             };
-            // A new blob starts out unpinned; `insert` below pins it.
-            trees.insert(&record.content, blob)?;
+            let pinned = record.pins.contains(&record.content);
+            trees.insert(&record.content, blob, pinned)?;
             // A GC that queued this content's file for deletion must
             // leave the file just published (or deduplicated against).
-            self.trash.remove(&record.content.0)?;
+            remove_present(self.trash, &record.content.0)?;
             if let Some(alias) = with.alias {
                 self.aliases.insert(alias_key(alias), &record.content.0)?;
             }
@@ -169,7 +169,7 @@ impl EntryTx<'_> {
             if blob.pins.total() == 0 {
                 // Only a blob without pins can be in `unpinned`; every
                 // write is one more log record sled replays at startup.
-                self.unpinned.remove(&p.0)?;
+                remove_present(self.unpinned, &p.0)?;
             }
             if blob.pins.take(ns) {
                 add_to_counter(self.ns_usage, ns.as_bytes(), blob.rec.size as i64)?;
