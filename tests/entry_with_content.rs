@@ -280,4 +280,67 @@ fn a_batch_of_entry_writes_leaves_out_the_one_that_fails() {
     assert_eq!(index.name(SCOPE, "c").unwrap(), Some(key()));
     assert!(index.blob(&id(11)).unwrap().is_none());
     assert!(index.blob(&id(10)).unwrap().is_some());
+    // Content pinned at birth and released in the same batch is left for GC
+    // like any unpinned blob; pinned content is not.
+    let unpinned: Vec<ContentId> = index.unpinned_blobs().map(|r| r.unwrap().0).collect();
+    assert!(unpinned.contains(&id(10)), "{unpinned:?}");
+    assert!(!unpinned.contains(&id(12)), "{unpinned:?}");
+}
+
+/// Writes of the same content under many keys at once meet in one batch of
+/// the small-write thread: one file, one blob record, every entry pinning it.
+#[test]
+fn concurrent_writes_of_the_same_content_share_one_blob() {
+    const WRITES: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = br#"{"schemaVersion":2,"same":true}"#;
+    let key_of = |i: usize| EntryKey {
+        name: format!("team/app@same-{i}"),
+        ..key()
+    };
+    common::runtime().block_on(async {
+        let store = std::sync::Arc::new(
+            Store::open(
+                &DataDir::open(dir.path()).unwrap(),
+                &common::test_config(dir.path()),
+            )
+            .unwrap(),
+        );
+        let tasks: Vec<_> = (0..WRITES)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let write = BlobWrite {
+                        limit: 1 << 20,
+                        ..BlobWrite::default()
+                    };
+                    let made = entry(Vec::new());
+                    store
+                        .put_entry_with_content(
+                            body(bytes),
+                            write,
+                            move |b| NewEntry {
+                                key: key_of(i),
+                                ..made(b)
+                            },
+                            None,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            let (blob, rec) = task.await.unwrap().unwrap();
+            assert_eq!(rec.content, blob.id);
+            ids.push(blob.id);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "one blob for one content");
+        for i in 0..WRITES {
+            assert_eq!(store.entry(&key_of(i)).unwrap().unwrap().content, ids[0]);
+        }
+        assert_eq!(store.usage(), bytes.len() as u64);
+        assert_eq!(store.cas().list().unwrap().len(), 1);
+    });
 }

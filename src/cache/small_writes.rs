@@ -70,10 +70,10 @@ impl SmallWrites {
         };
         let sent = self.queue.as_ref().is_some_and(|q| q.send(job).is_ok());
         if !sent {
-            return Err(stopped());
+            return Err(failed());
         }
         // The thread drops a job unanswered only if it panicked on it.
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        answer.await.unwrap_or_else(|_| Err(failed()))
     }
 }
 
@@ -88,8 +88,8 @@ impl Drop for SmallWrites {
     }
 }
 
-fn stopped() -> StoreError {
-    std::io::Error::other("the small-write thread stopped").into()
+fn failed() -> StoreError {
+    std::io::Error::other("the small-write thread failed on this write").into()
 }
 
 fn run(parts: &Parts, jobs: &mpsc::Receiver<Job>) {
