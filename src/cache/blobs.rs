@@ -1,13 +1,13 @@
 //! Storing, finding and reading blobs.
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::budget::Held;
 use super::small;
 use super::{now_ms, Store, StoreError};
-use crate::cas::{self, BlobMeta, BlobStream, ContentId, Digest};
-use crate::index::BlobRecord;
+use crate::cas::{self, BlobMeta, BlobStream, Cas, CasError, ContentId, Digest};
+use crate::index::{BlobRecord, Index};
 
 /// A stored blob as protocols see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,47 @@ pub struct BlobWrite<'a> {
     pub size_hint: Option<u64>,
 }
 
+/// Records a published blob (or touches the record it has), also named by
+/// `alias` and readable in `scope`. Blocking; the caller holds the blob's
+/// lock and then waits for the index to be durable. If GC had queued the
+/// content's file for deletion, the file just published (or deduplicated
+/// against) must stay: `put_blob` takes it off the trash list.
+pub(super) fn record_blob(
+    index: &Index,
+    cas: &Cas,
+    meta: &BlobMeta,
+    alias: Option<&Digest>,
+    scope: Option<&str>,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let recorded = index
+        .put_blob(&meta.id, &new_record(meta, now), scope)
+        .and_then(|new| {
+            if new {
+                Ok(())
+            } else {
+                index.touch_blob(&meta.id, now)
+            }
+        });
+    if let Err(e) = recorded {
+        forget_unrecorded(index, cas, &meta.id);
+        return Err(e.into());
+    }
+    if let Some(d) = alias {
+        index.put_alias(d, &meta.id)?;
+    }
+    Ok(())
+}
+
+/// Deletes a published file the index does not record: it would hold space
+/// nobody counts until the next sweep. Under the blob's lock nobody else
+/// uses it.
+pub(super) fn forget_unrecorded(index: &Index, cas: &Cas, id: &ContentId) {
+    if matches!(index.blob(id), Ok(None)) {
+        let _ = cas.remove(id);
+    }
+}
+
 impl Store {
     /// Stores a body as a blob. It is durable (file and index) when this
     /// returns Ok; on any error nothing is stored.
@@ -78,6 +119,19 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        if let Some(len) = w.size_hint.filter(|&n| self.writes_small(n)) {
+            // Taken whole and written by the small-write thread with the
+            // other small writes of the moment: one sync and one index flush
+            // for all of them, no thread hand-off per request.
+            let content = collect(body, w.limit).await?;
+            let held = self.hold(Some(len)).await?;
+            let scope = w.scope.map(str::to_owned);
+            let info = (self.small_writes)
+                .write_blob(content, w.expected, w.limit, scope)
+                .await;
+            drop(held);
+            return self.noted(info);
+        }
         let (verified, held) = self.ingest(body, &w).await?;
         let info = self
             .commit_blob(verified, w.expected.as_ref(), w.scope)
@@ -123,30 +177,7 @@ impl Store {
         let meta = tokio::task::spawn_blocking(move || -> Result<BlobMeta, StoreError> {
             let _locked = locks.lock(&verified.meta.id);
             let meta = verified.publish(&cas)?;
-            let now = now_ms();
-            // If GC had queued this content's file for deletion, the file we
-            // just published (or deduplicated against) must stay: put_blob
-            // takes it off the trash list.
-            let recorded = index
-                .put_blob(&meta.id, &new_record(&meta, now), scope.as_deref())
-                .and_then(|new| {
-                    if new {
-                        Ok(())
-                    } else {
-                        index.touch_blob(&meta.id, now)
-                    }
-                });
-            if let Err(e) = recorded {
-                // A file no record names would hold space nobody counts
-                // until the next sweep; under the lock nobody else uses it.
-                if matches!(index.blob(&meta.id), Ok(None)) {
-                    let _ = cas.remove(&meta.id);
-                }
-                return Err(e.into());
-            }
-            if let Some(d) = &alias {
-                index.put_alias(d, &meta.id)?;
-            }
+            record_blob(&index, &cas, &meta, alias.as_ref(), scope.as_deref())?;
             Ok(meta)
         })
         .await
@@ -192,6 +223,12 @@ impl Store {
         Ok(removed)
     }
 
+    /// Whether a write of `size` bytes is taken whole and made durable by the
+    /// small-write thread.
+    pub(super) fn writes_small(&self, size: u64) -> bool {
+        self.serves_from_memory(size) && self.cas.syncs_as_group(size)
+    }
+
     /// Whether blobs of `size` bytes are read whole through `read_content`
     /// (and kept in memory) rather than streamed from their files.
     pub fn serves_from_memory(&self, size: u64) -> bool {
@@ -233,4 +270,22 @@ impl Store {
     ) -> Result<BlobStream, StoreError> {
         Ok(self.cas.read_range(&blob.id, offset, len).await?)
     }
+}
+
+/// A small body, whole; more than `limit` bytes is refused as it arrives.
+pub(super) async fn collect<S, E>(body: S, limit: u64) -> Result<Bytes, StoreError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut whole = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| CasError::Body(e.to_string()))?;
+        if (whole.len() + chunk.len()) as u64 > limit {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        whole.extend_from_slice(&chunk);
+    }
+    Ok(whole.freeze())
 }

@@ -5,8 +5,9 @@
 //! is most of what such a write costs the index.
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
+use super::blobs::collect;
 use super::record::{Parts, Recipe};
 use super::small_writes::MakeEntry;
 use super::{now_ms, BlobInfo, BlobWrite, Store, StoreError};
@@ -33,7 +34,7 @@ impl Store {
         let stored = if self.cas.syncs_as_group(len) {
             let recipe = Recipe::new(Box::new(entry) as MakeEntry, name, &w);
             self.small_writes
-                .write(content, w.expected, len, recipe)
+                .write_entry(content, w.expected, len, recipe)
                 .await
         } else {
             let (parts, recipe) = (self.parts(), Recipe::new(entry, name, &w));
@@ -100,22 +101,4 @@ impl Store {
         self.keep_within_quota(&rec).await;
         Ok((blob, rec))
     }
-}
-
-/// A small body, whole; more than `limit` bytes is refused as it arrives.
-async fn collect<S, E>(body: S, limit: u64) -> Result<Bytes, StoreError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Send,
-    E: std::fmt::Display,
-{
-    let mut body = std::pin::pin!(body);
-    let mut whole = bytes::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| CasError::Body(e.to_string()))?;
-        if (whole.len() + chunk.len()) as u64 > limit {
-            return Err(CasError::TooLarge { limit }.into());
-        }
-        whole.extend_from_slice(&chunk);
-    }
-    Ok(whole.freeze())
 }

@@ -13,21 +13,33 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::now_ms;
+use super::blobs::{extra_alias, forget_unrecorded, record_blob};
 use super::record::{Parts, Recipe};
-use super::{BlobInfo, EntryRecord, NewEntry, StoreError};
-use crate::cas::{self, Digest};
+use super::{now_ms, BlobInfo, EntryRecord, NewEntry, StoreError};
+use crate::cas::{self, BlobMeta, Digest};
+use crate::index::IndexError;
 
 pub(super) type MakeEntry = Box<dyn FnOnce(&BlobInfo) -> NewEntry + Send>;
-type Answer = Result<(BlobInfo, EntryRecord), StoreError>;
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// One write: its content, checked against `expected` and `limit`.
 struct Job {
     content: Bytes,
     expected: Option<Digest>,
     limit: u64,
-    recipe: Recipe<MakeEntry>,
-    reply: oneshot::Sender<Answer>,
+    what: What,
+}
+
+enum What {
+    /// The content and the entry `Recipe` makes of it.
+    Entry(Recipe<MakeEntry>, Reply<(BlobInfo, EntryRecord)>),
+    /// The content alone (a pushed blob), also named by `alias` and
+    /// readable in `scope`.
+    Blob {
+        alias: Option<Digest>,
+        scope: Option<String>,
+        reply: Reply<BlobInfo>,
+    },
 }
 
 /// Enough to share one sync among every request of a busy client, few
@@ -53,20 +65,50 @@ impl SmallWrites {
 
     /// Stores `content` (checked against `expected` and `limit`) and the
     /// entry `recipe` makes of it; answers once both are durable.
-    pub async fn write(
+    pub async fn write_entry(
         &self,
         content: Bytes,
         expected: Option<Digest>,
         limit: u64,
         recipe: Recipe<MakeEntry>,
-    ) -> Answer {
+    ) -> Result<(BlobInfo, EntryRecord), StoreError> {
         let (reply, answer) = oneshot::channel();
+        let what = What::Entry(recipe, reply);
+        self.send(content, expected, limit, what, answer).await
+    }
+
+    /// Stores `content` as a blob, as `Store::commit_blob` does; answers
+    /// once it is durable.
+    pub async fn write_blob(
+        &self,
+        content: Bytes,
+        expected: Option<Digest>,
+        limit: u64,
+        scope: Option<String>,
+    ) -> Result<BlobInfo, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let alias = extra_alias(expected.as_ref());
+        let what = What::Blob {
+            alias,
+            scope,
+            reply,
+        };
+        self.send(content, expected, limit, what, answer).await
+    }
+
+    async fn send<T>(
+        &self,
+        content: Bytes,
+        expected: Option<Digest>,
+        limit: u64,
+        what: What,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let job = Job {
             content,
             expected,
             limit,
-            recipe,
-            reply,
+            what,
         };
         let sent = self.queue.as_ref().is_some_and(|q| q.send(job).is_ok());
         if !sent {
@@ -92,6 +134,15 @@ fn failed() -> StoreError {
     std::io::Error::other("the small-write thread failed on this write").into()
 }
 
+impl What {
+    fn refuse(self, e: StoreError) {
+        let _ = match self {
+            What::Entry(_, reply) => reply.send(Err(e)).map_err(drop),
+            What::Blob { reply, .. } => reply.send(Err(e)).map_err(drop),
+        };
+    }
+}
+
 fn run(parts: &Parts, jobs: &mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -102,36 +153,117 @@ fn run(parts: &Parts, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
+/// A blob written alone, placed and awaiting its sync and its record.
+struct PlacedBlob {
+    meta: BlobMeta,
+    alias: Option<Digest>,
+    scope: Option<String>,
+    reply: Reply<BlobInfo>,
+}
+
 fn commit(parts: &Parts, batch: Vec<Job>) {
     let mut verified = Vec::with_capacity(batch.len());
     for job in batch {
         match cas::ingest_bytes(&parts.cas, &job.content, job.expected.as_ref(), job.limit) {
-            Ok(v) => verified.push((v, job.recipe, job.reply)),
-            Err(e) => {
-                let _ = job.reply.send(Err(e.into()));
-            }
+            Ok(v) => verified.push((v, job.what)),
+            Err(e) => job.what.refuse(e.into()),
         }
     }
     // Every blob's lock, from publishing until the index records it, so GC
     // cannot delete a file in between (as `Parts::record`).
     let _locked = parts
         .locks
-        .lock_all(verified.iter().map(|(v, ..)| &v.meta.id));
-    let mut writes = Vec::with_capacity(verified.len());
-    let mut published = Vec::with_capacity(verified.len());
-    for (v, recipe, reply) in verified {
-        match parts.publish(v, recipe) {
-            Ok((blob, write)) => {
-                writes.push(write);
-                published.push((blob, reply));
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
+        .lock_all(verified.iter().map(|(v, _)| &v.meta.id));
+    let (mut writes, mut entries, mut blobs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut owed = None;
+    for (v, what) in verified {
+        match what {
+            What::Entry(recipe, reply) => match parts.publish(v, recipe) {
+                Ok((blob, write)) => {
+                    writes.push(write);
+                    entries.push((blob, reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            What::Blob {
+                alias,
+                scope,
+                reply,
+            } => match v.publish_unsynced(&parts.cas) {
+                Ok((meta, sync)) => {
+                    owed = owed.or(sync);
+                    blobs.push(PlacedBlob {
+                        meta,
+                        alias,
+                        scope,
+                        reply,
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
         }
     }
+    let synced = owed.filter(|_| !blobs.is_empty()).map(|group| group.sync());
+    if let Some(Ok(())) = synced {
+        // Every file of the batch was placed before that sync.
+        writes.iter_mut().for_each(|w| w.sync = None);
+    }
+    let blobs = record_blobs(parts, blobs, synced);
     let stored = parts.batches.put_many(writes, now_ms());
-    for ((blob, reply), stored) in published.into_iter().zip(stored) {
+    for ((blob, reply), stored) in entries.into_iter().zip(stored) {
         let _ = reply.send(parts.settle(blob, stored));
     }
+    if !blobs.is_empty() {
+        // Makes the blob records durable (a batch above flushed already,
+        // unless it failed; an index with nothing new flushes cheaply).
+        let flushed = parts.index.flush();
+        for b in blobs {
+            let answer = match &flushed {
+                Ok(()) => Ok(BlobInfo::from(b.meta)),
+                Err(e) => Err(IndexError::failed_write(e).into()),
+            };
+            let _ = b.reply.send(answer);
+        }
+    }
+}
+
+/// Records placed blobs once `synced` made them durable; answers those that
+/// fail and returns the others, which await the index flush.
+fn record_blobs(
+    parts: &Parts,
+    blobs: Vec<PlacedBlob>,
+    synced: Option<std::io::Result<()>>,
+) -> Vec<PlacedBlob> {
+    if let Some(Err(e)) = synced {
+        for b in blobs {
+            forget_unrecorded(&parts.index, &parts.cas, &b.meta.id);
+            let _ = b
+                .reply
+                .send(Err(std::io::Error::new(e.kind(), e.to_string()).into()));
+        }
+        return Vec::new();
+    }
+    blobs
+        .into_iter()
+        .filter_map(|b| {
+            let recorded = record_blob(
+                &parts.index,
+                &parts.cas,
+                &b.meta,
+                b.alias.as_ref(),
+                b.scope.as_deref(),
+            );
+            match recorded {
+                Ok(()) => Some(b),
+                Err(e) => {
+                    let _ = b.reply.send(Err(e));
+                    None
+                }
+            }
+        })
+        .collect()
 }

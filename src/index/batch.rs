@@ -137,16 +137,9 @@ impl EntryBatches {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::error!(error = %e, "index write (or the sync of its blobs) failed; the writes of its batch are refused");
-                let full = e.is_disk_full();
                 batch
                     .iter()
-                    .map(|_| {
-                        Err(PutEntryError::Index(if full {
-                            IndexError::disk_full()
-                        } else {
-                            IndexError::Unavailable("index write failed")
-                        }))
-                    })
+                    .map(|_| Err(PutEntryError::Index(IndexError::failed_write(&e))))
                     .collect()
             }
         }

@@ -57,6 +57,16 @@ impl IndexError {
         IndexError::Storage(sled::Error::Io(std::io::ErrorKind::StorageFull.into()))
     }
 
+    /// What each of the writes that shared a failed write or flush gets:
+    /// "storage is full" when it was, else a plain failure.
+    pub fn failed_write(e: &IndexError) -> IndexError {
+        if e.is_disk_full() {
+            IndexError::disk_full()
+        } else {
+            IndexError::Unavailable("index write failed")
+        }
+    }
+
     /// True when the storage had no room left (ENOSPC, or EDQUOT: a quota).
     pub fn is_disk_full(&self) -> bool {
         match self {
