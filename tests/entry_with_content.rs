@@ -16,6 +16,10 @@ fn body(bytes: &[u8]) -> Bytes {
     Bytes::copy_from_slice(bytes)
 }
 
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(&DataDir::open(dir).unwrap(), &common::test_config(dir)).unwrap()
+}
+
 fn key() -> EntryKey {
     EntryKey {
         protocol: Protocol::Oci,
@@ -44,11 +48,7 @@ fn content_entry_and_name_are_stored_together_and_survive_a_restart() {
     let sha512 = Digest::Sha512(Box::new(Sha512::digest(bytes).into()));
 
     let (blob, rec) = common::runtime().block_on(async {
-        let store = Store::open(
-            &DataDir::open(dir.path()).unwrap(),
-            &common::test_config(dir.path()),
-        )
-        .unwrap();
+        let store = open(dir.path());
         let write = BlobWrite {
             expected: Some(sha512.clone()),
             limit: 1 << 20,
@@ -63,11 +63,7 @@ fn content_entry_and_name_are_stored_together_and_survive_a_restart() {
     assert_eq!(blob.size, bytes.len() as u64);
 
     common::runtime().block_on(async {
-        let store = Store::open(
-            &DataDir::open(dir.path()).unwrap(),
-            &common::test_config(dir.path()),
-        )
-        .unwrap();
+        let store = open(dir.path());
         for digest in [&sha256, &sha512] {
             assert_eq!(store.blob(digest).unwrap(), Some(blob), "{digest}");
         }
@@ -85,11 +81,7 @@ fn an_entry_pinning_a_missing_blob_stores_nothing_not_even_its_content_file() {
     let bytes = br#"{"schemaVersion":2,"layers":["gone"]}"#;
     let sha256 = Digest::Sha256(Sha256::digest(bytes).into());
     common::runtime().block_on(async {
-        let store = Store::open(
-            &DataDir::open(dir.path()).unwrap(),
-            &common::test_config(dir.path()),
-        )
-        .unwrap();
+        let store = open(dir.path());
         let missing = ContentId(*blake3::hash(b"never stored").as_bytes());
         let write = BlobWrite {
             expected: Some(sha256.clone()),
@@ -133,13 +125,7 @@ fn concurrent_writes_are_each_stored_whole_or_not_at_all() {
     };
 
     let stored: Vec<(usize, BlobInfo)> = common::runtime().block_on(async {
-        let store = std::sync::Arc::new(
-            Store::open(
-                &DataDir::open(dir.path()).unwrap(),
-                &common::test_config(dir.path()),
-            )
-            .unwrap(),
-        );
+        let store = std::sync::Arc::new(open(dir.path()));
         let tasks: Vec<_> = (0..WRITES)
             .map(|i| {
                 let store = store.clone();
@@ -187,11 +173,7 @@ fn concurrent_writes_are_each_stored_whole_or_not_at_all() {
 
     // After a restart: exactly the acknowledged writes, each whole.
     common::runtime().block_on(async {
-        let store = Store::open(
-            &DataDir::open(dir.path()).unwrap(),
-            &common::test_config(dir.path()),
-        )
-        .unwrap();
+        let store = open(dir.path());
         for i in 0..WRITES {
             let tag = format!("v{i}");
             let entry = store.entry(&key_of(i)).unwrap();
@@ -299,13 +281,7 @@ fn concurrent_writes_of_the_same_content_share_one_blob() {
         ..key()
     };
     common::runtime().block_on(async {
-        let store = std::sync::Arc::new(
-            Store::open(
-                &DataDir::open(dir.path()).unwrap(),
-                &common::test_config(dir.path()),
-            )
-            .unwrap(),
-        );
+        let store = std::sync::Arc::new(open(dir.path()));
         let tasks: Vec<_> = (0..WRITES)
             .map(|i| {
                 let store = store.clone();
