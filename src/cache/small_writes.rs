@@ -1,11 +1,10 @@
-//! Small content-and-entry writes (a 4 KiB HTTP cache value, a manifest)
+//! Small writes (a 4 KiB HTTP cache value, a manifest, a small pushed blob)
 //! made durable by one thread, in batches: it writes and places every
-//! queued write's file, then the index batch syncs them all once and
-//! records them in one transaction. A request hands its body over and
-//! awaits the answer; no blocking-pool thread is woken per write, and one
-//! thread, not one per request, waits for each sync. Per-write thread
-//! hand-offs were the largest share of a 4 KiB PUT's CPU
-//! (docs/PERFORMANCE.md, session 13).
+//! queued write's file, syncs them all once, and records them in one index
+//! batch. A request hands its body over and awaits the answer; no
+//! blocking-pool thread is woken per write, and one thread, not one per
+//! request, waits for each sync. Per-write thread hand-offs were the largest
+//! share of a 4 KiB PUT's CPU (docs/PERFORMANCE.md, session 13).
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -136,10 +135,11 @@ fn failed() -> StoreError {
 
 impl What {
     fn refuse(self, e: StoreError) {
-        let _ = match self {
-            What::Entry(_, reply) => reply.send(Err(e)).map_err(drop),
-            What::Blob { reply, .. } => reply.send(Err(e)).map_err(drop),
-        };
+        // A request that went away needs no answer.
+        match self {
+            What::Entry(_, reply) => drop(reply.send(Err(e))),
+            What::Blob { reply, .. } => drop(reply.send(Err(e))),
+        }
     }
 }
 
