@@ -7,7 +7,7 @@ use super::budget::Held;
 use super::small;
 use super::{now_ms, Store, StoreError};
 use crate::cas::{self, BlobMeta, BlobStream, Cas, CasError, ContentId, Digest};
-use crate::index::{BlobRecord, Index};
+use crate::index::{BlobRecord, Index, IndexError};
 
 /// A stored blob as protocols see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,36 +70,50 @@ pub struct BlobWrite<'a> {
     pub size_hint: Option<u64>,
 }
 
-/// Records a published blob (or touches the record it has), also named by
-/// `alias` and readable in `scope`. Blocking; the caller holds the blob's
-/// lock and then waits for the index to be durable. If GC had queued the
+/// A published blob to record: its meta, a digest that also names it, and
+/// the scope that may read it.
+pub(super) type Placed<'a> = (&'a BlobMeta, Option<&'a Digest>, Option<&'a str>);
+
+/// Records published blobs (or touches the records they have) in one index
+/// transaction; each answer in order. Blocking; the caller holds the blobs'
+/// locks and then waits for the index to be durable. If GC had queued a
 /// content's file for deletion, the file just published (or deduplicated
-/// against) must stay: `put_blob` takes it off the trash list.
-pub(super) fn record_blob(
+/// against) must stay: `put_blobs` takes it off the trash list.
+pub(super) fn record_blobs(
     index: &Index,
     cas: &Cas,
-    meta: &BlobMeta,
-    alias: Option<&Digest>,
-    scope: Option<&str>,
-) -> Result<(), StoreError> {
+    placed: &[Placed],
+) -> Vec<Result<(), StoreError>> {
     let now = now_ms();
-    let recorded = index
-        .put_blob(&meta.id, &new_record(meta, now), scope)
-        .and_then(|new| {
-            if new {
-                Ok(())
-            } else {
-                index.touch_blob(&meta.id, now)
+    let recs: Vec<BlobRecord> = placed.iter().map(|(m, ..)| new_record(m, now)).collect();
+    let puts: Vec<_> = (placed.iter().zip(&recs))
+        .map(|((m, _, scope), rec)| (&m.id, rec, *scope))
+        .collect();
+    let news = match index.put_blobs(&puts) {
+        Ok(news) => news,
+        Err(e) => {
+            for (m, ..) in placed {
+                forget_unrecorded(index, cas, &m.id);
             }
-        });
-    if let Err(e) = recorded {
-        forget_unrecorded(index, cas, &meta.id);
-        return Err(e.into());
-    }
-    if let Some(d) = alias {
-        index.put_alias(d, &meta.id)?;
-    }
-    Ok(())
+            let mut answers: Vec<Result<(), StoreError>> = (placed.iter().skip(1))
+                .map(|_| Err(IndexError::failed_write(&e).into()))
+                .collect();
+            answers.insert(0, Err(e.into()));
+            answers.truncate(placed.len());
+            return answers;
+        }
+    };
+    (placed.iter().zip(news))
+        .map(|(&(meta, alias, _), new)| {
+            if !new {
+                index.touch_blob(&meta.id, now)?;
+            }
+            if let Some(d) = alias {
+                index.put_alias(d, &meta.id)?;
+            }
+            Ok(())
+        })
+        .collect()
 }
 
 /// Deletes a published file the index does not record: it would hold space
@@ -177,8 +191,9 @@ impl Store {
         let meta = tokio::task::spawn_blocking(move || -> Result<BlobMeta, StoreError> {
             let _locked = locks.lock(&verified.meta.id);
             let meta = verified.publish(&cas)?;
-            record_blob(&index, &cas, &meta, alias.as_ref(), scope.as_deref())?;
-            Ok(meta)
+            let placed = [(&meta, alias.as_ref(), scope.as_deref())];
+            let recorded = record_blobs(&index, &cas, &placed).pop();
+            recorded.unwrap_or(Ok(())).map(|()| meta)
         })
         .await
         .map_err(std::io::Error::other)?;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::blobs::{extra_alias, forget_unrecorded, record_blob};
+use super::blobs::{extra_alias, forget_unrecorded, record_blobs, Placed};
 use super::record::{Parts, Recipe};
 use super::{now_ms, BlobInfo, EntryRecord, NewEntry, StoreError};
 use crate::cas::{self, BlobMeta, Digest};
@@ -212,7 +212,7 @@ fn commit(parts: &Parts, batch: Vec<Job>) {
         // Every file of the batch was placed before that sync.
         writes.iter_mut().for_each(|w| w.sync = None);
     }
-    let blobs = record_blobs(parts, blobs, synced);
+    let blobs = record_placed(parts, blobs, synced);
     let stored = parts.batches.put_many(writes, now_ms());
     for ((blob, reply), stored) in entries.into_iter().zip(stored) {
         let _ = reply.send(parts.settle(blob, stored));
@@ -233,7 +233,7 @@ fn commit(parts: &Parts, batch: Vec<Job>) {
 
 /// Records placed blobs once `synced` made them durable; answers those that
 /// fail and returns the others, which await the index flush.
-fn record_blobs(
+fn record_placed(
     parts: &Parts,
     blobs: Vec<PlacedBlob>,
     synced: Option<std::io::Result<()>>,
@@ -247,22 +247,16 @@ fn record_blobs(
         }
         return Vec::new();
     }
-    blobs
-        .into_iter()
-        .filter_map(|b| {
-            let recorded = record_blob(
-                &parts.index,
-                &parts.cas,
-                &b.meta,
-                b.alias.as_ref(),
-                b.scope.as_deref(),
-            );
-            match recorded {
-                Ok(()) => Some(b),
-                Err(e) => {
-                    let _ = b.reply.send(Err(e));
-                    None
-                }
+    let placed: Vec<Placed> = (blobs.iter())
+        .map(|b| (&b.meta, b.alias.as_ref(), b.scope.as_deref()))
+        .collect();
+    let recorded = record_blobs(&parts.index, &parts.cas, &placed);
+    (blobs.into_iter().zip(recorded))
+        .filter_map(|(b, recorded)| match recorded {
+            Ok(()) => Some(b),
+            Err(e) => {
+                let _ = b.reply.send(Err(e));
+                None
             }
         })
         .collect()

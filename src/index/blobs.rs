@@ -181,6 +181,17 @@ impl Index {
         rec: &BlobRecord,
         scope: Option<&str>,
     ) -> Result<bool, IndexError> {
+        let news = self.put_blobs(&[(id, rec, scope)])?;
+        Ok(news.first().copied().unwrap_or(false))
+    }
+
+    /// `put_blob` for several blobs in one transaction: sled writes its log
+    /// out twice per transaction, which a batch of small pushes then pays
+    /// once.
+    pub fn put_blobs(
+        &self,
+        blobs_to_put: &[(&ContentId, &BlobRecord, Option<&str>)],
+    ) -> Result<Vec<bool>, IndexError> {
         let t = self.t();
         (
             &t.blobs,
@@ -191,18 +202,21 @@ impl Index {
             &t.trash,
         )
             .transaction(|(blobs, aliases, unpinned, meta, links, trash)| {
-                let new = BlobTrees {
+                let trees = BlobTrees {
                     blobs,
                     aliases,
                     unpinned,
                     meta,
+                };
+                let mut news = Vec::with_capacity(blobs_to_put.len());
+                for &(id, rec, scope) in blobs_to_put {
+                    news.push(trees.insert(id, rec, false)?);
+                    remove_present(trash, &id.0)?;
+                    if let Some(scope) = scope {
+                        link_tx(blobs, links, id, scope)?;
+                    }
                 }
-                .insert(id, rec, false)?;
-                remove_present(trash, &id.0)?;
-                if let Some(scope) = scope {
-                    link_tx(blobs, links, id, scope)?;
-                }
-                Ok(new)
+                Ok(news)
             })
             .map_err(tx_error)
     }
