@@ -89,7 +89,8 @@ pub struct Store {
     commit: GroupCommit,
     /// Entry writes that share a transaction and a flush (blocking callers).
     batches: Arc<EntryBatches>,
-    /// Small content-and-entry writes, made durable in batches by one thread.
+    /// Small writes (values, manifests, pushed blobs), made durable in
+    /// batches by one thread.
     small_writes: small_writes::SmallWrites,
     uploads: uploads::Uploads,
     access: access::Access,
