@@ -1,7 +1,7 @@
 //! The records of the entries tree and its key tree: what an entry is, and
 //! its stored form.
 
-use super::blobs::BlobRecord;
+use super::blob_record::BlobRecord;
 use super::codec::{Decoder, Encoder};
 use super::IndexError;
 use crate::cas::{ContentId, Digest};

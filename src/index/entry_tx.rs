@@ -8,7 +8,8 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
-use super::blobs::{alias_key, remove_present, BlobTrees, StoredBlob};
+use super::blob_record::StoredBlob;
+use super::blobs::{alias_key, remove_present, BlobTrees};
 use super::entry_record::{EntryKey, EntryRecord, EntryWith};
 use super::names::{link_tx, set_name_tx};
 use super::{add_to_counter, Index, IndexError};

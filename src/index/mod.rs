@@ -7,6 +7,7 @@
 //! `EntryBatches`, which also shares the transaction.
 
 mod batch;
+mod blob_record;
 mod blobs;
 mod codec;
 mod commit;
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{ArcRwLockReadGuard, MappedRwLockReadGuard, RawRwLock, RwLock, RwLockReadGuard};
 
 pub use batch::{EntryBatches, EntryWrite};
-pub use blobs::BlobRecord;
+pub use blob_record::BlobRecord;
 pub use commit::GroupCommit;
 pub use entries::{EntryKey, EntryRecord, EntryWith, NewEntry, Protocol, PutEntryError};
 pub use rebuild::Derived;

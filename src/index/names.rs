@@ -15,7 +15,7 @@ use sled::Transactional;
 
 use sled::transaction::{ConflictableTransactionError, ConflictableTransactionResult};
 
-use super::blobs::{BlobRecord, StoredBlob};
+use super::blob_record::{BlobRecord, StoredBlob};
 use super::entry_record::EntryKey;
 use super::{tx_error, Index, IndexError, TxTree};
 use crate::cas::ContentId;

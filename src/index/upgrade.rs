@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
-use super::blobs::StoredBlob;
+use super::blob_record::StoredBlob;
 use super::codec::decode_u64;
 use super::names::{link_key, INLINE_SCOPES};
 use super::pins::Pins;
