@@ -95,12 +95,14 @@ pub(super) fn record_blobs(
             for (m, ..) in placed {
                 forget_unrecorded(index, cas, &m.id);
             }
-            let mut answers: Vec<Result<(), StoreError>> = (placed.iter().skip(1))
+            // The first write gets the error itself, the others its kind.
+            let rest: Vec<_> = (placed.iter().skip(1))
                 .map(|_| Err(IndexError::failed_write(&e).into()))
                 .collect();
-            answers.insert(0, Err(e.into()));
-            answers.truncate(placed.len());
-            return answers;
+            return std::iter::once(Err(e.into()))
+                .chain(rest)
+                .take(placed.len())
+                .collect();
         }
     };
     (placed.iter().zip(news))

@@ -31,7 +31,7 @@ impl Store {
         }
         let held = self.hold(Some(len)).await?;
         let kept = content.clone();
-        let stored = if self.cas.syncs_as_group(len) {
+        let stored = if self.writes_small(len) {
             let recipe = Recipe::new(Box::new(entry) as MakeEntry, name, &w);
             self.small_writes
                 .write_entry(content, w.expected, len, recipe)
