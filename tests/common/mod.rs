@@ -57,7 +57,7 @@ impl TestServer {
     }
 
     async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
-        let server = Server::bind(config.clone()).await.expect("server binds");
+        let server = bind(&config).await;
         let addr = server.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
@@ -104,6 +104,30 @@ impl TestServer {
         let mut config = self.config.clone();
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         Self::start_in(dir, config).await
+    }
+}
+
+/// Binds a server on `config`. A data dir another server of this process
+/// just released may still read as locked for a moment: a sibling test's
+/// child process, between its fork and its exec, holds copies of this
+/// process's descriptors, the lock's among them. Nothing signals that exec,
+/// so the lock is tried again for a few seconds at most; any other error, or
+/// a lock still held after that, fails the test.
+async fn bind(config: &Config) -> Server {
+    let mut tries = 0;
+    loop {
+        match Server::bind(config.clone()).await {
+            Ok(server) => return server,
+            Err(e)
+                if tries < 300
+                    && e.to_string()
+                        .contains("is in use by another larder process") =>
+            {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("server binds: {e:?}"),
+        }
     }
 }
 
