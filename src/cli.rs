@@ -34,6 +34,9 @@ pub enum Command {
     /// Probe a running server: exit 0 when the URL answers 200 (the image's
     /// HEALTHCHECK; it has no shell or curl).
     Healthcheck(HealthcheckArgs),
+    /// Cluster mode's database: apply migrations, show replicas and leader.
+    #[command(subcommand)]
+    Cluster(crate::cluster_cmd::ClusterCommand),
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +218,15 @@ pub fn run(cli: Cli) -> ExitCode {
             for warning in &config.deprecated {
                 tracing::warn!("{warning}");
             }
+            if config.cluster.enabled {
+                // Better no start than a replica that silently keeps its
+                // data to itself.
+                tracing::error!(
+                    "cluster.enabled: replicas cannot serve from PostgreSQL and the object \
+                     store yet (docs/CLUSTER.md); `larder cluster migrate` and `status` work"
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
             serve(config)
         }
         Command::Config(ConfigCommand::Print(args)) => match args.load() {
@@ -231,6 +243,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(e) => config_error(&e),
         },
         Command::Healthcheck(args) => crate::healthcheck::run(&args),
+        Command::Cluster(command) => crate::cluster_cmd::run(command),
         Command::Config(ConfigCommand::Check(args)) => match args.load() {
             Ok(c) => {
                 for warning in &c.deprecated {

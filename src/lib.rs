@@ -9,6 +9,8 @@ pub mod auth;
 pub mod cache;
 pub mod cas;
 pub mod cli;
+pub mod cluster;
+pub mod cluster_cmd;
 pub mod config;
 pub mod datadir;
 pub mod fsck_cmd;

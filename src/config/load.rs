@@ -175,6 +175,7 @@ impl Config {
         }
         self.server.validate()?;
         self.proxy.validate()?;
+        self.cluster.validate()?;
         for (key, span) in [
             (
                 "storage.index_snapshot_interval",

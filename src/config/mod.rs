@@ -2,6 +2,7 @@
 //! environment variables → command-line flags. Every key is documented in
 //! `config/larder.toml`; an unknown key anywhere is an error.
 
+mod cluster;
 mod load;
 mod proxy;
 mod server;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{ClusterConfig, PostgresConfig, S3Config};
 pub use load::{ConfigError, Overrides};
 pub use proxy::{ProxyConfig, UpstreamConfig};
 pub use server::ServerConfig;
@@ -34,6 +36,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub proxy: ProxyConfig,
+    pub cluster: ClusterConfig,
     /// Per-namespace settings, `[namespaces.<name>]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub namespaces: BTreeMap<String, NamespaceConfig>,

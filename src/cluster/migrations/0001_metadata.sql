@@ -1,0 +1,108 @@
+-- The cluster's metadata (DESIGN.md §Scale-out): what the embedded index
+-- keeps in sled, as tables. Times are Unix milliseconds, as in the index.
+
+-- Replicas record that they are alive; `larder cluster status` reads this.
+CREATE TABLE larder_replicas (
+    id          text PRIMARY KEY,
+    version     text NOT NULL,
+    address     text NOT NULL,
+    started_at  timestamptz NOT NULL,
+    seen_at     timestamptz NOT NULL
+);
+
+-- A blob is visible once its object is written and verified. GC marks it
+-- `deleting` in a transaction before it deletes the object; an entry write
+-- locks the blobs it pins and requires them `live`, so the two serialize.
+CREATE TABLE blobs (
+    id          bytea PRIMARY KEY CHECK (length(id) = 32),
+    size        bigint NOT NULL CHECK (size >= 0),
+    state       text NOT NULL DEFAULT 'live' CHECK (state IN ('live', 'deleting')),
+    created_at  bigint NOT NULL,
+    touched_at  bigint NOT NULL
+);
+
+-- Other digests of a blob (sha256:…) that clients address it by.
+CREATE TABLE blob_aliases (
+    digest  text PRIMARY KEY,
+    blob    bytea NOT NULL REFERENCES blobs ON DELETE CASCADE
+);
+CREATE INDEX blob_aliases_blob ON blob_aliases (blob);
+
+-- A lease holds a blob until `until_ms` (reads of an entry lease its pins).
+CREATE TABLE leases (
+    blob      bytea PRIMARY KEY REFERENCES blobs ON DELETE CASCADE,
+    until_ms  bigint NOT NULL
+);
+
+CREATE TABLE entries (
+    id          bigserial PRIMARY KEY,
+    protocol    text NOT NULL,
+    namespace   text NOT NULL,
+    name        text NOT NULL,
+    content     bytea NOT NULL REFERENCES blobs,
+    size        bigint NOT NULL CHECK (size >= 0),
+    created_at  bigint NOT NULL,
+    last_used   bigint NOT NULL,
+    meta        bytea NOT NULL,
+    UNIQUE (protocol, namespace, name)
+);
+CREATE INDEX entries_lru ON entries (last_used, id);
+CREATE INDEX entries_namespace ON entries (namespace);
+
+CREATE TABLE entry_pins (
+    entry  bigint NOT NULL REFERENCES entries ON DELETE CASCADE,
+    blob   bytea NOT NULL REFERENCES blobs,
+    PRIMARY KEY (entry, blob)
+);
+CREATE INDEX entry_pins_blob ON entry_pins (blob);
+
+-- Entries that go when their parent goes (an OCI index's manifests).
+CREATE TABLE entry_children (
+    parent     bigint NOT NULL REFERENCES entries ON DELETE CASCADE,
+    protocol   text NOT NULL,
+    namespace  text NOT NULL,
+    name       text NOT NULL,
+    PRIMARY KEY (parent, protocol, namespace, name)
+);
+
+-- Tags and other names within a scope (an OCI repository, a GHA scope).
+CREATE TABLE names (
+    scope   text NOT NULL,
+    name    text NOT NULL,
+    target  text NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+
+-- Which scopes (repositories) a blob was pushed to or mounted into.
+CREATE TABLE blob_links (
+    blob   bytea NOT NULL REFERENCES blobs ON DELETE CASCADE,
+    scope  text NOT NULL,
+    PRIMARY KEY (blob, scope)
+);
+
+-- Multi-request uploads (OCI chunked, GHA v1 chunks, GHA v2 blocks): each
+-- part is an object under uploads/<id>/, so any replica can continue one.
+CREATE TABLE uploads (
+    id          text PRIMARY KEY,
+    scope       text NOT NULL,
+    created_at  bigint NOT NULL,
+    updated_at  bigint NOT NULL,
+    size        bigint,
+    meta        bytea NOT NULL DEFAULT ''
+);
+CREATE TABLE upload_parts (
+    upload  text NOT NULL REFERENCES uploads ON DELETE CASCADE,
+    "offset" bigint NOT NULL CHECK ("offset" >= 0),
+    size    bigint NOT NULL CHECK (size >= 0),
+    object  text NOT NULL,
+    PRIMARY KEY (upload, "offset")
+);
+
+CREATE TABLE tokens (
+    jti   text PRIMARY KEY,
+    meta  bytea NOT NULL
+);
+CREATE TABLE revocations (
+    jti         text PRIMARY KEY,
+    revoked_at  bigint NOT NULL
+);

@@ -1,0 +1,57 @@
+//! Cluster mode (DESIGN.md §Scale-out, docs/CLUSTER.md): replicas share
+//! PostgreSQL for metadata and an S3-compatible object store for bytes.
+//!
+//! What is here so far: the connection pool, the versioned schema, leader
+//! election, replica heartbeats and the object store's blob layout. `serve`
+//! refuses `cluster.enabled` until the index and blob store run on them.
+
+pub mod leader;
+pub mod objects;
+pub mod pg;
+pub mod replicas;
+pub mod schema;
+pub mod status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{0}")]
+    Config(String),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        version: i32,
+        source: tokio_postgres::Error,
+    },
+    #[error(
+        "the database's schema is version {found}, newer than this binary's {binary}: \
+         run a larder at least as new as the one that migrated it"
+    )]
+    SchemaNewer { found: i32, binary: i32 },
+    #[error(
+        "the database's schema is version {found}, older than this binary's {binary}: \
+         run `larder cluster migrate` first"
+    )]
+    SchemaOlder { found: i32, binary: i32 },
+    #[error("object store: {0}")]
+    Objects(#[from] objects::ObjectsError),
+}
+
+/// This replica's name: `cluster.replica_id`, else the host name.
+pub fn replica_id(cfg: &crate::config::ClusterConfig) -> String {
+    if !cfg.replica_id.is_empty() {
+        return cfg.replica_id.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "larder".into())
+}
+
+/// The application name a replica's sessions carry ("larder/<replica>").
+pub fn application_name(replica: &str) -> String {
+    format!("larder/{replica}")
+}

@@ -1,0 +1,104 @@
+//! What `larder cluster status` reports: the schema, the leader, the
+//! replicas seen and what the cluster stores.
+
+use serde::Serialize;
+
+use super::{leader, replicas, schema, ClusterError};
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub schema_version: i32,
+    pub binary_schema_version: i32,
+    /// The replica whose session holds the leader lock.
+    pub leader: Option<String>,
+    pub replicas: Vec<ReplicaStatus>,
+    pub blobs: i64,
+    pub blob_bytes: i64,
+    pub entries: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplicaStatus {
+    #[serde(flatten)]
+    pub replica: replicas::Replica,
+    /// Seen within three heartbeats.
+    pub alive: bool,
+}
+
+pub async fn gather(
+    client: &impl tokio_postgres::GenericClient,
+    heartbeat: std::time::Duration,
+) -> Result<Status, ClusterError> {
+    let schema_version = schema::version(client).await?;
+    let binary_schema_version = schema::latest();
+    let leader = leader::holder(client)
+        .await?
+        .map(|app| app.strip_prefix("larder/").unwrap_or(&app).to_owned());
+    if schema_version == 0 {
+        return Ok(Status {
+            schema_version,
+            binary_schema_version,
+            leader,
+            replicas: Vec::new(),
+            blobs: 0,
+            blob_bytes: 0,
+            entries: 0,
+        });
+    }
+    let gone_after = heartbeat.as_secs_f64() * 3.0;
+    let replicas = replicas::list(client)
+        .await?
+        .into_iter()
+        .map(|replica| ReplicaStatus {
+            alive: replica.seen_secs_ago <= gone_after,
+            replica,
+        })
+        .collect();
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM blobs WHERE state = 'live'),
+                    (SELECT coalesce(sum(size), 0)::bigint FROM blobs WHERE state = 'live'),
+                    (SELECT count(*) FROM entries)",
+            &[],
+        )
+        .await?;
+    Ok(Status {
+        schema_version,
+        binary_schema_version,
+        leader,
+        replicas,
+        blobs: row.get(0),
+        blob_bytes: row.get(1),
+        entries: row.get(2),
+    })
+}
+
+impl Status {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "schema: version {} (this binary: {})\nleader: {}\n",
+            self.schema_version,
+            self.binary_schema_version,
+            self.leader.as_deref().unwrap_or("none")
+        );
+        out += &format!("replicas: {}\n", self.replicas.len());
+        for r in &self.replicas {
+            out += &format!(
+                "  {}  {}  {}  up {:.0}s  seen {:.1}s ago{}\n",
+                r.replica.id,
+                r.replica.address,
+                r.replica.version,
+                r.replica.up_secs,
+                r.replica.seen_secs_ago,
+                if r.alive { "" } else { "  (gone)" }
+            );
+        }
+        out += &format!(
+            "stored: {} blobs, {}, {} entries\n",
+            self.blobs,
+            bytesize::ByteSize(self.blob_bytes.max(0) as u64),
+            self.entries
+        );
+        out
+    }
+}

@@ -1,0 +1,248 @@
+//! Real PostgreSQL and S3-protocol servers for the cluster tests: a
+//! throwaway PostgreSQL cluster (`initdb` + `pg_ctl` on a free loopback
+//! port, as the `postgres` user when the tests run as root) and moto's S3
+//! server (`moto_server`, from PyPI's moto[server]). Each skips locally and
+//! fails under CI=true when its server is missing.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use larder::config::{PostgresConfig, S3Config, Span};
+
+use crate::common;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn postgres_bin() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LARDER_TEST_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// A PostgreSQL server of the test's own, stopped on drop.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl Postgres {
+    pub fn start() -> Option<Postgres> {
+        let Some(bin) = postgres_bin() else {
+            common::skip("PostgreSQL's initdb is not installed (apt install postgresql)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pg = Postgres {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        // initdb refuses to run as root: the cluster belongs to `postgres`.
+        if running_as_root() {
+            chmod(pg.dir.path(), 0o777);
+        }
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &pg.data(),
+                "-A",
+                "trust",
+                "-U",
+                "larder",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        pg.start_again();
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// `tool` from PostgreSQL's bin dir, as `postgres` when we are root.
+    fn command(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self
+            .command(tool)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server (again, after `stop`) on the same port and data.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once, as a crash would (every session ends).
+    pub fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=larder dbname=postgres",
+            self.port
+        )
+    }
+
+    pub fn config(&self) -> PostgresConfig {
+        PostgresConfig {
+            url: self.url(),
+            pool_size: 4,
+            connect_timeout: Span::secs(5),
+            ..PostgresConfig::default()
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// moto's S3 server on a free loopback port, killed on drop.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl S3Server {
+    pub fn start() -> Option<S3Server> {
+        let exe = common::require_tool("moto_server")?;
+        let port = free_port();
+        let child = Command::new(exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        let server = S3Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates `bucket` (moto takes unsigned requests).
+    pub async fn create_bucket(&self, bucket: &str) {
+        let status = reqwest::Client::new()
+            .put(format!("{}/{bucket}", self.endpoint()))
+            .send()
+            .await
+            .expect("create bucket")
+            .status();
+        assert!(status.is_success(), "create bucket {bucket}: {status}");
+    }
+
+    pub fn config(&self, bucket: &str) -> S3Config {
+        S3Config {
+            endpoint: self.endpoint(),
+            bucket: bucket.into(),
+            access_key_id: Some("larder-test".into()),
+            secret_access_key: Some("larder-test-secret".into()),
+            allow_http: true,
+            request_timeout: Span::secs(2),
+            ..S3Config::default()
+        }
+    }
+
+    /// Freezes (true) or thaws (false) the server: connections stay open
+    /// and nothing answers, as with a store that hangs.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: a signal to our own child, which has not been reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.freeze(false);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
