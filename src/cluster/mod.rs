@@ -5,7 +5,9 @@
 //! election, replica heartbeats and the object store's blob layout. `serve`
 //! refuses `cluster.enabled` until the index and blob store run on them.
 
+pub mod collect;
 pub mod leader;
+pub mod meta;
 pub mod objects;
 pub mod pg;
 pub mod replicas;

@@ -1,0 +1,221 @@
+//! The cluster's invariant-bearing metadata writes, in PostgreSQL: a blob
+//! becomes visible, an entry pins live blobs, GC takes an unreferenced one.
+//!
+//! The race that matters is GC against an entry write that pins the blob
+//! being collected. Both take the blob's row lock before they decide: the
+//! entry write `FOR SHARE` and then requires the row `live`; GC
+//! `FOR UPDATE` and then, in a later statement (so under a snapshot taken
+//! after the lock, which READ COMMITTED gives every statement), looks for
+//! pins and leases. Whichever locks first wins: the entry commits its pins
+//! before GC looks, or GC commits `deleting` before the entry write reads
+//! the row and it is refused. A single `UPDATE … WHERE NOT EXISTS (pins)`
+//! would not do: its subquery keeps the snapshot from before the wait.
+
+use tokio_postgres::GenericClient;
+
+use super::ClusterError;
+use crate::cas::ContentId;
+
+/// What recording a blob found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BlobPut {
+    /// The blob is recorded and live.
+    Live,
+    /// GC is removing this content (its object may already be gone): wait
+    /// until `blob_state` says it is gone, upload the object again, retry.
+    Deleting,
+}
+
+/// Records blob `id` (its object already written and verified), with the
+/// other digests it is known by.
+pub async fn put_blob(
+    tx: &impl GenericClient,
+    id: &ContentId,
+    size: u64,
+    aliases: &[String],
+    now_ms: i64,
+) -> Result<BlobPut, ClusterError> {
+    let row = tx
+        .query_one(
+            "INSERT INTO blobs (id, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (id) DO UPDATE
+                 SET touched_at = greatest(blobs.touched_at, excluded.touched_at)
+             RETURNING state",
+            &[&&id.0[..], &(size as i64), &now_ms],
+        )
+        .await?;
+    if row.get::<_, &str>(0) != "live" {
+        return Ok(BlobPut::Deleting);
+    }
+    for alias in aliases {
+        tx.execute(
+            "INSERT INTO blob_aliases (digest, blob) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[alias, &&id.0[..]],
+        )
+        .await?;
+    }
+    Ok(BlobPut::Live)
+}
+
+/// `live`, `deleting`, or `None` when the blob is not recorded.
+pub async fn blob_state(
+    client: &impl GenericClient,
+    id: &ContentId,
+) -> Result<Option<String>, ClusterError> {
+    let row = client
+        .query_opt("SELECT state FROM blobs WHERE id = $1", &[&&id.0[..]])
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub struct NewEntry<'a> {
+    pub protocol: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub content: ContentId,
+    pub size: u64,
+    pub meta: &'a [u8],
+    /// Blobs the entry needs besides its content (a manifest's layers).
+    pub pins: &'a [ContentId],
+}
+
+/// Writes entry `e` in transaction `tx`, replacing one under the same key,
+/// if its content and every pin are live; otherwise returns the blobs that
+/// are not, and the caller rolls back. The blobs stay locked against GC
+/// until `tx` ends.
+pub async fn put_entry(
+    tx: &impl GenericClient,
+    e: &NewEntry<'_>,
+    now_ms: i64,
+) -> Result<Result<i64, Vec<ContentId>>, ClusterError> {
+    let mut needed: Vec<&[u8]> = e.pins.iter().map(|p| &p.0[..]).collect();
+    needed.push(&e.content.0[..]);
+    needed.sort_unstable();
+    needed.dedup();
+    // Sorted, so that two writers lock shared blobs in one order.
+    let live: Vec<Vec<u8>> = tx
+        .query(
+            "SELECT id FROM blobs WHERE id = ANY($1) AND state = 'live'
+              ORDER BY id FOR SHARE",
+            &[&needed],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if live.len() != needed.len() {
+        let missing = needed
+            .iter()
+            .filter(|n| !live.iter().any(|l| l == *n))
+            .filter_map(|n| (*n).try_into().ok().map(ContentId))
+            .collect();
+        return Ok(Err(missing));
+    }
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO entries (protocol, namespace, name, content, size, created_at,
+                                  last_used, meta)
+                  VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+             ON CONFLICT (protocol, namespace, name) DO UPDATE
+                 SET content = excluded.content, size = excluded.size,
+                     created_at = excluded.created_at, last_used = excluded.last_used,
+                     meta = excluded.meta
+             RETURNING id",
+            &[
+                &e.protocol,
+                &e.namespace,
+                &e.name,
+                &&e.content.0[..],
+                &(e.size as i64),
+                &now_ms,
+                &e.meta,
+            ],
+        )
+        .await?
+        .get(0);
+    tx.execute("DELETE FROM entry_pins WHERE entry = $1", &[&id])
+        .await?;
+    let pins: Vec<&[u8]> = e.pins.iter().map(|p| &p.0[..]).collect();
+    tx.execute(
+        "INSERT INTO entry_pins (entry, blob)
+              SELECT $1, p FROM unnest($2::bytea[]) AS p ON CONFLICT DO NOTHING",
+        &[&id, &pins],
+    )
+    .await?;
+    Ok(Ok(id))
+}
+
+/// GC's first step, in transaction `tx`: marks blob `id` `deleting` unless
+/// an entry holds it (as content or pin) or a lease runs past `now_ms`.
+/// After `tx` commits, the object may be deleted, then `forget_blob`.
+pub async fn mark_for_deletion(
+    tx: &impl GenericClient,
+    id: &ContentId,
+    now_ms: i64,
+) -> Result<bool, ClusterError> {
+    let key = &id.0[..];
+    let state = tx
+        .query_opt("SELECT state FROM blobs WHERE id = $1 FOR UPDATE", &[&key])
+        .await?;
+    match state.map(|r| r.get::<_, String>(0)) {
+        None => return Ok(false),
+        Some(s) if s == "deleting" => return Ok(true),
+        Some(_) => {}
+    }
+    // A new statement: its snapshot sees every pin committed before the
+    // lock was granted.
+    let held: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM entry_pins WHERE blob = $1)
+                 OR EXISTS (SELECT 1 FROM entries WHERE content = $1)
+                 OR EXISTS (SELECT 1 FROM leases WHERE blob = $1 AND until_ms > $2)",
+            &[&key, &now_ms],
+        )
+        .await?
+        .get(0);
+    if held {
+        return Ok(false);
+    }
+    tx.execute("UPDATE blobs SET state = 'deleting' WHERE id = $1", &[&key])
+        .await?;
+    Ok(true)
+}
+
+/// GC's last step, once the object is deleted.
+pub async fn forget_blob(client: &impl GenericClient, id: &ContentId) -> Result<(), ClusterError> {
+    client
+        .execute(
+            "DELETE FROM blobs WHERE id = $1 AND state = 'deleting'",
+            &[&&id.0[..]],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Blobs marked `deleting` whose GC did not finish (its replica died
+/// between the mark and `forget_blob`): the leader's sweep finishes them.
+pub async fn unfinished_deletions(
+    client: &impl GenericClient,
+) -> Result<Vec<ContentId>, ClusterError> {
+    let rows = client
+        .query("SELECT id FROM blobs WHERE state = 'deleting'", &[])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.get::<_, &[u8]>(0).try_into().ok().map(ContentId))
+        .collect())
+}
+
+/// Every blob an entry needs (content and pins): each must have its object.
+pub async fn needed_blobs(client: &impl GenericClient) -> Result<Vec<ContentId>, ClusterError> {
+    let rows = client
+        .query(
+            "SELECT content FROM entries UNION SELECT blob FROM entry_pins",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.get::<_, &[u8]>(0).try_into().ok().map(ContentId))
+        .collect())
+}
