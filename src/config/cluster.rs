@@ -41,7 +41,7 @@ impl Default for ClusterConfig {
 /// Credentials: `access_key_id` and `secret_access_key` here (or as
 /// `LARDER__CLUSTER__S3__…`), else the usual `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) environment variables.
-/// The secret is never printed by `larder config show`.
+/// The secret is never printed by `larder config print`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Config {

@@ -231,3 +231,30 @@ fn the_reapi_default_namespace_loads_and_must_be_a_namespace() {
         assert!(err.contains("reapi.default_namespace"), "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn cluster_mode_needs_its_engines_and_never_prints_the_secret() {
+    let base = "[cluster]\nenabled = true\n[cluster.postgres]\nurl = \"host=db\"\n";
+    let err = load_text(base).unwrap_err().to_string();
+    assert!(err.starts_with("cluster.s3.bucket:"), "{err}");
+    let err = load_text(&format!(
+        "{base}[cluster.s3]\nbucket = \"b\"\nendpoint = \"http://minio:9000\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("allow_http"), "{err}");
+    let err = load_text("[cluster]\nenabled = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("cluster.postgres.url:"), "{err}");
+
+    let c = load_text(&format!(
+        "{base}[cluster.s3]\nbucket = \"b\"\nendpoint = \"http://minio:9000\"\n\
+         allow_http = true\naccess_key_id = \"larder\"\nsecret_access_key = \"s3cr3t\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.cluster.s3.secret_access_key.as_deref(), Some("s3cr3t"));
+    let shown = c.to_toml();
+    assert!(shown.contains("access_key_id = \"larder\""), "{shown}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+}
