@@ -6,6 +6,7 @@
 //! refuses `cluster.enabled` until the index and blob store run on them.
 
 pub mod collect;
+pub mod evict;
 pub mod leader;
 pub mod meta;
 pub mod objects;
@@ -13,6 +14,8 @@ pub mod pg;
 pub mod replicas;
 pub mod schema;
 pub mod status;
+pub mod touches;
+pub mod uploads;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -39,6 +42,12 @@ pub enum ClusterError {
     SchemaOlder { found: i32, binary: i32 },
     #[error("object store: {0}")]
     Objects(#[from] objects::ObjectsError),
+    /// Content that fails verification (a digest mismatch, over a limit).
+    #[error("{0}")]
+    Content(#[from] crate::cas::CasError),
+    /// An upload finished with bytes missing.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 /// This replica's name: `cluster.replica_id`, else the host name.

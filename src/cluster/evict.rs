@@ -1,0 +1,127 @@
+//! The leader's eviction under the cluster's one budget: blobs no entry or
+//! lease holds are collected first, then least recently used entries go in
+//! batches until the live blobs fit. Only what was last used before
+//! `settled` (see `touches::settled_before`) is a candidate, so a read
+//! whose touch is still in some replica's batch is never undone.
+
+use tokio_postgres::{Client, GenericClient};
+
+use super::collect::{collect_blob, Collected};
+use super::objects::Objects;
+use super::ClusterError;
+use crate::cas::ContentId;
+
+/// Entries dropped per transaction at most.
+const BATCH: i64 = 256;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub entries: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// Bytes of live blobs, each counted once however many entries pin it.
+pub async fn usage(client: &impl GenericClient) -> Result<u64, ClusterError> {
+    let used: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(size), 0)::bigint FROM blobs WHERE state = 'live'",
+            &[],
+        )
+        .await?
+        .get(0);
+    Ok(used as u64)
+}
+
+/// Collects every blob that no entry pins, no lease holds and nobody
+/// touched since `settled`.
+pub async fn collect_unreferenced(
+    client: &mut Client,
+    objects: &Objects,
+    now_ms: i64,
+    settled: i64,
+) -> Result<Evicted, ClusterError> {
+    let candidates: Vec<(ContentId, i64)> = client
+        .query(
+            "SELECT id, size FROM blobs b
+              WHERE state = 'live' AND touched_at < $2
+                AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
+                AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
+                AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.blob = b.id AND l.until_ms > $1)",
+            &[&now_ms, &settled],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| {
+            let id: [u8; 32] = r.get::<_, &[u8]>(0).try_into().ok()?;
+            Some((ContentId(id), r.get(1)))
+        })
+        .collect();
+    let mut done = Evicted::default();
+    for (id, size) in candidates {
+        // Rechecked under the row lock: an entry may have pinned it since.
+        if collect_blob(client, objects, &id, now_ms).await? == Collected::Deleted {
+            done.blobs += 1;
+            done.bytes += size as u64;
+        }
+    }
+    Ok(done)
+}
+
+/// Frees space until live blobs take at most `target` bytes, or nothing
+/// settled is left to evict.
+pub async fn evict_to(
+    client: &mut Client,
+    objects: &Objects,
+    target: u64,
+    now_ms: i64,
+    settled: i64,
+) -> Result<Evicted, ClusterError> {
+    let mut done = collect_unreferenced(client, objects, now_ms, settled).await?;
+    loop {
+        let used = usage(client).await?;
+        if used <= target {
+            break;
+        }
+        // The least recently used entries whose sizes add up to the excess
+        // (more go in later rounds when they share blobs).
+        let victims: Vec<i64> = client
+            .query(
+                "SELECT id FROM (
+                     SELECT id, size, (sum(size) OVER (ORDER BY last_used, id))::bigint AS running
+                       FROM entries WHERE last_used < $1
+                      ORDER BY last_used, id LIMIT $2) v
+                  WHERE running - size < $3",
+                &[&settled, &BATCH, &((used - target) as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if victims.is_empty() {
+            break;
+        }
+        // Children (an index's manifests) go with their parent. The
+        // `last_used` check is made again on each row as it is deleted: a
+        // touch flushed meanwhile saves its entry.
+        let dropped = client
+            .execute(
+                "WITH children AS (
+                     DELETE FROM entries e USING entry_children c
+                      WHERE c.parent = ANY($1) AND e.protocol = c.protocol
+                        AND e.namespace = c.namespace AND e.name = c.name
+                      RETURNING e.id)
+                 DELETE FROM entries WHERE id = ANY($1) AND last_used < $2",
+                &[&victims, &settled],
+            )
+            .await?;
+        done.entries += dropped;
+        let freed = collect_unreferenced(client, objects, now_ms, settled).await?;
+        done.blobs += freed.blobs;
+        done.bytes += freed.bytes;
+        if dropped == 0 && freed.blobs == 0 {
+            break;
+        }
+    }
+    Ok(done)
+}

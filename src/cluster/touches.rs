@@ -1,0 +1,100 @@
+//! Reads' last-used times and leases, batched: a read records them in
+//! memory, and one statement per flush writes every replica-local update,
+//! so the read path makes no database write. The leader's eviction and GC
+//! allow for the lag (`settled_before`): nothing used within two flush
+//! intervals is evicted or collected.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio_postgres::GenericClient;
+
+use super::ClusterError;
+use crate::cas::ContentId;
+
+#[derive(Default)]
+struct Pending {
+    /// Entry id → the latest time it was used.
+    entries: HashMap<i64, i64>,
+    /// Blob → the latest time a lease on it runs to.
+    leases: HashMap<ContentId, i64>,
+}
+
+#[derive(Default)]
+pub struct Touches {
+    pending: Mutex<Pending>,
+}
+
+impl Touches {
+    pub fn touch_entry(&self, entry: i64, now_ms: i64) {
+        let mut p = self.pending.lock();
+        let t = p.entries.entry(entry).or_insert(now_ms);
+        *t = (*t).max(now_ms);
+    }
+
+    pub fn lease(&self, blob: ContentId, until_ms: i64) {
+        let mut p = self.pending.lock();
+        let t = p.leases.entry(blob).or_insert(until_ms);
+        *t = (*t).max(until_ms);
+    }
+
+    /// Writes what is pending: `(entries, leases)` written. On failure the
+    /// updates go back into the batch for the next flush, so none is lost
+    /// while the database is away.
+    pub async fn flush(&self, client: &impl GenericClient) -> Result<(usize, usize), ClusterError> {
+        let taken = std::mem::take(&mut *self.pending.lock());
+        match write(client, &taken).await {
+            Ok(()) => Ok((taken.entries.len(), taken.leases.len())),
+            Err(e) => {
+                let mut p = self.pending.lock();
+                for (entry, t) in taken.entries {
+                    let cur = p.entries.entry(entry).or_insert(t);
+                    *cur = (*cur).max(t);
+                }
+                for (blob, t) in taken.leases {
+                    let cur = p.leases.entry(blob).or_insert(t);
+                    *cur = (*cur).max(t);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn write(client: &impl GenericClient, p: &Pending) -> Result<(), ClusterError> {
+    if !p.entries.is_empty() {
+        let (ids, times): (Vec<i64>, Vec<i64>) = p.entries.iter().map(|(k, v)| (*k, *v)).unzip();
+        client
+            .execute(
+                "UPDATE entries SET last_used = greatest(entries.last_used, t.used)
+                   FROM unnest($1::bigint[], $2::bigint[]) AS t(id, used)
+                  WHERE entries.id = t.id",
+                &[&ids, &times],
+            )
+            .await?;
+    }
+    if !p.leases.is_empty() {
+        let (blobs, until): (Vec<&[u8]>, Vec<i64>) =
+            p.leases.iter().map(|(k, v)| (&k.0[..], *v)).unzip();
+        // Only blobs still recorded: a lease on one GC already took is moot.
+        client
+            .execute(
+                "INSERT INTO leases (blob, until_ms)
+                      SELECT t.blob, t.until_ms
+                        FROM unnest($1::bytea[], $2::bigint[]) AS t(blob, until_ms)
+                        JOIN blobs ON blobs.id = t.blob
+                 ON CONFLICT (blob) DO UPDATE
+                     SET until_ms = greatest(leases.until_ms, excluded.until_ms)",
+                &[&blobs, &until],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The time before which every replica's touches are in the database,
+/// given how often they flush: what the leader may act on.
+pub fn settled_before(now_ms: i64, flush_interval: Duration) -> i64 {
+    now_ms - 2 * flush_interval.as_millis() as i64
+}

@@ -1,0 +1,152 @@
+//! Multi-request uploads shared by the replicas: each part is an object of
+//! its own (`objects.rs`) and a row in `upload_parts`, written under the
+//! upload's row lock, so that any replica can add the next part or finish
+//! the upload, whichever replica began it.
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use tokio_postgres::{Client, GenericClient};
+
+use super::objects::Objects;
+use super::ClusterError;
+use crate::cas::{ingest_stream, Cas, Digest, Verified};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored; the upload's parts now end here.
+    Size(u64),
+    /// Refused: not where the upload ends (contiguous), or over bytes
+    /// already stored. `size` is where the upload's parts end.
+    Conflict { size: u64 },
+    /// No such upload (never begun, finished or expired).
+    Unknown,
+}
+
+pub async fn create(
+    client: &impl GenericClient,
+    id: &str,
+    scope: &str,
+    now_ms: i64,
+) -> Result<(), ClusterError> {
+    client
+        .execute(
+            "INSERT INTO uploads (id, scope, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+            &[&id, &scope, &now_ms],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Stores `bytes` at `offset` of upload `id`. `contiguous` (OCI chunks, a
+/// streamed body) requires `offset` to be where the upload ends; otherwise
+/// (GHA chunks, which arrive in any order) the part must not overlap one
+/// already stored.
+pub async fn append(
+    client: &mut Client,
+    objects: &Objects,
+    id: &str,
+    offset: u64,
+    contiguous: bool,
+    bytes: Bytes,
+    now_ms: i64,
+) -> Result<Appended, ClusterError> {
+    let tx = client.transaction().await?;
+    if tx
+        .query_opt("SELECT 1 FROM uploads WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .is_none()
+    {
+        return Ok(Appended::Unknown);
+    }
+    let (start, end) = (offset as i64, (offset + bytes.len() as u64) as i64);
+    let row = tx
+        .query_one(
+            "SELECT coalesce(max(\"offset\" + size), 0)::bigint,
+                    EXISTS (SELECT 1 FROM upload_parts
+                             WHERE upload = $1 AND \"offset\" < $3 AND \"offset\" + size > $2)
+               FROM upload_parts WHERE upload = $1",
+            &[&id, &start, &end],
+        )
+        .await?;
+    let (size, overlaps): (i64, bool) = (row.get(0), row.get(1));
+    if (contiguous && start != size) || (!contiguous && overlaps) {
+        return Ok(Appended::Conflict { size: size as u64 });
+    }
+    // Under the row lock: a concurrent part for this upload waits here
+    // rather than racing us to the same range.
+    objects.put_part(id, offset, bytes).await?;
+    tx.execute(
+        "INSERT INTO upload_parts (upload, \"offset\", size, object) VALUES ($1, $2, $3, $4)",
+        &[&id, &start, &(end - start), &format!("{offset:020}")],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE uploads SET updated_at = $2 WHERE id = $1",
+        &[&id, &now_ms],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Appended::Size(size.max(end) as u64))
+}
+
+/// The upload's parts as `(offset, size)`, in order.
+pub async fn parts(client: &impl GenericClient, id: &str) -> Result<Vec<(u64, u64)>, ClusterError> {
+    let rows = client
+        .query(
+            "SELECT \"offset\", size FROM upload_parts WHERE upload = $1 ORDER BY \"offset\"",
+            &[&id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+        .collect())
+}
+
+/// Joins the parts, in order, into a verified blob in this replica's `cas`
+/// temp area (checked against `expected` when given): the caller publishes
+/// it locally and to the object store. Refused when the parts leave a gap.
+pub async fn assemble(
+    client: &impl GenericClient,
+    objects: &Objects,
+    cas: &Cas,
+    id: &str,
+    expected: Option<Digest>,
+    limit: u64,
+) -> Result<Verified, ClusterError> {
+    let parts = parts(client, id).await?;
+    let mut end = 0;
+    for (offset, size) in &parts {
+        if *offset != end {
+            return Err(ClusterError::Incomplete(format!(
+                "upload {id} has no bytes at {end}"
+            )));
+        }
+        end += size;
+    }
+    let objects = objects.clone();
+    let upload = id.to_owned();
+    let body = stream::iter(parts)
+        .then(move |(offset, _)| {
+            let objects = objects.clone();
+            let upload = upload.clone();
+            async move { objects.read_part(&upload, offset).await }
+        })
+        .try_flatten();
+    Ok(ingest_stream(cas, body, expected, limit).await?)
+}
+
+/// Forgets upload `id`, then deletes its parts' objects: a replica dying in
+/// between leaves objects no row names, which the leader's sweep of
+/// `uploads/` removes, never a row whose parts are gone.
+pub async fn remove(
+    client: &impl GenericClient,
+    objects: &Objects,
+    id: &str,
+) -> Result<(), ClusterError> {
+    client
+        .execute("DELETE FROM uploads WHERE id = $1", &[&id])
+        .await?;
+    objects.delete_upload(id).await?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Eviction under the cluster's one budget, with reads recorded on two
+//! replicas: least recently used first across both, nothing a replica may
+//! still be recording is evicted, and no entry is left needing a blob whose
+//! object is gone. Real PostgreSQL, real S3-protocol server.
+
+mod cluster_support;
+mod common;
+
+use std::time::Duration;
+
+use larder::cas::ContentId;
+use larder::cluster::evict::{evict_to, usage};
+use larder::cluster::meta::{self, NewEntry};
+use larder::cluster::objects::Objects;
+use larder::cluster::touches::{settled_before, Touches};
+use larder::cluster::{pg, schema};
+
+use cluster_support::{Postgres, S3Server};
+
+const KIB: u64 = 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lru_order_holds_across_replicas_and_recent_reads_are_kept() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let settings = pg::settings(&db.config(), "larder/test").unwrap();
+    let mut leader = pg::connect(&settings).await.unwrap();
+    let other = pg::connect(&settings).await.unwrap();
+    schema::migrate(&mut leader, "test").await.unwrap();
+    let objects = Objects::open(&s3.config("larder")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Ten entries of 1 KiB each, written at t = 1000 + i.
+    let mut ids = Vec::new();
+    for i in 0..10u8 {
+        let data = vec![i; KIB as usize];
+        let blob = ContentId(*blake3::hash(&data).as_bytes());
+        let file = dir.path().join(blob.to_hex());
+        std::fs::write(&file, &data).unwrap();
+        objects.put_blob(&blob, &file).await.unwrap();
+        let t = 1000 + i64::from(i);
+        meta::put_blob(&leader, &blob, KIB, &[], t).await.unwrap();
+        let name = format!("key-{i}");
+        let entry = NewEntry {
+            protocol: "http",
+            namespace: "ci",
+            name: &name,
+            content: blob,
+            size: KIB,
+            meta: b"",
+            pins: &[],
+        };
+        ids.push(meta::put_entry(&leader, &entry, t).await.unwrap().unwrap());
+    }
+    // Replica A reads entries 0 and 1, replica B reads 2 and 3, later on;
+    // both flush. Entry 9 is read at t = 5000, after what has settled.
+    let (a, b) = (Touches::default(), Touches::default());
+    a.touch_entry(ids[0], 2000);
+    a.touch_entry(ids[1], 2001);
+    b.touch_entry(ids[2], 2002);
+    b.touch_entry(ids[3], 2003);
+    b.touch_entry(ids[9], 5000);
+    assert_eq!(a.flush(&leader).await.unwrap(), (2, 0));
+    assert_eq!(b.flush(&other).await.unwrap(), (3, 0));
+
+    let settled = settled_before(5000, Duration::from_millis(1000));
+    assert_eq!(settled, 3000);
+    assert_eq!(usage(&leader).await.unwrap(), 10 * KIB);
+    let done = evict_to(&mut leader, &objects, 5 * KIB, 5000, settled)
+        .await
+        .unwrap();
+    assert_eq!(done.blobs, 5);
+    assert_eq!(done.bytes, 5 * KIB);
+    assert_eq!(usage(&leader).await.unwrap(), 5 * KIB);
+    let left: Vec<String> = leader
+        .query("SELECT name FROM entries ORDER BY name", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // The five least recently used across both replicas went (4..8 were
+    // never read); 9 is recent, 0..3 were read after 4..8 were written.
+    assert_eq!(left, ["key-0", "key-1", "key-2", "key-3", "key-9"]);
+
+    // Asked for less than what is settled, eviction stops at the recent
+    // entry rather than evicting it.
+    let done = evict_to(&mut leader, &objects, 0, 5000, settled)
+        .await
+        .unwrap();
+    assert_eq!(done.entries, 4);
+    let left: i64 = leader
+        .query_one("SELECT count(*) FROM entries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1);
+
+    // Every entry's blob still has its object, and only those remain.
+    let stored = objects.list_blobs().await.unwrap();
+    let needed = meta::needed_blobs(&leader).await.unwrap();
+    assert_eq!(stored, needed);
+}
+
+#[tokio::test]
+async fn touches_survive_a_database_outage() {
+    let Some(db) = Postgres::start() else { return };
+    let settings = pg::settings(&db.config(), "larder/test").unwrap();
+    let mut c = pg::connect(&settings).await.unwrap();
+    schema::migrate(&mut c, "test").await.unwrap();
+    let blob = ContentId([7; 32]);
+    meta::put_blob(&c, &blob, 1, &[], 1).await.unwrap();
+    let touches = Touches::default();
+    touches.lease(blob, 9000);
+    db.stop();
+    assert!(touches.flush(&c).await.is_err());
+    db.start_again();
+    let c = pg::connect(&settings).await.unwrap();
+    touches.lease(blob, 8000);
+    assert_eq!(touches.flush(&c).await.unwrap(), (0, 1));
+    let until: i64 = c
+        .query_one(
+            "SELECT until_ms FROM leases WHERE blob = $1",
+            &[&&blob.0[..]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(until, 9000, "the lease recorded before the outage was kept");
+}
