@@ -11,7 +11,7 @@
 //! the row and it is refused. A single `UPDATE … WHERE NOT EXISTS (pins)`
 //! would not do: its subquery keeps the snapshot from before the wait.
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{Client, GenericClient};
 
 use super::ClusterError;
 use crate::cas::ContentId;
@@ -204,6 +204,26 @@ pub async fn unfinished_deletions(
         .iter()
         .filter_map(|r| r.get::<_, &[u8]>(0).try_into().ok().map(ContentId))
         .collect())
+}
+
+/// Blob `id`'s object is gone from the store (deleted behind Larder's
+/// back): drops every entry that needs it and the blob's record, so that
+/// what follows is a clean miss rather than an entry no one can read.
+/// Returns how many entries went.
+pub async fn forget_lost_blob(client: &mut Client, id: &ContentId) -> Result<u64, ClusterError> {
+    let key = &id.0[..];
+    let tx = client.transaction().await?;
+    let dropped = tx
+        .execute(
+            "DELETE FROM entries
+              WHERE content = $1 OR id IN (SELECT entry FROM entry_pins WHERE blob = $1)",
+            &[&key],
+        )
+        .await?;
+    tx.execute("DELETE FROM blobs WHERE id = $1", &[&key])
+        .await?;
+    tx.commit().await?;
+    Ok(dropped)
 }
 
 /// Every blob an entry needs (content and pins): each must have its object.

@@ -14,6 +14,7 @@ pub mod pg;
 pub mod replicas;
 pub mod schema;
 pub mod status;
+pub mod tier;
 pub mod touches;
 pub mod uploads;
 

@@ -218,6 +218,27 @@ impl S3Server {
         assert!(status.is_success(), "create bucket {bucket}: {status}");
     }
 
+    /// Writes (`Some`) or deletes (`None`) an object behind Larder's back,
+    /// with a client of the test's own.
+    pub async fn tamper(&self, bucket: &str, key: &str, bytes: Option<Vec<u8>>) {
+        use object_store::ObjectStore;
+        let cfg = self.config(bucket);
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&cfg.endpoint)
+            .with_bucket_name(bucket)
+            .with_region(&cfg.region)
+            .with_access_key_id(cfg.access_key_id.unwrap())
+            .with_secret_access_key(cfg.secret_access_key.unwrap())
+            .with_allow_http(true)
+            .build()
+            .unwrap();
+        let path = object_store::path::Path::from(key);
+        match bytes {
+            Some(b) => drop(store.put(&path, b.into()).await.expect("overwrite")),
+            None => store.delete(&path).await.expect("delete"),
+        }
+    }
+
     pub fn config(&self, bucket: &str) -> S3Config {
         S3Config {
             endpoint: self.endpoint(),

@@ -1,0 +1,215 @@
+//! A replica's local read-through tier: blobs it served lately, as files in
+//! its data dir, least recently used dropped above `local_cache_size`. A
+//! cold read streams from the object store to the client and, beside it,
+//! through the same verified ingest a push takes into the tier: only bytes
+//! that hash to the blob's name are kept. The tier is only a cache of the
+//! object store; wiping it loses nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream};
+use futures_util::{StreamExt, TryStreamExt};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+use super::objects::{Objects, ObjectsError};
+use crate::cas::{ingest_stream, Cas, ContentId};
+
+/// Chunks queued between a cold read and the tier's writer: the client
+/// waits for a slow disk rather than the queue growing without bound.
+const TEE_DEPTH: usize = 8;
+
+#[derive(Clone)]
+pub struct Tier(Arc<Inner>);
+
+struct Inner {
+    cas: Cas,
+    objects: Objects,
+    capacity: u64,
+    lru: Mutex<Lru>,
+    /// Counts finished fills (kept or not), so a caller can await one.
+    fills: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Lru {
+    sizes: HashMap<ContentId, (u64, u64)>,
+    order: BTreeMap<u64, ContentId>,
+    used: u64,
+    tick: u64,
+}
+
+impl Lru {
+    fn touch(&mut self, id: &ContentId) -> bool {
+        let Some((_, at)) = self.sizes.get_mut(id) else {
+            return false;
+        };
+        self.order.remove(at);
+        self.tick += 1;
+        *at = self.tick;
+        self.order.insert(self.tick, *id);
+        true
+    }
+
+    /// Adds `id`, then drops the least recently used others until the
+    /// tier fits `capacity`; returns what was dropped.
+    fn insert(&mut self, id: ContentId, size: u64, capacity: u64) -> Vec<ContentId> {
+        if !self.touch(&id) {
+            self.tick += 1;
+            self.sizes.insert(id, (size, self.tick));
+            self.order.insert(self.tick, id);
+            self.used += size;
+        }
+        let mut dropped = Vec::new();
+        while self.used > capacity {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            if oldest == id {
+                self.order.insert(self.tick, id);
+                break;
+            }
+            dropped.push(oldest);
+            self.forget(&oldest);
+        }
+        dropped
+    }
+
+    fn forget(&mut self, id: &ContentId) {
+        if let Some((size, at)) = self.sizes.remove(id) {
+            self.order.remove(&at);
+            self.used -= size;
+        }
+    }
+}
+
+impl Tier {
+    /// Opens the tier in `dir`, counting what an earlier run left there.
+    pub fn open(dir: &Path, capacity: u64, objects: Objects) -> io::Result<Tier> {
+        let cas = Cas::open(&dir.join("blobs"), &dir.join("tmp"))?;
+        let mut lru = Lru::default();
+        let mut over = Vec::new();
+        for (id, size) in cas.list()? {
+            over.extend(lru.insert(id, size, capacity));
+        }
+        for id in over {
+            cas.remove(&id)?;
+        }
+        Ok(Tier(Arc::new(Inner {
+            cas,
+            objects,
+            capacity,
+            lru: Mutex::new(lru),
+            fills: watch::channel(0).0,
+        })))
+    }
+
+    /// Bytes the tier holds.
+    pub fn used(&self) -> u64 {
+        self.0.lru.lock().used
+    }
+
+    pub fn holds(&self, id: &ContentId) -> bool {
+        self.0.lru.lock().sizes.contains_key(id)
+    }
+
+    /// Finished fills so far; `changed()` on it awaits the next one.
+    pub fn fills(&self) -> watch::Receiver<u64> {
+        self.0.fills.subscribe()
+    }
+
+    /// Blob `id` (of `size` bytes), all of it or `range`: from the tier
+    /// when it holds it, else from the object store, keeping a whole read.
+    pub async fn read(
+        &self,
+        id: &ContentId,
+        size: u64,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes, ObjectsError>>, ObjectsError> {
+        if self.0.lru.lock().touch(id) {
+            let (offset, len) = range
+                .clone()
+                .map_or((0, size), |r| (r.start, r.end - r.start));
+            match self.0.cas.read_range(id, offset, len).await {
+                Ok(s) => return Ok(s.map_err(ObjectsError::Local).boxed()),
+                // Wiped behind our back: read through again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => self.0.lru.lock().forget(id),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let cold = self.0.objects.read_blob(id, range.clone()).await?;
+        if range.is_some() {
+            return Ok(cold);
+        }
+        Ok(self.tee(*id, cold))
+    }
+
+    /// Hands `cold`'s chunks to the client and to a writer that verifies
+    /// them into the tier. A client that stops early leaves the writer a
+    /// short body, which does not hash to `id` and is not kept.
+    fn tee(
+        &self,
+        id: ContentId,
+        cold: BoxStream<'static, Result<Bytes, ObjectsError>>,
+    ) -> BoxStream<'static, Result<Bytes, ObjectsError>> {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(TEE_DEPTH);
+        let tier = self.clone();
+        tokio::spawn(async move {
+            let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+            tier.fill(id, body).await;
+            tier.0.fills.send_modify(|n| *n += 1);
+        });
+        cold.then(move |chunk| {
+            let tx = tx.clone();
+            async move {
+                let copy = match &chunk {
+                    Ok(bytes) => Ok(bytes.clone()),
+                    Err(e) => Err(e.to_string()),
+                };
+                // The writer gone (disk trouble) is no reason to fail the read.
+                let _ = tx.send(copy).await;
+                chunk
+            }
+        })
+        .boxed()
+    }
+
+    async fn fill(
+        &self,
+        id: ContentId,
+        body: impl futures_util::Stream<Item = Result<Bytes, String>> + Send,
+    ) {
+        let verified = match ingest_stream(&self.0.cas, body, None, u64::MAX).await {
+            Ok(v) if v.meta.id == id => v,
+            Ok(_) => {
+                tracing::debug!(blob = %id, "a read ended early or its object is not its bytes; not kept");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(blob = %id, error = %e, "blob not kept in the tier");
+                return;
+            }
+        };
+        if verified.meta.size > self.0.capacity {
+            return;
+        }
+        let tier = self.clone();
+        let kept = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let meta = verified.publish(&tier.0.cas)?;
+            let dropped = tier.0.lru.lock().insert(id, meta.size, tier.0.capacity);
+            for old in dropped {
+                tier.0.cas.remove(&old)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(e)) = kept {
+            tracing::warn!(blob = %id, error = %e, "cannot keep a blob in the local tier");
+        }
+    }
+}
