@@ -40,7 +40,9 @@ async fn lru_order_holds_across_replicas_and_recent_reads_are_kept() {
         std::fs::write(&file, &data).unwrap();
         objects.put_blob(&blob, &file).await.unwrap();
         let t = 1000 + i64::from(i);
-        meta::put_blob(&leader, &blob, KIB, &[], t).await.unwrap();
+        meta::put_blob(&mut leader, &blob, KIB, &[], t, u64::MAX)
+            .await
+            .unwrap();
         let name = format!("key-{i}");
         let entry = NewEntry {
             protocol: "http",
@@ -110,7 +112,9 @@ async fn touches_survive_a_database_outage() {
     let mut c = pg::connect(&settings).await.unwrap();
     schema::migrate(&mut c, "test").await.unwrap();
     let blob = ContentId([7; 32]);
-    meta::put_blob(&c, &blob, 1, &[], 1).await.unwrap();
+    meta::put_blob(&mut c, &blob, 1, &[], 1, u64::MAX)
+        .await
+        .unwrap();
     let touches = Touches::default();
     touches.lease(blob, 9000);
     db.stop();
@@ -128,4 +132,67 @@ async fn touches_survive_a_database_outage() {
         .unwrap()
         .get(0);
     assert_eq!(until, 9000, "the lease recorded before the outage was kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_writing_at_once_never_record_past_the_hard_limit() {
+    let Some(db) = Postgres::start() else { return };
+    let settings = pg::settings(&db.config(), "larder/test").unwrap();
+    let mut first = pg::connect(&settings).await.unwrap();
+    schema::migrate(&mut first, "test").await.unwrap();
+    let hard_limit = 25 * KIB;
+    let writers = (0..3u8).map(|replica| {
+        let settings = settings.clone();
+        tokio::spawn(async move {
+            let mut c = pg::connect(&settings).await.unwrap();
+            let mut outcomes = Vec::new();
+            for i in 0..20u8 {
+                // Each replica's blobs are its own, and every replica also
+                // records blob 0 of replica 0: the same bytes count once.
+                let id = if i == 19 {
+                    ContentId([0; 32])
+                } else {
+                    ContentId([replica * 20 + i + 1; 32])
+                };
+                outcomes.push(
+                    meta::put_blob(&mut c, &id, KIB, &[], 1, hard_limit)
+                        .await
+                        .unwrap(),
+                );
+            }
+            outcomes
+        })
+    });
+    let mut live = 0;
+    for w in futures_util::future::join_all(writers).await {
+        for outcome in w.unwrap() {
+            match outcome {
+                meta::BlobPut::Live => live += 1,
+                meta::BlobPut::Full { used } => assert!(used + KIB > hard_limit),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let recorded: i64 = first
+        .query_one("SELECT coalesce(sum(size), 0)::bigint FROM blobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        recorded as u64, hard_limit,
+        "recorded up to the limit, not past it"
+    );
+    assert_eq!(usage(&first).await.unwrap(), hard_limit);
+    assert!(
+        live >= 25,
+        "{live} answers were Live (a repeat of blob 0 is Live too)"
+    );
+
+    // GC's forget takes the bytes back off.
+    let some = ContentId([1; 32]);
+    let tx = first.transaction().await.unwrap();
+    assert!(meta::mark_for_deletion(&tx, &some, 2).await.unwrap());
+    tx.commit().await.unwrap();
+    meta::forget_blob(&first, &some).await.unwrap();
+    assert_eq!(usage(&first).await.unwrap(), hard_limit - KIB);
 }

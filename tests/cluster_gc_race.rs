@@ -49,12 +49,12 @@ impl Cluster {
     }
 
     /// Writes a blob's object and records it, as a push does.
-    async fn push(&self, client: &Client, data: &[u8]) -> ContentId {
+    async fn push(&self, client: &mut Client, data: &[u8]) -> ContentId {
         let id = ContentId(*blake3::hash(data).as_bytes());
         let file = self.dir.path().join(id.to_hex());
         std::fs::write(&file, data).unwrap();
         self.objects.put_blob(&id, &file).await.unwrap();
-        let put = meta::put_blob(client, &id, data.len() as u64, &[], NOW)
+        let put = meta::put_blob(client, &id, data.len() as u64, &[], NOW, u64::MAX)
             .await
             .unwrap();
         assert_eq!(put, BlobPut::Live);
@@ -113,8 +113,8 @@ async fn an_entry_that_locks_first_keeps_its_blob() {
     };
     let mut writer = cluster.client().await;
     let observer = cluster.client().await;
-    let layer = cluster.push(&writer, b"layer bytes").await;
-    let config = cluster.push(&writer, b"manifest bytes").await;
+    let layer = cluster.push(&mut writer, b"layer bytes").await;
+    let config = cluster.push(&mut writer, b"manifest bytes").await;
 
     let tx = writer.transaction().await.unwrap();
     let pins = [layer];
@@ -147,9 +147,9 @@ async fn gc_that_locks_first_turns_the_entry_away_and_a_new_push_restores_it() {
         return;
     };
     let mut gc_client = cluster.client().await;
-    let observer = cluster.client().await;
-    let layer = cluster.push(&observer, b"layer bytes").await;
-    let config = cluster.push(&observer, b"manifest bytes").await;
+    let mut observer = cluster.client().await;
+    let layer = cluster.push(&mut observer, b"layer bytes").await;
+    let config = cluster.push(&mut observer, b"manifest bytes").await;
 
     let gc = gc_client.transaction().await.unwrap();
     assert!(meta::mark_for_deletion(&gc, &layer, NOW).await.unwrap());
@@ -179,7 +179,7 @@ async fn gc_that_locks_first_turns_the_entry_away_and_a_new_push_restores_it() {
     meta::forget_blob(&gc_client, &layer).await.unwrap();
     cluster.assert_consistent(&observer).await;
     assert_eq!(meta::blob_state(&observer, &layer).await.unwrap(), None);
-    let again = cluster.push(&observer, b"layer bytes").await;
+    let again = cluster.push(&mut observer, b"layer bytes").await;
     assert_eq!(again, layer);
     let pins = [layer];
     meta::put_entry(&observer, &manifest(config, &pins), NOW)
@@ -195,8 +195,8 @@ async fn a_push_during_gc_is_told_to_wait_and_leases_hold_blobs() {
         return;
     };
     let mut gc_client = cluster.client().await;
-    let client = cluster.client().await;
-    let id = cluster.push(&client, b"some blob").await;
+    let mut client = cluster.client().await;
+    let id = cluster.push(&mut client, b"some blob").await;
 
     // A lease running past now holds the blob.
     client
@@ -220,7 +220,9 @@ async fn a_push_during_gc_is_told_to_wait_and_leases_hold_blobs() {
     assert!(meta::mark_for_deletion(&tx, &id, NOW + 1).await.unwrap());
     tx.commit().await.unwrap();
     assert_eq!(
-        meta::put_blob(&client, &id, 9, &[], NOW).await.unwrap(),
+        meta::put_blob(&mut client, &id, 9, &[], NOW, u64::MAX)
+            .await
+            .unwrap(),
         BlobPut::Deleting
     );
     // A replica died here; the leader's sweep finds and finishes it.

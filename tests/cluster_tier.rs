@@ -182,7 +182,9 @@ async fn an_object_deleted_behind_our_back_is_a_clean_miss() {
     let layer = s.put(b"layer").await;
     let manifest = s.put(b"manifest").await;
     for id in [layer, manifest] {
-        meta::put_blob(&c, &id, 5, &[], 1).await.unwrap();
+        meta::put_blob(&mut c, &id, 5, &[], 1, u64::MAX)
+            .await
+            .unwrap();
     }
     let pins = [layer];
     let entry = NewEntry {

@@ -139,11 +139,12 @@ async fn an_oci_chunked_upload_moves_across_three_replicas() {
         .unwrap();
     assert_eq!(
         meta::put_blob(
-            &c.client,
+            &mut c.client,
             &id,
             data.len() as u64,
             &[sha256(&data).to_string()],
-            NOW
+            NOW,
+            u64::MAX
         )
         .await
         .unwrap(),

@@ -21,13 +21,10 @@ pub struct Evicted {
     pub bytes: u64,
 }
 
-/// Bytes of live blobs, each counted once however many entries pin it.
+/// Bytes of recorded blobs, each counted once however many entries pin it.
 pub async fn usage(client: &impl GenericClient) -> Result<u64, ClusterError> {
     let used: i64 = client
-        .query_one(
-            "SELECT coalesce(sum(size), 0)::bigint FROM blobs WHERE state = 'live'",
-            &[],
-        )
+        .query_one("SELECT bytes FROM usage WHERE id = 1", &[])
         .await?
         .get(0);
     Ok(used as u64)

@@ -11,7 +11,7 @@
 //! the row and it is refused. A single `UPDATE … WHERE NOT EXISTS (pins)`
 //! would not do: its subquery keeps the snapshot from before the wait.
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::ClusterError;
 use crate::cas::ContentId;
@@ -24,28 +24,70 @@ pub enum BlobPut {
     /// GC is removing this content (its object may already be gone): wait
     /// until `blob_state` says it is gone, upload the object again, retry.
     Deleting,
+    /// Recording it would take the cluster past its hard limit; nothing was
+    /// recorded and the caller rolls back. The object stays for the sweep
+    /// to remove: another writer of the same bytes may be recording it.
+    Full { used: u64 },
 }
 
 /// Records blob `id` (its object already written and verified), with the
-/// other digests it is known by.
+/// other digests it is known by, in one transaction of its own.
 pub async fn put_blob(
-    tx: &impl GenericClient,
+    client: &mut Client,
     id: &ContentId,
     size: u64,
     aliases: &[String],
     now_ms: i64,
+    hard_limit: u64,
 ) -> Result<BlobPut, ClusterError> {
+    let tx = client.transaction().await?;
+    let put = put_blob_in(&tx, id, size, aliases, now_ms, hard_limit).await?;
+    if put == BlobPut::Live {
+        tx.commit().await?;
+    }
+    Ok(put)
+}
+
+/// `put_blob` in the caller's transaction, which must roll back unless the
+/// answer is `Live`.
+pub async fn put_blob_in(
+    tx: &Transaction<'_>,
+    id: &ContentId,
+    size: u64,
+    aliases: &[String],
+    now_ms: i64,
+    hard_limit: u64,
+) -> Result<BlobPut, ClusterError> {
+    // xmax is 0 on a row this statement inserted, not on one it updated.
     let row = tx
         .query_one(
             "INSERT INTO blobs (id, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
              ON CONFLICT (id) DO UPDATE
                  SET touched_at = greatest(blobs.touched_at, excluded.touched_at)
-             RETURNING state",
+             RETURNING state, xmax = 0",
             &[&&id.0[..], &(size as i64), &now_ms],
         )
         .await?;
     if row.get::<_, &str>(0) != "live" {
         return Ok(BlobPut::Deleting);
+    }
+    if row.get::<_, bool>(1) {
+        // The one row every new blob updates: the check and the addition
+        // are one step for the whole cluster.
+        let room = tx
+            .query_opt(
+                "UPDATE usage SET bytes = bytes + $1, blobs = blobs + 1
+                  WHERE id = 1 AND bytes + $1 <= $2 RETURNING bytes",
+                &[&(size as i64), &(hard_limit.min(i64::MAX as u64) as i64)],
+            )
+            .await?;
+        if room.is_none() {
+            let used: i64 = tx
+                .query_one("SELECT bytes FROM usage WHERE id = 1", &[])
+                .await?
+                .get(0);
+            return Ok(BlobPut::Full { used: used as u64 });
+        }
     }
     for alias in aliases {
         tx.execute(
@@ -183,9 +225,24 @@ pub async fn mark_for_deletion(
 
 /// GC's last step, once the object is deleted.
 pub async fn forget_blob(client: &impl GenericClient, id: &ContentId) -> Result<(), ClusterError> {
+    forget(client, id, "AND state = 'deleting'").await
+}
+
+/// Deletes blob `id`'s record (`and` narrows which) and takes its bytes
+/// off `usage` in the same statement.
+async fn forget(
+    client: &impl GenericClient,
+    id: &ContentId,
+    and: &str,
+) -> Result<(), ClusterError> {
     client
         .execute(
-            "DELETE FROM blobs WHERE id = $1 AND state = 'deleting'",
+            &format!(
+                "WITH gone AS (DELETE FROM blobs WHERE id = $1 {and} RETURNING size)
+                 UPDATE usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone),
+                                  blobs = blobs - (SELECT count(*) FROM gone)
+                  WHERE id = 1"
+            ),
             &[&&id.0[..]],
         )
         .await?;

@@ -56,9 +56,7 @@ pub async fn gather(
         .collect();
     let row = client
         .query_one(
-            "SELECT (SELECT count(*) FROM blobs WHERE state = 'live'),
-                    (SELECT coalesce(sum(size), 0)::bigint FROM blobs WHERE state = 'live'),
-                    (SELECT count(*) FROM entries)",
+            "SELECT blobs, bytes, (SELECT count(*) FROM entries) FROM usage WHERE id = 1",
             &[],
         )
         .await?;

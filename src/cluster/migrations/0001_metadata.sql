@@ -21,6 +21,16 @@ CREATE TABLE blobs (
     touched_at  bigint NOT NULL
 );
 
+-- What the recorded blobs take, kept in the transactions that record and
+-- forget them: the hard limit is checked against it there, and the leader
+-- reads it without summing every row.
+CREATE TABLE usage (
+    id     smallint PRIMARY KEY CHECK (id = 1),
+    bytes  bigint NOT NULL CHECK (bytes >= 0),
+    blobs  bigint NOT NULL CHECK (blobs >= 0)
+);
+INSERT INTO usage (id, bytes, blobs) VALUES (1, 0, 0);
+
 -- Other digests of a blob (sha256:…) that clients address it by.
 CREATE TABLE blob_aliases (
     digest  text PRIMARY KEY,
