@@ -37,6 +37,11 @@ impl Leadership {
         *self.leading.borrow()
     }
 
+    /// Follows leadership as it changes.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
     /// Waits until leadership becomes `leading` (true: won, false: lost).
     pub async fn changed_to(&mut self, leading: bool) {
         // The sender lives in the task, which only ends on drop.

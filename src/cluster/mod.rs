@@ -6,6 +6,7 @@
 //! refuses `cluster.enabled` until the index and blob store run on them.
 
 pub mod collect;
+pub mod duties;
 pub mod evict;
 pub mod leader;
 pub mod meta;
@@ -14,6 +15,7 @@ pub mod pg;
 pub mod replicas;
 pub mod schema;
 pub mod status;
+pub mod sweep;
 pub mod tier;
 pub mod touches;
 pub mod uploads;

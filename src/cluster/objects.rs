@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -201,6 +201,41 @@ impl Objects {
             .iter()
             .filter_map(|m| m.location.filename().and_then(ContentId::from_hex))
             .collect())
+    }
+
+    /// Every blob object with when it was last written, for the sweep of
+    /// objects no record names.
+    pub async fn blob_objects(&self) -> Result<Vec<(ContentId, SystemTime)>, ObjectsError> {
+        let dir = self.prefix.child("blobs");
+        let metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| {
+                let id = m.location.filename().and_then(ContentId::from_hex)?;
+                Some((id, m.last_modified.into()))
+            })
+            .collect())
+    }
+
+    /// Every upload with staged parts, with when its newest part was
+    /// written.
+    pub async fn staged_uploads(&self) -> Result<Vec<(String, SystemTime)>, ObjectsError> {
+        let dir = self.prefix.child("uploads");
+        let metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        let mut newest: std::collections::BTreeMap<String, SystemTime> = Default::default();
+        for m in &metas {
+            let Some(upload) = m
+                .location
+                .prefix_match(&dir)
+                .and_then(|mut parts| parts.next())
+            else {
+                continue;
+            };
+            let at: SystemTime = m.last_modified.into();
+            let slot = newest.entry(upload.as_ref().to_owned()).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+        Ok(newest.into_iter().collect())
     }
 
     /// Stages one part of upload `upload`, at byte `offset` of the result.

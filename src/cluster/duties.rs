@@ -1,0 +1,79 @@
+//! What the leader does every `interval`: eviction when the recorded blobs
+//! pass the high watermark of the cluster's one budget, down to the low one,
+//! then the sweep. Safety never rests on there being one leader: every step
+//! is a transaction that rechecks under row locks, so a deposed leader still
+//! finishing a step, or two leaders for a moment, only repeat work.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::Pool;
+use tokio::sync::watch;
+
+use super::objects::Objects;
+use super::{evict, sweep, touches, ClusterError};
+
+#[derive(Clone)]
+pub struct Duties {
+    pub pool: Pool,
+    pub objects: Objects,
+    pub max_size: u64,
+    pub high_watermark: f64,
+    pub low_watermark: f64,
+    pub interval: Duration,
+    /// How often replicas flush their touches (see `touches`).
+    pub flush_interval: Duration,
+    pub upload_expiry: Duration,
+    /// How old an object no record names must be before it is swept.
+    pub orphan_grace: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Round {
+    pub swept: sweep::Swept,
+    pub evicted: evict::Evicted,
+}
+
+impl Duties {
+    /// Runs a round every `interval` while `leading` is true, until dropped.
+    pub async fn run(self, mut leading: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if !*leading.borrow_and_update() {
+                if leading.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            tick.tick().await;
+            if let Err(e) = self.round().await {
+                tracing::warn!(error = %e, "leader duties failed; retrying next round");
+            }
+        }
+    }
+
+    pub async fn round(&self) -> Result<Round, ClusterError> {
+        let mut client = self.pool.get().await?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        // Eviction first: a store too slow to list (the sweep's part) must
+        // not keep the cluster over its budget.
+        let high = (self.max_size as f64 * self.high_watermark) as u64;
+        let mut evicted = evict::Evicted::default();
+        if evict::usage(&**client).await? > high {
+            let low = (self.max_size as f64 * self.low_watermark) as u64;
+            let settled = touches::settled_before(now, self.flush_interval);
+            evicted = evict::evict_to(&mut client, &self.objects, low, now, settled).await?;
+        }
+        let swept = sweep::sweep(
+            &mut client,
+            &self.objects,
+            now,
+            self.upload_expiry,
+            self.orphan_grace,
+        )
+        .await?;
+        Ok(Round { swept, evicted })
+    }
+}

@@ -1,0 +1,236 @@
+//! The leader's duties across replicas, on a real PostgreSQL and a real
+//! S3-protocol server: the leader dies in the middle of an eviction (its
+//! object deletes hanging on a frozen store), another replica takes over,
+//! finishes what was left half done and brings the cluster under budget;
+//! no entry ever needs a blob whose object is gone, and no object outlives
+//! its record.
+
+mod cluster_support;
+mod common;
+
+use std::time::Duration;
+
+use larder::cas::ContentId;
+use larder::cluster::duties::Duties;
+use larder::cluster::leader::Leadership;
+use larder::cluster::meta::{self, NewEntry};
+use larder::cluster::objects::Objects;
+use larder::cluster::{evict, pg, schema, sweep};
+
+use cluster_support::{Postgres, S3Server};
+
+const KIB: u64 = 1024;
+
+/// Polls the database (the state another process changes) until `done`.
+async fn until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let wait = async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .unwrap_or_else(|_| panic!("never: {what}"));
+}
+
+async fn count(c: &tokio_postgres::Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_mid_eviction_is_replaced_and_nothing_dangles() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let cfg = db.config();
+    let observer = pg::connect(&pg::settings(&cfg, "observer").unwrap())
+        .await
+        .unwrap();
+    let mut writer = pg::connect(&pg::settings(&cfg, "writer").unwrap())
+        .await
+        .unwrap();
+    schema::migrate(&mut writer, "test").await.unwrap();
+    let objects = Objects::open(&s3.config("larder")).unwrap();
+
+    // 40 entries of 1 KiB, long settled; the budget is 20 KiB.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..40u32 {
+        let data = i.to_le_bytes().repeat(256);
+        let id = ContentId(*blake3::hash(&data).as_bytes());
+        let file = dir.path().join(id.to_hex());
+        std::fs::write(&file, &data).unwrap();
+        objects.put_blob(&id, &file).await.unwrap();
+        meta::put_blob(&mut writer, &id, KIB, &[], 1, u64::MAX)
+            .await
+            .unwrap();
+        let name = format!("k{i}");
+        let entry = NewEntry {
+            protocol: "http",
+            namespace: "ci",
+            name: &name,
+            content: id,
+            size: KIB,
+            meta: b"",
+            pins: &[],
+        };
+        meta::put_entry(&writer, &entry, 1 + i64::from(i))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    let duties = |replica: &str| {
+        let pool = pg::pool(&cfg, &format!("larder/{replica}")).unwrap();
+        Duties {
+            pool,
+            objects: objects.clone(),
+            max_size: 20 * KIB,
+            high_watermark: 0.9,
+            low_watermark: 0.5,
+            interval: Duration::from_millis(100),
+            flush_interval: Duration::from_millis(100),
+            upload_expiry: Duration::from_secs(3600),
+            orphan_grace: Duration::ZERO,
+        }
+    };
+    let retry = Duration::from_millis(200);
+    let settings = |r: &str| pg::settings(&cfg, &format!("larder/{r}")).unwrap();
+
+    // The store hangs: A's eviction drops entries and marks a blob, then
+    // waits on the object delete.
+    s3.freeze(true);
+    let mut a = Leadership::start(settings("a"), retry);
+    tokio::time::timeout(Duration::from_secs(20), a.changed_to(true))
+        .await
+        .expect("a leads");
+    let a_duties = tokio::spawn(duties("a").run(a.watch()));
+    let b = Leadership::start(settings("b"), retry);
+    let b_duties = tokio::spawn(duties("b").run(b.watch()));
+    until("a marked a blob deleting", || async {
+        count(
+            &observer,
+            "SELECT count(*) FROM blobs WHERE state = 'deleting'",
+        )
+        .await
+            > 0
+    })
+    .await;
+    assert!(!b.is_leader());
+
+    // A dies (its tasks and its sessions end), the store comes back.
+    a_duties.abort();
+    drop(a);
+    s3.freeze(false);
+
+    until("b brings the cluster under its low watermark", || async {
+        b.is_leader()
+            && count(&observer, "SELECT bytes FROM usage").await <= (10 * KIB) as i64
+            && count(
+                &observer,
+                "SELECT count(*) FROM blobs WHERE state = 'deleting'",
+            )
+            .await
+                == 0
+    })
+    .await;
+    b_duties.abort();
+
+    // Every entry's blobs have their objects, and every object its record.
+    let mut stored = objects.list_blobs().await.unwrap();
+    stored.sort();
+    let mut needed = meta::needed_blobs(&observer).await.unwrap();
+    needed.sort();
+    assert_eq!(stored, needed);
+    assert_eq!(
+        count(&observer, "SELECT count(*) FROM blobs").await as usize,
+        stored.len()
+    );
+    assert!(evict::usage(&observer).await.unwrap() <= 10 * KIB);
+    // The newest entries are the ones kept.
+    let oldest_kept = count(&observer, "SELECT min(last_used) FROM entries").await;
+    assert!(
+        oldest_kept > 30,
+        "least recently used went first ({oldest_kept})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_orphans_and_expired_uploads_but_not_recent_writes() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let mut c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
+        .await
+        .unwrap();
+    schema::migrate(&mut c, "test").await.unwrap();
+    let objects = Objects::open(&s3.config("larder")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let put = |data: &[u8]| {
+        let id = ContentId(*blake3::hash(data).as_bytes());
+        let file = dir.path().join(id.to_hex());
+        std::fs::write(&file, data).unwrap();
+        (id, file)
+    };
+    // An object whose write was never recorded, one that was, an upload
+    // idle past expiry and parts no upload record names.
+    let (orphan, f1) = put(b"orphan");
+    let (kept, f2) = put(b"kept");
+    objects.put_blob(&orphan, &f1).await.unwrap();
+    objects.put_blob(&kept, &f2).await.unwrap();
+    meta::put_blob(&mut c, &kept, 4, &[], 1, u64::MAX)
+        .await
+        .unwrap();
+    larder::cluster::uploads::create(&c, "idle", "s", 1)
+        .await
+        .unwrap();
+    objects
+        .put_part("idle", 0, bytes::Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    objects
+        .put_part("stray", 0, bytes::Bytes::from_static(b"y"))
+        .await
+        .unwrap();
+
+    // With a long grace, only what is expired by the database's record goes.
+    let now = 10_000_000;
+    let swept = sweep::sweep(
+        &mut c,
+        &objects,
+        now,
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            swept.expired_uploads,
+            swept.orphan_blobs,
+            swept.orphan_uploads
+        ),
+        (1, 0, 0)
+    );
+    assert!(
+        objects.blob_size(&orphan).await.unwrap().is_some(),
+        "too recent to sweep"
+    );
+
+    let swept = sweep::sweep(
+        &mut c,
+        &objects,
+        now,
+        Duration::from_secs(1),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert_eq!((swept.orphan_blobs, swept.orphan_uploads), (1, 1));
+    assert_eq!(objects.blob_size(&orphan).await.unwrap(), None);
+    assert!(objects.blob_size(&kept).await.unwrap().is_some());
+    assert!(objects.staged_uploads().await.unwrap().is_empty());
+}
