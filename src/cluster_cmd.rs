@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use crate::cluster::objects::Objects;
 use crate::cluster::{self, pg, schema, status, ClusterError};
 use crate::config::Config;
 
@@ -14,7 +15,8 @@ pub enum ClusterCommand {
     /// Bring the database's schema to this binary's version (idempotent;
     /// safe while replicas start: concurrent runs apply each step once).
     Migrate(ClusterArgs),
-    /// Show the schema version, the leader, the replicas seen and usage.
+    /// Show the schema version, the leader, whether the bucket answers, the
+    /// replicas seen and usage.
     Status(StatusArgs),
 }
 
@@ -92,7 +94,18 @@ async fn execute(config: &Config, command: &ClusterCommand) -> Result<String, Cl
             })
         }
         ClusterCommand::Status(args) => {
-            let s = status::gather(&client, config.cluster.heartbeat_interval.0).await?;
+            let s3 = &config.cluster.s3;
+            let objects = if s3.bucket.is_empty() {
+                None
+            } else {
+                Some(Objects::open(s3)?)
+            };
+            let s = status::gather(
+                &client,
+                objects.as_ref(),
+                config.cluster.heartbeat_interval.0,
+            )
+            .await?;
             Ok(if args.json {
                 serde_json::to_string_pretty(&s).unwrap_or_default() + "\n"
             } else {

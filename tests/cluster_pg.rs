@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_support::Postgres;
+use cluster_support::{Postgres, S3Server};
 use larder::cluster::leader::{self, Leadership};
 use larder::cluster::replicas::{self, Me};
 use larder::cluster::{pg, schema, ClusterError};
@@ -166,16 +166,25 @@ async fn leadership_returns_after_postgres_restarts() {
 #[tokio::test]
 async fn heartbeats_show_replicas_and_status_reports_them() {
     let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("larder.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[cluster]\nheartbeat_interval = \"1s\"\n[cluster.postgres]\nurl = \"{}\"\n",
-            db.url()
-        ),
-    )
-    .unwrap();
+    let write_config = |bucket: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[cluster]\nheartbeat_interval = \"1s\"\n\
+                 [cluster.postgres]\nurl = \"{}\"\n\
+                 [cluster.s3]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nallow_http = true\n\
+                 access_key_id = \"k\"\nsecret_access_key = \"s\"\n",
+                db.url(),
+                s3.endpoint()
+            ),
+        )
+        .unwrap()
+    };
+    write_config("larder");
     let cli = |args: &[&str]| {
         std::process::Command::new(common::process::larder_bin())
             .args(args)
@@ -226,6 +235,7 @@ async fn heartbeats_show_replicas_and_status_reports_them() {
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["leader"], "r1");
+    assert_eq!(status["bucket"], "reachable");
     assert_eq!(status["schema_version"], schema::latest());
     let replicas = status["replicas"].as_array().unwrap();
     assert_eq!(replicas.len(), 2);
@@ -241,6 +251,11 @@ async fn heartbeats_show_replicas_and_status_reports_them() {
         text.contains("r2  10.0.0.2:5000") && text.contains("(gone)"),
         "{text}"
     );
+
+    write_config("no-such-bucket");
+    let out = cli(&["cluster", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bucket: unreachable"), "{text}");
 }
 
 #[test]

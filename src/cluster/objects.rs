@@ -160,6 +160,15 @@ impl Objects {
         }
     }
 
+    /// Whether the bucket answers (one listing request).
+    pub async fn check(&self) -> Result<(), ObjectsError> {
+        let dir = self.prefix.child("blobs");
+        match self.store.list(Some(&dir)).next().await {
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// The stored size of blob `id`, or `None` when its object is absent.
     pub async fn blob_size(&self, id: &ContentId) -> Result<Option<u64>, ObjectsError> {
         match self.store.head(&self.blob_path(id)).await {

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::objects::Objects;
 use super::{leader, replicas, schema, ClusterError};
 
 #[derive(Debug, Serialize)]
@@ -11,6 +12,9 @@ pub struct Status {
     pub binary_schema_version: i32,
     /// The replica whose session holds the leader lock.
     pub leader: Option<String>,
+    /// "reachable", or why not; absent when no bucket is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
     pub replicas: Vec<ReplicaStatus>,
     pub blobs: i64,
     pub blob_bytes: i64,
@@ -27,8 +31,16 @@ pub struct ReplicaStatus {
 
 pub async fn gather(
     client: &impl tokio_postgres::GenericClient,
+    objects: Option<&Objects>,
     heartbeat: std::time::Duration,
 ) -> Result<Status, ClusterError> {
+    let bucket = match objects {
+        Some(o) => Some(match o.check().await {
+            Ok(()) => "reachable".to_owned(),
+            Err(e) => format!("unreachable: {e}"),
+        }),
+        None => None,
+    };
     let schema_version = schema::version(client).await?;
     let binary_schema_version = schema::latest();
     let leader = leader::holder(client)
@@ -39,6 +51,7 @@ pub async fn gather(
             schema_version,
             binary_schema_version,
             leader,
+            bucket,
             replicas: Vec::new(),
             blobs: 0,
             blob_bytes: 0,
@@ -64,6 +77,7 @@ pub async fn gather(
         schema_version,
         binary_schema_version,
         leader,
+        bucket,
         replicas,
         blobs: row.get(0),
         blob_bytes: row.get(1),
@@ -79,6 +93,9 @@ impl Status {
             self.binary_schema_version,
             self.leader.as_deref().unwrap_or("none")
         );
+        if let Some(bucket) = &self.bucket {
+            out += &format!("bucket: {bucket}\n");
+        }
         out += &format!("replicas: {}\n", self.replicas.len());
         for r in &self.replicas {
             out += &format!(
