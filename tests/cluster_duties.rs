@@ -13,9 +13,10 @@ use std::time::Duration;
 use larder::cas::ContentId;
 use larder::cluster::duties::Duties;
 use larder::cluster::leader::Leadership;
-use larder::cluster::meta::{self, NewEntry};
+use larder::cluster::meta;
 use larder::cluster::objects::Objects;
 use larder::cluster::{evict, pg, schema, sweep};
+use larder::index::Protocol;
 
 use cluster_support::{Postgres, S3Server};
 
@@ -68,15 +69,7 @@ async fn a_leader_killed_mid_eviction_is_replaced_and_nothing_dangles() {
             .await
             .unwrap();
         let name = format!("k{i}");
-        let entry = NewEntry {
-            protocol: "http",
-            namespace: "ci",
-            name: &name,
-            content: id,
-            size: KIB,
-            meta: b"",
-            pins: &[],
-        };
+        let entry = cluster_support::entry(Protocol::Http, "ci", &name, id, KIB, &[]);
         meta::put_entry(&writer, &entry, 1 + i64::from(i))
             .await
             .unwrap()

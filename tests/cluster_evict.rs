@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use larder::cas::ContentId;
 use larder::cluster::evict::{evict_to, usage};
-use larder::cluster::meta::{self, NewEntry};
+use larder::cluster::meta;
 use larder::cluster::objects::Objects;
 use larder::cluster::touches::{settled_before, Touches};
 use larder::cluster::{pg, schema};
+use larder::index::Protocol;
 
 use cluster_support::{Postgres, S3Server};
 
@@ -44,15 +45,7 @@ async fn lru_order_holds_across_replicas_and_recent_reads_are_kept() {
             .await
             .unwrap();
         let name = format!("key-{i}");
-        let entry = NewEntry {
-            protocol: "http",
-            namespace: "ci",
-            name: &name,
-            content: blob,
-            size: KIB,
-            meta: b"",
-            pins: &[],
-        };
+        let entry = cluster_support::entry(Protocol::Http, "ci", &name, blob, KIB, &[]);
         ids.push(meta::put_entry(&leader, &entry, t).await.unwrap().unwrap());
     }
     // Replica A reads entries 0 and 1, replica B reads 2 and 3, later on;

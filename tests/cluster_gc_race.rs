@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use larder::cas::ContentId;
 use larder::cluster::collect::{collect_blob, Collected};
-use larder::cluster::meta::{self, BlobPut, NewEntry};
+use larder::cluster::meta::{self, BlobPut};
 use larder::cluster::objects::Objects;
 use larder::cluster::{pg, schema};
+use larder::index::{NewEntry, Protocol};
 use tokio_postgres::Client;
 
 use cluster_support::{Postgres, S3Server};
@@ -73,16 +74,8 @@ impl Cluster {
     }
 }
 
-fn manifest<'a>(content: ContentId, pins: &'a [ContentId]) -> NewEntry<'a> {
-    NewEntry {
-        protocol: "oci",
-        namespace: "team",
-        name: "app:latest",
-        content,
-        size: 100,
-        meta: b"",
-        pins,
-    }
+fn manifest(content: ContentId, pins: &[ContentId]) -> NewEntry {
+    cluster_support::entry(Protocol::Oci, "team", "app:latest", content, 100, pins)
 }
 
 /// Waits until some session waits for a lock: the racing statement is

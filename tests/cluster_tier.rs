@@ -10,10 +10,11 @@ mod common;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use larder::cas::ContentId;
-use larder::cluster::meta::{self, NewEntry};
+use larder::cluster::meta;
 use larder::cluster::objects::{Objects, ObjectsError};
 use larder::cluster::tier::Tier;
 use larder::cluster::{pg, schema};
+use larder::index::Protocol;
 
 use cluster_support::{Postgres, S3Server};
 
@@ -187,15 +188,7 @@ async fn an_object_deleted_behind_our_back_is_a_clean_miss() {
             .unwrap();
     }
     let pins = [layer];
-    let entry = NewEntry {
-        protocol: "oci",
-        namespace: "team",
-        name: "app:1",
-        content: manifest,
-        size: 8,
-        meta: b"",
-        pins: &pins,
-    };
+    let entry = cluster_support::entry(Protocol::Oci, "team", "app:1", manifest, 8, &pins);
     meta::put_entry(&c, &entry, 1).await.unwrap().unwrap();
 
     s.s3.tamper("larder", &format!("blobs/{}", layer.to_hex()), None)

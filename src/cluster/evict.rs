@@ -81,12 +81,18 @@ pub async fn evict_to(
             break;
         }
         // The least recently used entries whose sizes add up to the excess
-        // (more go in later rounds when they share blobs).
+        // (more go in later rounds when they share blobs). A child of a
+        // live entry (an index's manifest) is not a candidate.
         let victims: Vec<i64> = client
             .query(
                 "SELECT id FROM (
                      SELECT id, size, (sum(size) OVER (ORDER BY last_used, id))::bigint AS running
-                       FROM entries WHERE last_used < $1
+                       FROM entries e
+                      WHERE last_used < $1
+                        AND NOT EXISTS (
+                            SELECT 1 FROM entry_children c
+                             WHERE c.protocol = e.protocol AND c.namespace = e.namespace
+                               AND c.name = e.name)
                       ORDER BY last_used, id LIMIT $2) v
                   WHERE running - size < $3",
                 &[&settled, &BATCH, &((used - target) as i64)],
@@ -98,17 +104,11 @@ pub async fn evict_to(
         if victims.is_empty() {
             break;
         }
-        // Children (an index's manifests) go with their parent. The
-        // `last_used` check is made again on each row as it is deleted: a
+        // `last_used` is checked again on each row as it is deleted: a
         // touch flushed meanwhile saves its entry.
         let dropped = client
             .execute(
-                "WITH children AS (
-                     DELETE FROM entries e USING entry_children c
-                      WHERE c.parent = ANY($1) AND e.protocol = c.protocol
-                        AND e.namespace = c.namespace AND e.name = c.name
-                      RETURNING e.id)
-                 DELETE FROM entries WHERE id = ANY($1) AND last_used < $2",
+                "DELETE FROM entries WHERE id = ANY($1) AND last_used < $2",
                 &[&victims, &settled],
             )
             .await?;

@@ -15,6 +15,7 @@ use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::ClusterError;
 use crate::cas::ContentId;
+use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 
 /// What recording a blob found.
 #[derive(Debug, PartialEq, Eq)]
@@ -110,24 +111,13 @@ pub async fn blob_state(
     Ok(row.map(|r| r.get(0)))
 }
 
-pub struct NewEntry<'a> {
-    pub protocol: &'a str,
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub content: ContentId,
-    pub size: u64,
-    pub meta: &'a [u8],
-    /// Blobs the entry needs besides its content (a manifest's layers).
-    pub pins: &'a [ContentId],
-}
-
 /// Writes entry `e` in transaction `tx`, replacing one under the same key,
 /// if its content and every pin are live; otherwise returns the blobs that
 /// are not, and the caller rolls back. The blobs stay locked against GC
 /// until `tx` ends.
 pub async fn put_entry(
     tx: &impl GenericClient,
-    e: &NewEntry<'_>,
+    e: &NewEntry,
     now_ms: i64,
 ) -> Result<Result<i64, Vec<ContentId>>, ClusterError> {
     let mut needed: Vec<&[u8]> = e.pins.iter().map(|p| &p.0[..]).collect();
@@ -153,6 +143,7 @@ pub async fn put_entry(
             .collect();
         return Ok(Err(missing));
     }
+    let key = &e.key;
     let id: i64 = tx
         .query_one(
             "INSERT INTO entries (protocol, namespace, name, content, size, created_at,
@@ -164,9 +155,9 @@ pub async fn put_entry(
                      meta = excluded.meta
              RETURNING id",
             &[
-                &e.protocol,
-                &e.namespace,
-                &e.name,
+                &key.protocol.name(),
+                &key.namespace,
+                &key.name,
                 &&e.content.0[..],
                 &(e.size as i64),
                 &now_ms,
@@ -177,14 +168,102 @@ pub async fn put_entry(
         .get(0);
     tx.execute("DELETE FROM entry_pins WHERE entry = $1", &[&id])
         .await?;
-    let pins: Vec<&[u8]> = e.pins.iter().map(|p| &p.0[..]).collect();
     tx.execute(
         "INSERT INTO entry_pins (entry, blob)
               SELECT $1, p FROM unnest($2::bytea[]) AS p ON CONFLICT DO NOTHING",
-        &[&id, &pins],
+        &[&id, &needed],
     )
     .await?;
+    tx.execute("DELETE FROM entry_children WHERE parent = $1", &[&id])
+        .await?;
+    for child in &e.children {
+        tx.execute(
+            "INSERT INTO entry_children (parent, protocol, namespace, name)
+                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&id, &child.protocol.name(), &child.namespace, &child.name],
+        )
+        .await?;
+    }
     Ok(Ok(id))
+}
+
+/// The entry under `key`, with its pins and children.
+pub async fn entry(
+    client: &impl GenericClient,
+    key: &EntryKey,
+) -> Result<Option<EntryRecord>, ClusterError> {
+    let row = client
+        .query_opt(
+            "SELECT id, content, size, created_at, last_used, meta,
+                    ARRAY(SELECT blob FROM entry_pins WHERE entry = e.id ORDER BY blob),
+                    ARRAY(SELECT protocol || '/' || namespace || '/' || name
+                            FROM entry_children WHERE parent = e.id)
+               FROM entries e WHERE protocol = $1 AND namespace = $2 AND name = $3",
+            &[&key.protocol.name(), &key.namespace, &key.name],
+        )
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let id_of = |raw: &[u8]| -> Result<ContentId, ClusterError> {
+        raw.try_into()
+            .map(ContentId)
+            .map_err(|_| ClusterError::Corrupt(format!("a blob id of {} bytes", raw.len())))
+    };
+    let pins: Vec<Vec<u8>> = r.get(6);
+    let children: Vec<String> = r.get(7);
+    Ok(Some(EntryRecord {
+        id: r.get::<_, i64>(0) as u64,
+        key: key.clone(),
+        content: id_of(r.get(1))?,
+        size: r.get::<_, i64>(2) as u64,
+        created: r.get::<_, i64>(3) as u64,
+        last_used: r.get::<_, i64>(4) as u64,
+        meta: r.get(5),
+        pins: pins.iter().map(|p| id_of(p)).collect::<Result<_, _>>()?,
+        children: children
+            .iter()
+            .map(|c| child_key(c))
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+fn child_key(joined: &str) -> Result<EntryKey, ClusterError> {
+    let bad = || ClusterError::Corrupt(format!("child entry {joined:?}"));
+    let (protocol, rest) = joined.split_once('/').ok_or_else(bad)?;
+    let (namespace, name) = rest.split_once('/').ok_or_else(bad)?;
+    Ok(EntryKey {
+        protocol: Protocol::from_name(protocol).ok_or_else(bad)?,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+/// Removes the entry under `key` and, as a single node does, every entry
+/// that needs it (its parents, however deep). Returns how many went.
+pub async fn remove_entry(
+    client: &impl GenericClient,
+    key: &EntryKey,
+) -> Result<u64, ClusterError> {
+    Ok(client
+        .execute(
+            &delete_with_parents("protocol = $1 AND namespace = $2 AND name = $3"),
+            &[&key.protocol.name(), &key.namespace, &key.name],
+        )
+        .await?)
+}
+
+/// Deletes the entries `seed` selects and every entry that needs one of
+/// them, however deep (an index needs its manifests).
+fn delete_with_parents(seed: &str) -> String {
+    format!(
+        "WITH RECURSIVE doomed(id) AS (
+             SELECT id FROM entries WHERE {seed}
+             UNION
+             SELECT c.parent FROM entry_children c
+               JOIN entries e ON c.protocol = e.protocol AND c.namespace = e.namespace
+                             AND c.name = e.name
+               JOIN doomed d ON d.id = e.id)
+         DELETE FROM entries WHERE id IN (SELECT id FROM doomed)"
+    )
 }
 
 /// GC's first step, in transaction `tx`: marks blob `id` `deleting` unless
@@ -264,16 +343,18 @@ pub async fn unfinished_deletions(
 }
 
 /// Blob `id`'s object is gone from the store (deleted behind Larder's
-/// back): drops every entry that needs it and the blob's record, so that
-/// what follows is a clean miss rather than an entry no one can read.
+/// back): drops every entry that needs it, with their parents, and the
+/// blob's record, so that what follows is a clean miss rather than an entry
+/// no one can read.
 /// Returns how many entries went.
 pub async fn forget_lost_blob(client: &mut Client, id: &ContentId) -> Result<u64, ClusterError> {
     let key = &id.0[..];
     let tx = client.transaction().await?;
     let dropped = tx
         .execute(
-            "DELETE FROM entries
-              WHERE content = $1 OR id IN (SELECT entry FROM entry_pins WHERE blob = $1)",
+            &delete_with_parents(
+                "content = $1 OR id IN (SELECT entry FROM entry_pins WHERE blob = $1)",
+            ),
             &[&key],
         )
         .await?;

@@ -48,6 +48,9 @@ pub enum ClusterError {
     /// Content that fails verification (a digest mismatch, over a limit).
     #[error("{0}")]
     Content(#[from] crate::cas::CasError),
+    /// A record that cannot be read back (a column out of its domain).
+    #[error("corrupt cluster record: {0}")]
+    Corrupt(String),
     /// An upload finished with bytes missing.
     #[error("{0}")]
     Incomplete(String),

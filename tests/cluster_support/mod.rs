@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use larder::cas::ContentId;
 use larder::config::{PostgresConfig, S3Config, Span};
+use larder::index::{EntryKey, NewEntry, Protocol};
 
 use crate::common;
 
@@ -265,5 +267,28 @@ impl Drop for S3Server {
         self.freeze(false);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An entry of `size` bytes whose content is `content`, pinning `pins` too.
+pub fn entry(
+    protocol: Protocol,
+    namespace: &str,
+    name: &str,
+    content: ContentId,
+    size: u64,
+    pins: &[ContentId],
+) -> NewEntry {
+    NewEntry {
+        key: EntryKey {
+            protocol,
+            namespace: namespace.into(),
+            name: name.into(),
+        },
+        content,
+        size,
+        pins: pins.to_vec(),
+        meta: Vec::new(),
+        children: Vec::new(),
     }
 }

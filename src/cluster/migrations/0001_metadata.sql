@@ -66,7 +66,8 @@ CREATE TABLE entry_pins (
 );
 CREATE INDEX entry_pins_blob ON entry_pins (blob);
 
--- Entries that go when their parent goes (an OCI index's manifests).
+-- Entries an entry needs (an OCI index's manifests): a child is not evicted
+-- while a parent exists, and removing a child removes its parents.
 CREATE TABLE entry_children (
     parent     bigint NOT NULL REFERENCES entries ON DELETE CASCADE,
     protocol   text NOT NULL,
@@ -74,6 +75,7 @@ CREATE TABLE entry_children (
     name       text NOT NULL,
     PRIMARY KEY (parent, protocol, namespace, name)
 );
+CREATE INDEX entry_children_child ON entry_children (protocol, namespace, name);
 
 -- Tags and other names within a scope (an OCI repository, a GHA scope).
 CREATE TABLE names (
