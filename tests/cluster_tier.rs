@@ -52,15 +52,15 @@ impl Setup {
 
 /// Reads a whole blob through the tier and, when it was not held, waits
 /// for its fill to finish.
-async fn read_through(tier: &Tier, id: &ContentId, size: u64) -> Vec<u8> {
+async fn read_through(tier: &Tier, id: &ContentId) -> Vec<u8> {
     let cold = !tier.holds(id);
-    read(tier, id, size, cold).await
+    read(tier, id, cold).await
 }
 
-async fn read(tier: &Tier, id: &ContentId, size: u64, cold: bool) -> Vec<u8> {
+async fn read(tier: &Tier, id: &ContentId, cold: bool) -> Vec<u8> {
     let mut fills = tier.fills();
     let chunks: Vec<Bytes> = tier
-        .read(id, size, None)
+        .read(id, None)
         .await
         .expect("read")
         .try_collect()
@@ -79,15 +79,15 @@ async fn a_cold_read_fills_the_tier_and_the_next_read_stays_local() {
     let id = s.put(&data).await;
     let tier = s.tier(1 << 20);
     assert!(!tier.holds(&id));
-    assert_eq!(read_through(&tier, &id, data.len() as u64).await, data);
+    assert_eq!(read_through(&tier, &id).await, data);
     assert!(tier.holds(&id));
     assert_eq!(tier.used(), data.len() as u64);
 
     // With the store hung, the blob is still served, whole and in ranges.
     s.s3.freeze(true);
-    assert_eq!(read_through(&tier, &id, data.len() as u64).await, data);
+    assert_eq!(read_through(&tier, &id).await, data);
     let part: Vec<Bytes> = tier
-        .read(&id, data.len() as u64, Some(10..20))
+        .read(&id, Some(10..20))
         .await
         .unwrap()
         .try_collect()
@@ -109,11 +109,11 @@ async fn the_tier_keeps_within_its_size_least_recently_used_out_first() {
     for i in 0..5u8 {
         let data = vec![i; 1024];
         let id = s.put(&data).await;
-        assert_eq!(read_through(&tier, &id, 1024).await, data);
+        assert_eq!(read_through(&tier, &id).await, data);
         ids.push(id);
         if i == 2 {
             // Blob 0 becomes the most recently used.
-            read_through(&tier, &ids[0], 1024).await;
+            read_through(&tier, &ids[0]).await;
         }
     }
     assert!(tier.used() <= 3 * 1024);
@@ -125,7 +125,7 @@ async fn the_tier_keeps_within_its_size_least_recently_used_out_first() {
     // A blob larger than the whole tier is served and not kept.
     let big = vec![9u8; 4096];
     let id = s.put(&big).await;
-    assert_eq!(read_through(&tier, &id, 4096).await, big);
+    assert_eq!(read_through(&tier, &id).await, big);
     assert!(!tier.holds(&id));
 }
 
@@ -135,11 +135,11 @@ async fn wiping_the_tier_loses_nothing() {
     let tier = s.tier(1 << 20);
     let data = b"kept in the object store".to_vec();
     let id = s.put(&data).await;
-    read_through(&tier, &id, data.len() as u64).await;
+    read_through(&tier, &id).await;
     assert!(tier.holds(&id));
     std::fs::remove_dir_all(s.tier_dir.path().join("blobs")).unwrap();
     std::fs::create_dir_all(s.tier_dir.path().join("blobs").join(&id.to_hex()[..2])).unwrap();
-    assert_eq!(read(&tier, &id, data.len() as u64, true).await, data);
+    assert_eq!(read(&tier, &id, true).await, data);
     assert!(tier.holds(&id), "read through again and kept again");
 }
 
@@ -151,7 +151,7 @@ async fn bytes_that_are_not_the_blob_are_never_kept_and_ranges_are_not_cached() 
     let id = s.put(&data).await;
     // A cold range read is served from the store and keeps nothing.
     let part: Vec<Bytes> = tier
-        .read(&id, data.len() as u64, Some(4..8))
+        .read(&id, Some(4..8))
         .await
         .unwrap()
         .try_collect()
@@ -168,7 +168,7 @@ async fn bytes_that_are_not_the_blob_are_never_kept_and_ranges_are_not_cached() 
         Some(b"other bytes!!!".to_vec()),
     )
     .await;
-    let got = read_through(&tier, &id, data.len() as u64).await;
+    let got = read_through(&tier, &id).await;
     assert_ne!(got, data);
     assert!(!tier.holds(&id));
 }
@@ -194,7 +194,7 @@ async fn an_object_deleted_behind_our_back_is_a_clean_miss() {
     s.s3.tamper("larder", &format!("blobs/{}", layer.to_hex()), None)
         .await;
     let tier = s.tier(1 << 20);
-    let Err(err) = tier.read(&layer, 5, None).await else {
+    let Err(err) = tier.read(&layer, None).await else {
         panic!("a deleted object was read");
     };
     assert!(matches!(err, ObjectsError::Missing(_)), "{err}");

@@ -15,6 +15,7 @@ pub mod pg;
 pub mod replicas;
 pub mod schema;
 pub mod status;
+pub mod store;
 pub mod sweep;
 pub mod tier;
 pub mod touches;
@@ -48,6 +49,19 @@ pub enum ClusterError {
     /// Content that fails verification (a digest mismatch, over a limit).
     #[error("{0}")]
     Content(#[from] crate::cas::CasError),
+    /// Recording the blob would cross the cluster's hard limit.
+    #[error("storage is full: {needed} more bytes would take {used} past the hard limit of {hard_limit} bytes")]
+    Full {
+        needed: u64,
+        used: u64,
+        hard_limit: u64,
+    },
+    /// An entry's pins that are not live blobs (never pushed, or collected).
+    #[error("blobs not stored: {0:?}")]
+    MissingBlobs(Vec<crate::cas::ContentId>),
+    /// The same bytes stayed under deletion by GC for too long.
+    #[error("blob {0} is being collected; try again")]
+    Busy(crate::cas::ContentId),
     /// A record that cannot be read back (a column out of its domain).
     #[error("corrupt cluster record: {0}")]
     Corrupt(String),

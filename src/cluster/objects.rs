@@ -169,6 +169,12 @@ impl Objects {
         }
     }
 
+    /// Stores blob `id` from bytes this replica just verified in memory.
+    pub async fn put_blob_bytes(&self, id: &ContentId, bytes: Bytes) -> Result<(), ObjectsError> {
+        self.store.put(&self.blob_path(id), bytes.into()).await?;
+        Ok(())
+    }
+
     /// The stored size of blob `id`, or `None` when its object is absent.
     pub async fn blob_size(&self, id: &ContentId) -> Result<Option<u64>, ObjectsError> {
         match self.store.head(&self.blob_path(id)).await {

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
 use super::objects::{Objects, ObjectsError};
-use crate::cas::{ingest_stream, Cas, ContentId};
+use crate::cas::{ingest_stream, Cas, ContentId, Verified};
 
 /// Chunks queued between a cold read and the tier's writer: the client
 /// waits for a slow disk rather than the queue growing without bound.
@@ -123,20 +123,16 @@ impl Tier {
         self.0.fills.subscribe()
     }
 
-    /// Blob `id` (of `size` bytes), all of it or `range`: from the tier
-    /// when it holds it, else from the object store, keeping a whole read.
+    /// Blob `id`, all of it or `range`: from the tier when it holds it,
+    /// else from the object store, keeping a whole read.
     pub async fn read(
         &self,
         id: &ContentId,
-        size: u64,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes, ObjectsError>>, ObjectsError> {
         if self.0.lru.lock().touch(id) {
-            let (offset, len) = range
-                .clone()
-                .map_or((0, size), |r| (r.start, r.end - r.start));
-            match self.0.cas.read_range(id, offset, len).await {
-                Ok(s) => return Ok(s.map_err(ObjectsError::Local).boxed()),
+            match self.read_local(id, range.clone()).await {
+                Ok(s) => return Ok(s),
                 // Wiped behind our back: read through again.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => self.0.lru.lock().forget(id),
                 Err(e) => return Err(e.into()),
@@ -147,6 +143,43 @@ impl Tier {
             return Ok(cold);
         }
         Ok(self.tee(*id, cold))
+    }
+
+    async fn read_local(
+        &self,
+        id: &ContentId,
+        range: Option<Range<u64>>,
+    ) -> io::Result<BoxStream<'static, Result<Bytes, ObjectsError>>> {
+        let (offset, len) = match range {
+            Some(r) => (r.start, r.end - r.start),
+            None => (0, tokio::fs::metadata(self.0.cas.path(id)).await?.len()),
+        };
+        let s = self.0.cas.read_range(id, offset, len).await?;
+        Ok(s.map_err(ObjectsError::Local).boxed())
+    }
+
+    /// Keeps a blob this replica just verified (a push, a small write), as
+    /// a cold read would: published in the tier, least recently used out.
+    /// Blocking.
+    pub fn keep(&self, verified: Verified) -> io::Result<()> {
+        if verified.meta.size > self.0.capacity {
+            return Ok(());
+        }
+        let meta = verified.publish(&self.0.cas)?;
+        let dropped = self
+            .0
+            .lru
+            .lock()
+            .insert(meta.id, meta.size, self.0.capacity);
+        for old in dropped {
+            self.0.cas.remove(&old)?;
+        }
+        Ok(())
+    }
+
+    /// Where verified writes are staged before `keep` (same filesystem).
+    pub fn cas(&self) -> &Cas {
+        &self.0.cas
     }
 
     /// Hands `cold`'s chunks to the client and to a writer that verifies
@@ -195,19 +228,8 @@ impl Tier {
                 return;
             }
         };
-        if verified.meta.size > self.0.capacity {
-            return;
-        }
         let tier = self.clone();
-        let kept = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            let meta = verified.publish(&tier.0.cas)?;
-            let dropped = tier.0.lru.lock().insert(id, meta.size, tier.0.capacity);
-            for old in dropped {
-                tier.0.cas.remove(&old)?;
-            }
-            Ok(())
-        })
-        .await;
+        let kept = tokio::task::spawn_blocking(move || tier.keep(verified)).await;
         if let Ok(Err(e)) = kept {
             tracing::warn!(blob = %id, error = %e, "cannot keep a blob in the local tier");
         }

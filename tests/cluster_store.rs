@@ -1,0 +1,170 @@
+//! Three replicas' stores on one real PostgreSQL and one real S3-protocol
+//! server: a value written through A is read through B and found through
+//! C; a removal through one is seen by all; the hard limit is the
+//! cluster's; a blob lost behind Larder's back is a clean miss.
+
+mod cluster_support;
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use larder::cas::Digest;
+use larder::cluster::objects::Objects;
+use larder::cluster::store::ClusterStore;
+use larder::cluster::tier::Tier;
+use larder::cluster::touches::Touches;
+use larder::cluster::{pg, schema, ClusterError};
+use larder::index::{EntryKey, EntryRecord, Protocol};
+use sha2::Digest as _;
+
+use cluster_support::{Postgres, S3Server};
+
+struct Replica {
+    store: ClusterStore,
+    _tier: tempfile::TempDir,
+}
+
+async fn replicas(db: &Postgres, s3: &S3Server, n: usize, hard_limit: u64) -> Vec<Replica> {
+    let mut c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
+        .await
+        .unwrap();
+    schema::migrate(&mut c, "test").await.unwrap();
+    (0..n)
+        .map(|i| {
+            let dir = tempfile::tempdir().unwrap();
+            let objects = Objects::open(&s3.config("larder")).unwrap();
+            Replica {
+                store: ClusterStore {
+                    pool: pg::pool(&db.config(), &format!("larder/r{i}")).unwrap(),
+                    tier: Tier::open(dir.path(), 1 << 20, objects.clone()).unwrap(),
+                    objects,
+                    touches: Touches::default(),
+                    hard_limit,
+                    max_blob_size: 1 << 20,
+                    lease: Duration::from_secs(900),
+                },
+                _tier: dir,
+            }
+        })
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn key(name: &str) -> EntryKey {
+    EntryKey {
+        protocol: Protocol::Http,
+        namespace: "ci".into(),
+        name: name.into(),
+    }
+}
+
+/// Writes `value` under `cas/<sha256>`, as Bazel's HTTP cache does.
+async fn put(store: &ClusterStore, value: &'static [u8]) -> Result<EntryRecord, ClusterError> {
+    let name = format!("cas/{}", sha256(value));
+    let expected: Digest = format!("sha256:{}", sha256(value)).parse().unwrap();
+    store
+        .put_entry_with_content(Bytes::from_static(value), Some(expected), move |blob| {
+            cluster_support::entry(Protocol::Http, "ci", &name, blob.id, blob.size, &[blob.id])
+        })
+        .await
+}
+
+async fn get(store: &ClusterStore, name: &str) -> Option<Vec<u8>> {
+    let rec = store.entry(&key(name)).await.unwrap()?;
+    let stream = store.read_content(&rec).await.unwrap()?;
+    let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+    Some(chunks.concat())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_through_one_replica_read_through_the_others() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = replicas(&db, &s3, 3, u64::MAX).await;
+    let (a, b, c) = (&r[0].store, &r[1].store, &r[2].store);
+
+    let value = b"an action result";
+    let name = format!("cas/{}", sha256(value));
+    let rec = put(a, value).await.unwrap();
+    assert_eq!(rec.key, key(&name));
+    assert_eq!(
+        get(b, &name).await.as_deref(),
+        Some(&value[..]),
+        "read through B"
+    );
+    assert!(
+        c.entry(&key(&name)).await.unwrap().is_some(),
+        "found through C"
+    );
+    assert!(b.tier.holds(&rec.content) || a.tier.holds(&rec.content));
+
+    // A body that is not what its digest says is refused, and nothing is
+    // recorded.
+    let err = a
+        .put_entry_with_content(
+            Bytes::from_static(b"tampered"),
+            Some(format!("sha256:{}", sha256(b"original")).parse().unwrap()),
+            |blob| cluster_support::entry(Protocol::Http, "ci", "cas/x", blob.id, blob.size, &[]),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::Content(_)), "{err}");
+    assert!(c.entry(&key("cas/x")).await.unwrap().is_none());
+
+    // Reads through B are uses: once flushed, the leader sees them.
+    b.flush_touches().await.unwrap();
+    let after = c.entry(&key(&name)).await.unwrap().unwrap();
+    assert!(after.last_used >= rec.last_used);
+
+    assert!(c.remove_entry(&key(&name)).await.unwrap());
+    assert_eq!(get(a, &name).await, None, "removed through C, gone for A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hard_limit_is_the_clusters() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = replicas(&db, &s3, 2, 20).await;
+    put(&r[0].store, b"0123456789").await.unwrap();
+    put(&r[1].store, b"abcdefghij").await.unwrap();
+    let err = put(&r[0].store, b"one byte too far").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClusterError::Full {
+                used: 20,
+                hard_limit: 20,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The same bytes again take no more room.
+    put(&r[1].store, b"0123456789").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_lost_behind_our_back_is_a_clean_miss_on_every_replica() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = replicas(&db, &s3, 2, u64::MAX).await;
+    let value = b"soon lost";
+    let name = format!("cas/{}", sha256(value));
+    let rec = put(&r[0].store, value).await.unwrap();
+    s3.tamper("larder", &format!("blobs/{}", rec.content.to_hex()), None)
+        .await;
+    // B never held it: its read goes to the store, which has nothing.
+    assert_eq!(get(&r[1].store, &name).await, None);
+    assert!(r[0].store.entry(&key(&name)).await.unwrap().is_none());
+    // Written again, it is whole again.
+    put(&r[1].store, value).await.unwrap();
+    assert_eq!(get(&r[0].store, &name).await.as_deref(), Some(&value[..]));
+}
