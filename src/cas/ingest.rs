@@ -81,6 +81,12 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// Another handle on the verified bytes (for a copy elsewhere before
+    /// publishing); it shares the file position, so readers seek first.
+    pub fn file(&self) -> io::Result<std::fs::File> {
+        self.temp.file().try_clone()
+    }
+
     /// Makes the content durable and publishes it under its BLAKE3 name; when
     /// that content is already published the temp file is simply deleted.
     pub fn publish(self, cas: &Cas) -> io::Result<BlobMeta> {

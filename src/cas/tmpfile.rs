@@ -41,7 +41,12 @@ impl TempFile {
             return Ok(TempFile { file, path: None });
         }
         let path = dir.join(format!("{:032x}.part", rand::random::<u128>()));
-        let file = File::options().write(true).create_new(true).open(&path)?;
+        // Readable too: a verified blob is copied from it (cluster mode).
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         Ok(TempFile {
             file,
             path: Some(path),
@@ -142,6 +147,7 @@ impl Drop for TempFile {
 #[cfg(target_os = "linux")]
 fn create_anonymous(dir: &Path) -> io::Result<File> {
     File::options()
+        .read(true)
         .write(true)
         .custom_flags(libc::O_TMPFILE)
         .mode(0o644)

@@ -230,10 +230,20 @@ fn child_key(joined: &str) -> Result<EntryKey, ClusterError> {
     let bad = || ClusterError::Corrupt(format!("child entry {joined:?}"));
     let (protocol, rest) = joined.split_once('/').ok_or_else(bad)?;
     let (namespace, name) = rest.split_once('/').ok_or_else(bad)?;
+    entry_key(protocol, namespace.to_owned(), name.to_owned())
+}
+
+/// An entry key from its columns.
+pub(super) fn entry_key(
+    protocol: &str,
+    namespace: String,
+    name: String,
+) -> Result<EntryKey, ClusterError> {
     Ok(EntryKey {
-        protocol: Protocol::from_name(protocol).ok_or_else(bad)?,
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
+        protocol: Protocol::from_name(protocol)
+            .ok_or_else(|| ClusterError::Corrupt(format!("protocol {protocol:?}")))?,
+        namespace,
+        name,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod duties;
 pub mod evict;
 pub mod leader;
 pub mod meta;
+pub mod names;
 pub mod objects;
 pub mod pg;
 pub mod replicas;

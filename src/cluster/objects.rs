@@ -18,7 +18,7 @@ use object_store::path::Path;
 use object_store::{
     BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig, WriteMultipart,
 };
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::cas::ContentId;
 use crate::config::S3Config;
@@ -112,8 +112,18 @@ impl Objects {
     /// are hashed again as they are sent; if they are not `id`'s (the file
     /// changed after verification), the upload is abandoned, not completed.
     pub async fn put_blob(&self, id: &ContentId, file: &FsPath) -> Result<u64, ObjectsError> {
+        self.put_blob_file(id, tokio::fs::File::open(file).await?)
+            .await
+    }
+
+    /// `put_blob` from an open file, read from its start.
+    pub async fn put_blob_file(
+        &self,
+        id: &ContentId,
+        mut f: tokio::fs::File,
+    ) -> Result<u64, ObjectsError> {
         let path = self.blob_path(id);
-        let mut f = tokio::fs::File::open(file).await?;
+        f.seek(std::io::SeekFrom::Start(0)).await?;
         let size = f.metadata().await?.len();
         let mut hasher = blake3::Hasher::new();
         if size as usize <= PART_SIZE {

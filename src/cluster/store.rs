@@ -1,24 +1,30 @@
-//! Entries with small content, on the cluster: what the HTTP caches and
-//! manifests need, composed of the records (`meta`), the object store and
-//! the local tier. A write is acknowledged once its object is in the store
-//! and its records are committed; any replica then reads it.
+//! The cluster's store, composed of the records (`meta`, `names`), the
+//! object store and the local tier: what the protocols need, so far for
+//! entries with content, pushed blobs and names. A write is acknowledged
+//! once its object is in the store and its records are committed; any
+//! replica then reads it.
 
+use std::future::Future;
+use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use deadpool_postgres::Pool;
 use futures_util::stream::BoxStream;
+use futures_util::Stream;
 
 use super::meta::{self, BlobPut};
 use super::objects::{Objects, ObjectsError};
 use super::tier::Tier;
 use super::touches::Touches;
-use super::ClusterError;
-use crate::cas::{ingest_bytes, BlobMeta, Digest};
+use super::{names, ClusterError};
+use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, ContentId, Digest, Verified};
 use crate::index::{EntryKey, EntryRecord, NewEntry};
 
 /// How many times a write waits out a GC of the same bytes before giving up.
 const DELETING_RETRIES: u32 = 50;
+
+pub type ByteStream = BoxStream<'static, Result<Bytes, ObjectsError>>;
 
 pub struct ClusterStore {
     pub pool: Pool,
@@ -27,7 +33,7 @@ pub struct ClusterStore {
     pub touches: Touches,
     pub hard_limit: u64,
     pub max_blob_size: u64,
-    /// How long reading an entry leases the blobs it pins.
+    /// How long reading an entry, or pushing or reading a blob, leases it.
     pub lease: Duration,
 }
 
@@ -35,6 +41,10 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn joined(e: tokio::task::JoinError) -> ClusterError {
+    ClusterError::Objects(ObjectsError::Local(std::io::Error::other(e)))
 }
 
 impl ClusterStore {
@@ -54,27 +64,66 @@ impl ClusterStore {
             ingest_bytes(&cas, &bytes, expected.as_ref(), limit)
         })
         .await
-        .map_err(|e| ClusterError::Objects(ObjectsError::Local(std::io::Error::other(e))))??;
+        .map_err(joined)??;
         let blob = verified.meta;
         let new = entry(&blob);
-        self.objects
-            .put_blob_bytes(&blob.id, content.clone())
-            .await?;
+        let upload = || self.objects.put_blob_bytes(&blob.id, content.clone());
+        upload().await?;
+        self.record(&blob, Some(&new), upload).await?;
+        self.keep(verified).await;
+        let client = self.pool.get().await?;
+        meta::entry(&**client, &new.key)
+            .await?
+            .ok_or_else(|| ClusterError::Corrupt("an entry vanished as it was written".into()))
+    }
+
+    /// Stores a pushed blob from `body` (verified against `expected` when
+    /// given) and leases it until an entry pins it.
+    pub async fn put_blob_stream<S, E>(
+        &self,
+        body: S,
+        expected: Option<Digest>,
+    ) -> Result<BlobMeta, ClusterError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let verified = ingest_stream(self.tier.cas(), body, expected, self.max_blob_size).await?;
+        let blob = verified.meta;
+        {
+            let upload = || async {
+                let file = tokio::fs::File::from_std(verified.file()?);
+                self.objects.put_blob_file(&blob.id, file).await.map(drop)
+            };
+            upload().await?;
+            self.record(&blob, None, upload).await?;
+        }
+        self.touches
+            .lease(blob.id, now_ms() + self.lease.as_millis() as i64);
+        self.keep(verified).await;
+        Ok(blob)
+    }
+
+    /// Records `blob`, whose object is up, and `entry` with it in one
+    /// transaction under the hard limit. When GC is deleting these very
+    /// bytes, waits until it is done and puts the object up again.
+    async fn record<F, Fut>(
+        &self,
+        blob: &BlobMeta,
+        entry: Option<&NewEntry>,
+        upload: F,
+    ) -> Result<(), ClusterError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(), ObjectsError>>,
+    {
         let sha256 = format!("sha256:{}", hex::encode(blob.sha256));
         let mut client = self.pool.get().await?;
-        let mut waited = 0;
-        loop {
+        for _ in 0..DELETING_RETRIES {
             let now = now_ms();
             let tx = client.transaction().await?;
-            match meta::put_blob_in(
-                &tx,
-                &blob.id,
-                blob.size,
-                std::slice::from_ref(&sha256),
-                now,
-                self.hard_limit,
-            )
-            .await?
+            let aliases = std::slice::from_ref(&sha256);
+            match meta::put_blob_in(&tx, &blob.id, blob.size, aliases, now, self.hard_limit).await?
             {
                 BlobPut::Live => {}
                 BlobPut::Full { used } => {
@@ -86,34 +135,29 @@ impl ClusterStore {
                 }
                 BlobPut::Deleting => {
                     drop(tx);
-                    // GC is deleting these very bytes: once it is done, the
-                    // object goes up again and the record is made anew.
-                    waited += 1;
-                    if waited > DELETING_RETRIES {
-                        return Err(ClusterError::Busy(blob.id));
-                    }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if meta::blob_state(&**client, &blob.id).await?.is_none() {
-                        self.objects
-                            .put_blob_bytes(&blob.id, content.clone())
-                            .await?;
+                        upload().await?;
                     }
                     continue;
                 }
             }
-            if let Err(missing) = meta::put_entry(&*tx, &new, now).await? {
-                return Err(ClusterError::MissingBlobs(missing));
+            if let Some(entry) = entry {
+                if let Err(missing) = meta::put_entry(&*tx, entry, now).await? {
+                    return Err(ClusterError::MissingBlobs(missing));
+                }
             }
             tx.commit().await?;
-            break;
+            return Ok(());
         }
+        Err(ClusterError::Busy(blob.id))
+    }
+
+    async fn keep(&self, verified: Verified) {
         let tier = self.tier.clone();
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || tier.keep(verified)).await {
             tracing::warn!(error = %e, "cannot keep a written blob in the local tier");
         }
-        meta::entry(&**client, &new.key)
-            .await?
-            .ok_or_else(|| ClusterError::Corrupt("an entry vanished as it was written".into()))
     }
 
     /// The entry under `key`. Reading it counts as a use and leases the
@@ -133,19 +177,39 @@ impl ClusterStore {
         Ok(Some(rec))
     }
 
-    /// The entry's content, or `None` when its object is gone: then the
-    /// entry (and what needs it) is dropped and the caller answers a miss.
+    /// The live blob `digest` names and its size; finding it leases it.
+    pub async fn blob(&self, digest: &Digest) -> Result<Option<(ContentId, u64)>, ClusterError> {
+        let client = self.pool.get().await?;
+        let found = names::blob_by_digest(&**client, digest).await?;
+        if let Some((id, _)) = &found {
+            self.touches
+                .lease(*id, now_ms() + self.lease.as_millis() as i64);
+        }
+        Ok(found)
+    }
+
+    /// The entry's content; `None` as for `read_blob`.
     pub async fn read_content(
         &self,
         rec: &EntryRecord,
-    ) -> Result<Option<BoxStream<'static, Result<Bytes, ObjectsError>>>, ClusterError> {
-        match self.tier.read(&rec.content, None).await {
+    ) -> Result<Option<ByteStream>, ClusterError> {
+        self.read_blob(&rec.content, None).await
+    }
+
+    /// Blob `id`, all or `range`, or `None` when its object is gone: then
+    /// the entries needing it are dropped and the caller answers a miss.
+    pub async fn read_blob(
+        &self,
+        id: &ContentId,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ByteStream>, ClusterError> {
+        match self.tier.read(id, range).await {
             Ok(stream) => Ok(Some(stream)),
             Err(ObjectsError::Missing(_)) => {
                 let mut client = self.pool.get().await?;
-                let dropped = meta::forget_lost_blob(&mut client, &rec.content).await?;
+                let dropped = meta::forget_lost_blob(&mut client, id).await?;
                 tracing::warn!(
-                    blob = %rec.content, entries = dropped,
+                    blob = %id, entries = dropped,
                     "a blob's object is gone from the store; its entries are dropped"
                 );
                 Ok(None)
@@ -158,6 +222,38 @@ impl ClusterStore {
     pub async fn remove_entry(&self, key: &EntryKey) -> Result<bool, ClusterError> {
         let client = self.pool.get().await?;
         Ok(meta::remove_entry(&**client, key).await? > 0)
+    }
+
+    /// Points `name` in `scope` at the entry under `target`; false when
+    /// there is no such entry.
+    pub async fn set_name(
+        &self,
+        scope: &str,
+        name: &str,
+        target: &EntryKey,
+    ) -> Result<bool, ClusterError> {
+        let client = self.pool.get().await?;
+        names::set_name(&**client, scope, name, target).await
+    }
+
+    pub async fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, ClusterError> {
+        let client = self.pool.get().await?;
+        names::name(&**client, scope, name).await
+    }
+
+    pub async fn names(
+        &self,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, ClusterError> {
+        let client = self.pool.get().await?;
+        names::names(&**client, scope, after, limit).await
+    }
+
+    pub async fn remove_name(&self, scope: &str, name: &str) -> Result<bool, ClusterError> {
+        let client = self.pool.get().await?;
+        names::remove_name(&**client, scope, name).await
     }
 
     /// Writes the uses and leases read since the last flush.

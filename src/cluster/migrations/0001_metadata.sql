@@ -77,13 +77,15 @@ CREATE TABLE entry_children (
 );
 CREATE INDEX entry_children_child ON entry_children (protocol, namespace, name);
 
--- Tags and other names within a scope (an OCI repository, a GHA scope).
+-- Tags and other names within a scope (an OCI repository, a GHA scope),
+-- each pointing at an entry and gone with it.
 CREATE TABLE names (
-    scope   text NOT NULL,
-    name    text NOT NULL,
-    target  text NOT NULL,
+    scope  text NOT NULL,
+    name   text NOT NULL,
+    entry  bigint NOT NULL REFERENCES entries ON DELETE CASCADE,
     PRIMARY KEY (scope, name)
 );
+CREATE INDEX names_entry ON names (entry);
 
 -- Which scopes (repositories) a blob was pushed to or mounted into.
 CREATE TABLE blob_links (

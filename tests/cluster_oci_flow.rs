@@ -1,0 +1,154 @@
+//! BuildKit's registry cache across three replicas' stores, on one real
+//! PostgreSQL and one real S3-protocol server: layers pushed through A,
+//! the manifest and its tag through A, the tag resolved and the manifest
+//! read through B, the layer found by digest and read in ranges through C.
+
+mod cluster_support;
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use larder::cas::Digest;
+use larder::cluster::objects::Objects;
+use larder::cluster::store::ClusterStore;
+use larder::cluster::tier::Tier;
+use larder::cluster::touches::Touches;
+use larder::cluster::{pg, schema, ClusterError};
+use larder::index::{EntryKey, Protocol};
+use sha2::Digest as _;
+
+use cluster_support::{Postgres, S3Server};
+
+fn sha256(data: &[u8]) -> Digest {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+        .parse()
+        .unwrap()
+}
+
+async fn stores(db: &Postgres, s3: &S3Server, n: usize) -> Vec<(ClusterStore, tempfile::TempDir)> {
+    let mut c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
+        .await
+        .unwrap();
+    schema::migrate(&mut c, "test").await.unwrap();
+    (0..n)
+        .map(|i| {
+            let dir = tempfile::tempdir().unwrap();
+            let objects = Objects::open(&s3.config("larder")).unwrap();
+            let store = ClusterStore {
+                pool: pg::pool(&db.config(), &format!("larder/r{i}")).unwrap(),
+                tier: Tier::open(dir.path(), 64 << 20, objects.clone()).unwrap(),
+                objects,
+                touches: Touches::default(),
+                hard_limit: u64::MAX,
+                max_blob_size: 64 << 20,
+                lease: Duration::from_secs(900),
+            };
+            (store, dir)
+        })
+        .collect()
+}
+
+async fn collect(stream: larder::cluster::store::ByteStream) -> Vec<u8> {
+    let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_through_a_pull_through_b_head_through_c() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = stores(&db, &s3, 3).await;
+    let (a, b, c) = (&r[0].0, &r[1].0, &r[2].0);
+
+    // A layer of 3 MiB, pushed as a streamed body in 64 KiB chunks.
+    let layer: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 239) as u8).collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = layer
+        .chunks(64 << 10)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let pushed = a
+        .put_blob_stream(futures_util::stream::iter(chunks), Some(sha256(&layer)))
+        .await
+        .unwrap();
+    assert_eq!(pushed.size, layer.len() as u64);
+
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"layers":[{{"digest":"{}","size":{}}}]}}"#,
+        sha256(&layer),
+        layer.len()
+    );
+    let key = EntryKey {
+        protocol: Protocol::Oci,
+        namespace: "team".into(),
+        name: format!("team/app@{}", sha256(manifest.as_bytes())),
+    };
+    let entry_key = key.clone();
+    let rec = a
+        .put_entry_with_content(
+            Bytes::from(manifest.clone()),
+            Some(sha256(manifest.as_bytes())),
+            move |blob| {
+                let mut e = cluster_support::entry(
+                    Protocol::Oci,
+                    "team",
+                    &entry_key.name,
+                    blob.id,
+                    blob.size + pushed.size,
+                    &[blob.id, pushed.id],
+                );
+                e.meta = b"application/vnd.oci.image.manifest.v1+json".to_vec();
+                e
+            },
+        )
+        .await
+        .unwrap();
+    assert!(a.set_name("team/app", "cache", &key).await.unwrap());
+
+    // B resolves the tag and reads the manifest.
+    let resolved = b.name("team/app", "cache").await.unwrap().expect("tag");
+    assert_eq!(resolved, key);
+    let got = b.entry(&resolved).await.unwrap().expect("manifest");
+    assert_eq!(got.pins.len(), 2);
+    assert_eq!(got.meta, rec.meta);
+    let body = collect(b.read_content(&got).await.unwrap().unwrap()).await;
+    assert_eq!(body, manifest.as_bytes());
+    assert_eq!(b.names("team/app", None, 10).await.unwrap(), ["cache"]);
+
+    // C finds the layer by its sha256 digest (a HEAD) and reads ranges.
+    let (id, size) = c.blob(&sha256(&layer)).await.unwrap().expect("layer");
+    assert_eq!((id, size), (pushed.id, layer.len() as u64));
+    let head = collect(c.read_blob(&id, Some(0..4)).await.unwrap().unwrap()).await;
+    assert_eq!(head, layer[..4]);
+    let whole = collect(c.read_blob(&id, None).await.unwrap().unwrap()).await;
+    assert!(whole == layer, "the whole layer through C");
+
+    // A manifest naming a layer nobody pushed is refused; nothing changes.
+    let missing = sha256(b"never pushed");
+    let err = a
+        .put_entry_with_content(Bytes::from_static(b"{}"), None, |blob| {
+            let ghost = larder::cas::ContentId([9; 32]);
+            cluster_support::entry(
+                Protocol::Oci,
+                "team",
+                "team/app@ghost",
+                blob.id,
+                2,
+                &[blob.id, ghost],
+            )
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClusterError::MissingBlobs(ref m) if m.len() == 1),
+        "{err}"
+    );
+    assert!(c.blob(&missing).await.unwrap().is_none());
+
+    // Removing the manifest through C takes its tag with it.
+    assert!(c.remove_entry(&key).await.unwrap());
+    assert_eq!(b.name("team/app", "cache").await.unwrap(), None);
+    assert!(a.names("team/app", None, 10).await.unwrap().is_empty());
+}
