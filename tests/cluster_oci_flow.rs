@@ -15,6 +15,7 @@ use larder::cluster::objects::Objects;
 use larder::cluster::store::ClusterStore;
 use larder::cluster::tier::Tier;
 use larder::cluster::touches::Touches;
+use larder::cluster::uploads::Appended;
 use larder::cluster::{pg, schema, ClusterError};
 use larder::index::{EntryKey, Protocol};
 use sha2::Digest as _;
@@ -151,4 +152,50 @@ async fn push_through_a_pull_through_b_head_through_c() {
     assert!(c.remove_entry(&key).await.unwrap());
     assert_eq!(b.name("team/app", "cache").await.unwrap(), None);
     assert!(a.names("team/app", None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_push_moves_across_replicas_and_any_of_them_serves_it() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = stores(&db, &s3, 3).await;
+    let (a, b, c) = (&r[0].0, &r[1].0, &r[2].0);
+    let layer: Vec<u8> = (0..(2 << 20) + 123).map(|i: u32| (i % 233) as u8).collect();
+    let half = layer.len() / 2;
+
+    a.create_upload("up-1", "team/app").await.unwrap();
+    let appended = a
+        .append_upload("up-1", 0, true, Bytes::copy_from_slice(&layer[..half]))
+        .await
+        .unwrap();
+    assert_eq!(appended, Appended::Size(half as u64));
+    b.append_upload(
+        "up-1",
+        half as u64,
+        true,
+        Bytes::copy_from_slice(&layer[half..]),
+    )
+    .await
+    .unwrap();
+
+    // The wrong digest fails the finish and keeps the upload for a retry.
+    let err = c
+        .finish_upload("up-1", sha256(b"not it"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::Content(_)), "{err}");
+    let blob = c.finish_upload("up-1", sha256(&layer)).await.unwrap();
+    assert_eq!(blob.size, layer.len() as u64);
+
+    let (id, size) = a.blob(&sha256(&layer)).await.unwrap().expect("pushed");
+    assert_eq!((id, size), (blob.id, layer.len() as u64));
+    let whole = collect(b.read_blob(&id, None).await.unwrap().unwrap()).await;
+    assert!(whole == layer, "read through B");
+    // The upload and its staged parts are gone.
+    let gone = a
+        .append_upload("up-1", 0, true, Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert_eq!(gone, Appended::Unknown);
 }

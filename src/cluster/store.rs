@@ -1,6 +1,6 @@
 //! The cluster's store, composed of the records (`meta`, `names`), the
 //! object store and the local tier: what the protocols need, so far for
-//! entries with content, pushed blobs and names. A write is acknowledged
+//! entries with content, pushed blobs, uploads and names. A write is acknowledged
 //! once its object is in the store and its records are committed; any
 //! replica then reads it.
 
@@ -17,6 +17,7 @@ use super::meta::{self, BlobPut};
 use super::objects::{Objects, ObjectsError};
 use super::tier::Tier;
 use super::touches::Touches;
+use super::uploads::{self, Appended};
 use super::{names, ClusterError};
 use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, ContentId, Digest, Verified};
 use crate::index::{EntryKey, EntryRecord, NewEntry};
@@ -89,18 +90,76 @@ impl ClusterStore {
         E: std::fmt::Display,
     {
         let verified = ingest_stream(self.tier.cas(), body, expected, self.max_blob_size).await?;
+        let blob = self.store_verified(&verified).await?;
+        self.keep(verified).await;
+        Ok(blob)
+    }
+
+    /// Begins a multi-request upload any replica can continue.
+    pub async fn create_upload(&self, id: &str, scope: &str) -> Result<(), ClusterError> {
+        let client = self.pool.get().await?;
+        uploads::create(&**client, id, scope, now_ms()).await
+    }
+
+    /// Adds `bytes` at `offset` of upload `id` (see `uploads::append`).
+    pub async fn append_upload(
+        &self,
+        id: &str,
+        offset: u64,
+        contiguous: bool,
+        bytes: Bytes,
+    ) -> Result<Appended, ClusterError> {
+        let mut client = self.pool.get().await?;
+        uploads::append(
+            &mut client,
+            &self.objects,
+            id,
+            offset,
+            contiguous,
+            bytes,
+            now_ms(),
+        )
+        .await
+    }
+
+    /// Finishes upload `id`: its parts, joined and verified against
+    /// `expected`, become a blob as a push does, and the upload goes.
+    pub async fn finish_upload(
+        &self,
+        id: &str,
+        expected: Digest,
+    ) -> Result<BlobMeta, ClusterError> {
+        let verified = {
+            let client = self.pool.get().await?;
+            uploads::assemble(
+                &**client,
+                &self.objects,
+                self.tier.cas(),
+                id,
+                Some(expected),
+                self.max_blob_size,
+            )
+            .await?
+        };
+        let blob = self.store_verified(&verified).await?;
+        self.keep(verified).await;
+        let client = self.pool.get().await?;
+        uploads::remove(&**client, &self.objects, id).await?;
+        Ok(blob)
+    }
+
+    /// Copies a verified blob to the object store, records it and leases
+    /// it until an entry pins it.
+    async fn store_verified(&self, verified: &Verified) -> Result<BlobMeta, ClusterError> {
         let blob = verified.meta;
-        {
-            let upload = || async {
-                let file = tokio::fs::File::from_std(verified.file()?);
-                self.objects.put_blob_file(&blob.id, file).await.map(drop)
-            };
-            upload().await?;
-            self.record(&blob, None, upload).await?;
-        }
+        let upload = || async {
+            let file = tokio::fs::File::from_std(verified.file()?);
+            self.objects.put_blob_file(&blob.id, file).await.map(drop)
+        };
+        upload().await?;
+        self.record(&blob, None, upload).await?;
         self.touches
             .lease(blob.id, now_ms() + self.lease.as_millis() as i64);
-        self.keep(verified).await;
         Ok(blob)
     }
 
