@@ -168,3 +168,27 @@ async fn a_blob_lost_behind_our_back_is_a_clean_miss_on_every_replica() {
     put(&r[1].store, value).await.unwrap();
     assert_eq!(get(&r[0].store, &name).await.as_deref(), Some(&value[..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_is_an_error_then_the_same_store_recovers() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = replicas(&db, &s3, 1, u64::MAX).await;
+    let store = &r[0].store;
+    put(store, b"before").await.unwrap();
+
+    db.stop();
+    let err = put(store, b"during").await.unwrap_err();
+    assert!(
+        matches!(err, ClusterError::Pool(_) | ClusterError::Postgres(_)),
+        "{err}"
+    );
+    assert!(store.entry(&key("cas/x")).await.is_err());
+
+    db.start_again();
+    // The pool drops the dead connections and opens new ones.
+    put(store, b"after").await.unwrap();
+    let name = format!("cas/{}", sha256(b"before"));
+    assert_eq!(get(store, &name).await.as_deref(), Some(&b"before"[..]));
+}
