@@ -6,49 +6,17 @@
 mod cluster_support;
 mod common;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use larder::cas::Digest;
-use larder::cluster::objects::Objects;
 use larder::cluster::store::ClusterStore;
-use larder::cluster::tier::Tier;
-use larder::cluster::touches::Touches;
 use larder::cluster::uploads::Appended;
-use larder::cluster::{pg, schema, ClusterError};
+use larder::cluster::ClusterError;
 use larder::index::{EntryKey, Protocol};
-use sha2::Digest as _;
 
-use cluster_support::{Postgres, S3Server};
-
-fn sha256(data: &[u8]) -> Digest {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-        .parse()
-        .unwrap()
-}
+use cluster_support::{sha256, Postgres, S3Server};
 
 async fn stores(db: &Postgres, s3: &S3Server, n: usize) -> Vec<(ClusterStore, tempfile::TempDir)> {
-    let mut c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
-        .await
-        .unwrap();
-    schema::migrate(&mut c, "test").await.unwrap();
-    (0..n)
-        .map(|i| {
-            let dir = tempfile::tempdir().unwrap();
-            let objects = Objects::open(&s3.config("larder")).unwrap();
-            let store = ClusterStore {
-                pool: pg::pool(&db.config(), &format!("larder/r{i}")).unwrap(),
-                tier: Tier::open(dir.path(), 64 << 20, objects.clone()).unwrap(),
-                objects,
-                touches: Touches::default(),
-                hard_limit: u64::MAX,
-                max_blob_size: 64 << 20,
-                lease: Duration::from_secs(900),
-            };
-            (store, dir)
-        })
-        .collect()
+    cluster_support::cluster_stores(db, s3, n, 64 << 20, u64::MAX).await
 }
 
 async fn collect(stream: larder::cluster::store::ByteStream) -> Vec<u8> {

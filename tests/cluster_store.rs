@@ -6,16 +6,11 @@
 mod cluster_support;
 mod common;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use larder::cas::Digest;
-use larder::cluster::objects::Objects;
 use larder::cluster::store::ClusterStore;
-use larder::cluster::tier::Tier;
-use larder::cluster::touches::Touches;
-use larder::cluster::{pg, schema, ClusterError};
+use larder::cluster::ClusterError;
 use larder::index::{EntryKey, EntryRecord, Protocol};
 use sha2::Digest as _;
 
@@ -27,27 +22,10 @@ struct Replica {
 }
 
 async fn replicas(db: &Postgres, s3: &S3Server, n: usize, hard_limit: u64) -> Vec<Replica> {
-    let mut c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
+    cluster_support::cluster_stores(db, s3, n, 1 << 20, hard_limit)
         .await
-        .unwrap();
-    schema::migrate(&mut c, "test").await.unwrap();
-    (0..n)
-        .map(|i| {
-            let dir = tempfile::tempdir().unwrap();
-            let objects = Objects::open(&s3.config("larder")).unwrap();
-            Replica {
-                store: ClusterStore {
-                    pool: pg::pool(&db.config(), &format!("larder/r{i}")).unwrap(),
-                    tier: Tier::open(dir.path(), 1 << 20, objects.clone()).unwrap(),
-                    objects,
-                    touches: Touches::default(),
-                    hard_limit,
-                    max_blob_size: 1 << 20,
-                    lease: Duration::from_secs(900),
-                },
-                _tier: dir,
-            }
-        })
+        .into_iter()
+        .map(|(store, dir)| Replica { store, _tier: dir })
         .collect()
 }
 

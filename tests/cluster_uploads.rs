@@ -6,14 +6,13 @@ mod cluster_support;
 mod common;
 
 use bytes::Bytes;
-use larder::cas::{Cas, ContentId, Digest};
+use larder::cas::{Cas, ContentId};
 use larder::cluster::meta::{self, BlobPut};
 use larder::cluster::objects::Objects;
 use larder::cluster::uploads::{self, Appended};
 use larder::cluster::{pg, schema, ClusterError};
-use sha2::Digest as _;
 
-use cluster_support::{Postgres, S3Server};
+use cluster_support::{sha256, Postgres, S3Server};
 
 const NOW: i64 = 1_000_000;
 
@@ -42,10 +41,20 @@ async fn replicas(db: &Postgres, s3: &S3Server, n: usize) -> Vec<Replica> {
     out
 }
 
-fn sha256(data: &[u8]) -> Digest {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-        .parse()
+impl Replica {
+    async fn append(&mut self, id: &str, offset: u64, contiguous: bool, bytes: Bytes) -> Appended {
+        uploads::append(
+            &mut self.client,
+            &self.objects,
+            id,
+            offset,
+            contiguous,
+            bytes,
+            NOW,
+        )
+        .await
         .unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,56 +70,27 @@ async fn an_oci_chunked_upload_moves_across_three_replicas() {
         .await
         .unwrap();
     let a = &mut r[0];
-    let got = uploads::append(
-        &mut a.client,
-        &a.objects,
-        "u1",
-        0,
-        true,
-        Bytes::copy_from_slice(&data[..one]),
-        NOW,
-    )
-    .await
-    .unwrap();
+    let got = a
+        .append("u1", 0, true, Bytes::copy_from_slice(&data[..one]))
+        .await;
     assert_eq!(got, Appended::Size(one as u64));
     let b = &mut r[1];
     // A chunk that does not start where the upload ends is refused.
-    let got = uploads::append(
-        &mut b.client,
-        &b.objects,
-        "u1",
-        5,
-        true,
-        Bytes::from_static(b"x"),
-        NOW,
-    )
-    .await
-    .unwrap();
+    let got = b.append("u1", 5, true, Bytes::from_static(b"x")).await;
     assert_eq!(got, Appended::Conflict { size: one as u64 });
-    let got = uploads::append(
-        &mut b.client,
-        &b.objects,
-        "u1",
-        one as u64,
-        true,
-        Bytes::copy_from_slice(&data[one..two]),
-        NOW,
-    )
-    .await
-    .unwrap();
+    let got = b
+        .append(
+            "u1",
+            one as u64,
+            true,
+            Bytes::copy_from_slice(&data[one..two]),
+        )
+        .await;
     assert_eq!(got, Appended::Size(two as u64));
     let c = &mut r[2];
-    let got = uploads::append(
-        &mut c.client,
-        &c.objects,
-        "u1",
-        two as u64,
-        true,
-        Bytes::copy_from_slice(&data[two..]),
-        NOW,
-    )
-    .await
-    .unwrap();
+    let got = c
+        .append("u1", two as u64, true, Bytes::copy_from_slice(&data[two..]))
+        .await;
     assert_eq!(got, Appended::Size(data.len() as u64));
 
     // The final PUT lands on the third replica, with a wrong digest first.
@@ -160,17 +140,7 @@ async fn an_oci_chunked_upload_moves_across_three_replicas() {
     );
     assert!(uploads::parts(&a.client, "u1").await.unwrap().is_empty());
     let a = &mut r[0];
-    let got = uploads::append(
-        &mut a.client,
-        &a.objects,
-        "u1",
-        0,
-        true,
-        Bytes::from_static(b"x"),
-        NOW,
-    )
-    .await
-    .unwrap();
+    let got = a.append("u1", 0, true, Bytes::from_static(b"x")).await;
     assert_eq!(got, Appended::Unknown);
 }
 
@@ -189,31 +159,25 @@ async fn gha_chunks_arrive_out_of_order_on_different_replicas() {
     // refused.
     for (replica, start) in [(0, 2 * k), (1, 0), (0, k)] {
         let x = &mut r[replica];
-        let got = uploads::append(
-            &mut x.client,
-            &x.objects,
-            "cache-7",
-            start as u64,
-            false,
-            Bytes::copy_from_slice(&data[start..start + k]),
-            NOW,
-        )
-        .await
-        .unwrap();
+        let got = x
+            .append(
+                "cache-7",
+                start as u64,
+                false,
+                Bytes::copy_from_slice(&data[start..start + k]),
+            )
+            .await;
         assert!(matches!(got, Appended::Size(_)), "{got:?}");
     }
     let x = &mut r[1];
-    let got = uploads::append(
-        &mut x.client,
-        &x.objects,
-        "cache-7",
-        (k / 2) as u64,
-        false,
-        Bytes::copy_from_slice(&data[..k]),
-        NOW,
-    )
-    .await
-    .unwrap();
+    let got = x
+        .append(
+            "cache-7",
+            (k / 2) as u64,
+            false,
+            Bytes::copy_from_slice(&data[..k]),
+        )
+        .await;
     assert_eq!(
         got,
         Appended::Conflict {
@@ -235,17 +199,7 @@ async fn an_upload_with_a_gap_is_refused() {
     let mut r = replicas(&db, &s3, 1).await;
     uploads::create(&r[0].client, "g", "s", NOW).await.unwrap();
     let x = &mut r[0];
-    uploads::append(
-        &mut x.client,
-        &x.objects,
-        "g",
-        10,
-        false,
-        Bytes::from_static(b"late"),
-        NOW,
-    )
-    .await
-    .unwrap();
+    x.append("g", 10, false, Bytes::from_static(b"late")).await;
     let err = uploads::assemble(&x.client, &x.objects, &x.cas, "g", None, u64::MAX)
         .await
         .err()

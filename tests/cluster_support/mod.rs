@@ -10,9 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use larder::cas::ContentId;
+use larder::cas::{ContentId, Digest};
+use larder::cluster::objects::Objects;
+use larder::cluster::store::ClusterStore;
+use larder::cluster::tier::Tier;
+use larder::cluster::touches::Touches;
+use larder::cluster::{pg, schema};
 use larder::config::{PostgresConfig, S3Config, Span};
 use larder::index::{EntryKey, NewEntry, Protocol};
+use sha2::Digest as _;
 
 use crate::common;
 
@@ -291,4 +297,42 @@ pub fn entry(
         meta: Vec::new(),
         children: Vec::new(),
     }
+}
+
+/// The `sha256:…` digest of `data`.
+pub fn sha256(data: &[u8]) -> Digest {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+        .parse()
+        .unwrap()
+}
+
+/// `n` replicas' stores on one migrated database and the bucket "larder",
+/// each with a local tier of `tier_size` bytes in a temp dir of its own.
+pub async fn cluster_stores(
+    db: &Postgres,
+    s3: &S3Server,
+    n: usize,
+    tier_size: u64,
+    hard_limit: u64,
+) -> Vec<(ClusterStore, tempfile::TempDir)> {
+    let mut c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
+        .await
+        .unwrap();
+    schema::migrate(&mut c, "test").await.unwrap();
+    (0..n)
+        .map(|i| {
+            let dir = tempfile::tempdir().unwrap();
+            let objects = Objects::open(&s3.config("larder")).unwrap();
+            let store = ClusterStore {
+                pool: pg::pool(&db.config(), &format!("larder/r{i}")).unwrap(),
+                tier: Tier::open(dir.path(), tier_size, objects.clone()).unwrap(),
+                objects,
+                touches: Touches::default(),
+                hard_limit,
+                max_blob_size: 64 << 20,
+                lease: std::time::Duration::from_secs(900),
+            };
+            (store, dir)
+        })
+        .collect()
 }
