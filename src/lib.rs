@@ -21,5 +21,6 @@ pub mod index;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+pub mod tls_roots;
 pub mod upstream;
 pub mod workers;

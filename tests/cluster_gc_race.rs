@@ -23,7 +23,7 @@ const NOW: i64 = 1_000_000;
 struct Cluster {
     _db: Postgres,
     _s3: S3Server,
-    settings: tokio_postgres::Config,
+    settings: pg::Settings,
     objects: Objects,
     dir: tempfile::TempDir,
 }

@@ -4,6 +4,7 @@
 
 mod cluster_support;
 mod common;
+mod tls_support;
 
 use std::time::Duration;
 
@@ -282,4 +283,47 @@ fn serve_refuses_cluster_mode_until_replicas_can_share_data() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.enabled"));
+}
+
+#[tokio::test]
+async fn tls_to_postgres_is_verified_against_the_configured_ca() {
+    let ca = tls_support::TestCa::new();
+    let leaf = ca.leaf("postgres");
+    let Some(db) = Postgres::start_tls(&leaf.cert, &leaf.key) else {
+        return;
+    };
+    let ssl_of = |c: tokio_postgres::Client| async move {
+        let on: bool = c
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        on
+    };
+    let with = |sslmode: &str, ca_file: Option<std::path::PathBuf>| {
+        let mut cfg = db.config();
+        cfg.url = format!("{} sslmode={sslmode}", db.url());
+        cfg.ca_file = ca_file;
+        pg::settings(&cfg, "t").unwrap()
+    };
+    let ca_file = ca.dir.path().join("ca.crt");
+
+    let c = pg::connect(&with("require", Some(ca_file.clone())))
+        .await
+        .unwrap();
+    assert!(ssl_of(c).await, "sslmode=require with the CA: encrypted");
+    // libpq's default, prefer, takes TLS when the server offers it.
+    let c = pg::connect(&with("prefer", Some(ca_file))).await.unwrap();
+    assert!(ssl_of(c).await);
+    // The system's roots do not know this CA: no session, not a silent
+    // fallback to an unverified one.
+    let err = pg::connect(&with("require", None))
+        .await
+        .expect_err("refused");
+    assert!(format!("{err:?}").contains("Certificate"), "{err:?}");
+    let c = pg::connect(&with("disable", None)).await.unwrap();
+    assert!(!ssl_of(c).await, "sslmode=disable: plain");
 }

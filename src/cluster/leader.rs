@@ -25,7 +25,7 @@ pub struct Leadership {
 impl Leadership {
     /// Starts campaigning on a connection of its own (`settings` should
     /// carry the replica's application name: `holder` reports it).
-    pub fn start(settings: tokio_postgres::Config, retry: Duration) -> Leadership {
+    pub fn start(settings: pg::Settings, retry: Duration) -> Leadership {
         let (tx, leading) = watch::channel(false);
         let task = tokio::spawn(campaign(settings, retry, tx));
         Leadership { leading, task }
@@ -56,7 +56,7 @@ impl Drop for Leadership {
     }
 }
 
-async fn campaign(settings: tokio_postgres::Config, retry: Duration, leading: watch::Sender<bool>) {
+async fn campaign(settings: pg::Settings, retry: Duration, leading: watch::Sender<bool>) {
     // A query that takes longer than this means the session cannot be
     // trusted to still hold the lock: step down and reconnect.
     let patience = (retry * 3).max(Duration::from_secs(5));

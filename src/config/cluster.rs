@@ -85,6 +85,11 @@ pub struct PostgresConfig {
     /// A file holding the password (a Kubernetes Secret mounted as a file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// PEM certificates to trust for the server's TLS certificate (a
+    /// private CA, a cloud provider's bundle); unset: the system's roots.
+    /// Whether TLS is used is the URL's `sslmode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// Connections this replica keeps open at most.
     pub pool_size: usize,
     /// How long connecting (or waiting for a pooled connection) may take
@@ -97,6 +102,7 @@ impl Default for PostgresConfig {
         PostgresConfig {
             url: String::new(),
             password_file: None,
+            ca_file: None,
             pool_size: 16,
             connect_timeout: Span::secs(5),
         }

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
@@ -41,7 +40,7 @@ impl Client {
             .map_err(|e| format!("configuring TLS: {e}"))?;
         let mut config = match ca_cert {
             Some(path) => builder
-                .with_root_certificates(roots(path)?)
+                .with_root_certificates(crate::tls_roots::pem_roots(path, "--ca-cert")?)
                 .with_no_client_auth(),
             None => builder
                 .dangerous()
@@ -100,24 +99,6 @@ impl Client {
             ),
         }
     }
-}
-
-fn roots(path: &Path) -> Result<rustls::RootCertStore, String> {
-    let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| format!("reading --ca-cert {shown}: {e}"))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("--ca-cert {shown} is not PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("--ca-cert {shown} holds no PEM certificate"));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("--ca-cert {shown}: {e}"))?;
-    }
-    Ok(roots)
 }
 
 /// Accepts any certificate (see the module comment for why), but still

@@ -49,19 +49,31 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// Server options beyond the port and sockets (`-c ssl=on`).
+    options: String,
 }
 
 impl Postgres {
     pub fn start() -> Option<Postgres> {
+        Self::start_with(None)
+    }
+
+    /// A server that offers TLS with this PEM certificate and key.
+    pub fn start_tls(cert: &str, key: &str) -> Option<Postgres> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Postgres> {
         let Some(bin) = postgres_bin() else {
             common::skip("PostgreSQL's initdb is not installed (apt install postgresql)");
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir");
-        let pg = Postgres {
+        let mut pg = Postgres {
             dir,
             bin,
             port: free_port(),
+            options: String::new(),
         };
         // initdb refuses to run as root: the cluster belongs to `postgres`.
         if running_as_root() {
@@ -81,6 +93,20 @@ impl Postgres {
                 "UTF8",
             ],
         );
+        if let Some((cert, key)) = tls {
+            // The key must belong to the server's user and be private.
+            let data = pg.dir.path().join("data");
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).unwrap();
+                chmod(&path, 0o600);
+                if running_as_root() {
+                    let out = Command::new("chown").arg("postgres").arg(&path).output();
+                    assert!(out.is_ok_and(|o| o.status.success()), "chown {name}");
+                }
+            }
+            pg.options = "-c ssl=on".into();
+        }
         pg.start_again();
         Some(pg)
     }
@@ -119,9 +145,10 @@ impl Postgres {
     /// Starts the server (again, after `stop`) on the same port and data.
     pub fn start_again(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         let log = self.dir.path().join("server.log").display().to_string();
         self.run(
