@@ -170,3 +170,66 @@ async fn a_postgres_restart_is_an_error_then_the_same_store_recovers() {
     let name = format!("cas/{}", sha256(b"before"));
     assert_eq!(get(store, &name).await.as_deref(), Some(&b"before"[..]));
 }
+
+#[tokio::test]
+async fn a_revocation_through_one_replica_reaches_the_others_at_their_refresh() {
+    use larder::cluster::tokens::{self, Revoked};
+    let Some(db) = Postgres::start() else { return };
+    let settings = larder::cluster::pg::settings(&db.config(), "t").unwrap();
+    let mut a = larder::cluster::pg::connect(&settings).await.unwrap();
+    larder::cluster::schema::migrate(&mut a, "test")
+        .await
+        .unwrap();
+    let b = larder::cluster::pg::connect(&settings).await.unwrap();
+    let (seen_a, seen_b) = (Revoked::default(), Revoked::default());
+    assert_eq!(seen_b.refresh(&b).await.unwrap(), 0);
+
+    tokens::put_token_meta(&a, "t1", br#"{"sub":"ci"}"#)
+        .await
+        .unwrap();
+    tokens::revoke(&a, "t1", 4_000_000_000).await.unwrap();
+    tokens::revoke(&a, "t1", 4_000_000_000).await.unwrap();
+    assert!(!seen_b.contains("t1"), "not before B looks");
+    assert_eq!(seen_b.refresh(&b).await.unwrap(), 1);
+    assert!(seen_b.contains("t1"));
+    assert_eq!(seen_a.refresh(&a).await.unwrap(), 1);
+    // Later refreshes fetch only what is new.
+    tokens::revoke(&b, "t2", 4_000_000_000).await.unwrap();
+    assert_eq!(seen_a.refresh(&a).await.unwrap(), 1);
+    assert!(seen_a.contains("t2") && seen_a.contains("t1"));
+    assert_eq!(
+        tokens::token_meta(&b, "t1").await.unwrap().as_deref(),
+        Some(&br#"{"sub":"ci"}"#[..])
+    );
+    assert_eq!(tokens::token_metas(&b).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_content_written_through_one_replica_reads_through_another() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = replicas(&db, &s3, 2, u64::MAX).await;
+    // A package tarball fetched from upstream arrives in pieces.
+    let tarball: Vec<u8> = (0..300_000u32).map(|i| (i % 199) as u8).collect();
+    let pieces: Vec<Result<Bytes, std::io::Error>> = tarball
+        .chunks(16 << 10)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let rec = r[0]
+        .store
+        .put_entry_with_streamed_content(futures_util::stream::iter(pieces), None, |blob| {
+            cluster_support::entry(
+                Protocol::Http,
+                "ci",
+                "pkg-1.0.tgz",
+                blob.id,
+                blob.size,
+                &[blob.id],
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(rec.size, tarball.len() as u64);
+    assert!(get(&r[1].store, "pkg-1.0.tgz").await.unwrap() == tarball);
+}

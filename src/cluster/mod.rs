@@ -19,6 +19,7 @@ pub mod status;
 pub mod store;
 pub mod sweep;
 pub mod tier;
+pub mod tokens;
 pub mod touches;
 pub mod uploads;
 

@@ -72,10 +72,26 @@ impl ClusterStore {
         upload().await?;
         self.record(&blob, Some(&new), upload).await?;
         self.keep(verified).await;
-        let client = self.pool.get().await?;
-        meta::entry(&**client, &new.key)
-            .await?
-            .ok_or_else(|| ClusterError::Corrupt("an entry vanished as it was written".into()))
+        self.written(&new.key).await
+    }
+
+    /// `put_entry_with_content` for a body that arrives as a stream (a
+    /// package fetched from upstream, an Actions cache archive).
+    pub async fn put_entry_with_streamed_content<S, E>(
+        &self,
+        body: S,
+        expected: Option<Digest>,
+        entry: impl FnOnce(&BlobMeta) -> NewEntry,
+    ) -> Result<EntryRecord, ClusterError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let verified = ingest_stream(self.tier.cas(), body, expected, self.max_blob_size).await?;
+        let new = entry(&verified.meta);
+        self.store_verified(&verified, Some(&new)).await?;
+        self.keep(verified).await;
+        self.written(&new.key).await
     }
 
     /// Stores a pushed blob from `body` (verified against `expected` when
@@ -90,7 +106,7 @@ impl ClusterStore {
         E: std::fmt::Display,
     {
         let verified = ingest_stream(self.tier.cas(), body, expected, self.max_blob_size).await?;
-        let blob = self.store_verified(&verified).await?;
+        let blob = self.store_verified(&verified, None).await?;
         self.keep(verified).await;
         Ok(blob)
     }
@@ -141,23 +157,27 @@ impl ClusterStore {
             )
             .await?
         };
-        let blob = self.store_verified(&verified).await?;
+        let blob = self.store_verified(&verified, None).await?;
         self.keep(verified).await;
         let client = self.pool.get().await?;
         uploads::remove(&**client, &self.objects, id).await?;
         Ok(blob)
     }
 
-    /// Copies a verified blob to the object store, records it and leases
-    /// it until an entry pins it.
-    async fn store_verified(&self, verified: &Verified) -> Result<BlobMeta, ClusterError> {
+    /// Copies a verified blob to the object store, records it (with
+    /// `entry`, when given) and leases it until an entry pins it.
+    async fn store_verified(
+        &self,
+        verified: &Verified,
+        entry: Option<&NewEntry>,
+    ) -> Result<BlobMeta, ClusterError> {
         let blob = verified.meta;
         let upload = || async {
             let file = tokio::fs::File::from_std(verified.file()?);
             self.objects.put_blob_file(&blob.id, file).await.map(drop)
         };
         upload().await?;
-        self.record(&blob, None, upload).await?;
+        self.record(&blob, entry, upload).await?;
         self.touches
             .lease(blob.id, now_ms() + self.lease.as_millis() as i64);
         Ok(blob)
@@ -210,6 +230,14 @@ impl ClusterStore {
             return Ok(());
         }
         Err(ClusterError::Busy(blob.id))
+    }
+
+    /// The record of an entry just written.
+    async fn written(&self, key: &EntryKey) -> Result<EntryRecord, ClusterError> {
+        let client = self.pool.get().await?;
+        meta::entry(&**client, key)
+            .await?
+            .ok_or_else(|| ClusterError::Corrupt("an entry vanished as it was written".into()))
     }
 
     async fn keep(&self, verified: Verified) {

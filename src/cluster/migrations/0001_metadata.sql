@@ -116,7 +116,12 @@ CREATE TABLE tokens (
     jti   text PRIMARY KEY,
     meta  bytea NOT NULL
 );
+-- Revoked token ids; `until_s` is when the token would have expired anyway
+-- (Unix seconds), after which the row can go. Replicas keep the set in
+-- memory and fetch what was revoked since their last look.
 CREATE TABLE revocations (
     jti         text PRIMARY KEY,
-    revoked_at  bigint NOT NULL
+    revoked_at  bigint NOT NULL,
+    until_s     bigint NOT NULL
 );
+CREATE INDEX revocations_revoked_at ON revocations (revoked_at);
