@@ -42,6 +42,87 @@ async fn count(c: &tokio_postgres::Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// Entries `{namespace}-k{i}` of 1 KiB each (blob bytes from `i`), last
+/// used at `1 + i`, long settled.
+async fn fill(
+    writer: &mut tokio_postgres::Client,
+    objects: &Objects,
+    namespace: &str,
+    range: std::ops::Range<u32>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    for i in range {
+        let data = format!("{namespace}{i:08}")
+            .repeat(1024 / (namespace.len() + 8) + 1)
+            .into_bytes()[..KIB as usize]
+            .to_vec();
+        let id = ContentId(*blake3::hash(&data).as_bytes());
+        let file = dir.path().join(id.to_hex());
+        std::fs::write(&file, &data).unwrap();
+        objects.put_blob(&id, &file).await.unwrap();
+        meta::put_blob(writer, &id, KIB, &[], 1, u64::MAX)
+            .await
+            .unwrap();
+        let name = format!("{namespace}-k{i}");
+        let entry = cluster_support::entry(Protocol::Http, namespace, &name, id, KIB, &[]);
+        meta::put_entry(&*writer, &entry, 1 + i64::from(i))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn duties(
+    cfg: &larder::config::PostgresConfig,
+    objects: &Objects,
+    replica: &str,
+    max_size: u64,
+) -> Duties {
+    Duties {
+        pool: pg::pool(cfg, &format!("larder/{replica}")).unwrap(),
+        objects: objects.clone(),
+        max_size,
+        high_watermark: 0.9,
+        low_watermark: 0.5,
+        interval: Duration::from_millis(100),
+        flush_interval: Duration::from_millis(100),
+        upload_expiry: Duration::from_secs(3600),
+        orphan_grace: Duration::ZERO,
+        quotas: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_over_its_quota_loses_only_its_own_oldest_entries() {
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let cfg = db.config();
+    let mut writer = pg::connect(&pg::settings(&cfg, "writer").unwrap())
+        .await
+        .unwrap();
+    schema::migrate(&mut writer, "test").await.unwrap();
+    let objects = Objects::open(&s3.config("larder")).unwrap();
+    fill(&mut writer, &objects, "a", 0..6).await;
+    fill(&mut writer, &objects, "b", 0..6).await;
+    let mut d = duties(&cfg, &objects, "leader", 1 << 30);
+    d.quotas.insert("a".into(), 3 * KIB);
+    let round = d.round().await.unwrap();
+    assert_eq!((round.evicted.entries, round.evicted.blobs), (3, 3));
+    let left: Vec<String> = writer
+        .query("SELECT name FROM entries ORDER BY name", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut expected: Vec<String> = (3..6).map(|i| format!("a-k{i}")).collect();
+    expected.extend((0..6).map(|i| format!("b-k{i}")));
+    assert_eq!(left, expected);
+    assert_eq!(evict::namespace_usage(&writer, "a").await.unwrap(), 3 * KIB);
+    assert_eq!(objects.list_blobs().await.unwrap().len(), 9);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_mid_eviction_is_replaced_and_nothing_dangles() {
     let Some(db) = Postgres::start() else { return };
@@ -58,38 +139,8 @@ async fn a_leader_killed_mid_eviction_is_replaced_and_nothing_dangles() {
     let objects = Objects::open(&s3.config("larder")).unwrap();
 
     // 40 entries of 1 KiB, long settled; the budget is 20 KiB.
-    let dir = tempfile::tempdir().unwrap();
-    for i in 0..40u32 {
-        let data = i.to_le_bytes().repeat(256);
-        let id = ContentId(*blake3::hash(&data).as_bytes());
-        let file = dir.path().join(id.to_hex());
-        std::fs::write(&file, &data).unwrap();
-        objects.put_blob(&id, &file).await.unwrap();
-        meta::put_blob(&mut writer, &id, KIB, &[], 1, u64::MAX)
-            .await
-            .unwrap();
-        let name = format!("k{i}");
-        let entry = cluster_support::entry(Protocol::Http, "ci", &name, id, KIB, &[]);
-        meta::put_entry(&writer, &entry, 1 + i64::from(i))
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    let duties = |replica: &str| {
-        let pool = pg::pool(&cfg, &format!("larder/{replica}")).unwrap();
-        Duties {
-            pool,
-            objects: objects.clone(),
-            max_size: 20 * KIB,
-            high_watermark: 0.9,
-            low_watermark: 0.5,
-            interval: Duration::from_millis(100),
-            flush_interval: Duration::from_millis(100),
-            upload_expiry: Duration::from_secs(3600),
-            orphan_grace: Duration::ZERO,
-        }
-    };
+    fill(&mut writer, &objects, "ci", 0..40).await;
+    let duties = |replica: &str| duties(&cfg, &objects, replica, 20 * KIB);
     let retry = Duration::from_millis(200);
     let settings = |r: &str| pg::settings(&cfg, &format!("larder/{r}")).unwrap();
 

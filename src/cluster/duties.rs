@@ -1,6 +1,6 @@
-//! What the leader does every `interval`: eviction when the recorded blobs
-//! pass the high watermark of the cluster's one budget, down to the low one,
-//! then the sweep. Safety never rests on there being one leader: every step
+//! What the leader does every `interval`: eviction of namespaces over their
+//! quotas; eviction when the recorded blobs pass the high watermark of the
+//! cluster's one budget, down to the low one; then the sweep. Safety never rests on there being one leader: every step
 //! is a transaction that rechecks under row locks, so a deposed leader still
 //! finishing a step, or two leaders for a moment, only repeat work.
 
@@ -25,6 +25,8 @@ pub struct Duties {
     pub upload_expiry: Duration,
     /// How old an object no record names must be before it is swept.
     pub orphan_grace: Duration,
+    /// Byte quotas by namespace (`[namespaces.<name>] max_size`).
+    pub quotas: std::collections::HashMap<String, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -59,12 +61,18 @@ impl Duties {
             .map_or(0, |d| d.as_millis() as i64);
         // Eviction first: a store too slow to list (the sweep's part) must
         // not keep the cluster over its budget.
-        let high = (self.max_size as f64 * self.high_watermark) as u64;
+        let settled = touches::settled_before(now, self.flush_interval);
         let mut evicted = evict::Evicted::default();
+        for (namespace, quota) in &self.quotas {
+            let done =
+                evict::evict_namespace(&mut client, &self.objects, namespace, *quota, now, settled)
+                    .await?;
+            evicted.add(done);
+        }
+        let high = (self.max_size as f64 * self.high_watermark) as u64;
         if evict::usage(&**client).await? > high {
             let low = (self.max_size as f64 * self.low_watermark) as u64;
-            let settled = touches::settled_before(now, self.flush_interval);
-            evicted = evict::evict_to(&mut client, &self.objects, low, now, settled).await?;
+            evicted.add(evict::evict_to(&mut client, &self.objects, low, now, settled).await?);
         }
         let swept = sweep::sweep(
             &mut client,

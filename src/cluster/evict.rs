@@ -2,7 +2,8 @@
 //! lease holds are collected first, then least recently used entries go in
 //! batches until the live blobs fit. Only what was last used before
 //! `settled` (see `touches::settled_before`) is a candidate, so a read
-//! whose touch is still in some replica's batch is never undone.
+//! whose touch is still in some replica's batch is never undone. A
+//! namespace over its quota loses its own entries the same way.
 
 use tokio_postgres::{Client, GenericClient};
 
@@ -19,6 +20,14 @@ pub struct Evicted {
     pub entries: u64,
     pub blobs: u64,
     pub bytes: u64,
+}
+
+impl Evicted {
+    pub fn add(&mut self, other: Evicted) {
+        self.entries += other.entries;
+        self.blobs += other.blobs;
+        self.bytes += other.bytes;
+    }
 }
 
 /// Bytes of recorded blobs, each counted once however many entries pin it.
@@ -74,9 +83,52 @@ pub async fn evict_to(
     now_ms: i64,
     settled: i64,
 ) -> Result<Evicted, ClusterError> {
+    evict(client, objects, None, target, now_ms, settled).await
+}
+
+/// Evicts namespace `namespace`'s own least recently used entries until
+/// they pin at most `quota` bytes, touching no other namespace.
+pub async fn evict_namespace(
+    client: &mut Client,
+    objects: &Objects,
+    namespace: &str,
+    quota: u64,
+    now_ms: i64,
+    settled: i64,
+) -> Result<Evicted, ClusterError> {
+    evict(client, objects, Some(namespace), quota, now_ms, settled).await
+}
+
+/// Bytes namespace `namespace`'s entries pin (as a single node counts a
+/// quota: every entry's size, shared blobs counted in each).
+pub async fn namespace_usage(
+    client: &impl GenericClient,
+    namespace: &str,
+) -> Result<u64, ClusterError> {
+    let used: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(size), 0)::bigint FROM entries WHERE namespace = $1",
+            &[&namespace],
+        )
+        .await?
+        .get(0);
+    Ok(used as u64)
+}
+
+async fn evict(
+    client: &mut Client,
+    objects: &Objects,
+    namespace: Option<&str>,
+    target: u64,
+    now_ms: i64,
+    settled: i64,
+) -> Result<Evicted, ClusterError> {
     let mut done = collect_unreferenced(client, objects, now_ms, settled).await?;
     loop {
-        let used = usage(client).await?;
+        let used = match namespace {
+            Some(ns) => namespace_usage(&*client, ns).await?,
+            None => usage(&*client).await?,
+        };
         if used <= target {
             break;
         }
@@ -88,14 +140,14 @@ pub async fn evict_to(
                 "SELECT id FROM (
                      SELECT id, size, (sum(size) OVER (ORDER BY last_used, id))::bigint AS running
                        FROM entries e
-                      WHERE last_used < $1
+                      WHERE last_used < $1 AND ($4::text IS NULL OR namespace = $4)
                         AND NOT EXISTS (
                             SELECT 1 FROM entry_children c
                              WHERE c.protocol = e.protocol AND c.namespace = e.namespace
                                AND c.name = e.name)
                       ORDER BY last_used, id LIMIT $2) v
                   WHERE running - size < $3",
-                &[&settled, &BATCH, &((used - target) as i64)],
+                &[&settled, &BATCH, &((used - target) as i64), &namespace],
             )
             .await?
             .iter()
@@ -114,9 +166,9 @@ pub async fn evict_to(
             .await?;
         done.entries += dropped;
         let freed = collect_unreferenced(client, objects, now_ms, settled).await?;
-        done.blobs += freed.blobs;
-        done.bytes += freed.bytes;
-        if dropped == 0 && freed.blobs == 0 {
+        let freed_any = freed.blobs > 0;
+        done.add(freed);
+        if dropped == 0 && !freed_any {
             break;
         }
     }
