@@ -1,9 +1,9 @@
 //! Cluster mode (DESIGN.md §Scale-out, docs/CLUSTER.md): replicas share
 //! PostgreSQL for metadata and an S3-compatible object store for bytes.
 //!
-//! What is here so far: the connection pool, the versioned schema, leader
-//! election, replica heartbeats and the object store's blob layout. `serve`
-//! refuses `cluster.enabled` until the index and blob store run on them.
+//! `store.rs` (`ClusterStore`) composes the rest into what protocols call;
+//! the leader's work is `duties.rs`. `serve` refuses `cluster.enabled` until
+//! the protocols run on `ClusterStore` (docs/CLUSTER.md, "Remaining work").
 
 pub mod collect;
 pub mod duties;
