@@ -233,3 +233,54 @@ async fn streamed_content_written_through_one_replica_reads_through_another() {
     assert_eq!(rec.size, tarball.len() as u64);
     assert!(get(&r[1].store, "pkg-1.0.tgz").await.unwrap() == tarball);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_cache_blocks_staged_on_two_replicas_commit_on_a_third() {
+    use larder::cluster::uploads::Appended;
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let r = replicas(&db, &s3, 3, u64::MAX).await;
+    let (a, b, c) = (&r[0].store, &r[1].store, &r[2].store);
+    a.create_upload("res-1", "gha/repo").await.unwrap();
+    // Block ids are base64 strings chosen by the client, staged in any
+    // order; one is staged twice and the second copy wins.
+    let blocks = [
+        ("QUFB", &b"first "[..]),
+        ("QkJC", b"second "),
+        ("Q0ND", b"third"),
+    ];
+    b.stage_block("res-1", "Q0ND", Bytes::from_static(b"stale"))
+        .await
+        .unwrap();
+    for (i, (name, data)) in blocks.iter().enumerate() {
+        let via = if i % 2 == 0 { a } else { b };
+        let got = via
+            .stage_block("res-1", name, Bytes::copy_from_slice(data))
+            .await
+            .unwrap();
+        assert_eq!(got, Appended::Size(data.len() as u64));
+    }
+    let order: Vec<String> = blocks.iter().map(|(n, _)| n.to_string()).collect();
+    let missing = [order.clone(), vec!["RERE".into()]].concat();
+    let err = c.finish_blocks("res-1", &missing, None).await.unwrap_err();
+    assert!(matches!(err, ClusterError::Incomplete(_)), "{err}");
+
+    let blob = c.finish_blocks("res-1", &order, None).await.unwrap();
+    let whole = b"first second third";
+    assert_eq!(blob.size, whole.len() as u64);
+    let read: Vec<Bytes> = a
+        .read_blob(&blob.id, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(read.concat(), whole);
+    let gone = a
+        .stage_block("res-1", "QUFB", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert_eq!(gone, Appended::Unknown, "the upload ended with its commit");
+}

@@ -104,6 +104,13 @@ impl Objects {
         self.upload_dir(upload).child(format!("{offset:020}"))
     }
 
+    /// Block names are the client's (any bytes), so the key holds them hex.
+    fn block_path(&self, upload: &str, name: &str) -> Path {
+        self.upload_dir(upload)
+            .child("blocks")
+            .child(hex::encode(name))
+    }
+
     fn upload_dir(&self, upload: &str) -> Path {
         self.prefix.child("uploads").child(upload)
     }
@@ -274,6 +281,29 @@ impl Objects {
             .put(&self.part_path(upload, offset), bytes.into())
             .await?;
         Ok(())
+    }
+
+    /// Stages block `name` of `upload` (replacing one of that name).
+    pub async fn put_block(
+        &self,
+        upload: &str,
+        name: &str,
+        bytes: Bytes,
+    ) -> Result<(), ObjectsError> {
+        self.store
+            .put(&self.block_path(upload, name), bytes.into())
+            .await?;
+        Ok(())
+    }
+
+    /// The staged block `name` of `upload`.
+    pub async fn read_block(
+        &self,
+        upload: &str,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, ObjectsError>>, ObjectsError> {
+        let got = self.store.get(&self.block_path(upload, name)).await?;
+        Ok(got.into_stream().map_err(ObjectsError::from).boxed())
     }
 
     /// The staged part of `upload` at `offset`.

@@ -157,6 +157,51 @@ impl ClusterStore {
             )
             .await?
         };
+        self.finish_verified(id, verified).await
+    }
+
+    /// Stages block `name` of upload `id` (GHA v2), from any replica.
+    pub async fn stage_block(
+        &self,
+        id: &str,
+        name: &str,
+        bytes: Bytes,
+    ) -> Result<Appended, ClusterError> {
+        let mut client = self.pool.get().await?;
+        uploads::stage_block(&mut client, &self.objects, id, name, bytes, now_ms()).await
+    }
+
+    /// Finishes upload `id` from its blocks in `order`, as `finish_upload`
+    /// does from parts.
+    pub async fn finish_blocks(
+        &self,
+        id: &str,
+        order: &[String],
+        expected: Option<Digest>,
+    ) -> Result<BlobMeta, ClusterError> {
+        let verified = {
+            let client = self.pool.get().await?;
+            let cas = self.tier.cas();
+            uploads::assemble_blocks(
+                &**client,
+                &self.objects,
+                cas,
+                id,
+                order,
+                expected,
+                self.max_blob_size,
+            )
+            .await?
+        };
+        self.finish_verified(id, verified).await
+    }
+
+    /// A finished upload's blob stored as a push is, and the upload gone.
+    async fn finish_verified(
+        &self,
+        id: &str,
+        verified: Verified,
+    ) -> Result<BlobMeta, ClusterError> {
         let blob = self.store_verified(&verified, None).await?;
         self.keep(verified).await;
         let client = self.pool.get().await?;

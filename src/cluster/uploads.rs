@@ -89,6 +89,79 @@ pub async fn append(
     Ok(Appended::Size(size.max(end) as u64))
 }
 
+/// Stages block `name` of upload `id`, replacing one of that name, under the
+/// upload's row lock; `Unknown` when there is no such upload.
+pub async fn stage_block(
+    client: &mut Client,
+    objects: &Objects,
+    id: &str,
+    name: &str,
+    bytes: Bytes,
+    now_ms: i64,
+) -> Result<Appended, ClusterError> {
+    let tx = client.transaction().await?;
+    if tx
+        .query_opt("SELECT 1 FROM uploads WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .is_none()
+    {
+        return Ok(Appended::Unknown);
+    }
+    let size = bytes.len() as i64;
+    objects.put_block(id, name, bytes).await?;
+    tx.execute(
+        "INSERT INTO upload_blocks (upload, name, size) VALUES ($1, $2, $3)
+         ON CONFLICT (upload, name) DO UPDATE SET size = excluded.size",
+        &[&id, &name, &size],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE uploads SET updated_at = $2 WHERE id = $1",
+        &[&id, &now_ms],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Appended::Size(size as u64))
+}
+
+/// Joins upload `id`'s blocks in `order` into a verified blob in `cas`, as
+/// `assemble` does with parts; refused, changing nothing, when a named
+/// block was never staged.
+pub async fn assemble_blocks(
+    client: &impl GenericClient,
+    objects: &Objects,
+    cas: &Cas,
+    id: &str,
+    order: &[String],
+    expected: Option<Digest>,
+    limit: u64,
+) -> Result<Verified, ClusterError> {
+    let staged: Vec<String> = client
+        .query(
+            "SELECT name FROM upload_blocks WHERE upload = $1 AND name = ANY($2)",
+            &[&id, &order],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if let Some(missing) = order.iter().find(|n| !staged.contains(n)) {
+        return Err(ClusterError::Incomplete(format!(
+            "upload {id} has no block {missing:?}"
+        )));
+    }
+    let objects = objects.clone();
+    let upload = id.to_owned();
+    let body = stream::iter(order.to_vec())
+        .then(move |name| {
+            let objects = objects.clone();
+            let upload = upload.clone();
+            async move { objects.read_block(&upload, &name).await }
+        })
+        .try_flatten();
+    Ok(ingest_stream(cas, body, expected, limit).await?)
+}
+
 /// The upload's parts as `(offset, size)`, in order.
 pub async fn parts(client: &impl GenericClient, id: &str) -> Result<Vec<(u64, u64)>, ClusterError> {
     let rows = client

@@ -112,6 +112,15 @@ CREATE TABLE upload_parts (
     PRIMARY KEY (upload, "offset")
 );
 
+-- Named blocks (GHA v2, Azure-style) staged for an upload, joined in the
+-- order the commit lists them; staging a name again replaces the block.
+CREATE TABLE upload_blocks (
+    upload  text NOT NULL REFERENCES uploads ON DELETE CASCADE,
+    name    text NOT NULL,
+    size    bigint NOT NULL CHECK (size >= 0),
+    PRIMARY KEY (upload, name)
+);
+
 CREATE TABLE tokens (
     jti   text PRIMARY KEY,
     meta  bytea NOT NULL
