@@ -278,3 +278,75 @@ async fn the_sweep_removes_orphans_and_expired_uploads_but_not_recent_writes() {
     assert!(objects.blob_size(&kept).await.unwrap().is_some());
     assert!(objects.staged_uploads().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn listings_page_through_the_clusters_entries() {
+    use larder::cache::EntryOrder;
+    use larder::cluster::listing;
+    let Some(db) = Postgres::start() else { return };
+    let Some(s3) = S3Server::start() else { return };
+    s3.create_bucket("larder").await;
+    let cfg = db.config();
+    let mut c = pg::connect(&pg::settings(&cfg, "t").unwrap())
+        .await
+        .unwrap();
+    schema::migrate(&mut c, "test").await.unwrap();
+    let objects = Objects::open(&s3.config("larder")).unwrap();
+    fill(&mut c, &objects, "a", 0..6).await;
+    fill(&mut c, &objects, "b", 0..2).await;
+
+    let quotas = [("a".to_owned(), 4 * KIB), ("quiet".to_owned(), KIB)].into();
+    let ns = listing::namespaces(&c, &quotas).await.unwrap();
+    let names: Vec<(&str, u64, u64, Option<u64>)> = ns
+        .iter()
+        .map(|n| (n.name.as_str(), n.entries, n.used_bytes, n.quota))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("a", 6, 6 * KIB, Some(4 * KIB)),
+            ("b", 2, 2 * KIB, None),
+            ("quiet", 0, 0, Some(KIB))
+        ]
+    );
+    assert_eq!(ns[0].last_used, 6);
+
+    let names_of = |page: &larder::cache::EntryPage| -> Vec<String> {
+        page.entries.iter().map(|e| e.key.name.clone()).collect()
+    };
+    let first = listing::list_entries(&c, Some("a"), None, None, EntryOrder::Lru, 4, None)
+        .await
+        .unwrap();
+    assert_eq!(names_of(&first), ["a-k0", "a-k1", "a-k2", "a-k3"]);
+    let second = listing::list_entries(
+        &c,
+        Some("a"),
+        None,
+        None,
+        EntryOrder::Lru,
+        4,
+        first.next.as_deref(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(names_of(&second), ["a-k4", "a-k5"]);
+    assert_eq!(second.next, None);
+    let mru = listing::list_entries(
+        &c,
+        None,
+        Some(Protocol::Http),
+        None,
+        EntryOrder::Mru,
+        1,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(names_of(&mru), ["a-k5"]);
+    let prefixed = listing::list_entries(&c, None, None, Some("b-"), EntryOrder::Size, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(names_of(&prefixed).len(), 2);
+    assert_eq!(prefixed.entries[0].pins.len(), 1);
+    assert_eq!(listing::counts(&c).await.unwrap(), (8, 8 * KIB, 8, 0));
+}

@@ -99,15 +99,17 @@ pub async fn evict_namespace(
     evict(client, objects, Some(namespace), quota, now_ms, settled).await
 }
 
-/// Bytes namespace `namespace`'s entries pin (as a single node counts a
-/// quota: every entry's size, shared blobs counted in each).
+/// Bytes namespace `namespace`'s entries pin, each blob counted once (as a
+/// single node counts a quota).
 pub async fn namespace_usage(
     client: &impl GenericClient,
     namespace: &str,
 ) -> Result<u64, ClusterError> {
     let used: i64 = client
         .query_one(
-            "SELECT coalesce(sum(size), 0)::bigint FROM entries WHERE namespace = $1",
+            "SELECT coalesce(sum(size), 0)::bigint FROM blobs WHERE id IN (
+                 SELECT p.blob FROM entry_pins p JOIN entries e ON e.id = p.entry
+                  WHERE e.namespace = $1)",
             &[&namespace],
         )
         .await?

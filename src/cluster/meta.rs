@@ -11,7 +11,7 @@
 //! the row and it is refused. A single `UPDATE … WHERE NOT EXISTS (pins)`
 //! would not do: its subquery keeps the snapshot from before the wait.
 
-use tokio_postgres::{Client, GenericClient, Transaction};
+use tokio_postgres::{Client, GenericClient, Row, Transaction};
 
 use super::ClusterError;
 use crate::cas::ContentId;
@@ -194,15 +194,25 @@ pub async fn entry(
 ) -> Result<Option<EntryRecord>, ClusterError> {
     let row = client
         .query_opt(
-            "SELECT id, content, size, created_at, last_used, meta,
-                    ARRAY(SELECT blob FROM entry_pins WHERE entry = e.id ORDER BY blob),
-                    ARRAY(SELECT protocol || '/' || namespace || '/' || name
-                            FROM entry_children WHERE parent = e.id)
-               FROM entries e WHERE protocol = $1 AND namespace = $2 AND name = $3",
+            &format!(
+                "SELECT {ENTRY_COLUMNS} FROM entries e
+                  WHERE protocol = $1 AND namespace = $2 AND name = $3"
+            ),
             &[&key.protocol.name(), &key.namespace, &key.name],
         )
         .await?;
-    let Some(r) = row else { return Ok(None) };
+    row.as_ref().map(record).transpose()
+}
+
+/// What `record` reads: `SELECT {ENTRY_COLUMNS} FROM entries e …`.
+pub(super) const ENTRY_COLUMNS: &str = "id, content, size, created_at, last_used, meta,
+    ARRAY(SELECT blob FROM entry_pins WHERE entry = e.id ORDER BY blob),
+    ARRAY(SELECT protocol || '/' || namespace || '/' || name
+            FROM entry_children WHERE parent = e.id),
+    protocol, namespace, name";
+
+/// An entry record from a row of `ENTRY_COLUMNS`.
+pub(super) fn record(r: &Row) -> Result<EntryRecord, ClusterError> {
     let id_of = |raw: &[u8]| -> Result<ContentId, ClusterError> {
         raw.try_into()
             .map(ContentId)
@@ -210,9 +220,9 @@ pub async fn entry(
     };
     let pins: Vec<Vec<u8>> = r.get(6);
     let children: Vec<String> = r.get(7);
-    Ok(Some(EntryRecord {
+    Ok(EntryRecord {
         id: r.get::<_, i64>(0) as u64,
-        key: key.clone(),
+        key: entry_key(r.get(8), r.get(9), r.get(10))?,
         content: id_of(r.get(1))?,
         size: r.get::<_, i64>(2) as u64,
         created: r.get::<_, i64>(3) as u64,
@@ -223,7 +233,7 @@ pub async fn entry(
             .iter()
             .map(|c| child_key(c))
             .collect::<Result<_, _>>()?,
-    }))
+    })
 }
 
 fn child_key(joined: &str) -> Result<EntryKey, ClusterError> {

@@ -9,6 +9,7 @@ pub mod collect;
 pub mod duties;
 pub mod evict;
 pub mod leader;
+pub mod listing;
 pub mod meta;
 pub mod names;
 pub mod objects;

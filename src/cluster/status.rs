@@ -16,9 +16,9 @@ pub struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
     pub replicas: Vec<ReplicaStatus>,
-    pub blobs: i64,
-    pub blob_bytes: i64,
-    pub entries: i64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub entries: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,21 +67,16 @@ pub async fn gather(
             replica,
         })
         .collect();
-    let row = client
-        .query_one(
-            "SELECT blobs, bytes, (SELECT count(*) FROM entries) FROM usage WHERE id = 1",
-            &[],
-        )
-        .await?;
+    let (blobs, blob_bytes, entries, _) = super::listing::counts(client).await?;
     Ok(Status {
         schema_version,
         binary_schema_version,
         leader,
         bucket,
         replicas,
-        blobs: row.get(0),
-        blob_bytes: row.get(1),
-        entries: row.get(2),
+        blobs,
+        blob_bytes,
+        entries,
     })
 }
 
@@ -111,7 +106,7 @@ impl Status {
         out += &format!(
             "stored: {} blobs, {}, {} entries\n",
             self.blobs,
-            bytesize::ByteSize(self.blob_bytes.max(0) as u64),
+            bytesize::ByteSize(self.blob_bytes),
             self.entries
         );
         out
