@@ -1,8 +1,8 @@
 //! The cluster's store, composed of the records (`meta`, `names`), the
 //! object store and the local tier: what the protocols need, so far for
-//! entries with content, pushed blobs, uploads and names. A write is acknowledged
-//! once its object is in the store and its records are committed; any
-//! replica then reads it.
+//! entries with content, pushed blobs, uploads, blocks and names. A write
+//! is acknowledged once its object is in the store and its records are
+//! committed; any replica then reads it.
 
 use std::future::Future;
 use std::ops::Range;
