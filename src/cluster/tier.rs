@@ -45,21 +45,20 @@ struct Lru {
 }
 
 impl Lru {
-    fn touch(&mut self, id: &ContentId) -> bool {
-        let Some((_, at)) = self.sizes.get_mut(id) else {
-            return false;
-        };
+    /// Marks `id` used now; its size when the tier holds it.
+    fn touch(&mut self, id: &ContentId) -> Option<u64> {
+        let (size, at) = self.sizes.get_mut(id)?;
         self.order.remove(at);
         self.tick += 1;
         *at = self.tick;
         self.order.insert(self.tick, *id);
-        true
+        Some(*size)
     }
 
     /// Adds `id`, then drops the least recently used others until the
     /// tier fits `capacity`; returns what was dropped.
     fn insert(&mut self, id: ContentId, size: u64, capacity: u64) -> Vec<ContentId> {
-        if !self.touch(&id) {
+        if self.touch(&id).is_none() {
             self.tick += 1;
             self.sizes.insert(id, (size, self.tick));
             self.order.insert(self.tick, id);
@@ -130,8 +129,9 @@ impl Tier {
         id: &ContentId,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes, ObjectsError>>, ObjectsError> {
-        if self.0.lru.lock().touch(id) {
-            match self.read_local(id, range.clone()).await {
+        let held = self.0.lru.lock().touch(id);
+        if let Some(size) = held {
+            match self.read_local(id, size, range.clone()).await {
                 Ok(s) => return Ok(s),
                 // Wiped behind our back: read through again.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => self.0.lru.lock().forget(id),
@@ -148,12 +148,10 @@ impl Tier {
     async fn read_local(
         &self,
         id: &ContentId,
+        size: u64,
         range: Option<Range<u64>>,
     ) -> io::Result<BoxStream<'static, Result<Bytes, ObjectsError>>> {
-        let (offset, len) = match range {
-            Some(r) => (r.start, r.end - r.start),
-            None => (0, tokio::fs::metadata(self.0.cas.path(id)).await?.len()),
-        };
+        let (offset, len) = range.map_or((0, size), |r| (r.start, r.end - r.start));
         let s = self.0.cas.read_range(id, offset, len).await?;
         Ok(s.map_err(ObjectsError::Local).boxed())
     }
