@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::objects::Objects;
 use super::ClusterError;
@@ -37,6 +37,19 @@ pub async fn create(
     Ok(())
 }
 
+/// Locks upload `id`'s row for this transaction and marks it used now (so
+/// it does not expire while parts arrive); false when there is no such
+/// upload. Parts of one upload are written one at a time under this lock.
+async fn claim(tx: &Transaction<'_>, id: &str, now_ms: i64) -> Result<bool, ClusterError> {
+    let claimed = tx
+        .execute(
+            "UPDATE uploads SET updated_at = $2 WHERE id = $1",
+            &[&id, &now_ms],
+        )
+        .await?;
+    Ok(claimed == 1)
+}
+
 /// Stores `bytes` at `offset` of upload `id`. `contiguous` (OCI chunks, a
 /// streamed body) requires `offset` to be where the upload ends; otherwise
 /// (GHA chunks, which arrive in any order) the part must not overlap one
@@ -51,11 +64,7 @@ pub async fn append(
     now_ms: i64,
 ) -> Result<Appended, ClusterError> {
     let tx = client.transaction().await?;
-    if tx
-        .query_opt("SELECT 1 FROM uploads WHERE id = $1 FOR UPDATE", &[&id])
-        .await?
-        .is_none()
-    {
+    if !claim(&tx, id, now_ms).await? {
         return Ok(Appended::Unknown);
     }
     let (start, end) = (offset as i64, (offset + bytes.len() as u64) as i64);
@@ -72,17 +81,12 @@ pub async fn append(
     if (contiguous && start != size) || (!contiguous && overlaps) {
         return Ok(Appended::Conflict { size: size as u64 });
     }
-    // Under the row lock: a concurrent part for this upload waits here
+    // Under the row lock (`claim`): a concurrent part for this upload waits
     // rather than racing us to the same range.
     objects.put_part(id, offset, bytes).await?;
     tx.execute(
         "INSERT INTO upload_parts (upload, \"offset\", size, object) VALUES ($1, $2, $3, $4)",
         &[&id, &start, &(end - start), &format!("{offset:020}")],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE uploads SET updated_at = $2 WHERE id = $1",
-        &[&id, &now_ms],
     )
     .await?;
     tx.commit().await?;
@@ -100,11 +104,7 @@ pub async fn stage_block(
     now_ms: i64,
 ) -> Result<Appended, ClusterError> {
     let tx = client.transaction().await?;
-    if tx
-        .query_opt("SELECT 1 FROM uploads WHERE id = $1 FOR UPDATE", &[&id])
-        .await?
-        .is_none()
-    {
+    if !claim(&tx, id, now_ms).await? {
         return Ok(Appended::Unknown);
     }
     let size = bytes.len() as i64;
@@ -113,11 +113,6 @@ pub async fn stage_block(
         "INSERT INTO upload_blocks (upload, name, size) VALUES ($1, $2, $3)
          ON CONFLICT (upload, name) DO UPDATE SET size = excluded.size",
         &[&id, &name, &size],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE uploads SET updated_at = $2 WHERE id = $1",
-        &[&id, &now_ms],
     )
     .await?;
     tx.commit().await?;
