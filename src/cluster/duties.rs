@@ -4,7 +4,7 @@
 //! is a transaction that rechecks under row locks, so a deposed leader still
 //! finishing a step, or two leaders for a moment, only repeat work.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::watch;
@@ -56,9 +56,7 @@ impl Duties {
 
     pub async fn round(&self) -> Result<Round, ClusterError> {
         let mut client = self.pool.get().await?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = super::now_ms();
         // Eviction first: a store too slow to list (the sweep's part) must
         // not keep the cluster over its budget.
         let settled = touches::settled_before(now, self.flush_interval);

@@ -87,5 +87,19 @@ pub fn replica_id(cfg: &crate::config::ClusterConfig) -> String {
 
 /// The application name a replica's sessions carry ("larder/<replica>").
 pub fn application_name(replica: &str) -> String {
-    format!("larder/{replica}")
+    format!("{APPLICATION_PREFIX}{replica}")
+}
+
+/// The replica an application name (`application_name`) belongs to.
+pub fn replica_of(application: &str) -> &str {
+    application
+        .strip_prefix(APPLICATION_PREFIX)
+        .unwrap_or(application)
+}
+
+const APPLICATION_PREFIX: &str = "larder/";
+
+/// The index's clock (`cache::now_ms`) as PostgreSQL's bigint.
+pub(crate) fn now_ms() -> i64 {
+    crate::cache::now_ms() as i64
 }

@@ -227,11 +227,11 @@ impl Objects {
     /// against the database); objects whose names are not BLAKE3 hex are
     /// skipped.
     pub async fn list_blobs(&self) -> Result<Vec<ContentId>, ObjectsError> {
-        let dir = self.prefix.child("blobs");
-        let metas: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
-        Ok(metas
-            .iter()
-            .filter_map(|m| m.location.filename().and_then(ContentId::from_hex))
+        Ok(self
+            .blob_objects()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
             .collect())
     }
 

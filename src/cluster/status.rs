@@ -45,29 +45,22 @@ pub async fn gather(
     let binary_schema_version = schema::latest();
     let leader = leader::holder(client)
         .await?
-        .map(|app| app.strip_prefix("larder/").unwrap_or(&app).to_owned());
-    if schema_version == 0 {
-        return Ok(Status {
-            schema_version,
-            binary_schema_version,
-            leader,
-            bucket,
-            replicas: Vec::new(),
-            blobs: 0,
-            blob_bytes: 0,
-            entries: 0,
-        });
-    }
-    let gone_after = heartbeat.as_secs_f64() * 3.0;
-    let replicas = replicas::list(client)
-        .await?
-        .into_iter()
-        .map(|replica| ReplicaStatus {
-            alive: replica.seen_secs_ago <= gone_after,
-            replica,
-        })
-        .collect();
-    let (blobs, blob_bytes, entries, _) = super::listing::counts(client).await?;
+        .map(|app| super::replica_of(&app).to_owned());
+    // Before the first migration there are no tables to read.
+    let (replicas, (blobs, blob_bytes, entries, _)) = if schema_version == 0 {
+        (Vec::new(), (0, 0, 0, 0))
+    } else {
+        let gone_after = heartbeat.as_secs_f64() * 3.0;
+        let replicas = replicas::list(client)
+            .await?
+            .into_iter()
+            .map(|replica| ReplicaStatus {
+                alive: replica.seen_secs_ago <= gone_after,
+                replica,
+            })
+            .collect();
+        (replicas, super::listing::counts(client).await?)
+    };
     Ok(Status {
         schema_version,
         binary_schema_version,

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::ops::Range;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use deadpool_postgres::Pool;
@@ -18,7 +18,7 @@ use super::objects::{Objects, ObjectsError};
 use super::tier::Tier;
 use super::touches::Touches;
 use super::uploads::{self, Appended};
-use super::{names, ClusterError};
+use super::{names, now_ms, ClusterError};
 use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, ContentId, Digest, Verified};
 use crate::index::{EntryKey, EntryRecord, NewEntry};
 
@@ -36,12 +36,6 @@ pub struct ClusterStore {
     pub max_blob_size: u64,
     /// How long reading an entry, or pushing or reading a blob, leases it.
     pub lease: Duration,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn joined(e: tokio::task::JoinError) -> ClusterError {
