@@ -42,36 +42,6 @@ async fn count(c: &tokio_postgres::Client, sql: &str) -> i64 {
     c.query_one(sql, &[]).await.unwrap().get(0)
 }
 
-/// Entries `{namespace}-k{i}` of 1 KiB each (blob bytes from `i`), last
-/// used at `1 + i`, long settled.
-async fn fill(
-    writer: &mut tokio_postgres::Client,
-    objects: &Objects,
-    namespace: &str,
-    range: std::ops::Range<u32>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    for i in range {
-        let data = format!("{namespace}{i:08}")
-            .repeat(1024 / (namespace.len() + 8) + 1)
-            .into_bytes()[..KIB as usize]
-            .to_vec();
-        let id = ContentId(*blake3::hash(&data).as_bytes());
-        let file = dir.path().join(id.to_hex());
-        std::fs::write(&file, &data).unwrap();
-        objects.put_blob(&id, &file).await.unwrap();
-        meta::put_blob(writer, &id, KIB, &[], 1, u64::MAX)
-            .await
-            .unwrap();
-        let name = format!("{namespace}-k{i}");
-        let entry = cluster_support::entry(Protocol::Http, namespace, &name, id, KIB, &[]);
-        meta::put_entry(&*writer, &entry, 1 + i64::from(i))
-            .await
-            .unwrap()
-            .unwrap();
-    }
-}
-
 fn duties(
     cfg: &larder::config::PostgresConfig,
     objects: &Objects,
@@ -103,8 +73,8 @@ async fn a_namespace_over_its_quota_loses_only_its_own_oldest_entries() {
         .unwrap();
     schema::migrate(&mut writer, "test").await.unwrap();
     let objects = Objects::open(&s3.config("larder")).unwrap();
-    fill(&mut writer, &objects, "a", 0..6).await;
-    fill(&mut writer, &objects, "b", 0..6).await;
+    cluster_support::fill(&mut writer, &objects, "a", 0..6, 1).await;
+    cluster_support::fill(&mut writer, &objects, "b", 0..6, 1).await;
     let mut d = duties(&cfg, &objects, "leader", 1 << 30);
     d.quotas.insert("a".into(), 3 * KIB);
     let round = d.round().await.unwrap();
@@ -139,7 +109,7 @@ async fn a_leader_killed_mid_eviction_is_replaced_and_nothing_dangles() {
     let objects = Objects::open(&s3.config("larder")).unwrap();
 
     // 40 entries of 1 KiB, long settled; the budget is 20 KiB.
-    fill(&mut writer, &objects, "ci", 0..40).await;
+    cluster_support::fill(&mut writer, &objects, "ci", 0..40, 1).await;
     let duties = |replica: &str| duties(&cfg, &objects, replica, 20 * KIB);
     let retry = Duration::from_millis(200);
     let settings = |r: &str| pg::settings(&cfg, &format!("larder/{r}")).unwrap();
@@ -292,8 +262,8 @@ async fn listings_page_through_the_clusters_entries() {
         .unwrap();
     schema::migrate(&mut c, "test").await.unwrap();
     let objects = Objects::open(&s3.config("larder")).unwrap();
-    fill(&mut c, &objects, "a", 0..6).await;
-    fill(&mut c, &objects, "b", 0..2).await;
+    cluster_support::fill(&mut c, &objects, "a", 0..6, 1).await;
+    cluster_support::fill(&mut c, &objects, "b", 0..2, 1).await;
 
     let quotas = [("a".to_owned(), 4 * KIB), ("quiet".to_owned(), KIB)].into();
     let ns = listing::namespaces(&c, &quotas).await.unwrap();

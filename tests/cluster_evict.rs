@@ -14,7 +14,6 @@ use larder::cluster::meta;
 use larder::cluster::objects::Objects;
 use larder::cluster::touches::{settled_before, Touches};
 use larder::cluster::{pg, schema};
-use larder::index::Protocol;
 
 use cluster_support::{Postgres, S3Server};
 
@@ -30,24 +29,9 @@ async fn lru_order_holds_across_replicas_and_recent_reads_are_kept() {
     let other = pg::connect(&settings).await.unwrap();
     schema::migrate(&mut leader, "test").await.unwrap();
     let objects = Objects::open(&s3.config("larder")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
 
     // Ten entries of 1 KiB each, written at t = 1000 + i.
-    let mut ids = Vec::new();
-    for i in 0..10u8 {
-        let data = vec![i; KIB as usize];
-        let blob = ContentId(*blake3::hash(&data).as_bytes());
-        let file = dir.path().join(blob.to_hex());
-        std::fs::write(&file, &data).unwrap();
-        objects.put_blob(&blob, &file).await.unwrap();
-        let t = 1000 + i64::from(i);
-        meta::put_blob(&mut leader, &blob, KIB, &[], t, u64::MAX)
-            .await
-            .unwrap();
-        let name = format!("key-{i}");
-        let entry = cluster_support::entry(Protocol::Http, "ci", &name, blob, KIB, &[]);
-        ids.push(meta::put_entry(&leader, &entry, t).await.unwrap().unwrap());
-    }
+    let ids = cluster_support::fill(&mut leader, &objects, "ci", 0..10, 1000).await;
     // Replica A reads entries 0 and 1, replica B reads 2 and 3, later on;
     // both flush. Entry 9 is read at t = 5000, after what has settled.
     let (a, b) = (Touches::default(), Touches::default());
@@ -77,7 +61,7 @@ async fn lru_order_holds_across_replicas_and_recent_reads_are_kept() {
         .collect();
     // The five least recently used across both replicas went (4..8 were
     // never read); 9 is recent, 0..3 were read after 4..8 were written.
-    assert_eq!(left, ["key-0", "key-1", "key-2", "key-3", "key-9"]);
+    assert_eq!(left, ["ci-k0", "ci-k1", "ci-k2", "ci-k3", "ci-k9"]);
 
     // Asked for less than what is settled, eviction stops at the recent
     // entry rather than evicting it.

@@ -363,3 +363,37 @@ pub async fn cluster_stores(
         })
         .collect()
 }
+
+/// Entries `{namespace}-k{i}` (protocol http) of 1 KiB each, every one with
+/// a blob of its own, written to the bucket and recorded, last used at
+/// `first_used + i`; returns the entries' ids.
+pub async fn fill(
+    writer: &mut tokio_postgres::Client,
+    objects: &Objects,
+    namespace: &str,
+    range: std::ops::Range<u32>,
+    first_used: i64,
+) -> Vec<i64> {
+    const KIB: usize = 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for i in range {
+        let data = format!("{namespace}{i:08}")
+            .repeat(KIB / (namespace.len() + 8) + 1)
+            .into_bytes()[..KIB]
+            .to_vec();
+        let id = ContentId(*blake3::hash(&data).as_bytes());
+        let file = dir.path().join(id.to_hex());
+        std::fs::write(&file, &data).unwrap();
+        objects.put_blob(&id, &file).await.unwrap();
+        let used = first_used + i64::from(i);
+        larder::cluster::meta::put_blob(writer, &id, KIB as u64, &[], used, u64::MAX)
+            .await
+            .unwrap();
+        let name = format!("{namespace}-k{i}");
+        let e = entry(Protocol::Http, namespace, &name, id, KIB as u64, &[]);
+        let put = larder::cluster::meta::put_entry(&*writer, &e, used).await;
+        ids.push(put.unwrap().expect("every pin is live"));
+    }
+    ids
+}
