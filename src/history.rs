@@ -66,7 +66,8 @@ pub struct Reading {
 
 impl Reading {
     /// What the metrics and the store say now.
-    pub fn take(metrics: &Metrics, store: &Store) -> Reading {
+    /// `store` is the embedded store, when it is the one in use.
+    pub fn take(metrics: &Metrics, store: Option<&Store>) -> Reading {
         let mut r = Reading::default();
         for (proto, [hits, misses, bytes_in, bytes_out]) in metrics.by_protocol() {
             // Admin and unknown paths move bytes but are not the cache's.
@@ -79,17 +80,19 @@ impl Reading {
         }
         r.bytes_in = r.bytes_in_by.iter().sum();
         r.bytes_out = r.bytes_out_by.iter().sum();
-        let s = store.stats();
-        r.evictions = s.evicted_entries;
-        r.evicted_bytes = s.evicted_bytes;
-        for (reason, n) in store.refusals() {
-            if let Some(i) = REASONS.iter().position(|name| *name == reason.name()) {
-                r.refused[i] = n;
+        if let Some(store) = store {
+            let s = store.stats();
+            r.evictions = s.evicted_entries;
+            r.evicted_bytes = s.evicted_bytes;
+            for (reason, n) in store.refusals() {
+                if let Some(i) = REASONS.iter().position(|name| *name == reason.name()) {
+                    r.refused[i] = n;
+                }
             }
+            r.refused[REASONS.len() - 1] = store.disk_full_refusals();
+            r.refusals = r.refused.iter().sum();
+            r.used_bytes = store.usage();
         }
-        r.refused[REASONS.len() - 1] = store.disk_full_refusals();
-        r.refusals = r.refused.iter().sum();
-        r.used_bytes = store.usage();
         r
     }
 

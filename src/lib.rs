@@ -6,6 +6,7 @@
 pub mod admin_cmd;
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod cache;
 pub mod cas;
 pub mod cli;

@@ -228,13 +228,9 @@ impl Metrics {
     }
 
     /// The whole exposition, request metrics and the store's numbers.
-    pub fn render(&self, store: &Store) -> String {
+    /// `store` is the embedded store, when it is the one in use.
+    pub fn render(&self, store: Option<&Store>) -> String {
         let mut out = String::with_capacity(8 << 10);
-        let help = |out: &mut String, name: &str| {
-            if let Some((_, kind, text)) = NAMES.iter().find(|(n, _, _)| *n == name) {
-                let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
-            }
-        };
         help(&mut out, REQUESTS);
         for ((proto, route, method, status), n) in lock(&self.requests).iter() {
             let _ = writeln!(
@@ -263,6 +259,28 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{protocol=\"{proto}\"}} {}", v[i]);
             }
         }
+        let c = &self.connections;
+        help(&mut out, CONNECTIONS);
+        let _ = writeln!(out, "{CONNECTIONS} {}", c.open.load(Ordering::Relaxed));
+        help(&mut out, CONNECTIONS_CUT);
+        for (reason, n) in [
+            ("header_timeout", &c.header_timeout),
+            ("idle_timeout", &c.idle_timeout),
+            ("body_rate", &c.body_rate),
+            ("send_stall", &c.send_stall),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{CONNECTIONS_CUT}{{reason=\"{reason}\"}} {n}");
+        }
+        if let Some(store) = store {
+            self.render_store(&mut out, store);
+        }
+        self.proxy.render(&mut out);
+        process::render(&mut out);
+        out
+    }
+
+    fn render_store(&self, out: &mut String, store: &Store) {
         let s = store.stats();
         let usage = store.usage();
         for (name, value) in [
@@ -281,27 +299,14 @@ impl Metrics {
             (STORAGE_FULL, u64::from(store.disk_full_reason().is_some())),
             (STORAGE_FULL_REFUSALS, store.disk_full_refusals()),
         ] {
-            help(&mut out, name);
+            help(out, name);
             let _ = writeln!(out, "{name} {value}");
         }
-        help(&mut out, REFUSED_WRITES);
+        help(out, REFUSED_WRITES);
         for (reason, n) in store.refusals() {
             let _ = writeln!(out, "{REFUSED_WRITES}{{reason=\"{}\"}} {n}", reason.name());
         }
-        let c = &self.connections;
-        help(&mut out, CONNECTIONS);
-        let _ = writeln!(out, "{CONNECTIONS} {}", c.open.load(Ordering::Relaxed));
-        help(&mut out, CONNECTIONS_CUT);
-        for (reason, n) in [
-            ("header_timeout", &c.header_timeout),
-            ("idle_timeout", &c.idle_timeout),
-            ("body_rate", &c.body_rate),
-            ("send_stall", &c.send_stall),
-        ] {
-            let n = n.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{CONNECTIONS_CUT}{{reason=\"{reason}\"}} {n}");
-        }
-        help(&mut out, ENTRIES);
+        help(out, ENTRIES);
         for p in Protocol::ALL {
             let _ = writeln!(
                 out,
@@ -310,12 +315,9 @@ impl Metrics {
                 store.entry_count(p)
             );
         }
-        help(&mut out, FLUSH_SECONDS);
-        store.flush_histogram().render(&mut out, FLUSH_SECONDS, "");
-        self.namespaces.render(&mut out, store);
-        self.proxy.render(&mut out);
-        process::render(&mut out);
-        out
+        help(out, FLUSH_SECONDS);
+        store.flush_histogram().render(out, FLUSH_SECONDS, "");
+        self.namespaces.render(out, store);
     }
 }
 
@@ -323,4 +325,11 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The `# HELP` and `# TYPE` lines of metric `name`.
+fn help(out: &mut String, name: &str) {
+    if let Some((_, kind, text)) = NAMES.iter().find(|(n, _, _)| *n == name) {
+        let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+    }
 }

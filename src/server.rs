@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::auth::Auth;
+use crate::backend::Backend;
 use crate::cache::Store;
 use crate::config::Config;
 use crate::datadir::DataDir;
@@ -61,7 +62,7 @@ impl Server {
             tls,
             state: AppState {
                 config: Arc::new(config),
-                store: Arc::new(store),
+                store: Backend::Local(Arc::new(store)),
                 auth: Arc::new(auth),
                 metrics: Arc::default(),
                 workers: Arc::default(),
@@ -105,7 +106,9 @@ impl Server {
         tracing::info!(%addr, %scheme, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
         let limits = conn::Limits::new(&state.config.server);
-        let store = state.store.clone();
+        let Some(store) = state.store.local().cloned() else {
+            anyhow::bail!("this server only runs on the embedded store");
+        };
         let workers = Workers::start(
             store.clone(),
             &state.config,

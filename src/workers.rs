@@ -189,9 +189,9 @@ impl Workers {
                 async move {
                     tokio::task::spawn_blocking(move || {
                         let now = crate::history::now_secs();
-                        let reading = crate::history::Reading::take(&m, &s);
+                        let reading = crate::history::Reading::take(&m, Some(&s));
                         m.history.sample(reading, now);
-                        let per_ns = crate::history::namespaces::take(&m, &s);
+                        let per_ns = crate::history::namespaces::take(&m, Some(&s));
                         m.history.sample_namespaces(per_ns, now);
                         m.history
                             .save(&path)
@@ -294,9 +294,9 @@ impl Workers {
         // What happened since the last sample is kept too.
         let (store, metrics, path) = &self.history;
         let now = crate::history::now_secs();
-        let reading = crate::history::Reading::take(metrics, store);
+        let reading = crate::history::Reading::take(metrics, Some(store));
         metrics.history.sample(reading, now);
-        let per_ns = crate::history::namespaces::take(metrics, store);
+        let per_ns = crate::history::namespaces::take(metrics, Some(store));
         metrics.history.sample_namespaces(per_ns, now);
         if let Err(e) = metrics.history.save(path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot save the history");

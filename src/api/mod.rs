@@ -20,14 +20,14 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::auth::Auth;
-use crate::cache::Store;
+use crate::backend::Backend;
 use crate::config::Config;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub store: Arc<Store>,
+    pub store: Backend,
     pub auth: Arc<Auth>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub workers: Arc<crate::workers::WorkerBoard>,

@@ -102,7 +102,9 @@ pub fn finish(state: &AppState, p: Pending, route: &str, res: &Response, namespa
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Rendering reads the index (usage, and the entry counts it walks once
     // a minute), which must not stall a runtime worker serving requests.
-    let render = tokio::task::spawn_blocking(move || state.metrics.render(&state.store));
+    let render = tokio::task::spawn_blocking(move || {
+        state.metrics.render(state.store.local().map(|s| &**s))
+    });
     let text = match render.await {
         Ok(text) => text,
         Err(e) => {

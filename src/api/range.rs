@@ -5,7 +5,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::cache::{BlobInfo, Store, StoreError};
+use crate::backend::Backend;
+use crate::cache::{BlobInfo, StoreError};
 
 /// What to send for a request on a body of `size` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +84,7 @@ fn parse_value(value: &str, size: u64) -> RangeRequest {
 /// HEAD gets the headers alone. `None` when the range lies outside the blob
 /// (a 416 in the protocol's own format, for the caller to render).
 pub async fn blob_response(
-    store: &Store,
+    store: &Backend,
     blob: &BlobInfo,
     method: &Method,
     headers: &HeaderMap,

@@ -71,6 +71,10 @@ pub enum StoreError {
         /// What holds the space, starting with "; ".
         why: String,
     },
+    /// What holds the data cannot be reached (cluster mode: the database or
+    /// the object store, after retries): a 503, worth retrying.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<crate::index::PutEntryError> for StoreError {

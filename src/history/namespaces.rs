@@ -33,7 +33,7 @@ impl Counts for NsCounts {
 pub type NsReading = BTreeMap<String, NsCounts>;
 
 /// What the metrics and the store say now, per namespace.
-pub fn take(metrics: &Metrics, store: &Store) -> NsReading {
+pub fn take(metrics: &Metrics, store: Option<&Store>) -> NsReading {
     let mut r: NsReading = metrics
         .lookups_by_namespace()
         .into_iter()
@@ -46,7 +46,7 @@ pub fn take(metrics: &Metrics, store: &Store) -> NsReading {
             (ns, c)
         })
         .collect();
-    match store.namespace_usage() {
+    match store.map_or(Ok(Vec::new()), Store::namespace_usage) {
         Ok(usage) => {
             for (ns, bytes) in usage {
                 r.entry(ns).or_default().used_bytes = bytes;

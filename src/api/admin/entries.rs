@@ -93,14 +93,17 @@ pub async fn list(
             ));
         }
     }
-    let page = state.store.list_entries(
-        q.namespace.as_deref(),
-        protocol,
-        q.prefix.as_deref().filter(|p| !p.is_empty()),
-        order,
-        limit,
-        q.cursor.as_deref(),
-    )?;
+    let page = state
+        .store
+        .list_entries(
+            q.namespace.as_deref(),
+            protocol,
+            q.prefix.as_deref().filter(|p| !p.is_empty()),
+            order,
+            limit,
+            q.cursor.as_deref(),
+        )
+        .await?;
     let entries: Vec<Value> = page.entries.iter().map(entry_json).collect();
     Ok(Json(
         json!({ "entries": entries, "next_cursor": page.next }),
@@ -118,50 +121,29 @@ pub async fn detail(
     let id: u64 = id
         .parse()
         .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
-    let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<_, AdminError> {
-        // Another namespace's entry is as absent as one that never was.
-        let Some(entry) = store
-            .entry_by_id(id)?
-            .filter(|e| viewer.may_read(&e.key.namespace))
-        else {
-            return Ok(None);
-        };
-        let index = store.index();
-        let mut seen = std::collections::HashSet::new();
-        let mut blobs = Vec::new();
-        for pin in entry.pins.iter().filter(|p| seen.insert(**p)) {
-            let rec = index.blob(pin).map_err(crate::cache::StoreError::from)?;
-            let shared_by = index
-                .pin_count(pin)
-                .map_err(crate::cache::StoreError::from)?;
-            blobs.push(json!({
-                "id": pin.to_hex(),
-                "sha256": rec.as_ref().map(|r| hex::encode(r.sha256)),
-                "size": rec.as_ref().map(|r| r.size),
-                "shared_by": shared_by,
-            }));
-        }
-        let mut body = entry_json(&entry);
-        body["pinned_blobs"] = json!(blobs);
-        body["only_here_bytes"] = json!(blobs
-            .iter()
-            .filter(|b| b["shared_by"].as_u64() == Some(1))
-            .filter_map(|b| b["size"].as_u64())
-            .sum::<u64>());
-        Ok(Some(body))
-    })
-    .await
-    .map_err(|e| {
-        AdminError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })??;
-    found
-        .map(Json)
-        .ok_or_else(|| AdminError::not_found(format!("no entry {id}")))
+    // Another namespace's entry is as absent as one that never was.
+    let entry = (state.store.entry_by_id(id).await?)
+        .filter(|e| viewer.may_read(&e.key.namespace))
+        .ok_or_else(|| AdminError::not_found(format!("no entry {id}")))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut blobs = Vec::new();
+    for pin in entry.pins.iter().filter(|p| seen.insert(**p)) {
+        let (blob, shared_by) = state.store.pinned_blob(pin).await?;
+        blobs.push(json!({
+            "id": pin.to_hex(),
+            "sha256": blob.as_ref().map(|b| hex::encode(b.sha256)),
+            "size": blob.as_ref().map(|b| b.size),
+            "shared_by": shared_by,
+        }));
+    }
+    let mut body = entry_json(&entry);
+    body["pinned_blobs"] = json!(blobs);
+    body["only_here_bytes"] = json!(blobs
+        .iter()
+        .filter(|b| b["shared_by"].as_u64() == Some(1))
+        .filter_map(|b| b["size"].as_u64())
+        .sum::<u64>());
+    Ok(Json(body))
 }
 
 pub async fn remove(
@@ -174,7 +156,8 @@ pub async fn remove(
         .map_err(|_| AdminError::bad_request(format!("entry id {id:?} is not a number")))?;
     let Some(entry) = state
         .store
-        .entry_by_id(id)?
+        .entry_by_id(id)
+        .await?
         .filter(|e| viewer.may_read(&e.key.namespace))
     else {
         return Err(AdminError::not_found(format!("no entry {id}")));

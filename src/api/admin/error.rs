@@ -52,6 +52,13 @@ impl From<StoreError> for AdminError {
                 STORAGE_FULL,
             );
         }
+        if let StoreError::Unavailable(_) = e {
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            );
+        }
         tracing::error!(error = %e, "admin operation failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

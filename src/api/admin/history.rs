@@ -49,7 +49,7 @@ pub async fn history(
     let s = state.clone();
     let name = range.clone();
     let ring = tokio::task::spawn_blocking(move || {
-        let reading = Reading::take(&s.metrics, &s.store);
+        let reading = Reading::take(&s.metrics, s.store.local().map(|s| &**s));
         s.metrics.history.view(&range, reading, now_secs())
     })
     .await
@@ -118,7 +118,8 @@ async fn namespace_history(
     }
     let (name, namespace) = (range.clone(), ns.clone());
     let ring = tokio::task::spawn_blocking(move || {
-        let now = crate::history::namespaces::take(&state.metrics, &state.store);
+        let now =
+            crate::history::namespaces::take(&state.metrics, state.store.local().map(|s| &**s));
         let reading = now.get(&ns).copied().unwrap_or_default();
         state
             .metrics

@@ -35,7 +35,7 @@ pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value
         "leased_bytes": store.leased_bytes(),
         "blobs": s.blobs,
         "entries": entries,
-        "namespaces": store.namespace_names()?.len(),
+        "namespaces": store.namespace_names().await?.len(),
         "uploads_in_progress": s.uploads,
         "evictions": s.evicted_entries,
         "evicted_bytes": s.evicted_bytes,
@@ -51,7 +51,8 @@ pub async fn namespaces(
     let lookups = state.metrics.lookups_by_namespace();
     let list: Vec<Value> = state
         .store
-        .namespaces()?
+        .namespaces()
+        .await?
         .into_iter()
         .filter(|n| viewer.may_read(&n.name))
         .map(|n| {

@@ -77,7 +77,7 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AdminError> {
-    let mut tokens = state.store.tokens()?;
+    let mut tokens = state.store.tokens().await?;
     for t in &mut tokens {
         // Uses since the last flush are only in memory; show the newest.
         let recent = t["id"].as_str().and_then(|id| state.auth.last_used(id));
@@ -117,10 +117,10 @@ pub async fn revoke(
             "token id must be the `id` (jti) of a token",
         ));
     }
-    let meta = state.store.token_meta(&jti)?;
+    let meta = state.store.token_meta(&jti).await?;
     // A typo must not look like a revocation; an id only the caller knows
     // (minted offline, never presented here) is revoked when they insist.
-    if meta.is_none() && !q.force && !state.store.token_revoked(&jti)? {
+    if meta.is_none() && !q.force && !state.store.token_revoked(&jti).await? {
         return Err(AdminError::not_found(format!(
             "no token {jti} is known to this server: it knows the tokens its admin API \
              minted and tokens minted offline once it has verified them; to revoke an id \

@@ -55,19 +55,17 @@ pub async fn download(
     Signer::new(&state).verify(&download_resource(&id, &content), &query(&uri)?)?;
     let gone = || GhaError::new(Kind::NotFound, "the cache entry no longer exists");
     let store = &state.store;
-    let entry = id
-        .parse::<u64>()
-        .ok()
-        .map(|id| store.entry_by_id(id))
-        .transpose()?
-        .flatten()
-        .filter(|e| e.key.protocol == Protocol::Gha && e.content.to_hex() == content);
+    let entry = match id.parse::<u64>() {
+        Ok(id) => store.entry_by_id(id).await?,
+        Err(_) => None,
+    }
+    .filter(|e| e.key.protocol == Protocol::Gha && e.content.to_hex() == content);
     // The signed URL names the content itself: if the entry was evicted
     // after the lookup that handed it out, the lookup's lease still holds
     // the bytes, and the download goes on.
     let mut hash = [0u8; 32];
     hex::decode_to_slice(&content, &mut hash).map_err(|_| gone())?;
-    let blob = store.blob(&Digest::Blake3(hash))?.ok_or_else(gone)?;
+    let blob = store.blob(&Digest::Blake3(hash)).await?.ok_or_else(gone)?;
     if let Some(entry) = &entry {
         store.touch_entry(entry);
     }
@@ -96,7 +94,7 @@ pub async fn upload(
     if reservation_number(&id).is_none() {
         return Err(GhaError::new(Kind::NotFound, "no such upload").into());
     }
-    let target = save::reservation(&state, &id)?;
+    let target = save::reservation(&state, &id).await?;
     let scope = target.reservation_scope();
     let store = &state.store;
     let limit = state.blob_limit();

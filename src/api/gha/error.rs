@@ -25,6 +25,8 @@ pub enum Kind {
     RangeNotSatisfiable,
     /// The disk budget is exhausted and nothing can be evicted.
     Full,
+    /// The cluster's database or object store cannot be reached: retry.
+    Unavailable,
     Internal,
 }
 
@@ -77,6 +79,7 @@ impl GhaError {
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Kind::Full => StatusCode::INSUFFICIENT_STORAGE,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +117,9 @@ impl From<StoreError> for GhaError {
     fn from(e: StoreError) -> GhaError {
         if e.is_disk_full() {
             return GhaError::new(Kind::Full, STORAGE_FULL).azure("InsufficientStorage");
+        }
+        if let StoreError::Unavailable(_) = e {
+            return GhaError::new(Kind::Unavailable, format!("{e}; retry later"));
         }
         match e {
             StoreError::Cas(CasError::TooLarge { limit }) => GhaError::new(
@@ -180,6 +186,7 @@ impl IntoResponse for V1Error {
             Kind::NotFound => "CacheNotFoundException",
             Kind::RangeNotSatisfiable => "InvalidRangeException",
             Kind::Full => "StorageFullException",
+            Kind::Unavailable => "ServiceUnavailableException",
             Kind::Internal => "InternalServerErrorException",
         };
         let body = json!({
@@ -213,6 +220,7 @@ impl IntoResponse for TwirpError {
             // Twirp would say 429 here; Larder's "full" is 507 everywhere,
             // and a client must not retry it in a tight loop.
             Kind::Full => "resource_exhausted",
+            Kind::Unavailable => "unavailable",
             Kind::Internal => "internal",
         };
         let body = json!({ "code": code, "msg": e.message, "message": e.message });
@@ -239,6 +247,7 @@ impl IntoResponse for BlobError {
             Kind::TooLarge => "RequestBodyTooLarge",
             Kind::RangeNotSatisfiable => "InvalidRange",
             Kind::Full => "InsufficientStorage",
+            Kind::Unavailable => "ServerBusy",
             Kind::Internal => "InternalError",
         });
         let body = format!(

@@ -8,7 +8,8 @@
 
 use super::error::GhaError;
 use super::Target;
-use crate::cache::{EntryKey, EntryRecord, Protocol, Store, StoreError};
+use crate::backend::Backend;
+use crate::cache::{EntryKey, EntryRecord, Protocol, StoreError};
 
 pub const MAX_KEY_CHARS: usize = 512;
 pub const MAX_KEYS: usize = 10;
@@ -104,8 +105,8 @@ pub struct Hit {
 
 /// Finds the entry to restore for `keys` (primary first) and `version`,
 /// searching `namespaces` in order. Keys and version are already checked.
-pub fn find(
-    store: &Store,
+pub async fn find(
+    store: &Backend,
     namespaces: &[String],
     version: &str,
     keys: &[String],
@@ -132,13 +133,14 @@ pub fn find(
             version: version.to_owned(),
             key: primary.clone(),
         };
-        if let Some(entry) = store.entry(&exact.entry_key())? {
+        if let Some(entry) = store.entry(&exact.entry_key()).await? {
             return Ok(Some(hit(ns, entry)));
         }
         for key in keys {
             let prefix = format!("{version}/{key}");
             let newest = store
-                .entries_with_prefix(Protocol::Gha, ns, &prefix)?
+                .entries_with_prefix(Protocol::Gha, ns, &prefix)
+                .await?
                 .into_iter()
                 .max_by_key(|e| (e.created, e.id));
             if let Some(entry) = newest {

@@ -33,7 +33,7 @@ pub async fn reserve(
         )));
     }
     let store = &state.store;
-    if store.entry(&target.entry_key())?.is_some() {
+    if store.entry(&target.entry_key()).await?.is_some() {
         return Err(already_exists(target, ""));
     }
     store
@@ -43,9 +43,9 @@ pub async fn reserve(
 }
 
 /// The reservation `id`, if it exists and is an Actions cache reservation.
-pub fn reservation(state: &AppState, id: &str) -> Result<Target, GhaError> {
+pub async fn reservation(state: &AppState, id: &str) -> Result<Target, GhaError> {
     let unknown = || StoreError::UploadUnknown(id.to_owned()).into();
-    let scope = state.store.upload_owner(id)?.ok_or_else(unknown)?;
+    let scope = state.store.upload_owner(id).await?.ok_or_else(unknown)?;
     Target::from_reservation_scope(&scope).ok_or_else(unknown)
 }
 
@@ -60,7 +60,7 @@ pub async fn commit(
 ) -> Result<EntryRecord, GhaError> {
     let store = &state.store;
     let scope = target.reservation_scope();
-    if store.entry(&target.entry_key())?.is_some() {
+    if store.entry(&target.entry_key()).await?.is_some() {
         // Only possible when the entry appeared after this reservation; it can
         // never commit, so its bytes go now rather than at expiry.
         store.cancel_upload(&scope, id).await?;

@@ -38,7 +38,7 @@ pub async fn lookup(State(state): State<AppState>, uri: Uri, headers: HeaderMap)
     let version = param(&query, "version").unwrap_or_default();
     check_lookup(&keys, version)?;
     let store = &state.store;
-    let Some(hit) = matching::find(store, &namespaces, version, &keys)? else {
+    let Some(hit) = matching::find(store, &namespaces, version, &keys).await? else {
         return Ok((StatusCode::NO_CONTENT, Extension(Lookup(false))).into_response());
     };
     store.touch_entry(&hit.entry);
@@ -92,10 +92,10 @@ pub async fn upload(
         ))
         .into());
     }
-    let (id, target) = writable_reservation(&state, &caller, &id)?;
+    let (id, target) = writable_reservation(&state, &caller, &id).await?;
     // Checked before a byte is read: a chunk past what the client reserved
     // is a client error, not something to store until the commit fails.
-    match state.store.reserved_size(&id)? {
+    match state.store.reserved_size(&id).await? {
         Some(size) if end >= size => {
             return Err(GhaError::bad_request(format!(
                 "bytes {start}-{end} end past the cacheSize of {size} bytes this cache was reserved with"
@@ -128,7 +128,7 @@ pub async fn commit(
     body: Body,
 ) -> V1Result {
     let caller = caller(&state, &headers)?;
-    let (id, target) = writable_reservation(&state, &caller, &id)?;
+    let (id, target) = writable_reservation(&state, &caller, &id).await?;
     let req: CommitRequest = json_body(body).await?;
     let scope = target.reservation_scope();
     state
@@ -148,7 +148,7 @@ pub async fn not_allowed() -> V1Error {
 
 /// The reservation a `cacheId` names, if `caller` may write to it: 404 when
 /// it is unknown or expired (asked only of callers who may write somewhere).
-fn writable_reservation(
+async fn writable_reservation(
     state: &AppState,
     caller: &Caller,
     cache_id: &str,
@@ -162,7 +162,7 @@ fn writable_reservation(
         .ok_or_else(|| {
             GhaError::new(Kind::NotFound, format!("no cache reservation {cache_id:?}"))
         })?;
-    let target = save::reservation(state, &id)?;
+    let target = save::reservation(state, &id).await?;
     state.auth.require(caller, &target.namespace, WRITE)?;
     Ok((id, target))
 }

@@ -50,7 +50,7 @@ pub async fn call(
         }
         "GetCacheEntryDownloadURL" => {
             let namespaces = namespaces(&state, &caller, READ)?;
-            download_url(&state, &base, &namespaces, json_body(body).await?)
+            download_url(&state, &base, &namespaces, json_body(body).await?).await
         }
         other => Err(GhaError::new(
             Kind::NotFound,
@@ -120,7 +120,8 @@ async fn finalize(state: &AppState, namespace: &str, req: FinalizeRequest) -> Tw
         .size()?;
     let id = state
         .store
-        .reserved_upload(&target.reservation_scope())?
+        .reserved_upload(&target.reservation_scope())
+        .await?
         .ok_or_else(|| {
             GhaError::new(
                 Kind::NotFound,
@@ -144,7 +145,7 @@ struct DownloadRequest {
     version: String,
 }
 
-fn download_url(
+async fn download_url(
     state: &AppState,
     base: &str,
     namespaces: &[String],
@@ -153,7 +154,7 @@ fn download_url(
     let keys = matching::lookup_keys(std::iter::once(req.key).chain(req.restore_keys));
     check_lookup(&keys, &req.version)?;
     let store = &state.store;
-    let Some(hit) = matching::find(store, namespaces, &req.version, &keys)? else {
+    let Some(hit) = matching::find(store, namespaces, &req.version, &keys).await? else {
         let miss = axum::Json(json!({ "ok": false }));
         return Ok((Extension(Lookup(false)), miss).into_response());
     };

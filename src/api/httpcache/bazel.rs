@@ -34,11 +34,12 @@ pub fn is_action_key(key: &str) -> bool {
 /// Finds a blob a namespace may read by SHA-256: under its `cas/` key, or
 /// pinned there by an action result.
 pub async fn find(state: &AppState, namespace: &str, n: &Needed) -> Result<Option<BlobInfo>> {
-    let found = match value::find(state, &cas_key(namespace, n), D)? {
-        Some(entry) => Some(value::content(state, &entry, D)?),
+    let found = match value::find(state, &cas_key(namespace, n), D).await? {
+        Some(entry) => Some(value::content(state, &entry, D).await?),
         None => state
             .store
             .blob_in(&scope(namespace), &n.digest())
+            .await
             .map_err(store_err(D))?,
     };
     Ok(found.filter(|b| b.size == n.size))
@@ -47,8 +48,12 @@ pub async fn find(state: &AppState, namespace: &str, n: &Needed) -> Result<Optio
 /// A blob's bytes when its `cas/` entry names content held in memory: a
 /// hit with one index read and no file, as an HTTP GET hit is. `None` is
 /// not a miss, only "ask `find`".
-pub fn find_in_memory(state: &AppState, namespace: &str, n: &Needed) -> Result<Option<Bytes>> {
-    let Some(entry) = value::find(state, &cas_key(namespace, n), D)? else {
+pub async fn find_in_memory(
+    state: &AppState,
+    namespace: &str,
+    n: &Needed,
+) -> Result<Option<Bytes>> {
+    let Some(entry) = value::find(state, &cas_key(namespace, n), D).await? else {
         return Ok(None);
     };
     let bytes =
@@ -214,6 +219,7 @@ pub async fn pinned_cas_blob(
     let Some(blob) = state
         .store
         .blob_in(&scope(namespace), digest)
+        .await
         .map_err(store_err(D))?
     else {
         return Ok(None);

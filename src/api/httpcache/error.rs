@@ -158,6 +158,12 @@ impl HttpCacheError {
                 "storage_full",
                 format!("{full}; retry later"),
             ),
+            unavailable @ StoreError::Unavailable(_) => Self::new(
+                dialect,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("{unavailable}; retry later"),
+            ),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Self::new(

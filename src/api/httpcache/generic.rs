@@ -58,11 +58,11 @@ async fn route(
         }
         "PROPFIND" => {
             authorize(&state, &headers, path.namespace, READ, D)?;
-            webdav::propfind(&state, &path, &headers)
+            webdav::propfind(&state, &path, &headers).await
         }
         "MKCOL" => {
             authorize(&state, &headers, path.namespace, WRITE, D)?;
-            webdav::mkcol(&state, &path)
+            webdav::mkcol(&state, &path).await
         }
         "OPTIONS" => Ok(options()),
         _ => Err(HttpCacheError::method_not_allowed(D, ALLOW)),
@@ -94,7 +94,7 @@ async fn get(
         return Err(HttpCacheError::not_found(D));
     }
     let key = value::entry_key(Protocol::Http, path.namespace, path.key);
-    let Some(entry) = value::find(state, &key, D)? else {
+    let Some(entry) = value::find(state, &key, D).await? else {
         if let Some(digest) = keys::bazel_cas_digest(path.key) {
             let pinned =
                 bazel::pinned_cas_blob(state, path.namespace, &digest, method, headers).await?;
@@ -122,9 +122,11 @@ async fn put(
     let key = value_key(path)?;
     let expected = keys::bazel_cas_digest(key);
     let entry_key = value::entry_key(Protocol::Http, path.namespace, key);
-    let ticket = state.creations.begin(&entry_key, || {
-        value::find(state, &entry_key, D).map(|e| e.is_some())
-    })?;
+    let ticket = (state.creations)
+        .begin(&entry_key, || async {
+            Ok(value::find(state, &entry_key, D).await?.is_some())
+        })
+        .await?;
     let body = if bazel::is_action_key(key) {
         bazel::put_action_result(state, path.namespace, entry_key.clone(), headers, body).await?
     } else {
@@ -164,13 +166,14 @@ async fn delete(state: &AppState, path: &CachePath<'_>) -> Result<Response> {
     let mut ids = Vec::new();
     if !path.collection {
         let key = value::entry_key(Protocol::Http, path.namespace, path.key);
-        if let Some(e) = value::find(state, &key, D)? {
+        if let Some(e) = value::find(state, &key, D).await? {
             ids.push(e.id);
         }
     }
     if ids.is_empty() {
         let members = store
             .entries_with_prefix(Protocol::Http, path.namespace, &path.prefix())
+            .await
             .map_err(store_err(D))?;
         ids.extend(members.iter().map(|e| e.id));
     }

@@ -62,7 +62,9 @@ async fn get_output(
         let hash = hash(&uri)?;
         let ns = namespace(&state, &headers, READ)?;
         let key = value::entry_key(Protocol::Nx, &ns, hash);
-        let entry = value::find(&state, &key, D)?.ok_or_else(|| HttpCacheError::not_found(D))?;
+        let entry = value::find(&state, &key, D)
+            .await?
+            .ok_or_else(|| HttpCacheError::not_found(D))?;
         value::serve(&state, &entry, &method, &headers, D).await
     };
     res.await.unwrap_or_else(IntoResponse::into_response)
@@ -88,11 +90,17 @@ async fn put_output(
         // and again before the entry is written, which narrows the window
         // for two concurrent writers to the index write itself; a blob
         // stored by the loser is unpinned and collected once its write lease ends.
-        if value::find(&state, &key, D)?.is_some() {
+        if value::find(&state, &key, D).await?.is_some() {
             return Err(conflict());
         }
         let blob = value::store_body(&state, &headers, body, None, D).await?;
-        if state.store.entry(&key).map_err(store_err(D))?.is_some() {
+        if state
+            .store
+            .entry(&key)
+            .await
+            .map_err(store_err(D))?
+            .is_some()
+        {
             return Err(conflict());
         }
         value::put_entry(&state, key, &blob, Vec::new(), D).await?;

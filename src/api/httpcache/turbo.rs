@@ -167,7 +167,9 @@ async fn query(
             let mut out = Map::new();
             for h in q.hashes {
                 let found = match keys::hash(&h) {
-                    Ok(k) => value::find(&state, &value::entry_key(Protocol::Turbo, &ns, k), D)?,
+                    Ok(k) => {
+                        value::find(&state, &value::entry_key(Protocol::Turbo, &ns, k), D).await?
+                    }
                     Err(_) => None,
                 };
                 let v = match found {
@@ -201,7 +203,7 @@ async fn artifact_get(
             let hash = hash(&uri)?;
             let ns = namespace(&state, &uri, &headers, READ)?;
             let key = value::entry_key(Protocol::Turbo, &ns, hash);
-            let entry = value::find(&state, &key, D)?.ok_or_else(|| {
+            let entry = value::find(&state, &key, D).await?.ok_or_else(|| {
                 HttpCacheError::new(D, StatusCode::NOT_FOUND, "not_found", "artifact not found")
             })?;
             let mut res = value::serve(&state, &entry, &method, &headers, D).await?;

@@ -58,8 +58,12 @@ pub(crate) fn value_entry(key: EntryKey, blob: &BlobInfo, meta: Vec<u8>) -> NewE
 }
 
 /// Looks an entry up; a miss is `None` (cheap, never logged).
-pub fn find(state: &AppState, key: &EntryKey, dialect: Dialect) -> Result<Option<EntryRecord>> {
-    state.store.entry(key).map_err(store_err(dialect))
+pub async fn find(
+    state: &AppState,
+    key: &EntryKey,
+    dialect: Dialect,
+) -> Result<Option<EntryRecord>> {
+    state.store.entry(key).await.map_err(store_err(dialect))
 }
 
 /// Streams the request body into the CAS, verified against `expected` when
@@ -101,10 +105,11 @@ pub async fn put_entry(
 }
 
 /// The blob holding an entry's value.
-pub fn content(state: &AppState, entry: &EntryRecord, dialect: Dialect) -> Result<BlobInfo> {
+pub async fn content(state: &AppState, entry: &EntryRecord, dialect: Dialect) -> Result<BlobInfo> {
     state
         .store
         .blob(&Digest::Blake3(entry.content.0))
+        .await
         .map_err(store_err(dialect))?
         // An entry always pins its blob; if the index disagrees, a miss is
         // the safe answer (never wrong bytes).
@@ -122,7 +127,7 @@ pub async fn serve(
     let res = match state.store.in_memory(&entry.content, entry.size) {
         Some(bytes) => range::bytes_response(&bytes, method, headers),
         None => {
-            let blob = content(state, entry, dialect)?;
+            let blob = content(state, entry, dialect).await?;
             range::blob_response(&state.store, &blob, method, headers)
                 .await
                 .map_err(store_err(dialect))?

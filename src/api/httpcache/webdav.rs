@@ -22,7 +22,11 @@ const D: Dialect = Dialect::Plain;
 /// truncated (sccache never lists; this only bounds a browsing client).
 const MAX_LISTED: usize = 10_000;
 
-pub fn propfind(state: &AppState, path: &CachePath<'_>, headers: &HeaderMap) -> Result<Response> {
+pub async fn propfind(
+    state: &AppState,
+    path: &CachePath<'_>,
+    headers: &HeaderMap,
+) -> Result<Response> {
     // RFC 4918: no Depth header means infinity; a full recursive listing is
     // never needed here, so infinity is answered like 1.
     let depth = match headers.get("depth").map(|v| v.to_str().map(str::trim)) {
@@ -38,7 +42,7 @@ pub fn propfind(state: &AppState, path: &CachePath<'_>, headers: &HeaderMap) -> 
     let base = format!("/cache/{}/", path.namespace);
     if !path.collection {
         let key = value::entry_key(Protocol::Http, path.namespace, path.key);
-        if let Some(entry) = value::find(state, &key, D)? {
+        if let Some(entry) = value::find(state, &key, D).await? {
             return Ok(multistatus(&[file(&base, &entry)]));
         }
     }
@@ -47,6 +51,7 @@ pub fn propfind(state: &AppState, path: &CachePath<'_>, headers: &HeaderMap) -> 
     let members = state
         .store
         .entries_with_prefix_limit(Protocol::Http, path.namespace, &prefix, limit)
+        .await
         .map_err(store_err(D))?;
     if members.is_empty() && !path.key.is_empty() {
         return Err(HttpCacheError::not_found(D));
@@ -80,13 +85,14 @@ pub fn propfind(state: &AppState, path: &CachePath<'_>, headers: &HeaderMap) -> 
     Ok(multistatus(&responses))
 }
 
-pub fn mkcol(state: &AppState, path: &CachePath<'_>) -> Result<Response> {
+pub async fn mkcol(state: &AppState, path: &CachePath<'_>) -> Result<Response> {
     let exists = path.key.is_empty() || {
         let key = value::entry_key(Protocol::Http, path.namespace, path.key);
-        value::find(state, &key, D)?.is_some()
+        value::find(state, &key, D).await?.is_some()
             || !state
                 .store
                 .entries_with_prefix_limit(Protocol::Http, path.namespace, &path.prefix(), 1)
+                .await
                 .map_err(store_err(D))?
                 .is_empty()
     };

@@ -11,7 +11,8 @@ pub async fn get(req: Req, name: &str, digest: &str) -> Result<Response, OciErro
     let d = parse_digest(digest)?;
     let store = &req.state.store;
     let blob = store
-        .blob_in(&scope(name), &d)?
+        .blob_in(&scope(name), &d)
+        .await?
         .ok_or_else(|| OciError::blob_unknown(digest))?;
     store.touch_blob(&blob);
     let mut res = range::blob_response(store, &blob, &req.method, &req.headers)
@@ -31,11 +32,13 @@ pub async fn delete(req: Req, name: &str, digest: &str) -> Result<Response, OciE
     let d = parse_digest(digest)?;
     let store = &req.state.store;
     let blob = store
-        .blob_in(&scope(name), &d)?
+        .blob_in(&scope(name), &d)
+        .await?
         .ok_or_else(|| OciError::blob_unknown(digest))?;
     // A manifest here that needs the blob would be left broken.
-    let users =
-        store.entries_with_prefix(Protocol::Oci, path::namespace(name), &format!("{name}@"))?;
+    let users = store
+        .entries_with_prefix(Protocol::Oci, path::namespace(name), &format!("{name}@"))
+        .await?;
     if let Some(user) = users.iter().find(|e| e.pins.contains(&blob.id)) {
         return Err(OciError::new(
             StatusCode::METHOD_NOT_ALLOWED,

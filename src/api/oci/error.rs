@@ -114,6 +114,14 @@ impl From<StoreError> for OciError {
         if e.is_disk_full() {
             return OciError::new(StatusCode::INSUFFICIENT_STORAGE, "DENIED", STORAGE_FULL);
         }
+        if let StoreError::Unavailable(_) = e {
+            // distribution's code for a 503.
+            return OciError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                format!("{e}; retry later"),
+            );
+        }
         match e {
             StoreError::Cas(CasError::DigestMismatch { expected }) => {
                 OciError::digest_invalid("provided digest did not match uploaded content")

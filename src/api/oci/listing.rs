@@ -50,7 +50,8 @@ pub async fn catalog(req: Req) -> Result<Response, OciError> {
     let repos: BTreeSet<String> = req
         .state
         .store
-        .entry_names(Protocol::Oci)?
+        .entry_names(Protocol::Oci)
+        .await?
         .into_iter()
         .filter(|(ns, _)| req.state.auth.permission(&req.caller, ns) & READ != 0)
         .filter_map(|(_, name)| name.split_once('@').map(|(repo, _)| repo.to_owned()))
@@ -71,11 +72,12 @@ pub async fn catalog(req: Req) -> Result<Response, OciError> {
 pub async fn tags(req: Req, name: &str) -> Result<Response, OciError> {
     let (n, last) = page(&req)?;
     let store = &req.state.store;
-    let items = store.names(&scope(name), last.as_deref(), n)?;
+    let items = store.names(&scope(name), last.as_deref(), n).await?;
     if items.is_empty()
         && last.is_none()
         && store
-            .entries_with_prefix(Protocol::Oci, path::namespace(name), &format!("{name}@"))?
+            .entries_with_prefix(Protocol::Oci, path::namespace(name), &format!("{name}@"))
+            .await?
             .is_empty()
     {
         return Err(OciError::name_unknown(name));
@@ -92,11 +94,11 @@ pub async fn tags(req: Req, name: &str) -> Result<Response, OciError> {
 pub async fn referrers(req: Req, name: &str, digest: &str) -> Result<Response, OciError> {
     let subject = parse_digest(digest)?.to_string();
     let filter = req.param("artifactType").map(str::to_owned);
-    let entries = req.state.store.entries_with_prefix(
-        Protocol::Oci,
-        path::namespace(name),
-        &format!("{name}@"),
-    )?;
+    let entries = req
+        .state
+        .store
+        .entries_with_prefix(Protocol::Oci, path::namespace(name), &format!("{name}@"))
+        .await?;
     let manifests: Vec<serde_json::Value> = entries
         .iter()
         .filter_map(|e| {

@@ -13,7 +13,8 @@ use sha2::Digest as _;
 
 use super::{parse_digest, path, scope, OciError, Req};
 use crate::api::content_length;
-use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol, Store};
+use crate::backend::Backend;
+use crate::cache::{BlobInfo, BlobWrite, EntryKey, EntryRecord, NewEntry, Protocol};
 use crate::cas::{ContentId, Digest};
 
 /// Manifests larger than this are refused; the spec asks for at least 4 MiB.
@@ -79,8 +80,8 @@ pub(super) fn entry_key(name: &str, digest: &str) -> EntryKey {
 }
 
 /// Resolves a tag or digest to the manifest entry and its canonical digest.
-fn resolve(
-    store: &Store,
+async fn resolve(
+    store: &Backend,
     name: &str,
     reference: &str,
 ) -> Result<Option<(String, EntryRecord)>, OciError> {
@@ -92,7 +93,7 @@ fn resolve(
                 "invalid tag {reference:?}"
             )));
         }
-        match store.name(&scope(name), reference)? {
+        match store.name(&scope(name), reference).await? {
             Some(target) => match target.name.split_once('@') {
                 Some((_, d)) => d.to_owned(),
                 None => return Ok(None),
@@ -100,13 +101,17 @@ fn resolve(
             None => return Ok(None),
         }
     };
-    Ok(store.entry(&entry_key(name, &digest))?.map(|e| (digest, e)))
+    Ok(store
+        .entry(&entry_key(name, &digest))
+        .await?
+        .map(|e| (digest, e)))
 }
 
 pub async fn get(req: Req, name: &str, reference: &str) -> Result<Response, OciError> {
     let store = &req.state.store;
-    let (digest, entry) =
-        resolve(store, name, reference)?.ok_or_else(|| OciError::manifest_unknown(reference))?;
+    let (digest, entry) = resolve(store, name, reference)
+        .await?
+        .ok_or_else(|| OciError::manifest_unknown(reference))?;
     let meta = ManifestMeta::decode(&entry).ok_or_else(|| OciError::manifest_unknown(reference))?;
     store.touch_entry(&entry);
     let body = if req.method == Method::HEAD {
@@ -182,7 +187,7 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
         });
 
     let store = req.state.store.clone();
-    let refs = resolve_references(&store, name, &doc)?;
+    let refs = resolve_references(&store, name, &doc).await?;
     let len = bytes.len() as u64;
     let write = BlobWrite {
         expected: Some(digest.clone()),
@@ -244,8 +249,8 @@ pub async fn put(req: Req, name: &str, reference: &str) -> Result<Response, OciE
 /// plain blobs. `subject` may be unknown (the referrers API allows pushing
 /// a referrer before its subject); descriptors with `urls` are foreign
 /// layers that live elsewhere.
-fn resolve_references(
-    store: &Store,
+async fn resolve_references(
+    store: &Backend,
     name: &str,
     doc: &ManifestDoc,
 ) -> Result<References, OciError> {
@@ -268,8 +273,8 @@ fn resolve_references(
         }
         if may_be_manifest {
             let key = entry_key(name, &digest.to_string());
-            if let Some(child) = store.entry(&key)? {
-                if let Some(blob) = store.blob(&Digest::Blake3(child.content.0))? {
+            if let Some(child) = store.entry(&key).await? {
+                if let Some(blob) = store.blob(&Digest::Blake3(child.content.0)).await? {
                     check_size(desc, &digest, blob.size)?;
                 }
                 pins.insert(child.content);
@@ -277,7 +282,7 @@ fn resolve_references(
                 continue;
             }
         }
-        match store.blob_in(&scope(name), &digest)? {
+        match store.blob_in(&scope(name), &digest).await? {
             Some(blob) => {
                 check_size(desc, &digest, blob.size)?;
                 if pins.insert(blob.id) {
@@ -339,8 +344,9 @@ pub async fn delete(req: Req, name: &str, reference: &str) -> Result<Response, O
             Err(OciError::manifest_unknown(reference))
         };
     }
-    let (_, entry) =
-        resolve(store, name, reference)?.ok_or_else(|| OciError::manifest_unknown(reference))?;
+    let (_, entry) = resolve(store, name, reference)
+        .await?
+        .ok_or_else(|| OciError::manifest_unknown(reference))?;
     // Indexes listing this manifest would be broken without it: they go too,
     // and so do the tags of everything removed.
     store.remove_entry(entry.id).await?;

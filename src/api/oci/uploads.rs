@@ -29,7 +29,7 @@ pub async fn start(req: Req, name: &str) -> Result<Response, OciError> {
                     .require(&req.caller, path::namespace(from), READ)
                     .is_ok();
             if readable {
-                if let Some(blob) = store.blob_in(&scope(from), &digest)? {
+                if let Some(blob) = store.blob_in(&scope(from), &digest).await? {
                     store.link_blob(&scope(name), &blob).await?;
                     return Ok(created(name, &digest));
                 }

@@ -61,8 +61,8 @@ fn entry_key(eco: &Ecosystem, namespace: &str, name: &str) -> EntryKey {
     value::entry_key(eco.kind.protocol(), namespace, name)
 }
 
-fn find(state: &AppState, key: &EntryKey) -> Result<Option<EntryRecord>> {
-    state.store.entry(key).map_err(store_err)
+async fn find(state: &AppState, key: &EntryKey) -> Result<Option<EntryRecord>> {
+    state.store.entry(key).await.map_err(store_err)
 }
 
 /// Serves an artifact from the cache, fetching and storing it first if it
@@ -96,7 +96,7 @@ pub async fn artifact_checked(
     headers: &HeaderMap,
 ) -> Result<Response> {
     let key = entry_key(eco, namespace, a.name);
-    let (entry, hit) = match find(state, &key)? {
+    let (entry, hit) = match find(state, &key).await? {
         Some(e) => (e, true),
         None => {
             // A plain GET is streamed as the fetch arrives (tee.rs); a HEAD,
@@ -155,7 +155,7 @@ fn fetch_artifact(
     let (state, eco2) = (state.clone(), eco.clone());
     let work = move || async move {
         // A run that finished just before this one began stored it already.
-        if let Some(e) = find(&state, &key)? {
+        if let Some(e) = find(&state, &key).await? {
             return Ok(e);
         }
         eco2.note(&state, Event::Fetch);
@@ -266,7 +266,7 @@ pub async fn metadata(
     accept: Option<&'static str>,
 ) -> Result<Document> {
     let key = entry_key(eco, namespace, name);
-    let cached = find(state, &key)?;
+    let cached = find(state, &key).await?;
     let fresh = |e: &EntryRecord| {
         now_ms().saturating_sub(Meta::of(e).fetched) < eco.metadata_ttl.as_millis() as u64
     };
@@ -305,7 +305,7 @@ async fn fetch_metadata(
     let run_key = format!("m\0{}\0{}", key.namespace, key.name);
     let (state, eco2) = (state.clone(), eco.clone());
     let work = move || async move {
-        let cached = find(&state, &key)?;
+        let cached = find(&state, &key).await?;
         let ttl = eco2.metadata_ttl.as_millis() as u64;
         if let Some(e) = cached.as_ref() {
             if now_ms().saturating_sub(Meta::of(e).fetched) < ttl {
@@ -326,7 +326,7 @@ async fn fetch_metadata(
                     }));
                 };
                 meta.fetched = now_ms();
-                let blob = value::content(&state, &entry, Dialect::Plain)?;
+                let blob = value::content(&state, &entry, Dialect::Plain).await?;
                 let meta = serde_json::to_vec(&meta).unwrap_or_default();
                 return Ok(value::put_entry(&state, key, &blob, meta, Dialect::Plain).await?);
             }

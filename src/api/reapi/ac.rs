@@ -44,14 +44,16 @@ impl action_cache_server::ActionCache for ActionCache {
         let action = parse_digest(req.action_digest.as_ref())?;
         let state = &self.0;
         let miss = || Status::not_found("no action result");
-        let Some(entry) = value::find(state, &ac_key(&ns, &action.sha256), D).map_err(status)?
+        let Some(entry) = value::find(state, &ac_key(&ns, &action.sha256), D)
+            .await
+            .map_err(status)?
         else {
             return Err(miss());
         };
         if !bazel::hit_is_whole(state, &entry).await.map_err(status)? {
             return Err(miss());
         }
-        let blob = value::content(state, &entry, D).map_err(status)?;
+        let blob = value::content(state, &entry, D).await.map_err(status)?;
         let bytes = state
             .store
             .read_content(&blob.id, blob.size)

@@ -75,6 +75,8 @@ pub fn status(e: HttpCacheError) -> Status {
         StatusCode::FORBIDDEN => Code::PermissionDenied,
         StatusCode::NOT_FOUND => Code::NotFound,
         StatusCode::INSUFFICIENT_STORAGE => Code::ResourceExhausted,
+        // Bazel retries UNAVAILABLE, as it should a cluster's database away.
+        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
         s if s.is_server_error() => Code::Internal,
         _ => Code::Unavailable,
     };

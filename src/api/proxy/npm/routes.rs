@@ -111,7 +111,7 @@ async fn parse(state: &AppState, fetched: &Fetched) -> Result<Packument> {
     match Packument::parse(&fetched.doc.body, limit) {
         Ok(p) => Ok(p),
         Err(e) => {
-            if let Ok(Some(bad)) = state.store.entry(&fetched.key) {
+            if let Ok(Some(bad)) = state.store.entry(&fetched.key).await {
                 // Best effort: the TTL ends the bad copy anyway.
                 let _ = state.store.remove_entry(bad.id).await;
             }
@@ -170,6 +170,7 @@ async fn tarball(
     let cached = state
         .store
         .entry(&key)
+        .await
         .map_err(crate::api::proxy::error::store_err)?
         .is_some();
     // A hit is served without reading the packument; `artifact` finds the

@@ -171,7 +171,7 @@ async fn file_route(
     // the fetch from the empty URL fails with a 502, which pip and uv
     // retry; the retry finds it gone and takes the path below.)
     let key = value::entry_key(Kind::Pypi.protocol(), ns, &name);
-    if state.store.entry(&key).map_err(store_err)?.is_some() {
+    if state.store.entry(&key).await.map_err(store_err)?.is_some() {
         let a = Artifact {
             name: &name,
             url: String::new(),

@@ -79,7 +79,10 @@ impl byte_stream_server::ByteStream for ByteStream {
         let state = &self.0;
         let plain: crate::cas::BlobStream = if n.size == 0 || len == 0 {
             Box::pin(stream::empty())
-        } else if let Some(whole) = bazel::find_in_memory(state, &ns, &n).map_err(status)? {
+        } else if let Some(whole) = bazel::find_in_memory(state, &ns, &n)
+            .await
+            .map_err(status)?
+        {
             part_of(&whole, offset, len)
         } else {
             let Some(blob) = bazel::find(state, &ns, &n).await.map_err(status)? else {
