@@ -8,6 +8,7 @@ mod common;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
+use larder::cache::BlobWrite;
 use larder::cluster::store::ClusterStore;
 use larder::cluster::uploads::Appended;
 use larder::cluster::ClusterError;
@@ -38,11 +39,18 @@ async fn push_through_a_pull_through_b_head_through_c() {
         .chunks(64 << 10)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
+    let write = BlobWrite {
+        expected: Some(sha256(&layer)),
+        limit: u64::MAX,
+        scope: Some("team/app"),
+        size_hint: None,
+    };
     let pushed = a
-        .put_blob_stream(futures_util::stream::iter(chunks), Some(sha256(&layer)))
+        .put_blob(futures_util::stream::iter(chunks), write)
         .await
         .unwrap();
     assert_eq!(pushed.size, layer.len() as u64);
+    assert_eq!(pushed.sha256_digest(), sha256(&layer));
 
     let manifest = format!(
         r#"{{"schemaVersion":2,"layers":[{{"digest":"{}","size":{}}}]}}"#,
@@ -87,8 +95,11 @@ async fn push_through_a_pull_through_b_head_through_c() {
     assert_eq!(b.names("team/app", None, 10).await.unwrap(), ["cache"]);
 
     // C finds the layer by its sha256 digest (a HEAD) and reads ranges.
-    let (id, size) = c.blob(&sha256(&layer)).await.unwrap().expect("layer");
-    assert_eq!((id, size), (pushed.id, layer.len() as u64));
+    let found = c.blob(&sha256(&layer)).await.unwrap().expect("layer");
+    assert_eq!(found, pushed);
+    let in_repo = c.blob_in("team/app", &sha256(&layer)).await.unwrap();
+    assert_eq!(in_repo, Some(pushed), "pushed with a scope, readable there");
+    let id = found.id;
     let head = collect(c.read_blob(&id, Some(0..4)).await.unwrap().unwrap()).await;
     assert_eq!(head, layer[..4]);
     let whole = collect(c.read_blob(&id, None).await.unwrap().unwrap()).await;
@@ -117,7 +128,7 @@ async fn push_through_a_pull_through_b_head_through_c() {
     assert!(c.blob(&missing).await.unwrap().is_none());
 
     // Removing the manifest through C takes its tag with it.
-    assert!(c.remove_entry(&key).await.unwrap());
+    assert!(c.remove_entry_by_key(&key).await.unwrap());
     assert_eq!(b.name("team/app", "cache").await.unwrap(), None);
     assert!(a.names("team/app", None, 10).await.unwrap().is_empty());
 }
@@ -149,15 +160,33 @@ async fn a_chunked_push_moves_across_replicas_and_any_of_them_serves_it() {
 
     // The wrong digest fails the finish and keeps the upload for a retry.
     let err = c
-        .finish_upload("up-1", sha256(b"not it"))
+        .finish_upload("team/app", "up-1", sha256(b"not it"))
         .await
         .unwrap_err();
     assert!(matches!(err, ClusterError::Content(_)), "{err}");
-    let blob = c.finish_upload("up-1", sha256(&layer)).await.unwrap();
+    // Another repository cannot finish it.
+    let err = c
+        .finish_upload("team/other", "up-1", sha256(&layer))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::UploadUnknown(_)), "{err}");
+    let blob = c
+        .finish_upload("team/app", "up-1", sha256(&layer))
+        .await
+        .unwrap();
     assert_eq!(blob.size, layer.len() as u64);
 
-    let (id, size) = a.blob(&sha256(&layer)).await.unwrap().expect("pushed");
-    assert_eq!((id, size), (blob.id, layer.len() as u64));
+    let found = a.blob(&sha256(&layer)).await.unwrap().expect("pushed");
+    assert_eq!(found, blob);
+    assert_eq!(
+        b.blob_in("team/app", &sha256(&layer)).await.unwrap(),
+        Some(blob)
+    );
+    assert_eq!(
+        b.blob_in("team/other", &sha256(&layer)).await.unwrap(),
+        None
+    );
+    let id = found.id;
     let whole = collect(b.read_blob(&id, None).await.unwrap().unwrap()).await;
     assert!(whole == layer, "read through B");
     // The upload and its staged parts are gone.

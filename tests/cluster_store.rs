@@ -100,7 +100,7 @@ async fn written_through_one_replica_read_through_the_others() {
     let after = c.entry(&key(&name)).await.unwrap().unwrap();
     assert!(after.last_used >= rec.last_used);
 
-    assert!(c.remove_entry(&key(&name)).await.unwrap());
+    assert!(c.remove_entry_by_key(&key(&name)).await.unwrap());
     assert_eq!(get(a, &name).await, None, "removed through C, gone for A");
 }
 

@@ -272,8 +272,9 @@ pub async fn remove_entry(
 }
 
 /// Deletes the entries `seed` selects and every entry that needs one of
-/// them, however deep (an index needs its manifests).
-fn delete_with_parents(seed: &str) -> String {
+/// them, however deep (an index needs its manifests). The deleted rows are
+/// `e`, for a `RETURNING` to name.
+pub(super) fn delete_with_parents(seed: &str) -> String {
     format!(
         "WITH RECURSIVE doomed(id) AS (
              SELECT id FROM entries WHERE {seed}
@@ -282,7 +283,7 @@ fn delete_with_parents(seed: &str) -> String {
                JOIN entries e ON c.protocol = e.protocol AND c.namespace = e.namespace
                              AND c.name = e.name
                JOIN doomed d ON d.id = e.id)
-         DELETE FROM entries WHERE id IN (SELECT id FROM doomed)"
+         DELETE FROM entries e WHERE e.id IN (SELECT id FROM doomed)"
     )
 }
 

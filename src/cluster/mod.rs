@@ -7,17 +7,23 @@
 
 pub mod collect;
 pub mod duties;
+pub mod entries;
 pub mod evict;
 pub mod leader;
+pub mod links;
 pub mod listing;
 pub mod meta;
 pub mod names;
 pub mod objects;
 pub mod pg;
 pub mod replicas;
+pub mod reservations;
 pub mod schema;
 pub mod status;
 pub mod store;
+mod store_admin;
+mod store_names;
+mod store_uploads;
 pub mod sweep;
 pub mod tier;
 pub mod tokens;
@@ -71,6 +77,18 @@ pub enum ClusterError {
     /// An upload finished with bytes missing.
     #[error("{0}")]
     Incomplete(String),
+    // The upload errors below are `StoreError`'s, one for one, so that a
+    // protocol answers the same whichever store it runs on.
+    #[error("upload {0} is unknown or expired")]
+    UploadUnknown(String),
+    #[error("upload is at offset {len}, the chunk starts elsewhere")]
+    UploadOffset { len: u64 },
+    #[error("upload has {len} bytes, not the {expected} announced")]
+    UploadLength { len: u64, expected: u64 },
+    #[error("upload is missing bytes from offset {missing_at} on: a chunk was never received")]
+    UploadGap { missing_at: u64 },
+    #[error("part {0:?} of the upload was never staged")]
+    PartUnknown(String),
 }
 
 /// This replica's name: `cluster.replica_id`, else the host name.

@@ -1,11 +1,9 @@
-//! Names in a scope that point at entries (OCI tags at manifests), and the
-//! other digests blobs are found by. A name goes when its entry goes: the
-//! row references the entry.
+//! Names in a scope that point at entries (OCI tags at manifests). A name
+//! goes when its entry goes: the row references the entry.
 
 use tokio_postgres::GenericClient;
 
 use super::ClusterError;
-use crate::cas::{ContentId, Digest};
 use crate::index::EntryKey;
 
 /// Points `name` in `scope` at the entry under `target`; false when there
@@ -85,34 +83,4 @@ pub async fn names(
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// The live blob `digest` names, with its size.
-pub async fn blob_by_digest(
-    client: &impl GenericClient,
-    digest: &Digest,
-) -> Result<Option<(ContentId, u64)>, ClusterError> {
-    let row = match digest {
-        Digest::Blake3(id) => {
-            client
-                .query_opt(
-                    "SELECT id, size FROM blobs WHERE id = $1 AND state = 'live'",
-                    &[&&id[..]],
-                )
-                .await?
-        }
-        other => {
-            client
-                .query_opt(
-                    "SELECT b.id, b.size FROM blob_aliases a JOIN blobs b ON b.id = a.blob
-                      WHERE a.digest = $1 AND b.state = 'live'",
-                    &[&other.to_string()],
-                )
-                .await?
-        }
-    };
-    Ok(row.and_then(|r| {
-        let id: [u8; 32] = r.get::<_, &[u8]>(0).try_into().ok()?;
-        Some((ContentId(id), r.get::<_, i64>(1) as u64))
-    }))
 }

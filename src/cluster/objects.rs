@@ -104,11 +104,12 @@ impl Objects {
         self.upload_dir(upload).child(format!("{offset:020}"))
     }
 
-    /// Block names are the client's (any bytes), so the key holds them hex.
-    fn block_path(&self, upload: &str, name: &str) -> Path {
-        self.upload_dir(upload)
-            .child("blocks")
-            .child(hex::encode(name))
+    /// `object` is a key of ours under the upload's dir ("blocks/<n>"),
+    /// never a client's string.
+    fn staged_path(&self, upload: &str, object: &str) -> Path {
+        object
+            .split('/')
+            .fold(self.upload_dir(upload), |dir, part| dir.child(part))
     }
 
     fn upload_dir(&self, upload: &str) -> Path {
@@ -283,26 +284,26 @@ impl Objects {
         Ok(())
     }
 
-    /// Stages block `name` of `upload` (replacing one of that name).
-    pub async fn put_block(
+    /// Stages `object` (a key `uploads.rs` chose) of `upload`.
+    pub async fn put_staged(
         &self,
         upload: &str,
-        name: &str,
+        object: &str,
         bytes: Bytes,
     ) -> Result<(), ObjectsError> {
         self.store
-            .put(&self.block_path(upload, name), bytes.into())
+            .put(&self.staged_path(upload, object), bytes.into())
             .await?;
         Ok(())
     }
 
-    /// The staged block `name` of `upload`.
-    pub async fn read_block(
+    /// The staged `object` of `upload`.
+    pub async fn read_staged(
         &self,
         upload: &str,
-        name: &str,
+        object: &str,
     ) -> Result<BoxStream<'static, Result<Bytes, ObjectsError>>, ObjectsError> {
-        let got = self.store.get(&self.block_path(upload, name)).await?;
+        let got = self.store.get(&self.staged_path(upload, object)).await?;
         Ok(got.into_stream().map_err(ObjectsError::from).boxed())
     }
 

@@ -1,9 +1,12 @@
-//! The cluster's store, composed of the records (`meta`, `names`), the
-//! object store and the local tier: what the protocols need, so far for
-//! entries with content, pushed blobs, uploads, blocks and names. A write
-//! is acknowledged once its object is in the store and its records are
-//! committed; any replica then reads it.
+//! The cluster's store, composed of the records (`meta`, `names`, …), the
+//! object store and the local tier: what the protocols need, with the
+//! single node's `Store` semantics. Here: entries with content, pushed
+//! blobs and the uploads of the OCI API; `store_uploads.rs` has
+//! reservations, `store_admin.rs` links, listings, names and tokens. A
+//! write is acknowledged once its object is in the store and its records
+//! are committed; any replica then reads it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
@@ -16,10 +19,12 @@ use futures_util::Stream;
 use super::meta::{self, BlobPut};
 use super::objects::{Objects, ObjectsError};
 use super::tier::Tier;
+use super::tokens::Revoked;
 use super::touches::Touches;
 use super::uploads::{self, Appended};
-use super::{names, now_ms, ClusterError};
-use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, ContentId, Digest, Verified};
+use super::{links, now_ms, reservations, ClusterError};
+use crate::cache::{BlobInfo, BlobWrite};
+use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, CasError, ContentId, Digest, Verified};
 use crate::index::{EntryKey, EntryRecord, NewEntry};
 
 /// How many times a write waits out a GC of the same bytes before giving up.
@@ -36,6 +41,33 @@ pub struct ClusterStore {
     pub max_blob_size: u64,
     /// How long reading an entry, or pushing or reading a blob, leases it.
     pub lease: Duration,
+    /// Byte quotas by namespace (`[namespaces.<name>] max_size`), which the
+    /// listings show.
+    pub quotas: HashMap<String, u64>,
+    /// The revoked token ids this replica knows of, which requests check
+    /// (`refresh_revocations` keeps it current).
+    pub revoked: Revoked,
+}
+
+/// Where a verified blob goes besides its own record.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Placement<'a> {
+    /// An entry written with it, in the same transaction.
+    pub entry: Option<&'a NewEntry>,
+    /// The scope (OCI repository) that may read it from now on.
+    pub scope: Option<&'a str>,
+    /// The digest it was checked against, kept as an alias when it is one
+    /// beyond the SHA-256 every blob has (a sha512).
+    pub checked: Option<&'a Digest>,
+}
+
+impl<'a> Placement<'a> {
+    pub fn entry(entry: &'a NewEntry) -> Self {
+        Placement {
+            entry: Some(entry),
+            ..Placement::default()
+        }
+    }
 }
 
 fn joined(e: tokio::task::JoinError) -> ClusterError {
@@ -64,7 +96,7 @@ impl ClusterStore {
         let new = entry(&blob);
         let upload = || self.objects.put_blob_bytes(&blob.id, content.clone());
         upload().await?;
-        self.record(&blob, Some(&new), upload).await?;
+        self.record(&blob, Placement::entry(&new), upload).await?;
         self.keep(verified).await;
         self.written(&new.key).await
     }
@@ -83,26 +115,32 @@ impl ClusterStore {
     {
         let verified = ingest_stream(self.tier.cas(), body, expected, self.max_blob_size).await?;
         let new = entry(&verified.meta);
-        self.store_verified(&verified, Some(&new)).await?;
+        self.store_verified(&verified, Placement::entry(&new))
+            .await?;
         self.keep(verified).await;
         self.written(&new.key).await
     }
 
-    /// Stores a pushed blob from `body` (verified against `expected` when
-    /// given) and leases it until an entry pins it.
-    pub async fn put_blob_stream<S, E>(
-        &self,
-        body: S,
-        expected: Option<Digest>,
-    ) -> Result<BlobMeta, ClusterError>
+    /// Stores a pushed blob from `body`, checked as `w` says and readable
+    /// in `w.scope`, and leases it until an entry pins it.
+    pub async fn put_blob<S, E>(&self, body: S, w: BlobWrite<'_>) -> Result<BlobInfo, ClusterError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let verified = ingest_stream(self.tier.cas(), body, expected, self.max_blob_size).await?;
-        let blob = self.store_verified(&verified, None).await?;
+        let limit = w.limit.min(self.max_blob_size);
+        if w.size_hint.is_some_and(|n| n > limit) {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        let verified = ingest_stream(self.tier.cas(), body, w.expected.clone(), limit).await?;
+        let placement = Placement {
+            entry: None,
+            scope: w.scope,
+            checked: w.expected.as_ref(),
+        };
+        let blob = self.store_verified(&verified, placement).await?;
         self.keep(verified).await;
-        Ok(blob)
+        Ok(blob.into())
     }
 
     /// Begins a multi-request upload any replica can continue.
@@ -132,26 +170,35 @@ impl ClusterStore {
         .await
     }
 
-    /// Finishes upload `id`: its parts, joined and verified against
-    /// `expected`, become a blob as a push does, and the upload goes.
+    /// Finishes upload `id` of `scope`: its parts, joined and verified
+    /// against `expected`, become a blob readable in `scope` as a push does,
+    /// and the upload goes. A failed verification keeps the upload, which
+    /// the client may retry or cancel.
     pub async fn finish_upload(
         &self,
+        scope: &str,
         id: &str,
         expected: Digest,
-    ) -> Result<BlobMeta, ClusterError> {
+    ) -> Result<BlobInfo, ClusterError> {
         let verified = {
             let client = self.pool.get().await?;
+            reservations::state(&**client, scope, id).await?;
             uploads::assemble(
                 &**client,
                 &self.objects,
                 self.tier.cas(),
                 id,
-                Some(expected),
+                Some(expected.clone()),
                 self.max_blob_size,
             )
             .await?
         };
-        self.finish_verified(id, verified).await
+        let placement = Placement {
+            entry: None,
+            scope: Some(scope),
+            checked: Some(&expected),
+        };
+        Ok(self.finish_verified(id, verified, placement).await?.into())
     }
 
     /// Stages block `name` of upload `id` (GHA v2), from any replica.
@@ -187,28 +234,30 @@ impl ClusterStore {
             )
             .await?
         };
-        self.finish_verified(id, verified).await
+        self.finish_verified(id, verified, Placement::default())
+            .await
     }
 
     /// A finished upload's blob stored as a push is, and the upload gone.
-    async fn finish_verified(
+    pub(super) async fn finish_verified(
         &self,
         id: &str,
         verified: Verified,
+        placement: Placement<'_>,
     ) -> Result<BlobMeta, ClusterError> {
-        let blob = self.store_verified(&verified, None).await?;
+        let blob = self.store_verified(&verified, placement).await?;
         self.keep(verified).await;
         let client = self.pool.get().await?;
         uploads::remove(&**client, &self.objects, id).await?;
         Ok(blob)
     }
 
-    /// Copies a verified blob to the object store, records it (with
-    /// `entry`, when given) and leases it until an entry pins it.
+    /// Copies a verified blob to the object store, records it as
+    /// `placement` says and leases it until an entry pins it.
     async fn store_verified(
         &self,
         verified: &Verified,
-        entry: Option<&NewEntry>,
+        placement: Placement<'_>,
     ) -> Result<BlobMeta, ClusterError> {
         let blob = verified.meta;
         let upload = || async {
@@ -216,32 +265,35 @@ impl ClusterStore {
             self.objects.put_blob_file(&blob.id, file).await.map(drop)
         };
         upload().await?;
-        self.record(&blob, entry, upload).await?;
-        self.touches
-            .lease(blob.id, now_ms() + self.lease.as_millis() as i64);
+        self.record(&blob, placement, upload).await?;
+        self.touch_blob(&blob.into());
         Ok(blob)
     }
 
-    /// Records `blob`, whose object is up, and `entry` with it in one
-    /// transaction under the hard limit. When GC is deleting these very
-    /// bytes, waits until it is done and puts the object up again.
+    /// Records `blob`, whose object is up, with its entry and link (see
+    /// `Placement`) in one transaction under the hard limit. When GC is
+    /// deleting these very bytes, waits until it is done and puts the
+    /// object up again.
     async fn record<F, Fut>(
         &self,
         blob: &BlobMeta,
-        entry: Option<&NewEntry>,
+        placement: Placement<'_>,
         upload: F,
     ) -> Result<(), ClusterError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<(), ObjectsError>>,
     {
-        let sha256 = format!("sha256:{}", hex::encode(blob.sha256));
+        let mut aliases = vec![format!("sha256:{}", hex::encode(blob.sha256))];
+        if let Some(d @ Digest::Sha512(_)) = placement.checked {
+            aliases.push(d.to_string());
+        }
         let mut client = self.pool.get().await?;
         for _ in 0..DELETING_RETRIES {
             let now = now_ms();
             let tx = client.transaction().await?;
-            let aliases = std::slice::from_ref(&sha256);
-            match meta::put_blob_in(&tx, &blob.id, blob.size, aliases, now, self.hard_limit).await?
+            match meta::put_blob_in(&tx, &blob.id, blob.size, &aliases, now, self.hard_limit)
+                .await?
             {
                 BlobPut::Live => {}
                 BlobPut::Full { used } => {
@@ -260,7 +312,10 @@ impl ClusterStore {
                     continue;
                 }
             }
-            if let Some(entry) = entry {
+            if let Some(scope) = placement.scope {
+                links::link_in(&*tx, &blob.id, scope).await?;
+            }
+            if let Some(entry) = placement.entry {
                 if let Err(missing) = meta::put_entry(&*tx, entry, now).await? {
                     return Err(ClusterError::MissingBlobs(missing));
                 }
@@ -279,7 +334,7 @@ impl ClusterStore {
             .ok_or_else(|| ClusterError::Corrupt("an entry vanished as it was written".into()))
     }
 
-    async fn keep(&self, verified: Verified) {
+    pub(super) async fn keep(&self, verified: Verified) {
         let tier = self.tier.clone();
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || tier.keep(verified)).await {
             tracing::warn!(error = %e, "cannot keep a written blob in the local tier");
@@ -294,22 +349,34 @@ impl ClusterStore {
         let Some(rec) = meta::entry(&**client, key).await? else {
             return Ok(None);
         };
-        let now = now_ms();
-        self.touches.touch_entry(rec.id as i64, now);
-        let until = now + self.lease.as_millis() as i64;
-        for pin in &rec.pins {
-            self.touches.lease(*pin, until);
-        }
+        self.touch_entry(&rec);
         Ok(Some(rec))
     }
 
-    /// The live blob `digest` names and its size; finding it leases it.
-    pub async fn blob(&self, digest: &Digest) -> Result<Option<(ContentId, u64)>, ClusterError> {
+    /// Notes that an entry was just read: recency, and a lease on every
+    /// blob it pins. Both reach the database with the next flush.
+    pub fn touch_entry(&self, entry: &EntryRecord) {
+        let now = now_ms();
+        self.touches.touch_entry(entry.id as i64, now);
+        let until = now + self.lease.as_millis() as i64;
+        for pin in &entry.pins {
+            self.touches.lease(*pin, until);
+        }
+    }
+
+    /// Notes that a blob was just read or checked: a lease, so that the
+    /// entry a client writes next can still pin it.
+    pub fn touch_blob(&self, blob: &BlobInfo) {
+        self.touches
+            .lease(blob.id, now_ms() + self.lease.as_millis() as i64);
+    }
+
+    /// Looks a blob up by any digest clients use; finding it leases it.
+    pub async fn blob(&self, digest: &Digest) -> Result<Option<BlobInfo>, ClusterError> {
         let client = self.pool.get().await?;
-        let found = names::blob_by_digest(&**client, digest).await?;
-        if let Some((id, _)) = &found {
-            self.touches
-                .lease(*id, now_ms() + self.lease.as_millis() as i64);
+        let found = links::blob(&**client, digest, None).await?;
+        if let Some(blob) = &found {
+            self.touch_blob(blob);
         }
         Ok(found)
     }
@@ -345,41 +412,9 @@ impl ClusterStore {
     }
 
     /// Removes the entry under `key` (and every entry that needs it).
-    pub async fn remove_entry(&self, key: &EntryKey) -> Result<bool, ClusterError> {
+    pub async fn remove_entry_by_key(&self, key: &EntryKey) -> Result<bool, ClusterError> {
         let client = self.pool.get().await?;
         Ok(meta::remove_entry(&**client, key).await? > 0)
-    }
-
-    /// Points `name` in `scope` at the entry under `target`; false when
-    /// there is no such entry.
-    pub async fn set_name(
-        &self,
-        scope: &str,
-        name: &str,
-        target: &EntryKey,
-    ) -> Result<bool, ClusterError> {
-        let client = self.pool.get().await?;
-        names::set_name(&**client, scope, name, target).await
-    }
-
-    pub async fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, ClusterError> {
-        let client = self.pool.get().await?;
-        names::name(&**client, scope, name).await
-    }
-
-    pub async fn names(
-        &self,
-        scope: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, ClusterError> {
-        let client = self.pool.get().await?;
-        names::names(&**client, scope, after, limit).await
-    }
-
-    pub async fn remove_name(&self, scope: &str, name: &str) -> Result<bool, ClusterError> {
-        let client = self.pool.get().await?;
-        names::remove_name(&**client, scope, name).await
     }
 
     /// Writes the uses and leases read since the last flush.

@@ -31,6 +31,28 @@ pub async fn revoke(
     Ok(())
 }
 
+/// Revokes token `jti` as `revoke` does and, in the same transaction,
+/// marks its recorded metadata (JSON) `"revoked": true`, as a single node
+/// does for its listings.
+pub async fn revoke_and_mark(
+    client: &mut tokio_postgres::Client,
+    jti: &str,
+    until_s: u64,
+) -> Result<(), ClusterError> {
+    let tx = client.transaction().await?;
+    revoke(&tx, jti, until_s).await?;
+    let row = tx
+        .query_opt("SELECT meta FROM tokens WHERE jti = $1 FOR UPDATE", &[&jti])
+        .await?;
+    let meta = row.and_then(|r| serde_json::from_slice::<serde_json::Value>(r.get(0)).ok());
+    if let Some(mut meta) = meta.filter(|m| m.is_object()) {
+        meta["revoked"] = serde_json::Value::Bool(true);
+        put_token_meta(&tx, jti, meta.to_string().as_bytes()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Stores a minted token's metadata (JSON) under its id.
 pub async fn put_token_meta(
     client: &impl GenericClient,

@@ -3,6 +3,8 @@
 //! upload's row lock, so that any replica can add the next part or finish
 //! the upload, whichever replica began it.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio_postgres::{Client, GenericClient, Transaction};
@@ -40,7 +42,11 @@ pub async fn create(
 /// Locks upload `id`'s row for this transaction and marks it used now (so
 /// it does not expire while parts arrive); false when there is no such
 /// upload. Parts of one upload are written one at a time under this lock.
-async fn claim(tx: &Transaction<'_>, id: &str, now_ms: i64) -> Result<bool, ClusterError> {
+pub(super) async fn claim(
+    tx: &Transaction<'_>,
+    id: &str,
+    now_ms: i64,
+) -> Result<bool, ClusterError> {
     let claimed = tx
         .execute(
             "UPDATE uploads SET updated_at = $2 WHERE id = $1",
@@ -108,11 +114,14 @@ pub async fn stage_block(
         return Ok(Appended::Unknown);
     }
     let size = bytes.len() as i64;
-    objects.put_block(id, name, bytes).await?;
+    // A fresh key every time: a part assembled from this name's last block
+    // still reads that block's bytes.
+    let object = format!("blocks/{:032x}", rand::random::<u128>());
+    objects.put_staged(id, &object, bytes).await?;
     tx.execute(
-        "INSERT INTO upload_blocks (upload, name, size) VALUES ($1, $2, $3)
-         ON CONFLICT (upload, name) DO UPDATE SET size = excluded.size",
-        &[&id, &name, &size],
+        "INSERT INTO upload_blocks (upload, name, size, object) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (upload, name) DO UPDATE SET size = excluded.size, object = excluded.object",
+        &[&id, &name, &size, &object],
     )
     .await?;
     tx.commit().await?;
@@ -131,30 +140,50 @@ pub async fn assemble_blocks(
     expected: Option<Digest>,
     limit: u64,
 ) -> Result<Verified, ClusterError> {
-    let staged: Vec<String> = client
-        .query(
-            "SELECT name FROM upload_blocks WHERE upload = $1 AND name = ANY($2)",
-            &[&id, &order],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if let Some(missing) = order.iter().find(|n| !staged.contains(n)) {
-        return Err(ClusterError::Incomplete(format!(
-            "upload {id} has no block {missing:?}"
-        )));
+    let staged = blocks(client, id, order).await?;
+    let mut keys = Vec::with_capacity(order.len());
+    for name in order {
+        let (_, object) = staged.get(name).ok_or_else(|| {
+            ClusterError::Incomplete(format!("upload {id} has no block {name:?}"))
+        })?;
+        keys.push(object.clone());
     }
+    Ok(ingest_stream(cas, staged_body(objects, id, keys), expected, limit).await?)
+}
+
+/// The staged blocks of upload `id` among `names`: name → (size, object).
+pub(super) async fn blocks(
+    client: &impl GenericClient,
+    id: &str,
+    names: &[String],
+) -> Result<HashMap<String, (u64, String)>, ClusterError> {
+    let rows = client
+        .query(
+            "SELECT name, size, object FROM upload_blocks WHERE upload = $1 AND name = ANY($2)",
+            &[&id, &names],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get::<_, i64>(1) as u64, r.get(2))))
+        .collect())
+}
+
+/// The staged objects of upload `id`, read one after another.
+fn staged_body(
+    objects: &Objects,
+    id: &str,
+    keys: Vec<String>,
+) -> impl futures_util::Stream<Item = Result<Bytes, super::objects::ObjectsError>> + Send {
     let objects = objects.clone();
     let upload = id.to_owned();
-    let body = stream::iter(order.to_vec())
-        .then(move |name| {
+    stream::iter(keys)
+        .then(move |object| {
             let objects = objects.clone();
             let upload = upload.clone();
-            async move { objects.read_block(&upload, &name).await }
+            async move { objects.read_staged(&upload, &object).await }
         })
-        .try_flatten();
-    Ok(ingest_stream(cas, body, expected, limit).await?)
+        .try_flatten()
 }
 
 /// The upload's parts as `(offset, size)`, in order.
@@ -182,26 +211,25 @@ pub async fn assemble(
     expected: Option<Digest>,
     limit: u64,
 ) -> Result<Verified, ClusterError> {
-    let parts = parts(client, id).await?;
+    let rows = client
+        .query(
+            "SELECT \"offset\", size, object FROM upload_parts WHERE upload = $1
+              ORDER BY \"offset\"",
+            &[&id],
+        )
+        .await?;
     let mut end = 0;
-    for (offset, size) in &parts {
-        if *offset != end {
+    let mut keys = Vec::with_capacity(rows.len());
+    for r in &rows {
+        if r.get::<_, i64>(0) as u64 != end {
             return Err(ClusterError::Incomplete(format!(
                 "upload {id} has no bytes at {end}"
             )));
         }
-        end += size;
+        end += r.get::<_, i64>(1) as u64;
+        keys.push(r.get(2));
     }
-    let objects = objects.clone();
-    let upload = id.to_owned();
-    let body = stream::iter(parts)
-        .then(move |(offset, _)| {
-            let objects = objects.clone();
-            let upload = upload.clone();
-            async move { objects.read_part(&upload, offset).await }
-        })
-        .try_flatten();
-    Ok(ingest_stream(cas, body, expected, limit).await?)
+    Ok(ingest_stream(cas, staged_body(objects, id, keys), expected, limit).await?)
 }
 
 /// Forgets upload `id`, then deletes its parts' objects: a replica dying in

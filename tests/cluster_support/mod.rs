@@ -358,6 +358,8 @@ pub async fn cluster_stores(
                 hard_limit,
                 max_blob_size: 64 << 20,
                 lease: std::time::Duration::from_secs(900),
+                quotas: Default::default(),
+                revoked: Default::default(),
             };
             (store, dir)
         })

@@ -87,7 +87,8 @@ CREATE TABLE names (
 );
 CREATE INDEX names_entry ON names (entry);
 
--- Which scopes (repositories) a blob was pushed to or mounted into.
+-- Which scopes (repositories) a blob was pushed to or mounted into: an
+-- OCI repository sees only these.
 CREATE TABLE blob_links (
     blob   bytea NOT NULL REFERENCES blobs ON DELETE CASCADE,
     scope  text NOT NULL,
@@ -96,14 +97,23 @@ CREATE TABLE blob_links (
 
 -- Multi-request uploads (OCI chunked, GHA v1 chunks, GHA v2 blocks): each
 -- part is an object under uploads/<id>/, so any replica can continue one.
+-- A reservation (GHA: one writer per cache key at a time) is an upload
+-- with `reserved` set, at most one per scope however many replicas race to
+-- open it; its id comes from `reservation_numbers`, so ids stay numbers.
 CREATE TABLE uploads (
     id          text PRIMARY KEY,
     scope       text NOT NULL,
     created_at  bigint NOT NULL,
     updated_at  bigint NOT NULL,
     size        bigint,
+    reserved    boolean NOT NULL DEFAULT false,
     meta        bytea NOT NULL DEFAULT ''
 );
+CREATE UNIQUE INDEX uploads_one_reservation ON uploads (scope) WHERE reserved;
+-- Below 2^53: JavaScript clients hold reservation ids as JSON numbers.
+CREATE SEQUENCE reservation_numbers MAXVALUE 9007199254740991;
+-- `object` is the part's key under uploads/<id>/: its offset for a chunk,
+-- or the block it was assembled from (blocks are never overwritten).
 CREATE TABLE upload_parts (
     upload  text NOT NULL REFERENCES uploads ON DELETE CASCADE,
     "offset" bigint NOT NULL CHECK ("offset" >= 0),
@@ -114,10 +124,13 @@ CREATE TABLE upload_parts (
 
 -- Named blocks (GHA v2, Azure-style) staged for an upload, joined in the
 -- order the commit lists them; staging a name again replaces the block.
+-- Each staging writes a new `object` (under uploads/<id>/), so a part
+-- assembled from a block keeps its bytes when the name is staged again.
 CREATE TABLE upload_blocks (
     upload  text NOT NULL REFERENCES uploads ON DELETE CASCADE,
     name    text NOT NULL,
     size    bigint NOT NULL CHECK (size >= 0),
+    object  text NOT NULL,
     PRIMARY KEY (upload, name)
 );
 

@@ -1,0 +1,348 @@
+//! Upload sessions as the protocols see them: an OCI session's state, and
+//! the Actions cache's reservations (one per scope, numbered ids), whose
+//! bytes arrive whole, as named blocks or as chunks at offsets, on any
+//! replica, and end as a blob. Same semantics and errors as the single
+//! node's (`cache::reservations`, `cache::chunks`).
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+
+use super::store::{ClusterStore, Placement};
+use super::uploads::{self, Appended};
+use super::{now_ms, reservations, ClusterError};
+use crate::cache::{exact, BlobInfo, UploadState};
+use crate::cas::CasError;
+
+/// The longest part name accepted (Azure's block ids are at most 64 bytes
+/// before base64), as on a single node.
+const MAX_PART_NAME: usize = 256;
+
+/// A whole-content body is staged in parts of this size, so that no more
+/// than one is held in memory.
+const PART_SIZE: usize = 8 << 20;
+
+/// Reserving retries this often when its new id, not the scope, collided.
+const RESERVE_ATTEMPTS: usize = 3;
+
+/// Part names sort as their offsets do (as `cache::chunks` names them).
+fn chunk_name(offset: u64) -> String {
+    format!("chunk-{offset:020}")
+}
+
+fn chunk_offset(name: &str) -> Option<u64> {
+    name.strip_prefix("chunk-")?.parse().ok()
+}
+
+fn body_error(e: String) -> ClusterError {
+    CasError::Body(e).into()
+}
+
+impl ClusterStore {
+    /// Session `id` of `scope` and the bytes it holds, or `UploadUnknown`.
+    pub async fn upload(&self, scope: &str, id: &str) -> Result<UploadState, ClusterError> {
+        let client = self.pool.get().await?;
+        reservations::state(&**client, scope, id).await
+    }
+
+    /// Opens a reservation for `scope` unless one is already open
+    /// (`Ok(None)`), on whichever replica. With a `size`, no chunk may end
+    /// past it (`reserved_size`).
+    pub async fn reserve_upload(
+        &self,
+        scope: &str,
+        size: Option<u64>,
+    ) -> Result<Option<UploadState>, ClusterError> {
+        let client = self.pool.get().await?;
+        for _ in 0..RESERVE_ATTEMPTS {
+            if let Some(id) = reservations::reserve(&**client, scope, size, now_ms()).await? {
+                return Ok(Some(UploadState {
+                    id,
+                    scope: scope.to_owned(),
+                    len: 0,
+                }));
+            }
+            if reservations::reserved(&**client, scope).await?.is_some() {
+                return Ok(None);
+            }
+        }
+        // Each number was an upload's own id, or the reservation that held
+        // the scope ended in between: as good as taken.
+        Ok(None)
+    }
+
+    /// The size reservation `id` declared it will have, if it declared one.
+    pub async fn reserved_size(&self, id: &str) -> Result<Option<u64>, ClusterError> {
+        let client = self.pool.get().await?;
+        Ok(reservations::owner(&**client, id).await?.and_then(|o| o.1))
+    }
+
+    /// The id of the open reservation of `scope`, if any.
+    pub async fn reserved_upload(&self, scope: &str) -> Result<Option<String>, ClusterError> {
+        let client = self.pool.get().await?;
+        reservations::reserved(&**client, scope).await
+    }
+
+    /// The scope owning session `id`, for protocols that name a session by
+    /// id alone and check the owner themselves.
+    pub async fn upload_owner(&self, id: &str) -> Result<Option<String>, ClusterError> {
+        let client = self.pool.get().await?;
+        Ok(reservations::owner(&**client, id).await?.map(|o| o.0))
+    }
+
+    /// Replaces everything session `id` holds with `body`, of exactly `len`
+    /// bytes. A body that fails leaves the session empty.
+    pub async fn replace_upload<S, E>(
+        &self,
+        scope: &str,
+        id: &str,
+        len: u64,
+        body: S,
+        limit: u64,
+    ) -> Result<UploadState, ClusterError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if len > limit {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        let mut state = self.upload(scope, id).await?;
+        self.truncate(id).await?;
+        state.len = 0;
+        match self.write_parts(id, exact(body, len)).await {
+            Ok(end) => {
+                state.len = end;
+                Ok(state)
+            }
+            Err(e) => {
+                if let Err(undo) = self.truncate(id).await {
+                    tracing::warn!(error = %undo, upload = id, "cannot empty a failed upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate(&self, id: &str) -> Result<(), ClusterError> {
+        let mut client = self.pool.get().await?;
+        reservations::truncate(&mut client, id, now_ms()).await
+    }
+
+    /// Appends `body` to upload `id` (empty) in parts of `PART_SIZE`, each
+    /// on a connection of its own: a slow client holds none between parts.
+    async fn write_parts<S>(&self, id: &str, body: S) -> Result<u64, ClusterError>
+    where
+        S: Stream<Item = Result<Bytes, String>> + Send,
+    {
+        let mut body = std::pin::pin!(body);
+        let mut buf = BytesMut::new();
+        let mut end = 0;
+        loop {
+            let next = body.next().await.transpose().map_err(body_error)?;
+            let done = next.is_none();
+            if let Some(chunk) = next {
+                buf.extend_from_slice(&chunk);
+            }
+            if buf.len() >= PART_SIZE || (done && !buf.is_empty()) {
+                end = self.append_part(id, end, buf.split().freeze()).await?;
+            }
+            if done {
+                return Ok(end);
+            }
+        }
+    }
+
+    async fn append_part(&self, id: &str, offset: u64, bytes: Bytes) -> Result<u64, ClusterError> {
+        let mut client = self.pool.get().await?;
+        match uploads::append(
+            &mut client,
+            &self.objects,
+            id,
+            offset,
+            true,
+            bytes,
+            now_ms(),
+        )
+        .await?
+        {
+            Appended::Size(end) => Ok(end),
+            // Another request wrote to this session meanwhile.
+            Appended::Conflict { size } => Err(ClusterError::UploadOffset { len: size }),
+            Appended::Unknown => Err(ClusterError::UploadUnknown(id.to_owned())),
+        }
+    }
+
+    /// Ends a session holding exactly `size` bytes as a blob. A session of
+    /// another size stays open (`UploadLength`), so a client may still send
+    /// what is missing.
+    pub async fn seal_upload(
+        &self,
+        scope: &str,
+        id: &str,
+        size: u64,
+    ) -> Result<BlobInfo, ClusterError> {
+        let state = self.upload(scope, id).await?;
+        let wrong = |len| ClusterError::UploadLength {
+            len,
+            expected: size,
+        };
+        if state.len != size {
+            return Err(wrong(state.len));
+        }
+        let verified = {
+            let client = self.pool.get().await?;
+            let cas = self.tier.cas();
+            uploads::assemble(&**client, &self.objects, cas, id, None, self.max_blob_size).await?
+        };
+        // A replace on another replica may have landed since the look above.
+        if verified.meta.size != size {
+            return Err(wrong(verified.meta.size));
+        }
+        let blob = self
+            .finish_verified(id, verified, Placement::default())
+            .await?;
+        Ok(blob.into())
+    }
+
+    /// Stages part `name` (exactly `len` bytes) of reservation `id`, from
+    /// any replica; staging a name again replaces that part.
+    pub async fn stage_part<S, E>(
+        &self,
+        scope: &str,
+        id: &str,
+        name: &str,
+        len: u64,
+        body: S,
+        limit: u64,
+    ) -> Result<(), ClusterError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if name.is_empty() || name.len() > MAX_PART_NAME {
+            return Err(body_error(format!(
+                "a part name has 1 to {MAX_PART_NAME} bytes"
+            )));
+        }
+        if len > limit {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        self.upload(scope, id).await?;
+        // A part is one object, written whole; `exact` bounds it by `len`.
+        let mut body = std::pin::pin!(exact(body, len));
+        let mut part = BytesMut::with_capacity(len.min(PART_SIZE as u64) as usize);
+        while let Some(chunk) = body.next().await {
+            part.extend_from_slice(&chunk.map_err(body_error)?);
+        }
+        let mut client = self.pool.get().await?;
+        let staged = uploads::stage_block(
+            &mut client,
+            &self.objects,
+            id,
+            name,
+            part.freeze(),
+            now_ms(),
+        )
+        .await?;
+        match staged {
+            Appended::Unknown => Err(ClusterError::UploadUnknown(id.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Replaces the bytes of reservation `id` with its staged parts in
+    /// `order`, which are then no longer staged. Fails with `PartUnknown`,
+    /// changing nothing, when a part was never staged.
+    pub async fn assemble_parts(
+        &self,
+        scope: &str,
+        id: &str,
+        order: &[String],
+        limit: u64,
+    ) -> Result<UploadState, ClusterError> {
+        let mut state = self.upload(scope, id).await?;
+        let mut client = self.pool.get().await?;
+        state.len = reservations::adopt_blocks(&mut client, id, order, limit, now_ms()).await?;
+        Ok(state)
+    }
+
+    /// Stages a chunk of exactly `len` bytes at `offset` of reservation
+    /// `id`; staging the same offset again replaces that chunk.
+    pub async fn stage_chunk<S, E>(
+        &self,
+        scope: &str,
+        id: &str,
+        offset: u64,
+        len: u64,
+        body: S,
+        limit: u64,
+    ) -> Result<(), ClusterError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if offset.checked_add(len).is_none_or(|end| end > limit) {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        self.stage_part(scope, id, &chunk_name(offset), len, body, limit)
+            .await
+    }
+
+    /// Makes reservation `id` hold its staged chunks in offset order, which
+    /// must cover exactly `size` bytes from 0 without a gap or an overlap;
+    /// otherwise nothing changes. Without staged chunks it stays as it is.
+    pub async fn assemble_chunks(
+        &self,
+        scope: &str,
+        id: &str,
+        size: u64,
+        limit: u64,
+    ) -> Result<(), ClusterError> {
+        self.upload(scope, id).await?;
+        let staged = {
+            let client = self.pool.get().await?;
+            reservations::staged(&**client, id).await?
+        };
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let mut chunks = Vec::with_capacity(staged.len());
+        for (name, len) in staged {
+            let offset = chunk_offset(&name)
+                .ok_or_else(|| body_error(format!("part {name:?} is not a chunk")))?;
+            chunks.push((offset, len, name));
+        }
+        chunks.sort_unstable();
+        let mut covered = 0u64;
+        let mut order = Vec::with_capacity(chunks.len());
+        for (offset, len, name) in chunks {
+            if offset > covered {
+                return Err(ClusterError::UploadGap {
+                    missing_at: covered,
+                });
+            }
+            if offset < covered {
+                return Err(body_error(format!(
+                    "the chunk at offset {offset} overlaps bytes already received up to {covered}"
+                )));
+            }
+            covered = covered.saturating_add(len);
+            order.push(name);
+        }
+        if covered != size {
+            return Err(ClusterError::UploadLength {
+                len: covered,
+                expected: size,
+            });
+        }
+        self.assemble_parts(scope, id, &order, limit).await?;
+        Ok(())
+    }
+
+    /// Cancels a session and deletes what it received.
+    pub async fn cancel_upload(&self, scope: &str, id: &str) -> Result<(), ClusterError> {
+        let client = self.pool.get().await?;
+        reservations::state(&**client, scope, id).await?;
+        uploads::remove(&**client, &self.objects, id).await
+    }
+}
