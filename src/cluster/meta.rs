@@ -323,30 +323,32 @@ pub async fn mark_for_deletion(
     Ok(true)
 }
 
-/// GC's last step, once the object is deleted.
-pub async fn forget_blob(client: &impl GenericClient, id: &ContentId) -> Result<(), ClusterError> {
+/// GC's last step, once the object is deleted; the bytes it freed.
+pub async fn forget_blob(client: &impl GenericClient, id: &ContentId) -> Result<u64, ClusterError> {
     forget(client, id, "AND state = 'deleting'").await
 }
 
 /// Deletes blob `id`'s record (`and` narrows which) and takes its bytes
-/// off `usage` in the same statement.
+/// off `usage` in the same statement; returns them.
 async fn forget(
     client: &impl GenericClient,
     id: &ContentId,
     and: &str,
-) -> Result<(), ClusterError> {
-    client
-        .execute(
+) -> Result<u64, ClusterError> {
+    let freed: i64 = client
+        .query_one(
             &format!(
                 "WITH gone AS (DELETE FROM blobs WHERE id = $1 {and} RETURNING size)
                  UPDATE usage SET bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone),
                                   blobs = blobs - (SELECT count(*) FROM gone)
-                  WHERE id = 1"
+                  WHERE id = 1
+                 RETURNING (SELECT coalesce(sum(size), 0) FROM gone)::bigint"
             ),
             &[&&id.0[..]],
         )
-        .await?;
-    Ok(())
+        .await?
+        .get(0);
+    Ok(freed as u64)
 }
 
 /// Blobs marked `deleting` whose GC did not finish (its replica died
@@ -379,8 +381,8 @@ pub async fn forget_lost_blob(client: &mut Client, id: &ContentId) -> Result<u64
             &[&key],
         )
         .await?;
-    tx.execute("DELETE FROM blobs WHERE id = $1", &[&key])
-        .await?;
+    // Off `usage` too: the bytes are gone, whoever deleted them.
+    forget(&tx, id, "").await?;
     tx.commit().await?;
     Ok(dropped)
 }

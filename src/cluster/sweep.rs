@@ -16,6 +16,8 @@ use crate::cas::ContentId;
 pub struct Swept {
     /// GCs a replica marked but did not finish.
     pub deletions_finished: u64,
+    /// The bytes those took.
+    pub deletions_freed: u64,
     /// Blob objects no record names (a refused or abandoned write).
     pub orphan_blobs: u64,
     /// Uploads idle past their expiry, with their parts.
@@ -35,7 +37,7 @@ pub async fn sweep(
     let mut swept = Swept::default();
     for id in meta::unfinished_deletions(client).await? {
         objects.delete_blob(&id).await?;
-        meta::forget_blob(client, &id).await?;
+        swept.deletions_freed += meta::forget_blob(client, &id).await?;
         swept.deletions_finished += 1;
     }
 
