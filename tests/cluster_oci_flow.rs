@@ -8,9 +8,9 @@ mod common;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use larder::cache::BlobWrite;
+use larder::cache::{BlobInfo, BlobWrite};
+use larder::cas::BlobStream;
 use larder::cluster::store::ClusterStore;
-use larder::cluster::uploads::Appended;
 use larder::cluster::ClusterError;
 use larder::index::{EntryKey, Protocol};
 
@@ -20,7 +20,27 @@ async fn stores(db: &Postgres, s3: &S3Server, n: usize) -> Vec<(ClusterStore, te
     cluster_support::cluster_stores(db, s3, n, 64 << 20, u64::MAX).await
 }
 
-async fn collect(stream: larder::cluster::store::ByteStream) -> Vec<u8> {
+/// `data` as a request body arrives: in pieces of 64 KiB.
+fn body(data: &[u8]) -> futures_util::stream::Iter<std::vec::IntoIter<std::io::Result<Bytes>>> {
+    let pieces: Vec<_> = data
+        .chunks(64 << 10)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures_util::stream::iter(pieces)
+}
+
+/// Finishes session `id` with an empty final body, as a client that sent
+/// every byte in PATCHes does.
+async fn finish(
+    via: &ClusterStore,
+    scope: &str,
+    id: &str,
+    digest: larder::cas::Digest,
+) -> Result<BlobInfo, ClusterError> {
+    (via.finish_upload(scope, id, body(b""), digest, u64::MAX, Some(0))).await
+}
+
+async fn collect(stream: BlobStream) -> Vec<u8> {
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
     chunks.concat()
 }
@@ -63,10 +83,16 @@ async fn push_through_a_pull_through_b_head_through_c() {
         name: format!("team/app@{}", sha256(manifest.as_bytes())),
     };
     let entry_key = key.clone();
-    let rec = a
+    let write = BlobWrite {
+        expected: Some(sha256(manifest.as_bytes())),
+        limit: 1 << 20,
+        scope: Some("team/app"),
+        size_hint: None,
+    };
+    let (_, rec) = a
         .put_entry_with_content(
             Bytes::from(manifest.clone()),
-            Some(sha256(manifest.as_bytes())),
+            write,
             move |blob| {
                 let mut e = cluster_support::entry(
                     Protocol::Oci,
@@ -79,6 +105,7 @@ async fn push_through_a_pull_through_b_head_through_c() {
                 e.meta = b"application/vnd.oci.image.manifest.v1+json".to_vec();
                 e
             },
+            None,
         )
         .await
         .unwrap();
@@ -90,7 +117,9 @@ async fn push_through_a_pull_through_b_head_through_c() {
     let got = b.entry(&resolved).await.unwrap().expect("manifest");
     assert_eq!(got.pins.len(), 2);
     assert_eq!(got.meta, rec.meta);
-    let body = collect(b.read_content(&got).await.unwrap().unwrap()).await;
+    // The entry's size counts its layers too; the content is the manifest.
+    let len = manifest.len() as u64;
+    let body = b.read_content(&got.content, len).await.unwrap();
     assert_eq!(body, manifest.as_bytes());
     assert_eq!(b.names("team/app", None, 10).await.unwrap(), ["cache"]);
 
@@ -99,26 +128,29 @@ async fn push_through_a_pull_through_b_head_through_c() {
     assert_eq!(found, pushed);
     let in_repo = c.blob_in("team/app", &sha256(&layer)).await.unwrap();
     assert_eq!(in_repo, Some(pushed), "pushed with a scope, readable there");
-    let id = found.id;
-    let head = collect(c.read_blob(&id, Some(0..4)).await.unwrap().unwrap()).await;
+    let head = collect(c.read_blob(&found, 0, 4).await.unwrap()).await;
     assert_eq!(head, layer[..4]);
-    let whole = collect(c.read_blob(&id, None).await.unwrap().unwrap()).await;
+    let whole = collect(c.read_blob(&found, 0, found.size).await.unwrap()).await;
     assert!(whole == layer, "the whole layer through C");
 
     // A manifest naming a layer nobody pushed is refused; nothing changes.
     let missing = sha256(b"never pushed");
-    let err = a
-        .put_entry_with_content(Bytes::from_static(b"{}"), None, |blob| {
-            let ghost = larder::cas::ContentId([9; 32]);
-            cluster_support::entry(
-                Protocol::Oci,
-                "team",
-                "team/app@ghost",
-                blob.id,
-                2,
-                &[blob.id, ghost],
-            )
-        })
+    let ghost_manifest = |blob: &BlobInfo| {
+        let ghost = larder::cas::ContentId([9; 32]);
+        cluster_support::entry(
+            Protocol::Oci,
+            "team",
+            "team/app@ghost",
+            blob.id,
+            2,
+            &[blob.id, ghost],
+        )
+    };
+    let write = BlobWrite {
+        limit: 1 << 20,
+        ..BlobWrite::default()
+    };
+    let err = (a.put_entry_with_content(Bytes::from_static(b"{}"), write, ghost_manifest, None))
         .await
         .unwrap_err();
     assert!(
@@ -143,37 +175,33 @@ async fn a_chunked_push_moves_across_replicas_and_any_of_them_serves_it() {
     let layer: Vec<u8> = (0..(2 << 20) + 123).map(|i: u32| (i % 233) as u8).collect();
     let half = layer.len() / 2;
 
-    a.create_upload("up-1", "team/app").await.unwrap();
+    let id = a.create_upload("team/app").await.unwrap().id;
     let appended = a
-        .append_upload("up-1", 0, true, Bytes::copy_from_slice(&layer[..half]))
+        .append_upload("team/app", &id, Some(0), body(&layer[..half]), u64::MAX)
         .await
         .unwrap();
-    assert_eq!(appended, Appended::Size(half as u64));
+    assert_eq!(appended.len, half as u64);
     b.append_upload(
-        "up-1",
-        half as u64,
-        true,
-        Bytes::copy_from_slice(&layer[half..]),
+        "team/app",
+        &id,
+        Some(half as u64),
+        body(&layer[half..]),
+        u64::MAX,
     )
     .await
     .unwrap();
 
     // The wrong digest fails the finish and keeps the upload for a retry.
-    let err = c
-        .finish_upload("team/app", "up-1", sha256(b"not it"))
+    let err = finish(c, "team/app", &id, sha256(b"not it"))
         .await
         .unwrap_err();
     assert!(matches!(err, ClusterError::Content(_)), "{err}");
     // Another repository cannot finish it.
-    let err = c
-        .finish_upload("team/other", "up-1", sha256(&layer))
+    let err = finish(c, "team/other", &id, sha256(&layer))
         .await
         .unwrap_err();
     assert!(matches!(err, ClusterError::UploadUnknown(_)), "{err}");
-    let blob = c
-        .finish_upload("team/app", "up-1", sha256(&layer))
-        .await
-        .unwrap();
+    let blob = finish(c, "team/app", &id, sha256(&layer)).await.unwrap();
     assert_eq!(blob.size, layer.len() as u64);
 
     let found = a.blob(&sha256(&layer)).await.unwrap().expect("pushed");
@@ -186,13 +214,12 @@ async fn a_chunked_push_moves_across_replicas_and_any_of_them_serves_it() {
         b.blob_in("team/other", &sha256(&layer)).await.unwrap(),
         None
     );
-    let id = found.id;
-    let whole = collect(b.read_blob(&id, None).await.unwrap().unwrap()).await;
+    let whole = collect(b.read_blob(&found, 0, found.size).await.unwrap()).await;
     assert!(whole == layer, "read through B");
     // The upload and its staged parts are gone.
     let gone = a
-        .append_upload("up-1", 0, true, Bytes::from_static(b"x"))
+        .append_upload("team/app", &id, Some(0), body(b"x"), u64::MAX)
         .await
-        .unwrap();
-    assert_eq!(gone, Appended::Unknown);
+        .unwrap_err();
+    assert!(matches!(gone, ClusterError::UploadUnknown(_)), "{gone}");
 }

@@ -8,6 +8,7 @@ mod common;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
+use larder::cache::{BlobInfo, BlobWrite};
 use larder::cas::Digest;
 use larder::cluster::store::ClusterStore;
 use larder::cluster::ClusterError;
@@ -41,22 +42,47 @@ fn key(name: &str) -> EntryKey {
     }
 }
 
+/// How a value is checked: against `expected` when given, within 1 MiB.
+fn checked(expected: Option<Digest>) -> BlobWrite<'static> {
+    BlobWrite {
+        expected,
+        limit: 1 << 20,
+        ..BlobWrite::default()
+    }
+}
+
 /// Writes `value` under `cas/<sha256>`, as Bazel's HTTP cache does.
 async fn put(store: &ClusterStore, value: &'static [u8]) -> Result<EntryRecord, ClusterError> {
     let name = format!("cas/{}", sha256(value));
     let expected: Digest = format!("sha256:{}", sha256(value)).parse().unwrap();
-    store
-        .put_entry_with_content(Bytes::from_static(value), Some(expected), move |blob| {
-            cluster_support::entry(Protocol::Http, "ci", &name, blob.id, blob.size, &[blob.id])
-        })
-        .await
+    let (_, rec) = store
+        .put_entry_with_content(
+            Bytes::from_static(value),
+            checked(Some(expected)),
+            move |blob| {
+                cluster_support::entry(Protocol::Http, "ci", &name, blob.id, blob.size, &[blob.id])
+            },
+            None,
+        )
+        .await?;
+    Ok(rec)
 }
 
+/// The value under `name`, or `None` for a miss (no entry, or a blob
+/// lost behind our back).
 async fn get(store: &ClusterStore, name: &str) -> Option<Vec<u8>> {
     let rec = store.entry(&key(name)).await.unwrap()?;
-    let stream = store.read_content(&rec).await.unwrap()?;
+    match store.read_content(&rec.content, rec.size).await {
+        Ok(bytes) => Some(bytes.to_vec()),
+        Err(ClusterError::Lost(id)) if id == rec.content => None,
+        Err(e) => panic!("read {name}: {e}"),
+    }
+}
+
+async fn read_all(store: &ClusterStore, blob: &BlobInfo) -> Vec<u8> {
+    let stream = store.read_blob(blob, 0, blob.size).await.unwrap();
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
-    Some(chunks.concat())
+    chunks.concat()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,8 +113,11 @@ async fn written_through_one_replica_read_through_the_others() {
     let err = a
         .put_entry_with_content(
             Bytes::from_static(b"tampered"),
-            Some(format!("sha256:{}", sha256(b"original")).parse().unwrap()),
+            checked(Some(
+                format!("sha256:{}", sha256(b"original")).parse().unwrap(),
+            )),
             |blob| cluster_support::entry(Protocol::Http, "ci", "cas/x", blob.id, blob.size, &[]),
+            None,
         )
         .await
         .unwrap_err();
@@ -216,18 +245,22 @@ async fn streamed_content_written_through_one_replica_reads_through_another() {
         .chunks(16 << 10)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let rec = r[0]
+    let (_, rec) = r[0]
         .store
-        .put_entry_with_streamed_content(futures_util::stream::iter(pieces), None, |blob| {
-            cluster_support::entry(
-                Protocol::Http,
-                "ci",
-                "pkg-1.0.tgz",
-                blob.id,
-                blob.size,
-                &[blob.id],
-            )
-        })
+        .put_entry_with_streamed_content(
+            futures_util::stream::iter(pieces),
+            checked(None),
+            |blob| {
+                cluster_support::entry(
+                    Protocol::Http,
+                    "ci",
+                    "pkg-1.0.tgz",
+                    blob.id,
+                    blob.size,
+                    &[blob.id],
+                )
+            },
+        )
         .await
         .unwrap();
     assert_eq!(rec.size, tarball.len() as u64);
@@ -242,7 +275,8 @@ async fn actions_cache_blocks_staged_on_two_replicas_commit_on_a_third() {
     s3.create_bucket("larder").await;
     let r = replicas(&db, &s3, 3, u64::MAX).await;
     let (a, b, c) = (&r[0].store, &r[1].store, &r[2].store);
-    a.create_upload("res-1", "gha/repo").await.unwrap();
+    let res = a.create_upload("gha/repo").await.unwrap().id;
+    let res = res.as_str();
     // Block ids are base64 strings chosen by the client, staged in any
     // order; one is staged twice and the second copy wins.
     let blocks = [
@@ -250,36 +284,28 @@ async fn actions_cache_blocks_staged_on_two_replicas_commit_on_a_third() {
         ("QkJC", b"second "),
         ("Q0ND", b"third"),
     ];
-    b.stage_block("res-1", "Q0ND", Bytes::from_static(b"stale"))
+    b.stage_block(res, "Q0ND", Bytes::from_static(b"stale"))
         .await
         .unwrap();
     for (i, (name, data)) in blocks.iter().enumerate() {
         let via = if i % 2 == 0 { a } else { b };
         let got = via
-            .stage_block("res-1", name, Bytes::copy_from_slice(data))
+            .stage_block(res, name, Bytes::copy_from_slice(data))
             .await
             .unwrap();
         assert_eq!(got, Appended::Size(data.len() as u64));
     }
     let order: Vec<String> = blocks.iter().map(|(n, _)| n.to_string()).collect();
     let missing = [order.clone(), vec!["RERE".into()]].concat();
-    let err = c.finish_blocks("res-1", &missing, None).await.unwrap_err();
+    let err = c.finish_blocks(res, &missing, None).await.unwrap_err();
     assert!(matches!(err, ClusterError::Incomplete(_)), "{err}");
 
-    let blob = c.finish_blocks("res-1", &order, None).await.unwrap();
+    let blob = c.finish_blocks(res, &order, None).await.unwrap();
     let whole = b"first second third";
     assert_eq!(blob.size, whole.len() as u64);
-    let read: Vec<Bytes> = a
-        .read_blob(&blob.id, None)
-        .await
-        .unwrap()
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(read.concat(), whole);
+    assert_eq!(read_all(a, &blob.into()).await, whole);
     let gone = a
-        .stage_block("res-1", "QUFB", Bytes::from_static(b"x"))
+        .stage_block(res, "QUFB", Bytes::from_static(b"x"))
         .await
         .unwrap();
     assert_eq!(gone, Appended::Unknown, "the upload ended with its commit");

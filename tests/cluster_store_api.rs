@@ -32,7 +32,7 @@ fn body(data: &[u8]) -> impl futures_util::Stream<Item = Result<Bytes, std::io::
 }
 
 async fn read(store: &ClusterStore, blob: &BlobInfo) -> Vec<u8> {
-    let stream = store.read_blob(&blob.id, None).await.unwrap().unwrap();
+    let stream = store.read_blob(blob, 0, blob.size).await.unwrap();
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
     chunks.concat()
 }
@@ -356,17 +356,20 @@ async fn an_oci_session_shows_its_length_to_its_own_repository_only() {
     let Some(s3) = S3Server::start() else { return };
     let r = stores(&db, &s3).await;
     let (a, b, c) = (&r[0].0, &r[1].0, &r[2].0);
-    a.create_upload("up-7", "team/app").await.unwrap();
-    assert_eq!(c.upload("team/app", "up-7").await.unwrap().len, 0);
-    b.append_upload("up-7", 0, true, Bytes::from_static(b"12345"))
+    let id = a.create_upload("team/app").await.unwrap().id;
+    assert_eq!(c.upload("team/app", &id).await.unwrap().len, 0);
+    let appended = b
+        .append_upload("team/app", &id, Some(0), body(b"12345"), 1 << 20)
         .await
         .unwrap();
-    let state = c.upload("team/app", "up-7").await.unwrap();
+    assert_eq!(appended.len, 5);
+    let state = c.upload("team/app", &id).await.unwrap();
     assert_eq!(
         (&*state.id, &*state.scope, state.len),
-        ("up-7", "team/app", 5)
+        (&*id, "team/app", 5)
     );
-    for (scope, id) in [("team/web", "up-7"), ("team/app", "up-8")] {
+    let other = "0".repeat(32);
+    for (scope, id) in [("team/web", id.as_str()), ("team/app", &other)] {
         let err = c.upload(scope, id).await.unwrap_err();
         assert!(
             matches!(err, ClusterError::UploadUnknown(ref u) if u == id),
@@ -385,21 +388,26 @@ fn http_key(namespace: &str, name: &str) -> EntryKey {
 
 async fn put(store: &ClusterStore, key: EntryKey, children: Vec<EntryKey>) -> EntryRecord {
     let value = Bytes::from(format!("value of {}", key.name));
-    store
-        .put_entry_with_content(value, None, move |blob| {
-            let mut e = cluster_support::entry(
-                key.protocol,
-                &key.namespace,
-                &key.name,
-                blob.id,
-                blob.size,
-                &[blob.id],
-            );
-            e.children = children;
-            e
-        })
+    let write = BlobWrite {
+        limit: 1 << 20,
+        ..BlobWrite::default()
+    };
+    let make = move |blob: &BlobInfo| {
+        let mut e = cluster_support::entry(
+            key.protocol,
+            &key.namespace,
+            &key.name,
+            blob.id,
+            blob.size,
+            &[blob.id],
+        );
+        e.children = children;
+        e
+    };
+    let (_, rec) = (store.put_entry_with_content(value, write, make, None))
         .await
-        .unwrap()
+        .unwrap();
+    rec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

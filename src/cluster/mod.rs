@@ -22,7 +22,11 @@ pub mod schema;
 pub mod status;
 pub mod store;
 mod store_admin;
+mod store_named;
 mod store_names;
+mod store_reads;
+mod store_sessions;
+mod store_upkeep;
 mod store_uploads;
 pub mod sweep;
 pub mod tier;
@@ -68,6 +72,11 @@ pub enum ClusterError {
     /// An entry's pins that are not live blobs (never pushed, or collected).
     #[error("blobs not stored: {0:?}")]
     MissingBlobs(Vec<crate::cas::ContentId>),
+    /// The blob's object is gone from the object store (deleted behind
+    /// Larder's back); the entries that needed it were dropped, so this is
+    /// a miss.
+    #[error("blob {0} is no longer stored")]
+    Lost(crate::cas::ContentId),
     /// The same bytes stayed under deletion by GC for too long.
     #[error("blob {0} is being collected; try again")]
     Busy(crate::cas::ContentId),

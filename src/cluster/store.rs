@@ -1,20 +1,23 @@
 //! The cluster's store, composed of the records (`meta`, `names`, …), the
 //! object store and the local tier: what the protocols need, with the
 //! single node's `Store` semantics. Here: entries with content, pushed
-//! blobs and the uploads of the OCI API; `store_uploads.rs` has
-//! reservations, `store_admin.rs` links, listings, names and tokens. A
+//! blobs and GHA blocks; `store_sessions.rs` has OCI upload sessions,
+//! `store_named.rs` REAPI's named ones, `store_uploads.rs` reservations,
+//! `store_reads.rs` reads and readiness, `store_names.rs` links and tags,
+//! `store_admin.rs` listings and tokens, `store_upkeep.rs` usage, GC and
+//! eviction on demand. A
 //! write is acknowledged once its object is in the store and its records
 //! are committed; any replica then reads it.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::ops::Range;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
 use deadpool_postgres::Pool;
-use futures_util::stream::BoxStream;
 use futures_util::Stream;
+use tokio_postgres::GenericClient;
 
 use super::meta::{self, BlobPut};
 use super::objects::{Objects, ObjectsError};
@@ -22,15 +25,13 @@ use super::tier::Tier;
 use super::tokens::Revoked;
 use super::touches::Touches;
 use super::uploads::{self, Appended};
-use super::{links, now_ms, reservations, ClusterError};
+use super::{links, names, now_ms, ClusterError};
 use crate::cache::{BlobInfo, BlobWrite};
-use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, CasError, ContentId, Digest, Verified};
+use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, CasError, Digest, Verified};
 use crate::index::{EntryKey, EntryRecord, NewEntry};
 
 /// How many times a write waits out a GC of the same bytes before giving up.
 const DELETING_RETRIES: u32 = 50;
-
-pub type ByteStream = BoxStream<'static, Result<Bytes, ObjectsError>>;
 
 pub struct ClusterStore {
     pub pool: Pool,
@@ -47,6 +48,41 @@ pub struct ClusterStore {
     /// The revoked token ids this replica knows of, which requests check
     /// (`refresh_revocations` keeps it current).
     pub revoked: Revoked,
+    /// The leader's timings, which `gc` and `evict_to` on demand keep too.
+    pub upkeep: Upkeep,
+    /// What `gc` and `evict_to` run through this replica removed.
+    pub evicted: EvictedCounts,
+}
+
+/// The timings of the leader's duties (see `Duties`), for the same work
+/// asked of a replica directly.
+#[derive(Clone, Debug)]
+pub struct Upkeep {
+    /// How often replicas flush their touches: what was used within two of
+    /// these may still have a touch on its way and is never evicted.
+    pub flush_interval: Duration,
+    /// Uploads idle this long expire.
+    pub upload_expiry: Duration,
+    /// Objects no record names are swept once this old.
+    pub orphan_grace: Duration,
+}
+
+impl Default for Upkeep {
+    fn default() -> Self {
+        Upkeep {
+            flush_interval: Duration::from_secs(1),
+            upload_expiry: Duration::from_secs(3600),
+            orphan_grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Entries and bytes this replica's `gc` and `evict_to` removed since it
+/// started (the leader's own rounds are not counted here).
+#[derive(Debug, Default)]
+pub struct EvictedCounts {
+    pub entries: AtomicU64,
+    pub bytes: AtomicU64,
 }
 
 /// Where a verified blob goes besides its own record.
@@ -59,15 +95,17 @@ pub(super) struct Placement<'a> {
     /// The digest it was checked against, kept as an alias when it is one
     /// beyond the SHA-256 every blob has (a sha512).
     pub checked: Option<&'a Digest>,
+    /// A name (scope, name) pointed at the entry, in the same transaction.
+    pub name: Option<(&'a str, &'a str)>,
 }
 
-impl<'a> Placement<'a> {
-    pub fn entry(entry: &'a NewEntry) -> Self {
-        Placement {
-            entry: Some(entry),
-            ..Placement::default()
-        }
-    }
+/// The record of an entry just written, read in its transaction.
+async fn written(tx: &impl GenericClient, key: &EntryKey) -> Result<EntryRecord, ClusterError> {
+    meta::entry(tx, key).await?.ok_or_else(vanished)
+}
+
+fn vanished() -> ClusterError {
+    ClusterError::Corrupt("an entry vanished as it was written".into())
 }
 
 fn joined(e: tokio::task::JoinError) -> ClusterError {
@@ -75,50 +113,87 @@ fn joined(e: tokio::task::JoinError) -> ClusterError {
 }
 
 impl ClusterStore {
-    /// Verifies `content` (against `expected` when given), stores it and the
-    /// entry `entry` makes of it, replacing one under the same key. The
-    /// entry's other pins must be live.
+    /// Stores entry `new`, replacing one under the same key, in one
+    /// transaction that requires its content and every pin live
+    /// (`MissingBlobs` otherwise).
+    pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, ClusterError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if let Err(missing) = meta::put_entry(&*tx, new, now_ms()).await? {
+            return Err(ClusterError::MissingBlobs(missing));
+        }
+        let rec = written(&*tx, &new.key).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// Verifies `content` as `w` says, stores it (readable in `w.scope`)
+    /// and the entry `entry` makes of it, replacing one under the same key,
+    /// and points `name` (scope, name) at that entry: one transaction for
+    /// all the records. The entry's other pins must be live.
     pub async fn put_entry_with_content(
         &self,
         content: Bytes,
-        expected: Option<Digest>,
-        entry: impl FnOnce(&BlobMeta) -> NewEntry,
-    ) -> Result<EntryRecord, ClusterError> {
+        w: BlobWrite<'_>,
+        entry: impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
+        name: Option<(&str, &str)>,
+    ) -> Result<(BlobInfo, EntryRecord), ClusterError> {
+        let limit = w.limit.min(self.max_blob_size);
+        if content.len() as u64 > limit {
+            return Err(CasError::TooLarge { limit }.into());
+        }
         let cas = self.tier.cas().clone();
-        let limit = self.max_blob_size;
         let bytes = content.clone();
+        let expected = w.expected.clone();
         let verified = tokio::task::spawn_blocking(move || {
             ingest_bytes(&cas, &bytes, expected.as_ref(), limit)
         })
         .await
         .map_err(joined)??;
-        let blob = verified.meta;
+        let blob = BlobInfo::from(verified.meta);
         let new = entry(&blob);
         let upload = || self.objects.put_blob_bytes(&blob.id, content.clone());
         upload().await?;
-        self.record(&blob, Placement::entry(&new), upload).await?;
+        let placement = Placement {
+            entry: Some(&new),
+            scope: w.scope,
+            checked: w.expected.as_ref(),
+            name,
+        };
+        let rec = self.record(&verified.meta, placement, upload).await?;
         self.keep(verified).await;
-        self.written(&new.key).await
+        Ok((blob, rec.ok_or_else(vanished)?))
     }
 
     /// `put_entry_with_content` for a body that arrives as a stream (a
-    /// package fetched from upstream, an Actions cache archive).
+    /// package fetched from upstream, an Actions cache archive), with no
+    /// name.
     pub async fn put_entry_with_streamed_content<S, E>(
         &self,
         body: S,
-        expected: Option<Digest>,
-        entry: impl FnOnce(&BlobMeta) -> NewEntry,
-    ) -> Result<EntryRecord, ClusterError>
+        w: BlobWrite<'_>,
+        entry: impl FnOnce(&BlobInfo) -> NewEntry + Send + 'static,
+    ) -> Result<(BlobInfo, EntryRecord), ClusterError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let verified = ingest_stream(self.tier.cas(), body, expected, self.max_blob_size).await?;
-        let new = entry(&verified.meta);
-        self.store_verified(&verified, Placement::entry(&new))
-            .await?;
+        let limit = w.limit.min(self.max_blob_size);
+        if w.size_hint.is_some_and(|n| n > limit) {
+            return Err(CasError::TooLarge { limit }.into());
+        }
+        let verified = ingest_stream(self.tier.cas(), body, w.expected.clone(), limit).await?;
+        let blob = BlobInfo::from(verified.meta);
+        let new = entry(&blob);
+        let placement = Placement {
+            entry: Some(&new),
+            scope: w.scope,
+            checked: w.expected.as_ref(),
+            name: None,
+        };
+        let rec = self.store_verified(&verified, placement).await?;
         self.keep(verified).await;
-        self.written(&new.key).await
+        Ok((blob, rec.ok_or_else(vanished)?))
     }
 
     /// Stores a pushed blob from `body`, checked as `w` says and readable
@@ -134,71 +209,14 @@ impl ClusterStore {
         }
         let verified = ingest_stream(self.tier.cas(), body, w.expected.clone(), limit).await?;
         let placement = Placement {
-            entry: None,
             scope: w.scope,
             checked: w.expected.as_ref(),
+            ..Placement::default()
         };
-        let blob = self.store_verified(&verified, placement).await?;
+        self.store_verified(&verified, placement).await?;
+        let blob = verified.meta.into();
         self.keep(verified).await;
-        Ok(blob.into())
-    }
-
-    /// Begins a multi-request upload any replica can continue.
-    pub async fn create_upload(&self, id: &str, scope: &str) -> Result<(), ClusterError> {
-        let client = self.pool.get().await?;
-        uploads::create(&**client, id, scope, now_ms()).await
-    }
-
-    /// Adds `bytes` at `offset` of upload `id` (see `uploads::append`).
-    pub async fn append_upload(
-        &self,
-        id: &str,
-        offset: u64,
-        contiguous: bool,
-        bytes: Bytes,
-    ) -> Result<Appended, ClusterError> {
-        let mut client = self.pool.get().await?;
-        uploads::append(
-            &mut client,
-            &self.objects,
-            id,
-            offset,
-            contiguous,
-            bytes,
-            now_ms(),
-        )
-        .await
-    }
-
-    /// Finishes upload `id` of `scope`: its parts, joined and verified
-    /// against `expected`, become a blob readable in `scope` as a push does,
-    /// and the upload goes. A failed verification keeps the upload, which
-    /// the client may retry or cancel.
-    pub async fn finish_upload(
-        &self,
-        scope: &str,
-        id: &str,
-        expected: Digest,
-    ) -> Result<BlobInfo, ClusterError> {
-        let verified = {
-            let client = self.pool.get().await?;
-            reservations::state(&**client, scope, id).await?;
-            uploads::assemble(
-                &**client,
-                &self.objects,
-                self.tier.cas(),
-                id,
-                Some(expected.clone()),
-                self.max_blob_size,
-            )
-            .await?
-        };
-        let placement = Placement {
-            entry: None,
-            scope: Some(scope),
-            checked: Some(&expected),
-        };
-        Ok(self.finish_verified(id, verified, placement).await?.into())
+        Ok(blob)
     }
 
     /// Stages block `name` of upload `id` (GHA v2), from any replica.
@@ -245,7 +263,8 @@ impl ClusterStore {
         verified: Verified,
         placement: Placement<'_>,
     ) -> Result<BlobMeta, ClusterError> {
-        let blob = self.store_verified(&verified, placement).await?;
+        self.store_verified(&verified, placement).await?;
+        let blob = verified.meta;
         self.keep(verified).await;
         let client = self.pool.get().await?;
         uploads::remove(&**client, &self.objects, id).await?;
@@ -253,33 +272,34 @@ impl ClusterStore {
     }
 
     /// Copies a verified blob to the object store, records it as
-    /// `placement` says and leases it until an entry pins it.
-    async fn store_verified(
+    /// `placement` says and leases it until an entry pins it; the entry
+    /// written with it, if any.
+    pub(super) async fn store_verified(
         &self,
         verified: &Verified,
         placement: Placement<'_>,
-    ) -> Result<BlobMeta, ClusterError> {
+    ) -> Result<Option<EntryRecord>, ClusterError> {
         let blob = verified.meta;
         let upload = || async {
             let file = tokio::fs::File::from_std(verified.file()?);
             self.objects.put_blob_file(&blob.id, file).await.map(drop)
         };
         upload().await?;
-        self.record(&blob, placement, upload).await?;
+        let rec = self.record(&blob, placement, upload).await?;
         self.touch_blob(&blob.into());
-        Ok(blob)
+        Ok(rec)
     }
 
-    /// Records `blob`, whose object is up, with its entry and link (see
-    /// `Placement`) in one transaction under the hard limit. When GC is
-    /// deleting these very bytes, waits until it is done and puts the
-    /// object up again.
+    /// Records `blob`, whose object is up, with its entry, name and link
+    /// (see `Placement`) in one transaction under the hard limit; the entry
+    /// as committed. When GC is deleting these very bytes, waits until it
+    /// is done and puts the object up again.
     async fn record<F, Fut>(
         &self,
         blob: &BlobMeta,
         placement: Placement<'_>,
         upload: F,
-    ) -> Result<(), ClusterError>
+    ) -> Result<Option<EntryRecord>, ClusterError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<(), ObjectsError>>,
@@ -315,23 +335,20 @@ impl ClusterStore {
             if let Some(scope) = placement.scope {
                 links::link_in(&*tx, &blob.id, scope).await?;
             }
+            let mut rec = None;
             if let Some(entry) = placement.entry {
                 if let Err(missing) = meta::put_entry(&*tx, entry, now).await? {
                     return Err(ClusterError::MissingBlobs(missing));
                 }
+                if let Some((scope, name)) = placement.name {
+                    names::set_name(&*tx, scope, name, &entry.key).await?;
+                }
+                rec = Some(written(&*tx, &entry.key).await?);
             }
             tx.commit().await?;
-            return Ok(());
+            return Ok(rec);
         }
         Err(ClusterError::Busy(blob.id))
-    }
-
-    /// The record of an entry just written.
-    async fn written(&self, key: &EntryKey) -> Result<EntryRecord, ClusterError> {
-        let client = self.pool.get().await?;
-        meta::entry(&**client, key)
-            .await?
-            .ok_or_else(|| ClusterError::Corrupt("an entry vanished as it was written".into()))
     }
 
     pub(super) async fn keep(&self, verified: Verified) {
@@ -379,36 +396,6 @@ impl ClusterStore {
             self.touch_blob(blob);
         }
         Ok(found)
-    }
-
-    /// The entry's content; `None` as for `read_blob`.
-    pub async fn read_content(
-        &self,
-        rec: &EntryRecord,
-    ) -> Result<Option<ByteStream>, ClusterError> {
-        self.read_blob(&rec.content, None).await
-    }
-
-    /// Blob `id`, all or `range`, or `None` when its object is gone: then
-    /// the entries needing it are dropped and the caller answers a miss.
-    pub async fn read_blob(
-        &self,
-        id: &ContentId,
-        range: Option<Range<u64>>,
-    ) -> Result<Option<ByteStream>, ClusterError> {
-        match self.tier.read(id, range).await {
-            Ok(stream) => Ok(Some(stream)),
-            Err(ObjectsError::Missing(_)) => {
-                let mut client = self.pool.get().await?;
-                let dropped = meta::forget_lost_blob(&mut client, id).await?;
-                tracing::warn!(
-                    blob = %id, entries = dropped,
-                    "a blob's object is gone from the store; its entries are dropped"
-                );
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Removes the entry under `key` (and every entry that needs it).

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
 use super::store::{ClusterStore, Placement};
+use super::store_sessions::{Partial, PART_SIZE};
 use super::uploads::{self, Appended};
 use super::{now_ms, reservations, ClusterError};
 use crate::cache::{exact, BlobInfo, UploadState};
@@ -16,10 +17,6 @@ use crate::cas::CasError;
 /// The longest part name accepted (Azure's block ids are at most 64 bytes
 /// before base64), as on a single node.
 const MAX_PART_NAME: usize = 256;
-
-/// A whole-content body is staged in parts of this size, so that no more
-/// than one is held in memory.
-const PART_SIZE: usize = 8 << 20;
 
 /// Reserving retries this often when its new id, not the scope, collided.
 const RESERVE_ATTEMPTS: usize = 3;
@@ -108,68 +105,14 @@ impl ClusterStore {
         }
         let mut state = self.upload(scope, id).await?;
         self.truncate(id).await?;
-        state.len = 0;
-        match self.write_parts(id, exact(body, len)).await {
-            Ok(end) => {
-                state.len = end;
-                Ok(state)
-            }
-            Err(e) => {
-                if let Err(undo) = self.truncate(id).await {
-                    tracing::warn!(error = %undo, upload = id, "cannot empty a failed upload");
-                }
-                Err(e)
-            }
-        }
+        // From 0, so a failure leaves the session empty.
+        state.len = (self.append_stream(id, 0, exact(body, len), limit, Partial::Drop)).await?;
+        Ok(state)
     }
 
     async fn truncate(&self, id: &str) -> Result<(), ClusterError> {
         let mut client = self.pool.get().await?;
         reservations::truncate(&mut client, id, now_ms()).await
-    }
-
-    /// Appends `body` to upload `id` (empty) in parts of `PART_SIZE`, each
-    /// on a connection of its own: a slow client holds none between parts.
-    async fn write_parts<S>(&self, id: &str, body: S) -> Result<u64, ClusterError>
-    where
-        S: Stream<Item = Result<Bytes, String>> + Send,
-    {
-        let mut body = std::pin::pin!(body);
-        let mut buf = BytesMut::new();
-        let mut end = 0;
-        loop {
-            let next = body.next().await.transpose().map_err(body_error)?;
-            let done = next.is_none();
-            if let Some(chunk) = next {
-                buf.extend_from_slice(&chunk);
-            }
-            if buf.len() >= PART_SIZE || (done && !buf.is_empty()) {
-                end = self.append_part(id, end, buf.split().freeze()).await?;
-            }
-            if done {
-                return Ok(end);
-            }
-        }
-    }
-
-    async fn append_part(&self, id: &str, offset: u64, bytes: Bytes) -> Result<u64, ClusterError> {
-        let mut client = self.pool.get().await?;
-        match uploads::append(
-            &mut client,
-            &self.objects,
-            id,
-            offset,
-            true,
-            bytes,
-            now_ms(),
-        )
-        .await?
-        {
-            Appended::Size(end) => Ok(end),
-            // Another request wrote to this session meanwhile.
-            Appended::Conflict { size } => Err(ClusterError::UploadOffset { len: size }),
-            Appended::Unknown => Err(ClusterError::UploadUnknown(id.to_owned())),
-        }
     }
 
     /// Ends a session holding exactly `size` bytes as a blob. A session of

@@ -39,6 +39,48 @@ pub async fn create(
     Ok(())
 }
 
+/// Opens upload `id` of `scope` unless it exists (a session named by its
+/// client, which replicas may open at once); false when it existed.
+pub async fn create_if_absent(
+    client: &impl GenericClient,
+    id: &str,
+    scope: &str,
+    now_ms: i64,
+) -> Result<bool, ClusterError> {
+    let made = client
+        .execute(
+            "INSERT INTO uploads (id, scope, created_at, updated_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (id) DO NOTHING",
+            &[&id, &scope, &now_ms],
+        )
+        .await?;
+    Ok(made == 1)
+}
+
+/// Drops upload `id`'s parts from offset `len` on (a chunk that must
+/// arrive whole and did not), so that it ends at `len` again. Their
+/// objects stay until the upload ends: deleting them after the commit
+/// could delete a part another request wrote at the same offset since,
+/// and the next part written there replaces the object anyway.
+pub async fn cut_back(
+    client: &mut Client,
+    id: &str,
+    len: u64,
+    now_ms: i64,
+) -> Result<(), ClusterError> {
+    let tx = client.transaction().await?;
+    if !claim(&tx, id, now_ms).await? {
+        return Ok(());
+    }
+    tx.execute(
+        "DELETE FROM upload_parts WHERE upload = $1 AND \"offset\" >= $2",
+        &[&id, &(len.min(i64::MAX as u64) as i64)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Locks upload `id`'s row for this transaction and marks it used now (so
 /// it does not expire while parts arrive); false when there is no such
 /// upload. Parts of one upload are written one at a time under this lock.

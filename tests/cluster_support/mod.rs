@@ -360,6 +360,8 @@ pub async fn cluster_stores(
                 lease: std::time::Duration::from_secs(900),
                 quotas: Default::default(),
                 revoked: Default::default(),
+                upkeep: Default::default(),
+                evicted: Default::default(),
             };
             (store, dir)
         })
