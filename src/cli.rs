@@ -218,15 +218,6 @@ pub fn run(cli: Cli) -> ExitCode {
             for warning in &config.deprecated {
                 tracing::warn!("{warning}");
             }
-            if config.cluster.enabled {
-                // Better no start than a replica that silently keeps its
-                // data to itself.
-                tracing::error!(
-                    "cluster.enabled: replicas cannot serve from PostgreSQL and the object \
-                     store yet (docs/CLUSTER.md); `larder cluster migrate` and `status` work"
-                );
-                return ExitCode::from(EXIT_CONFIG);
-            }
             serve(config)
         }
         Command::Config(ConfigCommand::Print(args)) => match args.load() {

@@ -17,9 +17,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
-use crate::auth::Auth;
+use crate::auth::{Auth, Records};
 use crate::backend::Backend;
 use crate::cache::Store;
+use crate::cluster::replica::Replica;
 use crate::config::Config;
 use crate::datadir::DataDir;
 use crate::workers::Workers;
@@ -31,23 +32,53 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     tls: Option<tls::Tls>,
     state: AppState,
+    engine: Engine,
     // Dropped last: the lock must outlive every write to the data dir.
     data_dir: DataDir,
+}
+
+/// What holds the data, with what its workers need.
+enum Engine {
+    Local(Arc<Store>),
+    Cluster(Box<Replica>),
 }
 
 impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let data_dir = DataDir::open(&config.storage.data_dir)?;
-        let store = Store::open(&data_dir, &config)
-            .with_context(|| format!("opening the store in {}", data_dir.root().display()))?;
-        let key_path = crate::auth::key::key_path(&config);
-        let key = crate::auth::key::load_or_create(&key_path)?;
-        let auth = Auth::new(&config, key, store.index().clone());
-        let tls = tls::Tls::load(&config.server)?;
-        let proxies = crate::api::proxy::Proxies::new(&config.proxy)?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
+        let (engine, store, auth) = if config.cluster.enabled {
+            let address = match &config.server.public_url {
+                Some(url) => url.clone(),
+                None => listener.local_addr()?.to_string(),
+            };
+            let replica = Replica::open(&config, data_dir.root(), address)
+                .await
+                .context("joining the cluster")?;
+            let store = replica.store.clone();
+            let auth = Auth::new(
+                &config,
+                replica.signing_key.clone(),
+                Records::Cluster(store.clone()),
+            );
+            (
+                Engine::Cluster(Box::new(replica)),
+                Backend::Cluster(store),
+                auth,
+            )
+        } else {
+            let store = Store::open(&data_dir, &config)
+                .with_context(|| format!("opening the store in {}", data_dir.root().display()))?;
+            let key_path = crate::auth::key::key_path(&config);
+            let key = crate::auth::key::load_or_create(&key_path)?;
+            let auth = Auth::new(&config, key, Records::Index(store.index().clone()));
+            let store = Arc::new(store);
+            (Engine::Local(store.clone()), Backend::Local(store), auth)
+        };
+        let tls = tls::Tls::load(&config.server)?;
+        let proxies = crate::api::proxy::Proxies::new(&config.proxy)?;
         let metrics_listener = match config.metrics.listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -62,13 +93,14 @@ impl Server {
             tls,
             state: AppState {
                 config: Arc::new(config),
-                store: Backend::Local(Arc::new(store)),
+                store,
                 auth: Arc::new(auth),
                 metrics: Arc::default(),
                 workers: Arc::default(),
                 creations: Arc::default(),
                 proxies: Arc::new(proxies),
             },
+            engine,
             data_dir,
         })
     }
@@ -97,6 +129,7 @@ impl Server {
             metrics_listener,
             mut tls,
             state,
+            engine,
             data_dir,
         } = self;
         let addr = listener.local_addr()?;
@@ -106,15 +139,17 @@ impl Server {
         tracing::info!(%addr, %scheme, data_dir = %data_dir.root().display(), "listening");
         let timeout = state.config.server.shutdown_timeout.0;
         let limits = conn::Limits::new(&state.config.server);
-        let Some(store) = state.store.local().cloned() else {
-            anyhow::bail!("this server only runs on the embedded store");
+        let (board, metrics) = (state.workers.clone(), state.metrics.clone());
+        let (workers, local) = match engine {
+            Engine::Local(store) => (
+                Workers::start(store.clone(), &state.config, board, metrics),
+                Some(store),
+            ),
+            Engine::Cluster(replica) => (
+                Workers::start_cluster(*replica, &state.config, board, metrics),
+                None,
+            ),
         };
-        let workers = Workers::start(
-            store.clone(),
-            &state.config,
-            state.workers.clone(),
-            state.metrics.clone(),
-        );
 
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let graceful = async move {
@@ -175,22 +210,29 @@ impl Server {
         // Every acknowledged write was flushed before its acknowledgement;
         // what a failed flush here loses (recency, leftovers the next start
         // removes) is not worth a failed exit after a clean drain.
-        if let Err(e) = store.flush().await {
-            tracing::error!(error = %e, "flushing the index at shutdown failed; acknowledged writes were already durable");
-        }
-        match Arc::try_unwrap(store) {
-            Ok(store) => {
-                if let Err(e) = store.close().await {
-                    tracing::error!(error = %e, "closing the index failed; acknowledged writes were already durable");
-                }
-            }
-            // Requests cut at the deadline may still hold it; the flush above
-            // already made every acknowledged write durable.
-            Err(_) => tracing::warn!("requests still hold the store; the index closes at exit"),
+        if let Some(store) = local {
+            close(store).await;
         }
         tracing::info!("stopped");
         drop(data_dir);
         Ok(())
+    }
+}
+
+/// Makes the embedded store durable and closes it.
+async fn close(store: Arc<Store>) {
+    if let Err(e) = store.flush().await {
+        tracing::error!(error = %e, "flushing the index at shutdown failed; acknowledged writes were already durable");
+    }
+    match Arc::try_unwrap(store) {
+        Ok(store) => {
+            if let Err(e) = store.close().await {
+                tracing::error!(error = %e, "closing the index failed; acknowledged writes were already durable");
+            }
+        }
+        // Requests cut at the deadline may still hold it; the flush above
+        // already made every acknowledged write durable.
+        Err(_) => tracing::warn!("requests still hold the store; the index closes at exit"),
     }
 }
 

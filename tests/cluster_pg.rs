@@ -271,18 +271,27 @@ fn cluster_commands_need_a_database_url() {
 }
 
 #[test]
-fn serve_refuses_cluster_mode_until_replicas_can_share_data() {
+fn a_replica_whose_database_is_unreachable_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
     let out = std::process::Command::new(common::process::larder_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("LARDER__CLUSTER__ENABLED", "true")
         .env("LARDER__CLUSTER__S3__BUCKET", "b")
-        .env("LARDER__CLUSTER__POSTGRES__URL", "host=127.0.0.1")
+        .env(
+            "LARDER__CLUSTER__POSTGRES__URL",
+            format!("postgres://larder@127.0.0.1:{port}/larder"),
+        )
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.enabled"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("joining the cluster"), "{stderr}");
 }
 
 #[tokio::test]

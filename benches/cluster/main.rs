@@ -61,7 +61,12 @@ where
     started.elapsed()
 }
 
-async fn drain(s: larder::cluster::store::ByteStream) -> usize {
+async fn drain(
+    s: futures_util::stream::BoxStream<
+        'static,
+        Result<Bytes, larder::cluster::objects::ObjectsError>,
+    >,
+) -> usize {
     let chunks: Vec<Bytes> = s.try_collect().await.expect("read");
     chunks.iter().map(Bytes::len).sum()
 }

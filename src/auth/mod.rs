@@ -12,6 +12,9 @@ mod usage;
 use axum::http::{header, HeaderMap};
 use base64::Engine as _;
 
+use std::sync::Arc;
+
+use crate::cluster::store::ClusterStore;
 use crate::config::{AuthMode, Config};
 use crate::index::Index;
 pub use token::{Claims, Grant, TokenError, TokenSpec, ANY_NAMESPACE, METRICS, READ, WRITE};
@@ -50,21 +53,30 @@ impl Denied {
     }
 }
 
+/// Where revocations are looked up and token uses recorded.
+pub enum Records {
+    Index(Index),
+    /// A replica checks its in-memory copy of the revocations (refreshed
+    /// every second) and keeps uses in memory: no database trip per
+    /// request.
+    Cluster(Arc<ClusterStore>),
+}
+
 pub struct Auth {
     key: Vec<u8>,
     mode: AuthMode,
     anonymous_read: bool,
-    index: Index,
+    records: Records,
     usage: usage::Usage,
 }
 
 impl Auth {
-    pub fn new(config: &Config, key: Vec<u8>, index: Index) -> Auth {
+    pub fn new(config: &Config, key: Vec<u8>, records: Records) -> Auth {
         Auth {
             key,
             mode: config.auth.mode,
             anonymous_read: config.auth.anonymous_read,
-            index,
+            records,
             usage: usage::Usage::default(),
         }
     }
@@ -89,17 +101,26 @@ impl Auth {
     /// of the token it was exchanged from.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let claims = token::verify(&self.key, token)?;
-        let revoked = |jti: &str| self.index.is_revoked(jti).unwrap_or(true);
+        let revoked = |jti: &str| match &self.records {
+            Records::Index(index) => index.is_revoked(jti).unwrap_or(true),
+            Records::Cluster(store) => store.revoked.contains(jti),
+        };
         if revoked(&claims.jti) || claims.parent.as_deref().is_some_and(revoked) {
             return Err(TokenError::Revoked);
         }
-        self.usage.used(&self.index, &claims, token::now_secs());
+        let index = match &self.records {
+            Records::Index(index) => Some(index),
+            Records::Cluster(_) => None,
+        };
+        self.usage.used(index, &claims, token::now_secs());
         Ok(claims)
     }
 
     /// Writes the token uses still held in memory (at a clean stop).
     pub fn flush_usage(&self) {
-        self.usage.flush(&self.index);
+        if let Records::Index(index) = &self.records {
+            self.usage.flush(index);
+        }
     }
 
     /// When `jti` was last used, as seen since this server started.

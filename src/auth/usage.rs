@@ -40,8 +40,9 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Notes a successful verification at `now` (unix seconds).
-    pub fn used(&self, index: &Index, claims: &Claims, now: u64) {
+    /// Notes a successful verification at `now` (unix seconds), written to
+    /// `index` when there is one (a cluster replica keeps uses in memory).
+    pub fn used(&self, index: Option<&Index>, claims: &Claims, now: u64) {
         // A token exchanged at the registry token endpoint is short-lived and
         // minted by the hundred: its use is the use of the token it was
         // exchanged from, which the exchange itself verified (and recorded).
@@ -62,6 +63,9 @@ impl Usage {
             exp: claims.exp,
         });
         s.last_used = now;
+        let Some(index) = index else {
+            return;
+        };
         // The token itself (not a token exchanged from it) makes its record
         // at once even if its children's uses were seen first.
         let due = match s.flushed_at {
@@ -177,7 +181,7 @@ mod tests {
         let index = Index::open(tmp.path()).unwrap();
         let usage = Usage::default();
         let c = claims(None);
-        usage.used(&index, &c, 1000);
+        usage.used(Some(&index), &c, 1000);
         let meta = recorded(&index, &c.jti).expect("recorded at the first use");
         assert_eq!(meta["last_used"], 1000);
         assert_eq!(meta["namespaces"], json!(["team-a"]));
@@ -186,17 +190,17 @@ mod tests {
             (json!(true), json!(false))
         );
 
-        usage.used(&index, &c, 1000 + FLUSH_EVERY - 1);
+        usage.used(Some(&index), &c, 1000 + FLUSH_EVERY - 1);
         assert_eq!(recorded(&index, &c.jti).unwrap()["last_used"], 1000);
         assert_eq!(usage.last_used(&c.jti), Some(1000 + FLUSH_EVERY - 1));
-        usage.used(&index, &c, 1000 + FLUSH_EVERY);
+        usage.used(Some(&index), &c, 1000 + FLUSH_EVERY);
         assert_eq!(
             recorded(&index, &c.jti).unwrap()["last_used"],
             1000 + FLUSH_EVERY
         );
 
         // A clean stop writes the use that was still in memory only.
-        usage.used(&index, &c, 1000 + FLUSH_EVERY + 5);
+        usage.used(Some(&index), &c, 1000 + FLUSH_EVERY + 5);
         usage.flush(&index);
         assert_eq!(
             recorded(&index, &c.jti).unwrap()["last_used"],
@@ -211,11 +215,11 @@ mod tests {
         let usage = Usage::default();
         let parent = claims(None);
         let child = claims(Some(&parent.jti));
-        usage.used(&index, &child, 5);
+        usage.used(Some(&index), &child, 5);
         assert!(recorded(&index, &child.jti).is_none());
         assert!(recorded(&index, &parent.jti).is_none(), "unknown parent");
-        usage.used(&index, &parent, 10);
-        usage.used(&index, &child, 10 + FLUSH_EVERY);
+        usage.used(Some(&index), &parent, 10);
+        usage.used(Some(&index), &child, 10 + FLUSH_EVERY);
         assert_eq!(
             recorded(&index, &parent.jti).unwrap()["last_used"],
             10 + FLUSH_EVERY

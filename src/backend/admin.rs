@@ -9,57 +9,68 @@ use crate::cache::{
 use crate::cas::ContentId;
 
 impl Backend {
-    pub fn stats(&self) -> StoreStats {
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         match self {
-            Backend::Local(s) => s.stats(),
+            Backend::Local(s) => Ok(s.stats()),
+            Backend::Cluster(c) => Ok(c.stats().await?),
         }
     }
 
-    pub fn entry_count(&self, protocol: Protocol) -> u64 {
+    pub async fn entry_count(&self, protocol: Protocol) -> Result<u64, StoreError> {
         match self {
-            Backend::Local(s) => s.entry_count(protocol),
+            Backend::Local(s) => Ok(s.entry_count(protocol)),
+            Backend::Cluster(c) => Ok(c.entry_count(protocol).await?),
         }
     }
 
-    pub fn usage(&self) -> u64 {
+    pub async fn usage(&self) -> Result<u64, StoreError> {
         match self {
-            Backend::Local(s) => s.usage(),
+            Backend::Local(s) => Ok(s.usage()),
+            Backend::Cluster(c) => Ok(c.usage().await?),
         }
     }
 
     pub fn max_size(&self) -> u64 {
         match self {
             Backend::Local(s) => s.max_size(),
+            Backend::Cluster(c) => c.max_size,
         }
     }
 
     pub fn hard_limit(&self) -> u64 {
         match self {
             Backend::Local(s) => s.hard_limit(),
+            Backend::Cluster(c) => c.hard_limit,
         }
     }
 
-    pub fn leased_bytes(&self) -> u64 {
+    pub async fn leased_bytes(&self) -> Result<u64, StoreError> {
         match self {
-            Backend::Local(s) => s.leased_bytes(),
+            Backend::Local(s) => Ok(s.leased_bytes()),
+            Backend::Cluster(c) => Ok(c.leased_bytes().await?),
         }
     }
 
     pub fn recent_evictions(&self) -> Vec<(u64, EvictReport)> {
         match self {
             Backend::Local(s) => s.recent_evictions(),
+            // The leader evicts; its log has them (`larder cluster status`
+            // shows usage).
+            Backend::Cluster(_) => Vec::new(),
         }
     }
 
     pub async fn namespace_names(&self) -> Result<Vec<String>, StoreError> {
         match self {
             Backend::Local(s) => s.namespace_names(),
+            Backend::Cluster(c) => Ok(c.namespace_names().await?),
         }
     }
 
     pub async fn namespaces(&self) -> Result<Vec<NamespaceInfo>, StoreError> {
         match self {
             Backend::Local(s) => s.namespaces(),
+            Backend::Cluster(c) => Ok(c.namespaces().await?),
         }
     }
 
@@ -75,24 +86,30 @@ impl Backend {
     ) -> Result<EntryPage, StoreError> {
         match self {
             Backend::Local(s) => s.list_entries(namespace, protocol, prefix, order, limit, cursor),
+            Backend::Cluster(c) => Ok(c
+                .list_entries(namespace, protocol, prefix, order, limit, cursor)
+                .await?),
         }
     }
 
     pub async fn purge_namespace(&self, namespace: &str) -> Result<u64, StoreError> {
         match self {
             Backend::Local(s) => s.purge_namespace(namespace).await,
+            Backend::Cluster(c) => Ok(c.purge_namespace(namespace).await?),
         }
     }
 
     pub async fn gc(&self) -> Result<GcReport, StoreError> {
         match self {
             Backend::Local(s) => s.gc().await,
+            Backend::Cluster(c) => Ok(c.gc().await?),
         }
     }
 
     pub async fn evict_to(&self, target: u64) -> Result<EvictReport, StoreError> {
         match self {
             Backend::Local(s) => s.evict_to(target).await,
+            Backend::Cluster(c) => Ok(c.evict_to(target).await?),
         }
     }
 
@@ -103,30 +120,35 @@ impl Backend {
     ) -> Result<(), StoreError> {
         match self {
             Backend::Local(s) => s.record_token(jti, meta).await,
+            Backend::Cluster(c) => Ok(c.record_token(jti, meta).await?),
         }
     }
 
     pub async fn tokens(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         match self {
             Backend::Local(s) => s.tokens(),
+            Backend::Cluster(c) => Ok(c.tokens().await?),
         }
     }
 
     pub async fn token_meta(&self, jti: &str) -> Result<Option<serde_json::Value>, StoreError> {
         match self {
             Backend::Local(s) => s.token_meta(jti),
+            Backend::Cluster(c) => Ok(c.token_meta(jti).await?),
         }
     }
 
     pub async fn token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         match self {
             Backend::Local(s) => s.token_revoked(jti),
+            Backend::Cluster(c) => Ok(c.token_revoked(jti)?),
         }
     }
 
     pub async fn revoke_token(&self, jti: &str, until: u64) -> Result<(), StoreError> {
         match self {
             Backend::Local(s) => s.revoke_token(jti, until).await,
+            Backend::Cluster(c) => Ok(c.revoke_token(jti, until).await?),
         }
     }
 
@@ -142,6 +164,7 @@ impl Backend {
                 });
                 Ok((blob, index.pin_count(id)?))
             }
+            Backend::Cluster(c) => Ok(c.pinned_blob(id).await?),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! answers at once.
 
 mod admin;
+mod errors;
 mod writes;
 
 use std::sync::Arc;
@@ -17,10 +18,12 @@ use bytes::Bytes;
 
 use crate::cache::{BlobInfo, EntryKey, EntryRecord, Protocol, Store, StoreError};
 use crate::cas::{BlobStream, ContentId, Digest};
+use crate::cluster::store::ClusterStore;
 
 #[derive(Clone)]
 pub enum Backend {
     Local(Arc<Store>),
+    Cluster(Arc<ClusterStore>),
 }
 
 impl Backend {
@@ -29,18 +32,21 @@ impl Backend {
     pub fn local(&self) -> Option<&Arc<Store>> {
         match self {
             Backend::Local(s) => Some(s),
+            Backend::Cluster(_) => None,
         }
     }
 
     pub async fn entry(&self, key: &EntryKey) -> Result<Option<EntryRecord>, StoreError> {
         match self {
             Backend::Local(s) => s.entry(key),
+            Backend::Cluster(c) => Ok(c.entry(key).await?),
         }
     }
 
     pub async fn entry_by_id(&self, id: u64) -> Result<Option<EntryRecord>, StoreError> {
         match self {
             Backend::Local(s) => s.entry_by_id(id),
+            Backend::Cluster(c) => Ok(c.entry_by_id(id).await?),
         }
     }
 
@@ -52,6 +58,7 @@ impl Backend {
     ) -> Result<Vec<EntryRecord>, StoreError> {
         match self {
             Backend::Local(s) => s.entries_with_prefix(protocol, namespace, prefix),
+            Backend::Cluster(c) => Ok(c.entries_with_prefix(protocol, namespace, prefix).await?),
         }
     }
 
@@ -64,6 +71,9 @@ impl Backend {
     ) -> Result<Vec<EntryRecord>, StoreError> {
         match self {
             Backend::Local(s) => s.entries_with_prefix_limit(protocol, namespace, prefix, limit),
+            Backend::Cluster(c) => Ok(c
+                .entries_with_prefix_limit(protocol, namespace, prefix, limit)
+                .await?),
         }
     }
 
@@ -73,6 +83,7 @@ impl Backend {
     ) -> Result<Vec<(String, String)>, StoreError> {
         match self {
             Backend::Local(s) => s.entry_names(protocol),
+            Backend::Cluster(c) => Ok(c.entry_names(protocol).await?),
         }
     }
 
@@ -81,18 +92,21 @@ impl Backend {
     pub fn touch_entry(&self, entry: &EntryRecord) {
         match self {
             Backend::Local(s) => s.touch_entry(entry),
+            Backend::Cluster(c) => c.touch_entry(entry),
         }
     }
 
     pub fn touch_blob(&self, blob: &BlobInfo) {
         match self {
             Backend::Local(s) => s.touch_blob(blob),
+            Backend::Cluster(c) => c.touch_blob(blob),
         }
     }
 
     pub async fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, StoreError> {
         match self {
             Backend::Local(s) => s.name(scope, name),
+            Backend::Cluster(c) => Ok(c.name(scope, name).await?),
         }
     }
 
@@ -104,12 +118,14 @@ impl Backend {
     ) -> Result<Vec<String>, StoreError> {
         match self {
             Backend::Local(s) => s.names(scope, after, limit),
+            Backend::Cluster(c) => Ok(c.names(scope, after, limit).await?),
         }
     }
 
     pub async fn blob(&self, digest: &Digest) -> Result<Option<BlobInfo>, StoreError> {
         match self {
             Backend::Local(s) => s.blob(digest),
+            Backend::Cluster(c) => Ok(c.blob(digest).await?),
         }
     }
 
@@ -121,6 +137,7 @@ impl Backend {
     ) -> Result<Option<BlobInfo>, StoreError> {
         match self {
             Backend::Local(s) => s.blob_in(scope, digest),
+            Backend::Cluster(c) => Ok(c.blob_in(scope, digest).await?),
         }
     }
 
@@ -129,6 +146,8 @@ impl Backend {
     pub fn serves_from_memory(&self, size: u64) -> bool {
         match self {
             Backend::Local(s) => s.serves_from_memory(size),
+            // The object store streams; nothing is kept in memory.
+            Backend::Cluster(_) => false,
         }
     }
 
@@ -136,12 +155,14 @@ impl Backend {
     pub fn in_memory(&self, id: &ContentId, len: u64) -> Option<Bytes> {
         match self {
             Backend::Local(s) => s.in_memory(id, len),
+            Backend::Cluster(_) => None,
         }
     }
 
     pub async fn read_content(&self, id: &ContentId, len: u64) -> Result<Bytes, StoreError> {
         match self {
             Backend::Local(s) => s.read_content(id, len).await,
+            Backend::Cluster(c) => Ok(c.read_content(id, len).await?),
         }
     }
 
@@ -153,6 +174,7 @@ impl Backend {
     ) -> Result<BlobStream, StoreError> {
         match self {
             Backend::Local(s) => s.read_blob(blob, offset, len).await,
+            Backend::Cluster(c) => Ok(c.read_blob(blob, offset, len).await?),
         }
     }
 
@@ -161,6 +183,7 @@ impl Backend {
     pub async fn check_ready(&self) -> Result<(), String> {
         match self {
             Backend::Local(s) => s.check_ready().await,
+            Backend::Cluster(c) => c.check_ready().await,
         }
     }
 }

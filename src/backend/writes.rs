@@ -14,6 +14,7 @@ impl Backend {
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, StoreError> {
         match self {
             Backend::Local(s) => s.put_entry(new).await,
+            Backend::Cluster(c) => Ok(c.put_entry(new).await?),
         }
     }
 
@@ -28,6 +29,7 @@ impl Backend {
     ) -> Result<(BlobInfo, EntryRecord), StoreError> {
         match self {
             Backend::Local(s) => s.put_entry_with_content(content, w, entry, name).await,
+            Backend::Cluster(c) => Ok(c.put_entry_with_content(content, w, entry, name).await?),
         }
     }
 
@@ -43,6 +45,7 @@ impl Backend {
     {
         match self {
             Backend::Local(s) => s.put_entry_with_streamed_content(body, w, entry).await,
+            Backend::Cluster(c) => Ok(c.put_entry_with_streamed_content(body, w, entry).await?),
         }
     }
 
@@ -53,24 +56,28 @@ impl Backend {
     {
         match self {
             Backend::Local(s) => s.put_blob(body, w).await,
+            Backend::Cluster(c) => Ok(c.put_blob(body, w).await?),
         }
     }
 
     pub async fn link_blob(&self, scope: &str, blob: &BlobInfo) -> Result<(), StoreError> {
         match self {
             Backend::Local(s) => s.link_blob(scope, blob).await,
+            Backend::Cluster(c) => Ok(c.link_blob(scope, blob).await?),
         }
     }
 
     pub async fn unlink_blob(&self, scope: &str, blob: &BlobInfo) -> Result<bool, StoreError> {
         match self {
             Backend::Local(s) => s.unlink_blob(scope, blob).await,
+            Backend::Cluster(c) => Ok(c.unlink_blob(scope, blob).await?),
         }
     }
 
     pub async fn remove_name(&self, scope: &str, name: &str) -> Result<bool, StoreError> {
         match self {
             Backend::Local(s) => s.remove_name(scope, name).await,
+            Backend::Cluster(c) => Ok(c.remove_name(scope, name).await?),
         }
     }
 
@@ -78,18 +85,21 @@ impl Backend {
     pub async fn remove_entry(&self, id: u64) -> Result<Vec<EntryRecord>, StoreError> {
         match self {
             Backend::Local(s) => s.remove_entry(id).await,
+            Backend::Cluster(c) => Ok(c.remove_entry(id).await?),
         }
     }
 
     pub async fn create_upload(&self, scope: &str) -> Result<UploadState, StoreError> {
         match self {
             Backend::Local(s) => s.create_upload(scope).await,
+            Backend::Cluster(c) => Ok(c.create_upload(scope).await?),
         }
     }
 
     pub async fn upload(&self, scope: &str, id: &str) -> Result<UploadState, StoreError> {
         match self {
             Backend::Local(s) => s.upload(scope, id).await,
+            Backend::Cluster(c) => Ok(c.upload(scope, id).await?),
         }
     }
 
@@ -107,6 +117,7 @@ impl Backend {
     {
         match self {
             Backend::Local(s) => s.append_upload(scope, id, start, body, limit).await,
+            Backend::Cluster(c) => Ok(c.append_upload(scope, id, start, body, limit).await?),
         }
     }
 
@@ -127,12 +138,16 @@ impl Backend {
             Backend::Local(s) => {
                 (s.finish_upload(scope, id, body, expected, limit, size_hint)).await
             }
+            Backend::Cluster(c) => {
+                Ok((c.finish_upload(scope, id, body, expected, limit, size_hint)).await?)
+            }
         }
     }
 
     pub async fn cancel_upload(&self, scope: &str, id: &str) -> Result<(), StoreError> {
         match self {
             Backend::Local(s) => s.cancel_upload(scope, id).await,
+            Backend::Cluster(c) => Ok(c.cancel_upload(scope, id).await?),
         }
     }
 
@@ -153,6 +168,7 @@ impl Backend {
     {
         match self {
             Backend::Local(s) => s.stage_chunk(scope, id, offset, len, body, limit).await,
+            Backend::Cluster(c) => Ok(c.stage_chunk(scope, id, offset, len, body, limit).await?),
         }
     }
 
@@ -165,12 +181,14 @@ impl Backend {
     ) -> Result<(), StoreError> {
         match self {
             Backend::Local(s) => s.assemble_chunks(scope, id, size, limit).await,
+            Backend::Cluster(c) => Ok(c.assemble_chunks(scope, id, size, limit).await?),
         }
     }
 
     pub async fn named_upload_len(&self, scope: &str, name: &str) -> Result<u64, StoreError> {
         match self {
             Backend::Local(s) => s.named_upload_len(scope, name).await,
+            Backend::Cluster(c) => Ok(c.named_upload_len(scope, name).await?),
         }
     }
 
@@ -188,6 +206,7 @@ impl Backend {
     {
         match self {
             Backend::Local(s) => s.write_named_upload(scope, name, offset, body, w).await,
+            Backend::Cluster(c) => Ok(c.write_named_upload(scope, name, offset, body, w).await?),
         }
     }
 
@@ -200,24 +219,28 @@ impl Backend {
     ) -> Result<Option<UploadState>, StoreError> {
         match self {
             Backend::Local(s) => s.reserve_upload(scope, size).await,
+            Backend::Cluster(c) => Ok(c.reserve_upload(scope, size).await?),
         }
     }
 
     pub async fn reserved_size(&self, id: &str) -> Result<Option<u64>, StoreError> {
         match self {
             Backend::Local(s) => s.reserved_size(id),
+            Backend::Cluster(c) => Ok(c.reserved_size(id).await?),
         }
     }
 
     pub async fn reserved_upload(&self, scope: &str) -> Result<Option<String>, StoreError> {
         match self {
             Backend::Local(s) => s.reserved_upload(scope),
+            Backend::Cluster(c) => Ok(c.reserved_upload(scope).await?),
         }
     }
 
     pub async fn upload_owner(&self, id: &str) -> Result<Option<String>, StoreError> {
         match self {
             Backend::Local(s) => s.upload_owner(id),
+            Backend::Cluster(c) => Ok(c.upload_owner(id).await?),
         }
     }
 
@@ -235,6 +258,7 @@ impl Backend {
     {
         match self {
             Backend::Local(s) => s.replace_upload(scope, id, len, body, limit).await,
+            Backend::Cluster(c) => Ok(c.replace_upload(scope, id, len, body, limit).await?),
         }
     }
 
@@ -246,6 +270,7 @@ impl Backend {
     ) -> Result<BlobInfo, StoreError> {
         match self {
             Backend::Local(s) => s.seal_upload(scope, id, size).await,
+            Backend::Cluster(c) => Ok(c.seal_upload(scope, id, size).await?),
         }
     }
 
@@ -265,6 +290,7 @@ impl Backend {
     {
         match self {
             Backend::Local(s) => s.stage_part(scope, id, name, len, body, limit).await,
+            Backend::Cluster(c) => Ok(c.stage_part(scope, id, name, len, body, limit).await?),
         }
     }
 
@@ -277,6 +303,7 @@ impl Backend {
     ) -> Result<UploadState, StoreError> {
         match self {
             Backend::Local(s) => s.assemble_parts(scope, id, order, limit).await,
+            Backend::Cluster(c) => Ok(c.assemble_parts(scope, id, order, limit).await?),
         }
     }
 }

@@ -75,6 +75,11 @@ pub enum StoreError {
     /// the object store, after retries): a 503, worth retrying.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A recorded blob whose bytes are gone (cluster mode: deleted from the
+    /// object store behind Larder's back). Its entries are dropped; the
+    /// request is answered as a miss.
+    #[error("blob {0} is no longer stored")]
+    Gone(crate::cas::ContentId),
 }
 
 impl From<crate::index::PutEntryError> for StoreError {

@@ -38,6 +38,9 @@ pub struct ClusterStore {
     pub objects: Objects,
     pub tier: Tier,
     pub touches: Touches,
+    /// The cluster's budget (`storage.max_size`), which the leader evicts
+    /// down to and the admin API reports.
+    pub max_size: u64,
     pub hard_limit: u64,
     pub max_blob_size: u64,
     /// How long reading an entry, or pushing or reading a blob, leases it.

@@ -5,6 +5,8 @@
 //! fails under CI=true when its server is missing.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -355,6 +357,7 @@ pub async fn cluster_stores(
                 tier: Tier::open(dir.path(), tier_size, objects.clone()).unwrap(),
                 objects,
                 touches: Touches::default(),
+                max_size: hard_limit,
                 hard_limit,
                 max_blob_size: 64 << 20,
                 lease: std::time::Duration::from_secs(900),

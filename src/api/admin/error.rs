@@ -52,6 +52,9 @@ impl From<StoreError> for AdminError {
                 STORAGE_FULL,
             );
         }
+        if let StoreError::Gone(_) = e {
+            return Self::not_found(e.to_string());
+        }
         if let StoreError::Unavailable(_) = e {
             return Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,

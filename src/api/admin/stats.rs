@@ -12,11 +12,11 @@ use crate::cache::Protocol;
 
 pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AdminError> {
     let store = &state.store;
-    let s = store.stats();
-    let entries: serde_json::Map<String, Value> = Protocol::ALL
-        .iter()
-        .map(|p| (p.name().to_owned(), json!(store.entry_count(*p))))
-        .collect();
+    let s = store.stats().await?;
+    let mut entries = serde_json::Map::new();
+    for p in Protocol::ALL {
+        entries.insert(p.name().to_owned(), json!(store.entry_count(p).await?));
+    }
     let traffic: serde_json::Map<String, Value> = state
         .metrics
         .by_protocol()
@@ -29,10 +29,10 @@ pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.metrics.uptime().as_secs(),
-        "used_bytes": store.usage(),
+        "used_bytes": store.usage().await?,
         "max_bytes": store.max_size(),
         "hard_limit_bytes": store.hard_limit(),
-        "leased_bytes": store.leased_bytes(),
+        "leased_bytes": store.leased_bytes().await?,
         "blobs": s.blobs,
         "entries": entries,
         "namespaces": store.namespace_names().await?.len(),

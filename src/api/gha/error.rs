@@ -118,6 +118,9 @@ impl From<StoreError> for GhaError {
         if e.is_disk_full() {
             return GhaError::new(Kind::Full, STORAGE_FULL).azure("InsufficientStorage");
         }
+        if let StoreError::Gone(_) = e {
+            return GhaError::new(Kind::NotFound, e.to_string()).azure("BlobNotFound");
+        }
         if let StoreError::Unavailable(_) = e {
             return GhaError::new(Kind::Unavailable, format!("{e}; retry later"));
         }

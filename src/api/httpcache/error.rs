@@ -158,6 +158,7 @@ impl HttpCacheError {
                 "storage_full",
                 format!("{full}; retry later"),
             ),
+            StoreError::Gone(_) => Self::not_found(dialect),
             unavailable @ StoreError::Unavailable(_) => Self::new(
                 dialect,
                 StatusCode::SERVICE_UNAVAILABLE,

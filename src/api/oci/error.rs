@@ -114,6 +114,9 @@ impl From<StoreError> for OciError {
         if e.is_disk_full() {
             return OciError::new(StatusCode::INSUFFICIENT_STORAGE, "DENIED", STORAGE_FULL);
         }
+        if let StoreError::Gone(id) = e {
+            return OciError::blob_unknown(&id.to_string());
+        }
         if let StoreError::Unavailable(_) = e {
             // distribution's code for a 503.
             return OciError::new(

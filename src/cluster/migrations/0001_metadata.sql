@@ -134,6 +134,12 @@ CREATE TABLE upload_blocks (
     PRIMARY KEY (upload, name)
 );
 
+-- What every replica must share, as the token signing key (`secrets.rs`).
+CREATE TABLE secrets (
+    name   text PRIMARY KEY,
+    value  bytea NOT NULL
+);
+
 CREATE TABLE tokens (
     jti   text PRIMARY KEY,
     meta  bytea NOT NULL

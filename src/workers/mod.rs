@@ -12,6 +12,8 @@ use crate::cache::{GcReport, Store};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
+mod cluster;
+
 /// How often batched recency updates are written to the index. A hot blob or
 /// entry is written once per interval however often it is read, and every
 /// index write is replayed at the next start (sled snapshots only when it
@@ -111,8 +113,12 @@ impl WorkerBoard {
 pub struct Workers {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
-    /// Where the history is saved once more at a clean stop.
-    history: (Arc<Store>, Arc<Metrics>, std::path::PathBuf),
+    /// Where the history is saved once more at a clean stop (and the
+    /// embedded store it reads, when it is the one in use).
+    history: (Option<Arc<Store>>, Arc<Metrics>, std::path::PathBuf),
+    /// A replica's store, whose uses and leases in memory are written at a
+    /// clean stop.
+    cluster: Option<Arc<crate::cluster::store::ClusterStore>>,
 }
 
 impl Workers {
@@ -174,33 +180,13 @@ impl Workers {
             },
         ));
 
-        // The dashboard's time series: restored from the last run, then
-        // sampled and saved each minute.
         let history_path = crate::history::History::path(&config.storage.data_dir);
-        metrics.history.restore(&history_path);
-        let (s, m, path) = (store.clone(), metrics.clone(), history_path.clone());
-        handles.push(run(
-            "history",
-            Wake::Every(HISTORY_SAMPLE_EVERY),
-            stopped.clone(),
-            board.clone(),
-            move || {
-                let (s, m, path) = (s.clone(), m.clone(), path.clone());
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        let now = crate::history::now_secs();
-                        let reading = crate::history::Reading::take(&m, Some(&s));
-                        m.history.sample(reading, now);
-                        let per_ns = crate::history::namespaces::take(&m, Some(&s));
-                        m.history.sample_namespaces(per_ns, now);
-                        m.history
-                            .save(&path)
-                            .map_err(|e| format!("saving {}: {e}", path.display()))
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                }
-            },
+        handles.push(history_worker(
+            Some(store.clone()),
+            &history_path,
+            &metrics,
+            &board,
+            &stopped,
         ));
 
         let interval = config.storage.index_snapshot_interval.0;
@@ -210,7 +196,7 @@ impl Workers {
             Instant::now(),
         )));
         let s = store.clone();
-        let history = (store.clone(), metrics.clone(), history_path);
+        let history = (Some(store.clone()), metrics.clone(), history_path);
         handles.push(run(
             "index-snapshot",
             Wake::Every(SNAPSHOT_CHECK_EVERY.min(interval)),
@@ -283,6 +269,7 @@ impl Workers {
             stop,
             handles,
             history,
+            cluster: None,
         }
     }
 
@@ -291,17 +278,58 @@ impl Workers {
         for h in self.handles {
             let _ = h.await;
         }
+        if let Some(store) = &self.cluster {
+            if let Err(e) = store.flush_touches().await {
+                tracing::warn!(error = %e, "writing the last uses and leases failed");
+            }
+        }
         // What happened since the last sample is kept too.
         let (store, metrics, path) = &self.history;
         let now = crate::history::now_secs();
-        let reading = crate::history::Reading::take(metrics, Some(store));
+        let reading = crate::history::Reading::take(metrics, store.as_deref());
         metrics.history.sample(reading, now);
-        let per_ns = crate::history::namespaces::take(metrics, Some(store));
+        let per_ns = crate::history::namespaces::take(metrics, store.as_deref());
         metrics.history.sample_namespaces(per_ns, now);
         if let Err(e) = metrics.history.save(path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot save the history");
         }
     }
+}
+
+/// The dashboard's time series: restored from the last run, then sampled
+/// and saved each minute.
+fn history_worker(
+    store: Option<Arc<Store>>,
+    path: &std::path::Path,
+    metrics: &Arc<Metrics>,
+    board: &Arc<WorkerBoard>,
+    stopped: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    metrics.history.restore(path);
+    let (m, path) = (metrics.clone(), path.to_owned());
+    run(
+        "history",
+        Wake::Every(HISTORY_SAMPLE_EVERY),
+        stopped.clone(),
+        board.clone(),
+        move || {
+            let (s, m, path) = (store.clone(), m.clone(), path.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let now = crate::history::now_secs();
+                    let reading = crate::history::Reading::take(&m, s.as_deref());
+                    m.history.sample(reading, now);
+                    let per_ns = crate::history::namespaces::take(&m, s.as_deref());
+                    m.history.sample_namespaces(per_ns, now);
+                    m.history
+                        .save(&path)
+                        .map_err(|e| format!("saving {}: {e}", path.display()))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+        },
+    )
 }
 
 /// When a worker runs.

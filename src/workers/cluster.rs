@@ -1,0 +1,117 @@
+//! A cluster replica's workers, on the same board and stop signal as a
+//! single node's: its heartbeat, the flush of the uses and leases it saw,
+//! the refresh of revocations made through other replicas, the leader's
+//! duties (run only while this replica leads) and the dashboard's history.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{history_worker, run, Wake, WorkerBoard, Workers};
+use crate::cluster::replica::{Replica, FLUSH_INTERVAL};
+use crate::cluster::replicas;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// How soon revocations made through another replica take effect here.
+const REVOCATIONS_EVERY: Duration = Duration::from_secs(1);
+
+impl Workers {
+    pub fn start_cluster(
+        replica: Replica,
+        config: &Config,
+        board: Arc<WorkerBoard>,
+        metrics: Arc<Metrics>,
+    ) -> Workers {
+        let (stop, stopped) = watch::channel(false);
+        let Replica {
+            store,
+            leadership,
+            duties,
+            me,
+            ..
+        } = replica;
+        let mut handles = Vec::new();
+
+        let pool = store.pool.clone();
+        handles.push(run(
+            "heartbeat",
+            Wake::Every(config.cluster.heartbeat_interval.0),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let (pool, me) = (pool.clone(), me.clone());
+                async move {
+                    let client = pool.get().await.map_err(|e| e.to_string())?;
+                    (replicas::beat(&**client, &me).await).map_err(|e| e.to_string())
+                }
+            },
+        ));
+
+        let s = store.clone();
+        handles.push(run(
+            "touch-flusher",
+            Wake::Every(FLUSH_INTERVAL),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let s = s.clone();
+                async move { s.flush_touches().await.map_err(|e| e.to_string()) }
+            },
+        ));
+
+        let s = store.clone();
+        handles.push(run(
+            "revocations",
+            Wake::Every(REVOCATIONS_EVERY),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let s = s.clone();
+                async move {
+                    (s.refresh_revocations().await)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ));
+
+        // Every replica runs the worker; only the leader does the work, and
+        // checks again before each round, so a replica that lost its
+        // session stops at the next one.
+        let leadership = Arc::new(leadership);
+        handles.push(run(
+            "leader-duties",
+            Wake::Every(duties.interval),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let (duties, leadership) = (duties.clone(), leadership.clone());
+                async move {
+                    if !leadership.is_leader() {
+                        return Ok(());
+                    }
+                    let round = duties.round().await.map_err(|e| e.to_string())?;
+                    tracing::debug!(?round, "leader duties done");
+                    Ok(())
+                }
+            },
+        ));
+
+        let history_path = crate::history::History::path(&config.storage.data_dir);
+        handles.push(history_worker(
+            None,
+            &history_path,
+            &metrics,
+            &board,
+            &stopped,
+        ));
+        Workers {
+            stop,
+            handles,
+            history: (None, metrics, history_path),
+            cluster: Some(store),
+        }
+    }
+}

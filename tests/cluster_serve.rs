@@ -1,0 +1,197 @@
+//! Three `larder serve` replicas on one PostgreSQL and one bucket, through
+//! their HTTP APIs: whatever one replica was sent, the others serve.
+
+mod cluster_support;
+mod common;
+mod gha_support;
+mod oci_support;
+
+use std::time::Duration;
+
+use cluster_support::serve::{await_status, Fleet};
+use oci_support::*;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use reqwest::{Client, StatusCode};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_through_a_pull_through_b_head_through_c() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let [a, b, c] = <[_; 3]>::try_from(fleet.replicas(3)).ok().unwrap();
+    let (a, b, c) = (a.url(""), b.url(""), c.url(""));
+    let http = Client::new();
+
+    let config = fixed_bytes(1, 300);
+    let layer = fixed_bytes(2, 3 << 20);
+    push_blob(&http, &a, "team/app", &config).await;
+    let layer_digest = push_blob(&http, &a, "team/app", &layer).await;
+    let manifest = image_manifest(
+        &descriptor("application/vnd.oci.image.config.v1+json", &config),
+        &[descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
+    );
+    let digest = put_manifest(&http, &a, "team/app", "v1", MANIFEST, &manifest).await;
+
+    let (got, _, got_digest) = get_manifest(&http, &b, "team/app", "v1").await;
+    assert_eq!((got, got_digest), (manifest.clone(), digest.clone()));
+    assert!(get_blob(&http, &b, "team/app", &layer_digest).await == layer);
+
+    for path in [
+        format!("/v2/team/app/blobs/{layer_digest}"),
+        format!("/v2/team/app/manifests/{digest}"),
+        "/v2/team/app/manifests/v1".to_owned(),
+    ] {
+        let res = http.head(format!("{c}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "HEAD {path} through C");
+    }
+    let res = http
+        .head(format!("{c}/v2/team/app/blobs/{layer_digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&res, "content-length").as_deref(),
+        Some(layer.len().to_string().as_str())
+    );
+    // Another repository cannot read the layer without a mount.
+    let res = (http
+        .head(format!("{c}/v2/other/app/blobs/{layer_digest}"))
+        .send()
+        .await)
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// `PATCH` of the next `chunk` of a session, at `offset`, through `base`.
+async fn patch_chunk(http: &Client, base: &str, session: &str, offset: usize, chunk: &[u8]) {
+    let res = http
+        .patch(format!("{base}{session}"))
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(
+            CONTENT_RANGE,
+            format!("{offset}-{}", offset + chunk.len() - 1),
+        )
+        .header(CONTENT_LENGTH, chunk.len())
+        .body(chunk.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED, "PATCH at {offset}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_started_on_one_replica_continue_and_finish_on_others() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let [a, b, c] = <[_; 3]>::try_from(fleet.replicas(3)).ok().unwrap();
+    let (a, b, c) = (a.url(""), b.url(""), c.url(""));
+    let http = Client::new();
+
+    // OCI chunked: POST on A, a chunk on B, a chunk on C, PUT on A.
+    let blob = fixed_bytes(3, 5 << 20);
+    let (first, second) = blob.split_at(2 << 20);
+    let session = path_and_query(&start_upload(&http, &a, "team/chunked").await);
+    patch_chunk(&http, &b, &session, 0, first).await;
+    patch_chunk(&http, &c, &session, first.len(), second).await;
+    let digest = sha256_digest(&blob);
+    let res = http
+        .put(with_query(
+            &format!("{a}{session}"),
+            &format!("digest={digest}"),
+        ))
+        .header(CONTENT_LENGTH, "0")
+        .send()
+        .await
+        .unwrap();
+    let res = expect_status(res, StatusCode::CREATED).await;
+    assert_eq!(header(&res, "docker-content-digest"), Some(digest.clone()));
+    assert!(get_blob(&http, &b, "team/chunked", &digest).await == blob);
+
+    // GHA v1 chunks: reserve on A, chunks on B and C (last first, as
+    // BuildKit sends them), commit on A, restore through C.
+    let v1 = |base: &str| gha_support::V1 {
+        http: Client::new(),
+        base: format!("{base}/_apis/artifactcache/"),
+        token: None,
+    };
+    let archive = fixed_bytes(4, 3 << 20);
+    let id = v1(&a).reserve_id("deps-linux", "v1").await;
+    let (head, tail) = archive.split_at(1 << 20);
+    let res = v1(&c).patch(id, head.len(), tail).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = v1(&b).patch(id, 0, head).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = v1(&a).commit(id, archive.len()).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert!(v1(&c).restore("deps-linux", "v1").await == archive);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_cache_entries_written_on_one_replica_are_hits_on_another() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let [a, b] = <[_; 2]>::try_from(fleet.replicas(2)).ok().unwrap();
+    let http = Client::new();
+    let value = fixed_bytes(5, 4096);
+    let key = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&value));
+    let res = (http
+        .put(a.url(&format!("/cache/team/cas/{key}")))
+        .body(value.clone()))
+    .send()
+    .await
+    .unwrap();
+    assert!(res.status().is_success(), "PUT: {}", res.status());
+    let res = http
+        .get(b.url(&format!("/cache/team/cas/{key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.bytes().await.unwrap() == value);
+    let res = http
+        .get(b.url("/cache/team/cas/00ff"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "a miss stays a miss");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_unready_while_the_database_is_away_and_recovers_without_a_restart() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let a = fleet.replica("r0", &[]);
+    let http = Client::new();
+    await_status(&a.url("/readyz"), 200, Duration::from_secs(10)).await;
+
+    fleet.db.stop();
+    await_status(&a.url("/readyz"), 503, Duration::from_secs(15)).await;
+    let value = fixed_bytes(6, 1000);
+    let key = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&value));
+    let res = (http
+        .put(a.url(&format!("/cache/team/cas/{key}")))
+        .body(value.clone()))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a write while it is away"
+    );
+
+    fleet.db.start_again();
+    await_status(&a.url("/readyz"), 200, Duration::from_secs(30)).await;
+    let res = (http
+        .put(a.url(&format!("/cache/team/cas/{key}")))
+        .body(value.clone()))
+    .send()
+    .await
+    .unwrap();
+    assert!(res.status().is_success(), "a write after: {}", res.status());
+}
