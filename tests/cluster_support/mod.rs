@@ -276,6 +276,29 @@ impl S3Server {
         }
     }
 
+    /// The objects under `prefix` in `bucket` and their sizes, listed with
+    /// a client of the test's own.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let cfg = self.config(bucket);
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&cfg.endpoint)
+            .with_bucket_name(bucket)
+            .with_region(&cfg.region)
+            .with_access_key_id(cfg.access_key_id.unwrap())
+            .with_secret_access_key(cfg.secret_access_key.unwrap())
+            .with_allow_http(true)
+            .build()
+            .unwrap();
+        let prefix = object_store::path::Path::from(prefix);
+        let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
+        metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.size))
+            .collect()
+    }
+
     pub fn config(&self, bucket: &str) -> S3Config {
         S3Config {
             endpoint: self.endpoint(),
