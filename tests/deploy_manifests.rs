@@ -96,19 +96,6 @@ async fn compose_wires_larder_and_a_buildkitd_that_trusts_it_over_http() {
     );
 }
 
-/// "60Gi" (Kubernetes quantity) in bytes.
-fn quantity(q: &str) -> u64 {
-    let (n, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
-    let n: u64 = n.parse().unwrap();
-    n << match unit {
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        "Ti" => 40,
-        other => panic!("unit {other:?}"),
-    }
-}
-
 #[test]
 fn kubernetes_mounts_what_the_config_names_and_outlasts_the_drain() {
     let kustomization = yaml("deploy/kubernetes/kustomization.yaml");
@@ -406,19 +393,6 @@ fn kustomize_renders_with_kubectl() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("kind: ServiceMonitor"));
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The unit's ExecStart, with the config path mapped to the repo's example.

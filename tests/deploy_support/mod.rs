@@ -70,6 +70,34 @@ pub fn duration(s: &str) -> Duration {
     humantime::parse_duration(s.trim()).unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
 
+/// "60Gi" (Kubernetes quantity) in bytes.
+pub fn quantity(q: &str) -> u64 {
+    let (n, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+    let n: u64 = n.parse().unwrap();
+    n << match unit {
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        "Ti" => 40,
+        other => panic!("unit {other:?}"),
+    }
+}
+
+/// A copy of the directory `from` (a kustomization to render with local
+/// secret files beside it) at `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// One Dockerfile instruction: keyword (upper case) and its arguments, with
 /// line continuations joined and comment lines dropped.
 #[derive(Debug, Clone)]
