@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use cluster_support::{count, until};
 use larder::cas::ContentId;
 use larder::cluster::duties::Duties;
 use larder::cluster::leader::Leadership;
@@ -21,26 +22,6 @@ use larder::index::Protocol;
 use cluster_support::{Postgres, S3Server};
 
 const KIB: u64 = 1024;
-
-/// Polls the database (the state another process changes) until `done`.
-async fn until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let wait = async {
-        while !done().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), wait)
-        .await
-        .unwrap_or_else(|_| panic!("never: {what}"));
-}
-
-async fn count(c: &tokio_postgres::Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap().get(0)
-}
 
 fn duties(
     cfg: &larder::config::PostgresConfig,
@@ -93,6 +74,18 @@ async fn a_namespace_over_its_quota_loses_only_its_own_oldest_entries() {
     assert_eq!(objects.list_blobs().await.unwrap().len(), 9);
 }
 
+/// The leader's rounds as a replica's workers run them: each `interval`,
+/// while `leading` says this replica leads.
+async fn lead(duties: Duties, leading: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(duties.interval);
+    loop {
+        tick.tick().await;
+        if *leading.borrow() {
+            let _ = duties.round().await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_mid_eviction_is_replaced_and_nothing_dangles() {
     let Some(db) = Postgres::start() else { return };
@@ -121,9 +114,9 @@ async fn a_leader_killed_mid_eviction_is_replaced_and_nothing_dangles() {
     tokio::time::timeout(Duration::from_secs(20), a.changed_to(true))
         .await
         .expect("a leads");
-    let a_duties = tokio::spawn(duties("a").run(a.watch()));
+    let a_duties = tokio::spawn(lead(duties("a"), a.watch()));
     let b = Leadership::start(settings("b"), retry);
-    let b_duties = tokio::spawn(duties("b").run(b.watch()));
+    let b_duties = tokio::spawn(lead(duties("b"), b.watch()));
     until("a marked a blob deleting", || async {
         count(
             &observer,

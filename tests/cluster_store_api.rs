@@ -562,17 +562,49 @@ async fn touches_reach_the_database_with_the_next_flush() {
         .await
         .unwrap();
     sql.execute("DELETE FROM leases", &[]).await.unwrap();
+    // As if the pushed blob had been pinned and its write lease ended.
+    sql.execute("UPDATE blobs SET lease_until = 0", &[])
+        .await
+        .unwrap();
 
     b.touch_entry(&rec);
     b.touch_blob(&blob);
-    let leased = "SELECT count(*) FROM leases WHERE blob = ANY($1) AND until_ms > $2";
-    let ids = vec![rec.content.0.to_vec(), blob.id.0.to_vec()];
+    // A read of an entry leases its pins; a HEAD or GET of a blob is a
+    // write lease, until an entry pins it.
+    let read_leased = "SELECT count(*) FROM leases WHERE blob = $1 AND until_ms > $2";
+    let write_leased = "SELECT count(*) FROM blobs
+                         WHERE id = $1 AND lease_until > $2 AND touched_at > pinned_at";
     let now = larder::cache::now_ms() as i64;
-    let n: i64 = sql.query_one(leased, &[&ids, &now]).await.unwrap().get(0);
-    assert_eq!(n, 0, "nothing written before the flush");
+    let count = |sql_text: &'static str, id: Vec<u8>| {
+        let sql = &sql;
+        async move {
+            sql.query_one(sql_text, &[&id, &now])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(
+        count(read_leased, rec.content.0.to_vec()).await,
+        0,
+        "nothing before the flush"
+    );
+    assert_eq!(
+        count(write_leased, blob.id.0.to_vec()).await,
+        0,
+        "nothing before the flush"
+    );
     b.flush_touches().await.unwrap();
-    let n: i64 = sql.query_one(leased, &[&ids, &now]).await.unwrap().get(0);
-    assert_eq!(n, 2, "the entry's pin and the checked blob are leased");
+    assert_eq!(
+        count(read_leased, rec.content.0.to_vec()).await,
+        1,
+        "the entry's pin is leased"
+    );
+    assert_eq!(
+        count(write_leased, blob.id.0.to_vec()).await,
+        1,
+        "the checked blob is leased"
+    );
     let used = a.entry_by_id(rec.id).await.unwrap().unwrap().last_used;
     assert!(used >= now as u64, "last used {used}, touched at {now}");
 }

@@ -1,13 +1,12 @@
-//! What the leader does every `interval`: eviction of namespaces over their
-//! quotas; eviction when the recorded blobs pass the high watermark of the
-//! cluster's one budget, down to the low one; then the sweep. Safety never rests on there being one leader: every step
+//! What the leader does: eviction of namespaces over their quotas and, when
+//! the recorded blobs pass the high watermark of the cluster's one budget,
+//! down to the low one (every few seconds); the sweep (every `interval`). Safety never rests on there being one leader: every step
 //! is a transaction that rechecks under row locks, so a deposed leader still
 //! finishing a step, or two leaders for a moment, only repeat work.
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use tokio::sync::watch;
 
 use super::objects::Objects;
 use super::{evict, sweep, touches, ClusterError};
@@ -36,29 +35,21 @@ pub struct Round {
 }
 
 impl Duties {
-    /// Runs a round every `interval` while `leading` is true, until dropped.
-    pub async fn run(self, mut leading: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            if !*leading.borrow_and_update() {
-                if leading.changed().await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            tick.tick().await;
-            if let Err(e) = self.round().await {
-                tracing::warn!(error = %e, "leader duties failed; retrying next round");
-            }
-        }
-    }
-
+    /// Eviction, then the sweep.
     pub async fn round(&self) -> Result<Round, ClusterError> {
-        let mut client = self.pool.get().await?;
-        let now = super::now_ms();
         // Eviction first: a store too slow to list (the sweep's part) must
         // not keep the cluster over its budget.
+        let evicted = self.evict().await?;
+        let swept = self.sweep().await?;
+        Ok(Round { swept, evicted })
+    }
+
+    /// Evicts namespaces over their quotas, then the cluster down to the
+    /// low watermark once it passed the high one; only entries whose last
+    /// use has surely been flushed by every replica.
+    pub async fn evict(&self) -> Result<evict::Evicted, ClusterError> {
+        let mut client = self.pool.get().await?;
+        let now = super::now_ms();
         let settled = touches::settled_before(now, self.flush_interval);
         let mut evicted = evict::Evicted::default();
         for (namespace, quota) in &self.quotas {
@@ -72,14 +63,21 @@ impl Duties {
             let low = (self.max_size as f64 * self.low_watermark) as u64;
             evicted.add(evict::evict_to(&mut client, &self.objects, low, now, settled).await?);
         }
-        let swept = sweep::sweep(
+        Ok(evicted)
+    }
+
+    /// Finishes GCs a dead replica left, expires idle uploads and spent
+    /// leases, and removes objects no record names.
+    pub async fn sweep(&self) -> Result<sweep::Swept, ClusterError> {
+        let mut client = self.pool.get().await?;
+        let now = super::now_ms();
+        sweep::sweep(
             &mut client,
             &self.objects,
             now,
             self.upload_expiry,
             self.orphan_grace,
         )
-        .await?;
-        Ok(Round { swept, evicted })
+        .await
     }
 }

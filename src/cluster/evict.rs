@@ -49,11 +49,14 @@ pub async fn collect_unreferenced(
 ) -> Result<Evicted, ClusterError> {
     let candidates: Vec<(ContentId, i64)> = client
         .query(
-            "SELECT id, size FROM blobs b
-              WHERE state = 'live' AND touched_at < $2
-                AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
-                AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
-                AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.blob = b.id AND l.until_ms > $1)",
+            &format!(
+                "SELECT id, size FROM blobs b
+                  WHERE state = 'live' AND touched_at < $2
+                    AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
+                    AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
+                    AND NOT {}",
+                super::touches::held_by_lease("$1")
+            ),
             &[&now_ms, &settled],
         )
         .await?
@@ -117,6 +120,33 @@ pub async fn namespace_usage(
     Ok(used as u64)
 }
 
+/// Bytes of blobs no entry pins that a lease holds. None for a namespace:
+/// its usage counts only what its entries pin.
+async fn held_unpinned(
+    client: &impl GenericClient,
+    namespace: Option<&str>,
+    now_ms: i64,
+) -> Result<u64, ClusterError> {
+    if namespace.is_some() {
+        return Ok(0);
+    }
+    let held: i64 = client
+        .query_one(
+            &format!(
+                "SELECT coalesce(sum(size), 0)::bigint FROM blobs b
+                  WHERE state = 'live'
+                    AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
+                    AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
+                    AND {}",
+                super::touches::held_by_lease("$1")
+            ),
+            &[&now_ms],
+        )
+        .await?
+        .get(0);
+    Ok(held as u64)
+}
+
 async fn evict(
     client: &mut Client,
     objects: &Objects,
@@ -131,7 +161,9 @@ async fn evict(
             Some(ns) => namespace_usage(&*client, ns).await?,
             None => usage(&*client).await?,
         };
-        if used <= target {
+        // Bytes only leases hold go when the leases end; evicting more
+        // entries for them would empty the cache and free nothing now.
+        if used.saturating_sub(held_unpinned(&*client, namespace, now_ms).await?) <= target {
             break;
         }
         // The least recently used entries whose sizes add up to the excess

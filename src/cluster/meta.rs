@@ -308,9 +308,12 @@ pub async fn mark_for_deletion(
     // lock was granted.
     let held: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM entry_pins WHERE blob = $1)
-                 OR EXISTS (SELECT 1 FROM entries WHERE content = $1)
-                 OR EXISTS (SELECT 1 FROM leases WHERE blob = $1 AND until_ms > $2)",
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM entry_pins WHERE blob = $1)
+                     OR EXISTS (SELECT 1 FROM entries WHERE content = $1)
+                     OR EXISTS (SELECT 1 FROM blobs b WHERE b.id = $1 AND {})",
+                super::touches::held_by_lease("$2")
+            ),
             &[&key, &now_ms],
         )
         .await?

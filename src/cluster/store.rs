@@ -127,6 +127,7 @@ impl ClusterStore {
         }
         let rec = written(&*tx, &new.key).await?;
         tx.commit().await?;
+        self.touches.pinned(&rec.pins, now_ms());
         Ok(rec)
     }
 
@@ -288,9 +289,7 @@ impl ClusterStore {
             self.objects.put_blob_file(&blob.id, file).await.map(drop)
         };
         upload().await?;
-        let rec = self.record(&blob, placement, upload).await?;
-        self.touch_blob(&blob.into());
-        Ok(rec)
+        self.record(&blob, placement, upload).await
     }
 
     /// Records `blob`, whose object is up, with its entry, name and link
@@ -339,6 +338,17 @@ impl ClusterStore {
                 links::link_in(&*tx, &blob.id, scope).await?;
             }
             let mut rec = None;
+            if placement.entry.is_none() {
+                // A pushed blob is leased until an entry pins it, from its
+                // record on: a replica dying before its next flush must not
+                // leave a layer unprotected while its manifest is coming.
+                let until = now + self.lease.as_millis() as i64;
+                tx.execute(
+                    "UPDATE blobs SET lease_until = greatest(lease_until, $2) WHERE id = $1",
+                    &[&&blob.id.0[..], &until],
+                )
+                .await?;
+            }
             if let Some(entry) = placement.entry {
                 if let Err(missing) = meta::put_entry(&*tx, entry, now).await? {
                     return Err(ClusterError::MissingBlobs(missing));
@@ -349,6 +359,9 @@ impl ClusterStore {
                 rec = Some(written(&*tx, &entry.key).await?);
             }
             tx.commit().await?;
+            if let Some(rec) = &rec {
+                self.touches.pinned(&rec.pins, now);
+            }
             return Ok(rec);
         }
         Err(ClusterError::Busy(blob.id))
@@ -387,8 +400,8 @@ impl ClusterStore {
     /// Notes that a blob was just read or checked: a lease, so that the
     /// entry a client writes next can still pin it.
     pub fn touch_blob(&self, blob: &BlobInfo) {
-        self.touches
-            .lease(blob.id, now_ms() + self.lease.as_millis() as i64);
+        let now = now_ms();
+        (self.touches).touch_blob(blob.id, now, now + self.lease.as_millis() as i64);
     }
 
     /// Looks a blob up by any digest clients use; finding it leases it.

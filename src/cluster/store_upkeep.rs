@@ -29,11 +29,16 @@ impl ClusterStore {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                "SELECT coalesce(sum(b.size), 0)::bigint, max(l.until_ms)
-                   FROM blobs b JOIN leases l ON l.blob = b.id
-                  WHERE b.state = 'live' AND l.until_ms > $1
-                    AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
-                    AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)",
+                &format!(
+                    "SELECT coalesce(sum(b.size), 0)::bigint,
+                            max(greatest(l.until_ms,
+                                CASE WHEN b.touched_at > b.pinned_at THEN b.lease_until END))
+                       FROM blobs b LEFT JOIN leases l ON l.blob = b.id AND l.until_ms > $1
+                      WHERE b.state = 'live' AND {}
+                        AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
+                        AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)",
+                    super::touches::held_by_lease("$1")
+                ),
                 &[&now_ms()],
             )
             .await?;

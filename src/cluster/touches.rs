@@ -19,6 +19,33 @@ struct Pending {
     entries: HashMap<i64, i64>,
     /// Blob → the latest time a lease on it runs to.
     leases: HashMap<ContentId, i64>,
+    /// Blob → (last touched, write lease until): HEAD and GET of a blob.
+    blobs: HashMap<ContentId, (i64, i64)>,
+    /// Blob → the latest time an entry pinned it, which ends write leases
+    /// taken before.
+    pinned: HashMap<ContentId, i64>,
+}
+
+impl Pending {
+    /// Folds `other` (a batch that failed to flush) back in.
+    fn merge(&mut self, other: Pending) {
+        for (entry, t) in other.entries {
+            let cur = self.entries.entry(entry).or_insert(t);
+            *cur = (*cur).max(t);
+        }
+        for (blob, t) in other.leases {
+            let cur = self.leases.entry(blob).or_insert(t);
+            *cur = (*cur).max(t);
+        }
+        for (blob, (t, u)) in other.blobs {
+            let cur = self.blobs.entry(blob).or_insert((t, u));
+            *cur = (cur.0.max(t), cur.1.max(u));
+        }
+        for (blob, t) in other.pinned {
+            let cur = self.pinned.entry(blob).or_insert(t);
+            *cur = (*cur).max(t);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -39,6 +66,23 @@ impl Touches {
         *t = (*t).max(until_ms);
     }
 
+    /// A HEAD or GET of `blob` at `now_ms`: a write lease to `until_ms`,
+    /// ended by the next pin.
+    pub fn touch_blob(&self, blob: ContentId, now_ms: i64, until_ms: i64) {
+        let mut p = self.pending.lock();
+        let t = p.blobs.entry(blob).or_insert((now_ms, until_ms));
+        *t = (t.0.max(now_ms), t.1.max(until_ms));
+    }
+
+    /// An entry pinned `blobs` at `now_ms`.
+    pub fn pinned(&self, blobs: &[ContentId], now_ms: i64) {
+        let mut p = self.pending.lock();
+        for blob in blobs {
+            let t = p.pinned.entry(*blob).or_insert(now_ms);
+            *t = (*t).max(now_ms);
+        }
+    }
+
     /// Writes what is pending: `(entries, leases)` written. On failure the
     /// updates go back into the batch for the next flush, so none is lost
     /// while the database is away.
@@ -47,15 +91,7 @@ impl Touches {
         match write(client, &taken).await {
             Ok(()) => Ok((taken.entries.len(), taken.leases.len())),
             Err(e) => {
-                let mut p = self.pending.lock();
-                for (entry, t) in taken.entries {
-                    let cur = p.entries.entry(entry).or_insert(t);
-                    *cur = (*cur).max(t);
-                }
-                for (blob, t) in taken.leases {
-                    let cur = p.leases.entry(blob).or_insert(t);
-                    *cur = (*cur).max(t);
-                }
+                self.pending.lock().merge(taken);
                 Err(e)
             }
         }
@@ -90,7 +126,42 @@ async fn write(client: &impl GenericClient, p: &Pending) -> Result<(), ClusterEr
             )
             .await?;
     }
+    if !p.blobs.is_empty() {
+        let blobs: Vec<&[u8]> = p.blobs.keys().map(|k| &k.0[..]).collect();
+        let (touched, until): (Vec<i64>, Vec<i64>) = p.blobs.values().copied().unzip();
+        client
+            .execute(
+                "UPDATE blobs SET touched_at = greatest(blobs.touched_at, t.touched),
+                                  lease_until = greatest(blobs.lease_until, t.until_ms)
+                   FROM unnest($1::bytea[], $2::bigint[], $3::bigint[]) AS t(blob, touched, until_ms)
+                  WHERE blobs.id = t.blob",
+                &[&blobs, &touched, &until],
+            )
+            .await?;
+    }
+    if !p.pinned.is_empty() {
+        let (blobs, at): (Vec<&[u8]>, Vec<i64>) =
+            p.pinned.iter().map(|(k, v)| (&k.0[..], *v)).unzip();
+        client
+            .execute(
+                "UPDATE blobs SET pinned_at = greatest(blobs.pinned_at, t.at)
+                   FROM unnest($1::bytea[], $2::bigint[]) AS t(blob, at)
+                  WHERE blobs.id = t.blob",
+                &[&blobs, &at],
+            )
+            .await?;
+    }
     Ok(())
+}
+
+/// SQL true when blob row `b` is held by a lease at the time in parameter
+/// `now` (a read lease, or a write lease no pin has ended since): the one
+/// definition GC, eviction and the numbers share.
+pub fn held_by_lease(now: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM leases l WHERE l.blob = b.id AND l.until_ms > {now})
+          OR (b.touched_at > b.pinned_at AND b.lease_until > {now}))"
+    )
 }
 
 /// The time before which every replica's touches are in the database,

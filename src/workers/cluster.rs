@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{history_worker, run, Wake, WorkerBoard, Workers};
+use super::{history_worker, run, Wake, WorkerBoard, Workers, EVICT_CHECK_EVERY};
 use crate::cluster::replica::{Replica, FLUSH_INTERVAL};
 use crate::cluster::replicas;
 use crate::config::Config;
@@ -77,23 +77,39 @@ impl Workers {
             },
         ));
 
-        // Every replica runs the worker; only the leader does the work, and
-        // checks again before each round, so a replica that lost its
-        // session stops at the next one.
-        let leadership = Arc::new(leadership);
+        // Every replica runs these workers; only the leader does the work,
+        // and checks again before each run, so a replica that lost its
+        // session stops at the next one. Eviction runs often (a budget
+        // passed must come back soon); the sweep, which lists the bucket,
+        // every `gc.interval`.
+        let (leadership, duties) = (Arc::new(leadership), Arc::new(duties));
+        let (l, d) = (leadership.clone(), duties.clone());
         handles.push(run(
-            "leader-duties",
+            "leader-evictor",
+            Wake::Every(EVICT_CHECK_EVERY),
+            stopped.clone(),
+            board.clone(),
+            move || {
+                let (l, d) = (l.clone(), d.clone());
+                async move {
+                    if l.is_leader() {
+                        d.evict().await.map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                }
+            },
+        ));
+        handles.push(run(
+            "leader-sweeper",
             Wake::Every(duties.interval),
             stopped.clone(),
             board.clone(),
             move || {
-                let (duties, leadership) = (duties.clone(), leadership.clone());
+                let (l, d) = (leadership.clone(), duties.clone());
                 async move {
-                    if !leadership.is_leader() {
-                        return Ok(());
+                    if l.is_leader() {
+                        d.sweep().await.map_err(|e| e.to_string())?;
                     }
-                    let round = duties.round().await.map_err(|e| e.to_string())?;
-                    tracing::debug!(?round, "leader duties done");
                     Ok(())
                 }
             },

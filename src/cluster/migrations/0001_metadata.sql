@@ -18,7 +18,13 @@ CREATE TABLE blobs (
     size        bigint NOT NULL CHECK (size >= 0),
     state       text NOT NULL DEFAULT 'live' CHECK (state IN ('live', 'deleting')),
     created_at  bigint NOT NULL,
-    touched_at  bigint NOT NULL
+    touched_at  bigint NOT NULL,
+    -- Writing, HEAD or GET of a blob leases it (to `lease_until`) until an
+    -- entry pins it: the lease holds while `touched_at > pinned_at`, as a
+    -- single node's write leases do, so a pinned blob whose entry is
+    -- evicted is not kept for a lease period it no longer needs.
+    pinned_at   bigint NOT NULL DEFAULT 0,
+    lease_until bigint NOT NULL DEFAULT 0
 );
 
 -- What the recorded blobs take, kept in the transactions that record and
@@ -38,7 +44,8 @@ CREATE TABLE blob_aliases (
 );
 CREATE INDEX blob_aliases_blob ON blob_aliases (blob);
 
--- A lease holds a blob until `until_ms` (reads of an entry lease its pins).
+-- A read lease holds a blob until `until_ms` (reads of an entry lease its
+-- pins, whether or not an entry still pins them).
 CREATE TABLE leases (
     blob      bytea PRIMARY KEY REFERENCES blobs ON DELETE CASCADE,
     until_ms  bigint NOT NULL
