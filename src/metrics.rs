@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cache::{Protocol, Store};
+use cluster::ClusterNumbers;
 
+pub mod cluster;
 mod names;
 pub mod namespaces;
 mod process;
@@ -228,8 +230,9 @@ impl Metrics {
     }
 
     /// The whole exposition, request metrics and the store's numbers.
-    /// `store` is the embedded store, when it is the one in use.
-    pub fn render(&self, store: Option<&Store>) -> String {
+    /// `store` is the embedded store, when it is the one in use; `cluster`
+    /// the cluster's numbers, read beforehand, on a replica.
+    pub fn render(&self, store: Option<&Store>, cluster: Option<&ClusterNumbers>) -> String {
         let mut out = String::with_capacity(8 << 10);
         help(&mut out, REQUESTS);
         for ((proto, route, method, status), n) in lock(&self.requests).iter() {
@@ -275,6 +278,11 @@ impl Metrics {
         if let Some(store) = store {
             self.render_store(&mut out, store);
         }
+        if let Some(cluster) = cluster {
+            cluster.render(&mut out, help);
+        }
+        help(&mut out, UPTIME);
+        let _ = writeln!(out, "{UPTIME} {}", self.uptime().as_secs());
         self.proxy.render(&mut out);
         process::render(&mut out);
         out
@@ -294,7 +302,6 @@ impl Metrics {
             (EVICTIONS, s.evicted_entries),
             (EVICTED_BYTES, s.evicted_bytes),
             (UPLOADS, s.uploads),
-            (UPTIME, self.uptime().as_secs()),
             (INDEX_SNAPSHOTS, store.index().reopens()),
             (STORAGE_FULL, u64::from(store.disk_full_reason().is_some())),
             (STORAGE_FULL_REFUSALS, store.disk_full_refusals()),

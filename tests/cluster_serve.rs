@@ -158,6 +158,43 @@ async fn http_cache_entries_written_on_one_replica_are_hits_on_another() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND, "a miss stays a miss");
+
+    // Each replica reports the cluster's numbers and its own part; one of
+    // them leads.
+    let metric = |text: &str, name: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name))?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    let scrape = |base: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    cluster_support::until("one replica leads, and both see both", || async {
+        let (ta, tb) = (scrape(a.url("")).await, scrape(b.url("")).await);
+        let leaders = [&ta, &tb].map(|t| metric(t, "larder_cluster_leader").unwrap_or(0.0));
+        leaders.iter().sum::<f64>() == 1.0
+            && [&ta, &tb]
+                .iter()
+                .all(|t| metric(t, "larder_cluster_replicas") == Some(2.0))
+    })
+    .await;
+    let text = scrape(b.url("")).await;
+    assert_eq!(metric(&text, "larder_cluster_database_up"), Some(1.0));
+    assert_eq!(metric(&text, "larder_storage_used_bytes"), Some(4096.0));
+    assert_eq!(metric(&text, "larder_blobs"), Some(1.0));
+    assert!(
+        text.contains("larder_entries{protocol=\"http\"} 1"),
+        "{text}"
+    );
+    assert!(metric(&text, "larder_tier_capacity_bytes").is_some_and(|n| n > 0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,8 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{content_length, AppState};
+use crate::backend::Backend;
+use crate::metrics::cluster::ClusterNumbers;
 use crate::metrics::{protocol_of, RequestRecord};
 
 /// What every protocol says when the disk is full (ENOSPC, EDQUOT, or the
@@ -102,8 +104,17 @@ pub fn finish(state: &AppState, p: Pending, route: &str, res: &Response, namespa
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Rendering reads the index (usage, and the entry counts it walks once
     // a minute), which must not stall a runtime worker serving requests.
+    let cluster = match &state.store {
+        Backend::Cluster(store) => {
+            let cfg = &state.config.cluster;
+            let me = crate::cluster::replica_id(cfg);
+            let beat = cfg.heartbeat_interval.0.as_secs_f64();
+            Some(ClusterNumbers::read(store, &me, beat).await)
+        }
+        Backend::Local(_) => None,
+    };
     let render = tokio::task::spawn_blocking(move || {
-        state.metrics.render(state.store.local().map(|s| &**s))
+        (state.metrics).render(state.store.local().map(|s| &**s), cluster.as_ref())
     });
     let text = match render.await {
         Ok(text) => text,

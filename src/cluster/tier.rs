@@ -108,6 +108,11 @@ impl Tier {
         })))
     }
 
+    /// The most bytes the tier holds (`cluster.local_cache_size`).
+    pub fn capacity(&self) -> u64 {
+        self.0.capacity
+    }
+
     /// Bytes the tier holds.
     pub fn used(&self) -> u64 {
         self.0.lru.lock().used
