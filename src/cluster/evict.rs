@@ -163,7 +163,8 @@ async fn evict(
         };
         // Bytes only leases hold go when the leases end; evicting more
         // entries for them would empty the cache and free nothing now.
-        if used.saturating_sub(held_unpinned(&*client, namespace, now_ms).await?) <= target {
+        let used = used.saturating_sub(held_unpinned(&*client, namespace, now_ms).await?);
+        if used <= target {
             break;
         }
         // The least recently used entries whose sizes add up to the excess
