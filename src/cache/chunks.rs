@@ -13,12 +13,50 @@ use super::{Store, StoreError};
 use crate::cas::CasError;
 
 /// Part names sort as their offsets do.
-fn chunk_name(offset: u64) -> String {
+pub fn chunk_name(offset: u64) -> String {
     format!("chunk-{offset:020}")
 }
 
 fn chunk_offset(name: &str) -> Option<u64> {
     name.strip_prefix("chunk-")?.parse().ok()
+}
+
+/// The staged chunks' names, (name, length), in offset order, when they
+/// cover exactly `size` bytes from 0 without a gap or an overlap: the check
+/// both engines make before assembling a reservation.
+pub fn chunk_order(staged: Vec<(String, u64)>, size: u64) -> Result<Vec<String>, StoreError> {
+    let mut chunks = Vec::with_capacity(staged.len());
+    for (name, len) in staged {
+        // Only this module names the parts of a reservation of the v1 API.
+        let offset = chunk_offset(&name)
+            .ok_or_else(|| CasError::Body(format!("part {name:?} is not a chunk")))?;
+        chunks.push((offset, len, name));
+    }
+    chunks.sort_unstable();
+    let mut covered = 0u64;
+    let mut order = Vec::with_capacity(chunks.len());
+    for (offset, len, name) in chunks {
+        if offset > covered {
+            return Err(StoreError::UploadGap {
+                missing_at: covered,
+            });
+        }
+        if offset < covered {
+            return Err(CasError::Body(format!(
+                "the chunk at offset {offset} overlaps bytes already received up to {covered}"
+            ))
+            .into());
+        }
+        covered = covered.saturating_add(len);
+        order.push(name);
+    }
+    if covered != size {
+        return Err(StoreError::UploadLength {
+            len: covered,
+            expected: size,
+        });
+    }
+    Ok(order)
 }
 
 impl Store {
@@ -60,37 +98,7 @@ impl Store {
         if parts.is_empty() {
             return Ok(());
         }
-        let mut chunks = Vec::with_capacity(parts.len());
-        for (name, len) in parts {
-            // Only this module stages under a reservation of the v1 API.
-            let offset = chunk_offset(&name)
-                .ok_or_else(|| CasError::Body(format!("part {name:?} is not a chunk")))?;
-            chunks.push((offset, len, name));
-        }
-        chunks.sort_unstable();
-        let mut covered = 0u64;
-        let mut order = Vec::with_capacity(chunks.len());
-        for (offset, len, name) in chunks {
-            if offset > covered {
-                return Err(StoreError::UploadGap {
-                    missing_at: covered,
-                });
-            }
-            if offset < covered {
-                return Err(CasError::Body(format!(
-                    "the chunk at offset {offset} overlaps bytes already received up to {covered}"
-                ))
-                .into());
-            }
-            covered += len;
-            order.push(name);
-        }
-        if covered != size {
-            return Err(StoreError::UploadLength {
-                len: covered,
-                expected: size,
-            });
-        }
+        let order = chunk_order(parts, size)?;
         self.assemble_parts(scope, id, &order, limit).await?;
         Ok(())
     }

@@ -36,6 +36,7 @@ use crate::index::{EntryBatches, GroupCommit, Index, IndexError};
 pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
 pub use budget::Refusal;
+pub use chunks::{chunk_name, chunk_order};
 pub use evict::EvictReport;
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use gc::GcReport;

@@ -11,7 +11,7 @@ use super::store::{ClusterStore, Placement};
 use super::store_sessions::{Partial, PART_SIZE};
 use super::uploads::{self, Appended};
 use super::{now_ms, reservations, ClusterError};
-use crate::cache::{exact, BlobInfo, UploadState};
+use crate::cache::{chunk_name, chunk_order, exact, BlobInfo, StoreError, UploadState};
 use crate::cas::CasError;
 
 /// The longest part name accepted (Azure's block ids are at most 64 bytes
@@ -20,15 +20,6 @@ const MAX_PART_NAME: usize = 256;
 
 /// Reserving retries this often when its new id, not the scope, collided.
 const RESERVE_ATTEMPTS: usize = 3;
-
-/// Part names sort as their offsets do (as `cache::chunks` names them).
-fn chunk_name(offset: u64) -> String {
-    format!("chunk-{offset:020}")
-}
-
-fn chunk_offset(name: &str) -> Option<u64> {
-    name.strip_prefix("chunk-")?.parse().ok()
-}
 
 fn body_error(e: String) -> ClusterError {
     CasError::Body(e).into()
@@ -249,35 +240,14 @@ impl ClusterStore {
         if staged.is_empty() {
             return Ok(());
         }
-        let mut chunks = Vec::with_capacity(staged.len());
-        for (name, len) in staged {
-            let offset = chunk_offset(&name)
-                .ok_or_else(|| body_error(format!("part {name:?} is not a chunk")))?;
-            chunks.push((offset, len, name));
-        }
-        chunks.sort_unstable();
-        let mut covered = 0u64;
-        let mut order = Vec::with_capacity(chunks.len());
-        for (offset, len, name) in chunks {
-            if offset > covered {
-                return Err(ClusterError::UploadGap {
-                    missing_at: covered,
-                });
+        let order = chunk_order(staged, size).map_err(|e| match e {
+            StoreError::UploadGap { missing_at } => ClusterError::UploadGap { missing_at },
+            StoreError::UploadLength { len, expected } => {
+                ClusterError::UploadLength { len, expected }
             }
-            if offset < covered {
-                return Err(body_error(format!(
-                    "the chunk at offset {offset} overlaps bytes already received up to {covered}"
-                )));
-            }
-            covered = covered.saturating_add(len);
-            order.push(name);
-        }
-        if covered != size {
-            return Err(ClusterError::UploadLength {
-                len: covered,
-                expected: size,
-            });
-        }
+            StoreError::Cas(e) => ClusterError::Content(e),
+            other => ClusterError::Corrupt(other.to_string()),
+        })?;
         self.assemble_parts(scope, id, &order, limit).await?;
         Ok(())
     }
