@@ -3,8 +3,10 @@
 //! signals, crashes and the CLI).
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod process;
 pub mod raw;
+pub mod s3;
 mod skips;
 
 use std::net::SocketAddr;
@@ -163,13 +165,26 @@ pub fn skip(why: &str) {
 /// Finds an external client program; skips the test (returns None) when it is
 /// missing locally, fails when it is missing under CI=true.
 pub fn require_tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
+    let found = on_path(name);
     if found.is_none() {
         skip(&format!("{name} is not installed"));
     }
     found
+}
+
+/// Where `name` is on PATH, if it is.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A port no one listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
