@@ -155,7 +155,7 @@ async fn a_clean_rebuild_is_from_cache() {
     let first = compile(&gradle, p.path(), &t).await;
     assert!(!first.contains("FROM-CACHE"), "{first}");
     assert!(
-        !blob_files(&s.data_dir()).is_empty(),
+        !s.stored_blobs().await.is_empty(),
         "nothing was stored:\n{first}"
     );
     let second = compile(&gradle, p.path(), &t).await;
@@ -178,7 +178,7 @@ async fn an_oversized_output_gets_413_and_the_build_goes_on() {
     let p = project(&gradle, &s.url("/cache/jvm/"));
     let first = compile(&gradle, p.path(), &t).await;
     assert!(first.contains("413"), "{first}");
-    assert!(blob_files(&s.data_dir()).is_empty());
+    assert!(s.stored_blobs().await.is_empty());
     let second = compile(&gradle, p.path(), &t).await;
     assert!(!second.contains("FROM-CACHE"), "{second}");
 }

@@ -111,10 +111,7 @@ async fn second_build_comes_from_the_remote_cache() {
 
     let first = build(&nx, ws.path(), &s, &t).await;
     assert!(!first.contains("[remote cache]"), "{first}");
-    assert!(
-        !blob_files(&s.data_dir()).is_empty(),
-        "nothing was uploaded"
-    );
+    assert!(!s.stored_blobs().await.is_empty(), "nothing was uploaded");
 
     let second = build(&nx, ws.path(), &s, &t).await;
     for task in ["nx run a:build", "nx run b:build"] {
@@ -137,7 +134,7 @@ async fn a_read_only_token_stores_nothing() {
     let ws = workspace(&nx_modules(&nx));
     let first = build(&nx, ws.path(), &s, &ro).await;
     assert!(!first.contains("[remote cache]"), "{first}");
-    assert!(blob_files(&s.data_dir()).is_empty());
+    assert!(s.stored_blobs().await.is_empty());
     let second = build(&nx, ws.path(), &s, &ro).await;
     assert!(!second.contains("[remote cache]"), "{second}");
 }

@@ -195,5 +195,5 @@ async fn a_token_for_another_namespace_is_refused_at_startup() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "sccache started: {out:?}");
     assert!(stderr.contains("PermissionDenied"), "{stderr}");
-    assert!(blob_files(&s.data_dir()).is_empty());
+    assert!(s.stored_blobs().await.is_empty());
 }

@@ -207,7 +207,7 @@ async fn a_read_only_token_reads_but_does_not_write() {
     let (_, first) = build(&turbo, ws.path(), &s, &ro, "web").await;
     assert!(task_caches(&first).iter().all(|(_, st, _)| st == "MISS"));
     // turbo reported the 403s and went on; nothing was stored.
-    assert!(blob_files(&s.data_dir()).is_empty());
+    assert!(s.stored_blobs().await.is_empty());
     let (_, second) = build(&turbo, ws.path(), &s, &ro, "web").await;
     assert!(task_caches(&second).iter().all(|(_, st, _)| st == "MISS"));
 }

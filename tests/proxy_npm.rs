@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::TestServer;
 use larder::config::AuthMode;
-use npm_support::upstream::{metrics, npm_proxy};
+use npm_support::upstream::npm_proxy;
 use npm_support::*;
 use proxy_support::metric;
 use reqwest::header::WARNING;
@@ -114,7 +114,7 @@ async fn npm_installs_through_larder_and_again_from_larder_alone() {
         .to_str()
         .unwrap()
         .starts_with("110"));
-    let m = metrics(&server).await;
+    let m = server.metrics().await;
     assert!(
         metric(&m, "larder_proxy_stale_served_total{ecosystem=\"npm\"}") >= 2.0,
         "{m}"

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::TestServer;
 use larder::config::{NamespaceConfig, Size};
-use npm_support::upstream::{get, metrics, npm_proxy, write_fixture, Hash};
+use npm_support::upstream::{get, npm_proxy, write_fixture, Hash};
 use proxy_support::{metric, StaticUpstream};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
@@ -169,7 +169,7 @@ async fn a_tampered_tarball_is_refused_and_never_stored() {
         assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(up.hits("/garbage"), attempt);
     }
-    let m = metrics(&server).await;
+    let m = server.metrics().await;
     assert!(
         metric(&m, "larder_proxy_upstream_errors_total{ecosystem=\"npm\"}") >= 4.0,
         "{m}"
@@ -203,7 +203,7 @@ async fn twenty_concurrent_first_tarball_requests_make_one_upstream_fetch() {
     // client is connected (the 21st connection is this scrape).
     let mut open = 0.0;
     for _ in 0..200 {
-        open = metric(&metrics(&server).await, "larder_connections_open");
+        open = metric(&server.metrics().await, "larder_connections_open");
         if open >= 21.0 && up.hits("/@s%2fpopular") >= 1 {
             break;
         }

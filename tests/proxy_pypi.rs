@@ -28,14 +28,6 @@ async fn get(url: &str, accept: Option<&str>) -> reqwest::Response {
     req.send().await.expect("request")
 }
 
-async fn metrics(server: &TestServer) -> String {
-    get(&server.url("/metrics"), None)
-        .await
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pip_installs_through_larder_and_again_with_pypiserver_stopped() {
     if common::require_tool("python3").is_none() || !have_pypiserver() {
@@ -91,7 +83,7 @@ async fn pip_installs_through_larder_and_again_with_pypiserver_stopped() {
         "pip with pypiserver stopped: {}",
         text(&second)
     );
-    let m = metrics(&server).await;
+    let m = server.metrics().await;
     assert!(
         metric(&m, "larder_proxy_stale_served_total{ecosystem=\"pypi\"}") >= 1.0,
         "{m}"
@@ -299,7 +291,7 @@ async fn pages_keep_their_attributes_escaped_and_unverified_files_are_refused() 
         .unwrap()
         .starts_with("110"));
     assert_eq!(get(&file, None).await.bytes().await.unwrap(), wheel);
-    let m = metrics(&server).await;
+    let m = server.metrics().await;
     assert!(
         metric(&m, "larder_proxy_stale_served_total{ecosystem=\"pypi\"}") >= 1.0,
         "{m}"

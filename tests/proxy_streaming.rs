@@ -13,7 +13,7 @@ mod proxy_support;
 use std::time::Duration;
 
 use common::TestServer;
-use npm_support::upstream::{get, metrics, npm_proxy, write_fixture, Hash};
+use npm_support::upstream::{get, npm_proxy, write_fixture, Hash};
 use proxy_support::{metric, StaticUpstream};
 use reqwest::header::CONTENT_LENGTH;
 use reqwest::StatusCode;
@@ -78,7 +78,7 @@ async fn the_first_client_gets_bytes_before_the_upstream_has_sent_them_all() {
     assert!(head.len() >= MIB / 2 && head.len() < body.len());
     assert_eq!(head[..], body[..head.len()]);
     // Counted when it starts: the packument's miss and the tarball's.
-    let m = metrics(&server).await;
+    let m = server.metrics().await;
     assert_eq!(
         metric(&m, "larder_proxy_misses_total{ecosystem=\"npm\"}"),
         2.0,
@@ -93,7 +93,7 @@ async fn the_first_client_gets_bytes_before_the_upstream_has_sent_them_all() {
     assert_eq!(again.status(), StatusCode::OK);
     assert!(again.bytes().await.unwrap() == body);
     assert_eq!(up.hits("/files/big-1.0.0.tgz"), 1);
-    let m = metrics(&server).await;
+    let m = server.metrics().await;
     assert_eq!(
         metric(&m, "larder_proxy_hits_total{ecosystem=\"npm\"}"),
         1.0,
@@ -132,7 +132,7 @@ async fn a_tampered_artifact_is_cut_short_for_the_streaming_client_and_not_store
             );
         }
     }
-    let m = metrics(&server).await;
+    let m = server.metrics().await;
     assert_eq!(
         metric(&m, "larder_proxy_upstream_errors_total{ecosystem=\"npm\"}"),
         4.0,
@@ -156,7 +156,7 @@ async fn a_client_that_hangs_up_mid_way_leaves_the_fetch_to_finish_and_be_stored
     // Larder has seen the connection go (only the scrape's is left).
     let mut open = f64::MAX;
     for _ in 0..200 {
-        open = metric(&metrics(&server).await, "larder_connections_open");
+        open = metric(&server.metrics().await, "larder_connections_open");
         if open <= 1.0 {
             break;
         }

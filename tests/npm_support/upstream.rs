@@ -21,18 +21,6 @@ pub fn npm_proxy(upstream: &str, ttl: Duration) -> impl FnOnce(&mut Config) {
     }
 }
 
-/// The server's `/metrics` text.
-pub async fn metrics(server: &TestServer) -> String {
-    common::client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// How a fixture's packument states its tarball's hash.
 #[derive(Clone, Copy)]
 pub enum Hash {
