@@ -66,18 +66,25 @@ impl Duties {
         Ok(evicted)
     }
 
-    /// Finishes GCs a dead replica left, expires idle uploads and spent
-    /// leases, and removes objects no record names.
+    /// Collects blobs nothing holds any more (their entries went a while
+    /// ago, see `evict::collect_unreferenced`), finishes GCs a dead replica
+    /// left, expires idle uploads and spent leases, and removes objects no
+    /// record names.
     pub async fn sweep(&self) -> Result<sweep::Swept, ClusterError> {
         let mut client = self.pool.get().await?;
         let now = super::now_ms();
-        sweep::sweep(
+        let settled = touches::settled_before(now, self.flush_interval);
+        let collected =
+            evict::collect_unreferenced(&mut client, &self.objects, now, settled).await?;
+        let mut swept = sweep::sweep(
             &mut client,
             &self.objects,
             now,
             self.upload_expiry,
             self.orphan_grace,
         )
-        .await
+        .await?;
+        swept.collected = collected;
+        Ok(swept)
     }
 }

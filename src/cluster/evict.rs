@@ -54,10 +54,11 @@ pub async fn collect_unreferenced(
                   WHERE state = 'live' AND touched_at < $2
                     AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
                     AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
-                    AND NOT {}",
-                super::touches::held_by_lease("$1")
+                    AND NOT {} AND NOT {}",
+                super::touches::held_by_lease("$1"),
+                released_lately("$3"),
             ),
-            &[&now_ms, &settled],
+            &[&now_ms, &settled, &(now_ms - settled)],
         )
         .await?
         .iter()
@@ -120,12 +121,22 @@ pub async fn namespace_usage(
     Ok(used as u64)
 }
 
-/// Bytes of blobs no entry pins that a lease holds. None for a namespace:
-/// its usage counts only what its entries pin.
+/// SQL true when blob row `b` lost its last pin less than the time in
+/// parameter `wait` (milliseconds) ago: a read of an entry pinning it on
+/// another replica may have a lease on its way (see the schema's trigger).
+fn released_lately(wait: &str) -> String {
+    format!("b.released_at > larder_now_ms() - {wait}")
+}
+
+/// Bytes of blobs no entry pins that a lease holds, or that lost their
+/// last pin too lately to go yet: they are freed later, and evicting more
+/// entries for them would free nothing now. None for a namespace: its
+/// usage counts only what its entries pin.
 async fn held_unpinned(
     client: &impl GenericClient,
     namespace: Option<&str>,
     now_ms: i64,
+    settled: i64,
 ) -> Result<u64, ClusterError> {
     if namespace.is_some() {
         return Ok(0);
@@ -137,10 +148,11 @@ async fn held_unpinned(
                   WHERE state = 'live'
                     AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
                     AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
-                    AND {}",
-                super::touches::held_by_lease("$1")
+                    AND ({} OR {})",
+                super::touches::held_by_lease("$1"),
+                released_lately("$2"),
             ),
-            &[&now_ms],
+            &[&now_ms, &(now_ms - settled)],
         )
         .await?
         .get(0);
@@ -161,9 +173,8 @@ async fn evict(
             Some(ns) => namespace_usage(&*client, ns).await?,
             None => usage(&*client).await?,
         };
-        // Bytes only leases hold go when the leases end; evicting more
-        // entries for them would empty the cache and free nothing now.
-        let used = used.saturating_sub(held_unpinned(&*client, namespace, now_ms).await?);
+        let held = held_unpinned(&*client, namespace, now_ms, settled).await?;
+        let used = used.saturating_sub(held);
         if used <= target {
             break;
         }

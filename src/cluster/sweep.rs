@@ -25,6 +25,8 @@ pub struct Swept {
     /// Staged parts of uploads no record names.
     pub orphan_uploads: u64,
     pub expired_leases: u64,
+    /// Blobs nothing held any more, collected (by `Duties::sweep`).
+    pub collected: super::evict::Evicted,
 }
 
 pub async fn sweep(

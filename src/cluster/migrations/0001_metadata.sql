@@ -24,7 +24,10 @@ CREATE TABLE blobs (
     -- single node's write leases do, so a pinned blob whose entry is
     -- evicted is not kept for a lease period it no longer needs.
     pinned_at   bigint NOT NULL DEFAULT 0,
-    lease_until bigint NOT NULL DEFAULT 0
+    lease_until bigint NOT NULL DEFAULT 0,
+    -- When an entry last stopped pinning it, by the database's clock (see
+    -- the trigger below).
+    released_at bigint NOT NULL DEFAULT 0
 );
 
 -- What the recorded blobs take, kept in the transactions that record and
@@ -72,6 +75,22 @@ CREATE TABLE entry_pins (
     PRIMARY KEY (entry, blob)
 );
 CREATE INDEX entry_pins_blob ON entry_pins (blob);
+
+-- A read of an entry on another replica leases its pins in that replica's
+-- memory until its next flush. So that such a lease has landed before the
+-- blob can go, a blob is collectable only once its last pin has been gone
+-- for a while; every way an entry is deleted or replaced goes through
+-- here. The database's clock, so that the wait does not depend on the
+-- replicas' clocks agreeing with it.
+CREATE FUNCTION larder_now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS
+    $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+CREATE FUNCTION larder_released() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE blobs SET released_at = larder_now_ms() WHERE id = OLD.blob;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER entry_pins_released AFTER DELETE ON entry_pins
+    FOR EACH ROW EXECUTE FUNCTION larder_released();
 
 -- Entries an entry needs (an OCI index's manifests): a child is not evicted
 -- while a parent exists, and removing a child removes its parents.
