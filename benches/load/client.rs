@@ -210,7 +210,11 @@ impl Target {
             .body(m.data.clone())
             .send()
             .await?;
-        expect_status(&res, StatusCode::CREATED, "PUT manifest")?;
+        if res.status() != StatusCode::CREATED {
+            // The body says why (a cluster's 503 names the database error).
+            let status = res.status();
+            bail!("PUT manifest {url}: status {status}: {}", res.text().await?);
+        }
         expect_digest(res.headers(), &m.digest, "PUT manifest")?;
         drain(res).await?;
         Ok(Sample {

@@ -80,6 +80,11 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data").display().to_string();
         let _ = run(&self.bin, "pg_ctl", &["-D", &data, "-m", "fast", "stop"]);
+        // Kept (beside the JSON results): a replica's 503 says only "db
+        // error", the server's log names it. Copied, since the postgres
+        // user may not write there.
+        let log = common::target_dir().join("load-bench-postgres.log");
+        let _ = std::fs::copy(self.dir.path().join("server.log"), log);
     }
 }
 
