@@ -53,7 +53,8 @@ impl Cluster {
                 bin: None,
                 env,
             };
-            // One at a time: both would race to migrate the schema.
+            // One after the other (each waits for /readyz): the second
+            // starts on the schema the first created.
             servers.push(Server::larder(&v));
         }
         let pids = Pids {
