@@ -38,9 +38,18 @@ pub struct Args {
     /// Overrides every profile's concurrency (e.g. 1 for unloaded latency).
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// Multiplies every operation count (e.g. 0.25 for a quick or profiled run).
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
+    /// Multiplies every operation count (e.g. 0.25 for a quick or profiled
+    /// run). Default 1, or 0.25 with --cluster: every cluster write is an
+    /// S3 PUT to moto, whose Python server spends milliseconds of CPU on
+    /// each, and the run should stay within minutes on a 2-core machine.
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Also runs the OCI profiles against two `larder serve` replicas on
+    /// one PostgreSQL and one S3 server (moto), started here, beside the
+    /// single node; and the cold/hot GET phases of `cluster`. Only Larder
+    /// and the cluster run (no registry, nginx or HTTP-cache profiles).
+    #[arg(long, conflicts_with = "target")]
+    pub cluster: bool,
     /// Larder's log filter (LARDER__LOG__LEVEL); default: its config default.
     #[arg(long)]
     pub larder_log: Option<String>,
@@ -82,17 +91,24 @@ impl Args {
         self.ops.is_empty() || self.ops.iter().any(|o| o == op)
     }
 
+    pub fn scale(&self) -> f64 {
+        self.scale.unwrap_or(if self.cluster { 0.25 } else { 1.0 })
+    }
+
     /// An operation count times --scale (at least one).
     pub fn scaled(&self, n: usize) -> usize {
-        ((n as f64 * self.scale).round() as usize).max(1)
+        ((n as f64 * self.scale()).round() as usize).max(1)
     }
 
     /// How long repeatable operations run at least, times --scale.
     pub fn min_time(&self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(crate::workload::MIN_SECONDS * self.scale)
+        std::time::Duration::from_secs_f64(crate::workload::MIN_SECONDS * self.scale())
     }
 
     pub fn runs(&self, server: &str) -> bool {
+        if self.cluster {
+            return server == "larder";
+        }
         self.only.as_deref().is_none_or(|o| o == server)
     }
 }

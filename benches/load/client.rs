@@ -5,6 +5,7 @@
 //! comparison is stronger than re-hashing and costs a tenth of the CPU, which
 //! on a 2-core machine shared with the servers would otherwise pace GETs.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
@@ -20,6 +21,20 @@ pub struct Target {
     pub base: String,
     /// The server process, when local: its CPU time is read per phase.
     pub pid: Option<u32>,
+    /// A cluster's replicas (`base` is the first): each OCI operation goes
+    /// to the next one in turn, all requests of one operation (a push's
+    /// POST and PUT) to the same replica, as behind a load balancer with
+    /// per-request balancing and sticky upload sessions.
+    bases: Vec<String>,
+    turn: AtomicUsize,
+    /// Every process charged for this target's CPU (a cluster's replicas,
+    /// and PostgreSQL and the S3 server apart).
+    cpu: crate::driver::Pids,
+    /// Manifest PUTs answered 503 and sent again (cluster only): replicas
+    /// answer "retry later" when PostgreSQL reports a deadlock between
+    /// concurrent writers of the same blob rows, and clients retry a 503.
+    pub retried: AtomicUsize,
+    retry: bool,
     /// Which profiles it can run.
     pub speaks: Speaks,
     client: reqwest::Client,
@@ -68,14 +83,45 @@ impl Target {
             .tcp_nodelay(true)
             .build()
             .expect("http client");
+        let base = base.trim_end_matches('/').to_owned();
         Target {
             name: name.to_owned(),
-            base: base.trim_end_matches('/').to_owned(),
+            bases: vec![base.clone()],
+            base,
+            turn: AtomicUsize::new(0),
+            retried: AtomicUsize::new(0),
+            retry: false,
+            cpu: crate::driver::Pids::one(pid),
             pid,
             speaks,
             client,
             token,
         }
+    }
+
+    /// A cluster of replicas at `bases`, measured as one registry (OCI only).
+    pub fn cluster(name: &str, bases: Vec<String>, cpu: crate::driver::Pids) -> Target {
+        let mut t = Target::new(
+            name,
+            &bases[0],
+            cpu.server.first().copied(),
+            Speaks::Oci,
+            None,
+        );
+        t.bases = bases;
+        t.cpu = cpu;
+        t.retry = true;
+        t
+    }
+
+    /// The processes a phase on this target is charged for.
+    pub fn pids(&self) -> crate::driver::Pids {
+        self.cpu.clone()
+    }
+
+    /// The replica the next operation goes to.
+    fn pick(&self) -> &str {
+        &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()]
     }
 
     pub(crate) fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
@@ -89,7 +135,8 @@ impl Target {
     /// POST an upload session, then PUT the whole blob to its Location.
     pub async fn push(&self, repo: &str, blob: &Blob) -> anyhow::Result<Sample> {
         let start = Instant::now();
-        let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let base = self.pick();
+        let url = format!("{base}/v2/{repo}/blobs/uploads/");
         let res = self.request(Method::POST, &url).send().await?;
         expect_status(&res, StatusCode::ACCEPTED, "POST upload")?;
         let location = res
@@ -101,7 +148,7 @@ impl Target {
         drain(res).await?;
         let posted = start.elapsed();
         let mut put_url = if location.starts_with('/') {
-            format!("{}{location}", self.base)
+            format!("{base}{location}")
         } else {
             location
         };
@@ -126,7 +173,7 @@ impl Target {
 
     /// HEAD a blob: 200 with its digest and length when `hit`, else 404.
     pub async fn head(&self, repo: &str, blob: &Blob, hit: bool) -> anyhow::Result<Sample> {
-        let url = format!("{}/v2/{repo}/blobs/{}", self.base, blob.digest);
+        let url = format!("{}/v2/{repo}/blobs/{}", self.pick(), blob.digest);
         let res = self.request(Method::HEAD, &url).send().await?;
         if hit {
             expect_status(&res, StatusCode::OK, "HEAD blob")?;
@@ -152,7 +199,7 @@ impl Target {
 
     /// GET a blob, checking the body as it streams in.
     pub async fn get_blob(&self, repo: &str, blob: &Blob) -> anyhow::Result<Sample> {
-        let url = format!("{}/v2/{repo}/blobs/{}", self.base, blob.digest);
+        let url = format!("{}/v2/{repo}/blobs/{}", self.pick(), blob.digest);
         let res = self.request(Method::GET, &url).send().await?;
         expect_status(&res, StatusCode::OK, "GET blob")?;
         expect_digest(res.headers(), &blob.digest, "GET blob")?;
@@ -164,14 +211,27 @@ impl Target {
     }
 
     pub async fn put_manifest(&self, repo: &str, tag: &str, m: &Blob) -> anyhow::Result<Sample> {
-        let url = format!("{}/v2/{repo}/manifests/{tag}", self.base);
-        let res = self
-            .request(Method::PUT, &url)
-            .header(CONTENT_TYPE, OCI_MANIFEST)
-            .body(m.data.clone())
-            .send()
-            .await?;
-        expect_status(&res, StatusCode::CREATED, "PUT manifest")?;
+        let url = format!("{}/v2/{repo}/manifests/{tag}", self.pick());
+        let mut tries = 0;
+        let res = loop {
+            let res = self
+                .request(Method::PUT, &url)
+                .header(CONTENT_TYPE, OCI_MANIFEST)
+                .body(m.data.clone())
+                .send()
+                .await?;
+            tries += 1;
+            if !(self.retry && res.status() == StatusCode::SERVICE_UNAVAILABLE && tries < 5) {
+                break res;
+            }
+            self.retried.fetch_add(1, Ordering::Relaxed);
+            drain(res).await?;
+        };
+        if res.status() != StatusCode::CREATED {
+            // The body says why (a cluster's 503 names the database error).
+            let status = res.status();
+            bail!("PUT manifest {url}: status {status}: {}", res.text().await?);
+        }
         expect_digest(res.headers(), &m.digest, "PUT manifest")?;
         drain(res).await?;
         Ok(Sample {
@@ -182,7 +242,7 @@ impl Target {
 
     /// GET a manifest by tag, as BuildKit's importer does after its HEAD.
     pub async fn get_manifest(&self, repo: &str, tag: &str, m: &Blob) -> anyhow::Result<Sample> {
-        let url = format!("{}/v2/{repo}/manifests/{tag}", self.base);
+        let url = format!("{}/v2/{repo}/manifests/{tag}", self.pick());
         let res = self
             .request(Method::GET, &url)
             .header(ACCEPT, OCI_MANIFEST)
@@ -205,14 +265,18 @@ impl Target {
         })
     }
 
-    /// Waits until `GET /v2/` answers (any status but a connection error).
+    /// Waits until `GET /v2/` answers (any status but a connection error)
+    /// on every replica.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        let res = self
-            .request(Method::GET, &format!("{}/v2/", self.base))
-            .send()
-            .await
-            .with_context(|| format!("{} does not answer at {}", self.name, self.base))?;
-        drain(res).await
+        for base in &self.bases {
+            let res = self
+                .request(Method::GET, &format!("{base}/v2/"))
+                .send()
+                .await
+                .with_context(|| format!("{} does not answer at {base}", self.name))?;
+            drain(res).await?;
+        }
+        Ok(())
     }
 }
 

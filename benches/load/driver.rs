@@ -21,12 +21,49 @@ pub struct Measured {
     pub mib_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
-    /// Server CPU (user + system, all threads and worker processes) per operation.
+    /// Server CPU (user + system, all threads and worker processes) per
+    /// operation, summed over every process of the target (both replicas
+    /// of a cluster).
     pub server_cpu_us_per_op: Option<f64>,
+    /// CPU per operation of what a cluster runs on (PostgreSQL, the S3
+    /// server), apart from the replicas' own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aux_cpu_us_per_op: Vec<(String, f64)>,
     pub client_cpu_us_per_op: f64,
     /// Latency of the first request of two-step operations (a push's POST).
     pub first_step_p50_ms: Option<f64>,
     pub first_step_p99_ms: Option<f64>,
+}
+
+/// The processes whose CPU time a phase is charged: the server's (one, or
+/// each replica of a cluster) and, apart, those it depends on.
+#[derive(Clone, Debug, Default)]
+pub struct Pids {
+    pub server: Vec<u32>,
+    pub aux: Vec<(String, u32)>,
+}
+
+impl Pids {
+    pub fn one(pid: Option<u32>) -> Pids {
+        Pids {
+            server: pid.into_iter().collect(),
+            aux: Vec::new(),
+        }
+    }
+
+    fn server_cpu(&self) -> Option<Duration> {
+        if self.server.is_empty() {
+            return None;
+        }
+        self.server.iter().map(|&p| procfs::tree_cpu_time(p)).sum()
+    }
+
+    fn aux_cpu(&self) -> Vec<Duration> {
+        self.aux
+            .iter()
+            .map(|(_, p)| procfs::tree_cpu_time(*p).unwrap_or_default())
+            .collect()
+    }
 }
 
 /// How long to keep an operation going.
@@ -42,14 +79,15 @@ pub struct Amount {
 
 /// Runs `op(i)` for i = 0, 1, … (see `Amount`) with `concurrency` workers,
 /// each on its own task so the client side spreads over the runtime's threads.
-pub async fn run<F, Fut>(amount: Amount, concurrency: usize, pid: Option<u32>, op: F) -> Measured
+pub async fn run<F, Fut>(amount: Amount, concurrency: usize, pids: Pids, op: F) -> Measured
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<Sample>> + Send,
 {
     let op = Arc::new(op);
     let next = Arc::new(AtomicUsize::new(0));
-    let server_cpu0 = pid.and_then(procfs::tree_cpu_time);
+    let server_cpu0 = pids.server_cpu();
+    let aux_cpu0 = pids.aux_cpu();
     let client_cpu0 = procfs::own_cpu_time();
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency.min(amount.ops).max(1))
@@ -78,10 +116,16 @@ where
     }
     let wall = start.elapsed();
     let n = samples.len();
-    let server_cpu = match (server_cpu0, pid.and_then(procfs::tree_cpu_time)) {
+    let server_cpu = match (server_cpu0, pids.server_cpu()) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
+    let aux_cpu: Vec<Duration> = pids
+        .aux_cpu()
+        .iter()
+        .zip(&aux_cpu0)
+        .map(|(b, a)| b.saturating_sub(*a))
+        .collect();
     let client_cpu = procfs::own_cpu_time().saturating_sub(client_cpu0);
 
     let bytes: u64 = samples.iter().map(|(_, s)| s.bytes).sum();
@@ -97,6 +141,12 @@ where
         p50_ms: percentile_ms(&mut lat, 0.50).unwrap_or(0.0),
         p99_ms: percentile_ms(&mut lat, 0.99).unwrap_or(0.0),
         server_cpu_us_per_op: server_cpu.map(per_op),
+        aux_cpu_us_per_op: pids
+            .aux
+            .iter()
+            .zip(aux_cpu)
+            .map(|((name, _), d)| (name.clone(), per_op(d)))
+            .collect(),
         client_cpu_us_per_op: per_op(client_cpu),
         first_step_p50_ms: percentile_ms(&mut first, 0.50),
         first_step_p99_ms: percentile_ms(&mut first, 0.99),

@@ -115,7 +115,7 @@ struct Mix {
 
 impl Mix {
     async fn run_op(&self, op: Op, fresh: Option<Arc<Vec<Key>>>, t: Arc<Target>) -> Measured {
-        let (c, pid) = (self.concurrency, t.pid);
+        let (c, pid) = (self.concurrency, t.pids());
         match op {
             Op::HttpPut => {
                 // Each key once: a repeated PUT would replace, not create.

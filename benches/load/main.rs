@@ -13,6 +13,7 @@
 //!   cargo bench --bench load -- --profiles http4k,http1m --scale 0.1 --repeat 1   # quick
 //!   cargo bench --bench load -- --profiles reapi4k,reapi1m --only larder
 //!   cargo bench --bench load -- --target https://cache.example.com --token T
+//!   cargo bench --bench load -- --cluster --profiles 4k,1m   # see cluster.rs
 //!
 //! Every server runs as a child process (not in-process) so each is measured
 //! as deployed: Larder's own logging setup, its own runtime, and a pid whose
@@ -26,6 +27,8 @@ mod args;
 mod client;
 mod client_http;
 mod client_reapi;
+mod cluster;
+mod cluster_infra;
 mod driver;
 mod http_mix;
 mod mix;
@@ -112,6 +115,14 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    let cluster = match args.cluster {
+        true => {
+            let c = runtime.block_on(cluster::Cluster::start(&args))?;
+            targets.push(c.target.clone());
+            Some(c)
+        }
+        false => None,
+    };
     for t in &targets {
         runtime.block_on(t.ping())?;
         eprintln!("{}: {} (pid {:?})", t.name, t.base, t.pid);
@@ -136,6 +147,13 @@ fn main() -> anyhow::Result<()> {
     {
         eprintln!("profile {} …", p.label);
         rows.extend(runtime.block_on(mix::run_profile(p, &oci, &args, nonce))?);
+    }
+    let mut cluster_lines = cluster::Line::from_rows(&rows);
+    if let Some(c) = &cluster {
+        for p in PROFILES.iter().filter(|p| args.wants(p.key)) {
+            eprintln!("profile {}: cluster cold/hot GETs …", p.label);
+            cluster_lines.extend(runtime.block_on(c.reads(p, &targets[0], &args, nonce))?);
+        }
     }
     for p in HTTP_PROFILES
         .iter()
@@ -180,6 +198,16 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| common::target_dir().join("load-bench.json"));
     report::write_json(&json_path, &ctx, &rows)?;
     eprintln!("results written to {}", json_path.display());
+    if let Some(c) = &cluster {
+        cluster::print(&cluster_lines);
+        let retried: usize = std::iter::once(&c.target)
+            .chain(&c.replicas)
+            .map(|t| t.retried.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        println!("\nCluster manifest PUTs retried after a 503 (deadlock): {retried}");
+        cluster::write_json(&cluster_lines)?;
+    }
+    drop(cluster);
     drop(servers);
     Ok(())
 }

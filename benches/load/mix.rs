@@ -80,7 +80,7 @@ async fn run_op(
     fresh: Option<Arc<Vec<Blob>>>,
     t: Arc<Target>,
 ) -> Measured {
-    let (c, pid, repo) = (mix.concurrency, t.pid, mix.repo.clone());
+    let (c, pid, repo) = (mix.concurrency, t.pids(), mix.repo.clone());
     let once = |ops| driver::Amount {
         ops,
         min_time: Duration::ZERO,

@@ -79,7 +79,7 @@ pub async fn run_profile(
                 .find(|(n, _)| *n == t.name)
                 .map(|(_, c)| c.clone())
                 .expect("a client per target");
-            let pid = t.pid;
+            let pid = t.pids();
             let http_name = format!("{} HTTP", t.name);
             // The side that goes first alternates by repetition.
             let grpc_first = rep % 2 == 0;
@@ -95,14 +95,14 @@ pub async fn run_profile(
                     let (gs, hs) = (set.grpc.clone(), set.http.clone());
                     let write = || {
                         let gs = gs.clone();
-                        driver::run(once, c, pid, move |i| {
+                        driver::run(once, c, pid.clone(), move |i| {
                             let (r, b) = (grpc.clone(), gs[i].clone());
                             async move { r.write(i, &b).await }
                         })
                     };
                     let put = || {
                         let (hs, t) = (hs.clone(), t.clone());
-                        driver::run(once, c, pid, move |i| {
+                        driver::run(once, c, pid.clone(), move |i| {
                             let (t, b) = (t.clone(), hs[i].clone());
                             async move { t.cache_put(&cas_key(&b), &b.data).await }
                         })
@@ -113,14 +113,14 @@ pub async fn run_profile(
                     let (gs, hs) = (stored.grpc.clone(), stored.http.clone());
                     let read = || {
                         let gs = gs.clone();
-                        driver::run(reads, c, pid, move |i| {
+                        driver::run(reads, c, pid.clone(), move |i| {
                             let (r, b) = (grpc.clone(), gs[i % gs.len()].clone());
                             async move { r.read(i, &b).await }
                         })
                     };
                     let get = || {
                         let (hs, t) = (hs.clone(), t.clone());
-                        driver::run(reads, c, pid, move |i| {
+                        driver::run(reads, c, pid.clone(), move |i| {
                             let (t, b) = (t.clone(), hs[i % hs.len()].clone());
                             async move { t.cache_get(&cas_key(&b), &b.data).await }
                         })
@@ -129,7 +129,7 @@ pub async fn run_profile(
                 }
                 Op::FindMissing => {
                     let (gs, absent) = (stored.grpc.clone(), absent.clone());
-                    let m = driver::run(finds, c, pid, move |i| {
+                    let m = driver::run(finds, c, pid.clone(), move |i| {
                         let (r, gs, absent) = (grpc.clone(), gs.clone(), absent.clone());
                         async move {
                             // A window of stored blobs, moving with each call.

@@ -248,7 +248,7 @@ impl Context {
                 .iter()
                 .map(|t| (t.name.clone(), t.base.clone()))
                 .collect(),
-            scale: args.scale,
+            scale: args.scale(),
             repeat: args.repeat.max(1),
             elapsed_s: elapsed.as_secs_f64(),
             note: DURABILITY_NOTE,
