@@ -64,6 +64,63 @@ async fn push_through_a_pull_through_b_head_through_c() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_manifests_sharing_layers_through_two_replicas_all_land() {
+    let Some(mut fleet) = Fleet::start().await else {
+        return;
+    };
+    let [a, b] = <[_; 2]>::try_from(fleet.replicas(2)).ok().unwrap();
+    let (a, b) = (a.url(""), b.url(""));
+    let http = Client::new();
+    // Shared layers, as BuildKit's cache manifests share them; each
+    // manifest has a config of its own. HEADs of the layers meanwhile make
+    // both replicas flush touches on the same rows the manifests lock.
+    let layers: Vec<Vec<u8>> = (0..6).map(|i| fixed_bytes(100 + i, 2048)).collect();
+    for layer in &layers {
+        push_blob(&http, &a, "team/shared", layer).await;
+    }
+    let layer_descs: Vec<_> = layers
+        .iter()
+        .map(|l| descriptor("application/vnd.oci.image.layer.v1.tar", l))
+        .collect();
+    let puts = (0..24u32).map(|i| {
+        let (http, base) = (http.clone(), if i % 2 == 0 { a.clone() } else { b.clone() });
+        let layer_descs = layer_descs.clone();
+        let layers = layers.clone();
+        async move {
+            let config = fixed_bytes(1000 + i, 200);
+            push_blob(&http, &base, "team/shared", &config).await;
+            for l in &layers {
+                let d = sha256_digest(l);
+                let res = http
+                    .head(format!("{base}/v2/team/shared/blobs/{d}"))
+                    .send()
+                    .await;
+                assert_eq!(res.unwrap().status(), StatusCode::OK);
+            }
+            let manifest = image_manifest(
+                &descriptor("application/vnd.oci.image.config.v1+json", &config),
+                &layer_descs,
+            );
+            try_put_manifest(
+                &http,
+                &base,
+                "team/shared",
+                &format!("t{i}"),
+                MANIFEST,
+                &manifest,
+            )
+            .await
+            .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(puts).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+}
+
 /// `PATCH` of the next `chunk` of a session, at `offset`, through `base`.
 async fn patch_chunk(http: &Client, base: &str, session: &str, offset: usize, chunk: &[u8]) {
     let res = http

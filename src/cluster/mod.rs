@@ -102,6 +102,20 @@ pub enum ClusterError {
     PartUnknown(String),
 }
 
+impl ClusterError {
+    /// A deadlock or serialization failure: the database rolled this
+    /// transaction back for another's sake, and running it again succeeds.
+    pub fn is_transient(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            ClusterError::Postgres(e) => e.code().is_some_and(|c| {
+                *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// This replica's name: `cluster.replica_id`, else the host name.
 pub fn replica_id(cfg: &crate::config::ClusterConfig) -> String {
     if !cfg.replica_id.is_empty() {

@@ -33,6 +33,10 @@ use crate::index::{EntryKey, EntryRecord, NewEntry};
 /// How many times a write waits out a GC of the same bytes before giving up.
 const DELETING_RETRIES: u32 = 50;
 
+/// How many times an entry write is run again after the database rolled
+/// it back for a concurrent writer's sake (a deadlock).
+const TRANSIENT_RETRIES: u32 = 5;
+
 pub struct ClusterStore {
     pub pool: Pool,
     pub objects: Objects,
@@ -88,6 +92,14 @@ pub struct EvictedCounts {
     pub bytes: AtomicU64,
 }
 
+/// How one attempt to record a blob went.
+enum Recorded {
+    /// Committed, with the entry written, if any.
+    Done(Option<EntryRecord>),
+    /// GC is deleting these very bytes: wait, and put the object up again.
+    Deleting,
+}
+
 /// Where a verified blob goes besides its own record.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Placement<'a> {
@@ -111,6 +123,20 @@ fn vanished() -> ClusterError {
     ClusterError::Corrupt("an entry vanished as it was written".into())
 }
 
+/// `put_entry` in one transaction.
+async fn put_entry_once(
+    client: &mut deadpool_postgres::Object,
+    new: &NewEntry,
+) -> Result<EntryRecord, ClusterError> {
+    let tx = client.transaction().await?;
+    if let Err(missing) = meta::put_entry(&*tx, new, now_ms()).await? {
+        return Err(ClusterError::MissingBlobs(missing));
+    }
+    let rec = written(&*tx, &new.key).await?;
+    tx.commit().await?;
+    Ok(rec)
+}
+
 fn joined(e: tokio::task::JoinError) -> ClusterError {
     ClusterError::Objects(ObjectsError::Local(std::io::Error::other(e)))
 }
@@ -121,14 +147,18 @@ impl ClusterStore {
     /// (`MissingBlobs` otherwise).
     pub async fn put_entry(&self, new: &NewEntry) -> Result<EntryRecord, ClusterError> {
         let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        if let Err(missing) = meta::put_entry(&*tx, new, now_ms()).await? {
-            return Err(ClusterError::MissingBlobs(missing));
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match put_entry_once(&mut client, new).await {
+                Ok(rec) => {
+                    self.touches.pinned(&rec.pins, now_ms());
+                    return Ok(rec);
+                }
+                Err(e) if e.is_transient() && attempts < TRANSIENT_RETRIES => {}
+                Err(e) => return Err(e),
+            }
         }
-        let rec = written(&*tx, &new.key).await?;
-        tx.commit().await?;
-        self.touches.pinned(&rec.pins, now_ms());
-        Ok(rec)
     }
 
     /// Verifies `content` as `w` says, stores it (readable in `w.scope`)
@@ -313,58 +343,77 @@ impl ClusterStore {
         let mut client = self.pool.get().await?;
         for _ in 0..DELETING_RETRIES {
             let now = now_ms();
-            let tx = client.transaction().await?;
-            match meta::put_blob_in(&tx, &blob.id, blob.size, &aliases, now, self.hard_limit)
-                .await?
-            {
-                BlobPut::Live => {}
-                BlobPut::Full { used } => {
-                    return Err(ClusterError::Full {
-                        needed: blob.size,
-                        used,
-                        hard_limit: self.hard_limit,
-                    })
+            let recorded = self
+                .record_once(&mut client, blob, placement, &aliases, now)
+                .await;
+            match recorded {
+                Ok(Recorded::Done(rec)) => {
+                    if let Some(rec) = &rec {
+                        self.touches.pinned(&rec.pins, now);
+                    }
+                    return Ok(rec);
                 }
-                BlobPut::Deleting => {
-                    drop(tx);
+                Ok(Recorded::Deleting) => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if meta::blob_state(&**client, &blob.id).await?.is_none() {
                         upload().await?;
                     }
-                    continue;
                 }
+                // Another writer of the same rows won; this one retries.
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
             }
-            if let Some(scope) = placement.scope {
-                links::link_in(&*tx, &blob.id, scope).await?;
-            }
-            let mut rec = None;
-            if placement.entry.is_none() {
-                // A pushed blob is leased until an entry pins it, from its
-                // record on: a replica dying before its next flush must not
-                // leave a layer unprotected while its manifest is coming.
-                let until = now + self.lease.as_millis() as i64;
-                tx.execute(
-                    "UPDATE blobs SET lease_until = greatest(lease_until, $2) WHERE id = $1",
-                    &[&&blob.id.0[..], &until],
-                )
-                .await?;
-            }
-            if let Some(entry) = placement.entry {
-                if let Err(missing) = meta::put_entry(&*tx, entry, now).await? {
-                    return Err(ClusterError::MissingBlobs(missing));
-                }
-                if let Some((scope, name)) = placement.name {
-                    names::set_name(&*tx, scope, name, &entry.key).await?;
-                }
-                rec = Some(written(&*tx, &entry.key).await?);
-            }
-            tx.commit().await?;
-            if let Some(rec) = &rec {
-                self.touches.pinned(&rec.pins, now);
-            }
-            return Ok(rec);
         }
         Err(ClusterError::Busy(blob.id))
+    }
+
+    /// One attempt of `record`, in one transaction.
+    async fn record_once(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        blob: &BlobMeta,
+        placement: Placement<'_>,
+        aliases: &[String],
+        now: i64,
+    ) -> Result<Recorded, ClusterError> {
+        let tx = client.transaction().await?;
+        match meta::put_blob_in(&tx, &blob.id, blob.size, aliases, now, self.hard_limit).await? {
+            BlobPut::Live => {}
+            BlobPut::Full { used } => {
+                return Err(ClusterError::Full {
+                    needed: blob.size,
+                    used,
+                    hard_limit: self.hard_limit,
+                })
+            }
+            BlobPut::Deleting => return Ok(Recorded::Deleting),
+        }
+        if let Some(scope) = placement.scope {
+            links::link_in(&*tx, &blob.id, scope).await?;
+        }
+        let mut rec = None;
+        if placement.entry.is_none() {
+            // A pushed blob is leased until an entry pins it, from its
+            // record on: a replica dying before its next flush must not
+            // leave a layer unprotected while its manifest is coming.
+            let until = now + self.lease.as_millis() as i64;
+            tx.execute(
+                "UPDATE blobs SET lease_until = greatest(lease_until, $2) WHERE id = $1",
+                &[&&blob.id.0[..], &until],
+            )
+            .await?;
+        }
+        if let Some(entry) = placement.entry {
+            if let Err(missing) = meta::put_entry(&*tx, entry, now).await? {
+                return Err(ClusterError::MissingBlobs(missing));
+            }
+            if let Some((scope, name)) = placement.name {
+                names::set_name(&*tx, scope, name, &entry.key).await?;
+            }
+            rec = Some(written(&*tx, &entry.key).await?);
+        }
+        tx.commit().await?;
+        Ok(Recorded::Done(rec))
     }
 
     pub(super) async fn keep(&self, verified: Verified) {

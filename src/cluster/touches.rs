@@ -98,6 +98,13 @@ impl Touches {
     }
 }
 
+/// Locks the blob rows named by `$1` in id order, as an entry write locks
+/// its pins (`FOR SHARE ... ORDER BY id`): an update of many rows taking
+/// them in the join's order would deadlock against concurrent manifest
+/// PUTs sharing layers.
+const LOCK_IN_ORDER: &str = "WITH locked AS MATERIALIZED (
+    SELECT id FROM blobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)";
+
 async fn write(client: &impl GenericClient, p: &Pending) -> Result<(), ClusterError> {
     if !p.entries.is_empty() {
         let (ids, times): (Vec<i64>, Vec<i64>) = p.entries.iter().map(|(k, v)| (*k, *v)).unzip();
@@ -131,10 +138,14 @@ async fn write(client: &impl GenericClient, p: &Pending) -> Result<(), ClusterEr
         let (touched, until): (Vec<i64>, Vec<i64>) = p.blobs.values().copied().unzip();
         client
             .execute(
-                "UPDATE blobs SET touched_at = greatest(blobs.touched_at, t.touched),
-                                  lease_until = greatest(blobs.lease_until, t.until_ms)
-                   FROM unnest($1::bytea[], $2::bigint[], $3::bigint[]) AS t(blob, touched, until_ms)
-                  WHERE blobs.id = t.blob",
+                &format!(
+                    "{LOCK_IN_ORDER}
+                     UPDATE blobs SET touched_at = greatest(blobs.touched_at, t.touched),
+                                      lease_until = greatest(blobs.lease_until, t.until_ms)
+                       FROM unnest($1::bytea[], $2::bigint[], $3::bigint[])
+                            AS t(blob, touched, until_ms)
+                      WHERE blobs.id = t.blob AND blobs.id IN (SELECT id FROM locked)"
+                ),
                 &[&blobs, &touched, &until],
             )
             .await?;
@@ -144,9 +155,12 @@ async fn write(client: &impl GenericClient, p: &Pending) -> Result<(), ClusterEr
             p.pinned.iter().map(|(k, v)| (&k.0[..], *v)).unzip();
         client
             .execute(
-                "UPDATE blobs SET pinned_at = greatest(blobs.pinned_at, t.at)
-                   FROM unnest($1::bytea[], $2::bigint[]) AS t(blob, at)
-                  WHERE blobs.id = t.blob",
+                &format!(
+                    "{LOCK_IN_ORDER}
+                     UPDATE blobs SET pinned_at = greatest(blobs.pinned_at, t.at)
+                       FROM unnest($1::bytea[], $2::bigint[]) AS t(blob, at)
+                      WHERE blobs.id = t.blob AND blobs.id IN (SELECT id FROM locked)"
+                ),
                 &[&blobs, &at],
             )
             .await?;
