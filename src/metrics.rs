@@ -336,7 +336,8 @@ fn escape(v: &str) -> String {
 
 /// The `# HELP` and `# TYPE` lines of metric `name`.
 fn help(out: &mut String, name: &str) {
-    if let Some((_, kind, text)) = NAMES.iter().find(|(n, _, _)| *n == name) {
+    if let Some((_, kind, text)) = (NAMES.iter().chain(CLUSTER_NAMES)).find(|(n, _, _)| *n == name)
+    {
         let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
     }
 }

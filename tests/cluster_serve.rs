@@ -252,6 +252,12 @@ async fn http_cache_entries_written_on_one_replica_are_hits_on_another() {
         "{text}"
     );
     assert!(metric(&text, "larder_tier_capacity_bytes").is_some_and(|n| n > 0.0));
+    for (name, kind, _) in larder::metrics::CLUSTER_NAMES {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} exported"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

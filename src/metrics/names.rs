@@ -82,31 +82,6 @@ pub const NAMES: &[(&str, &str, &str)] = &[
     ),
     (UPLOADS, "gauge", "Upload sessions in progress."),
     (
-        CLUSTER_REPLICAS,
-        "gauge",
-        "Cluster mode: replicas whose heartbeat is recent.",
-    ),
-    (
-        CLUSTER_LEADER,
-        "gauge",
-        "Cluster mode: 1 on the replica that runs eviction and sweeps.",
-    ),
-    (
-        CLUSTER_DATABASE_UP,
-        "gauge",
-        "Cluster mode: 1 when this replica reached PostgreSQL for this scrape.",
-    ),
-    (
-        TIER_USED_BYTES,
-        "gauge",
-        "Cluster mode: bytes in this replica's local read-through tier.",
-    ),
-    (
-        TIER_CAPACITY_BYTES,
-        "gauge",
-        "Cluster mode: the local tier's size (cluster.local_cache_size).",
-    ),
-    (
         FLUSH_SECONDS,
         "histogram",
         "Latency of index flushes (group commits and batches of entry writes).",
@@ -235,6 +210,35 @@ pub const ENTRIES: &str = "larder_entries";
 pub const EVICTIONS: &str = "larder_evictions_total";
 pub const EVICTED_BYTES: &str = "larder_evicted_bytes_total";
 pub const UPLOADS: &str = "larder_uploads_in_progress";
+/// What only a cluster replica exports, beside most of `NAMES`.
+pub const CLUSTER_NAMES: &[(&str, &str, &str)] = &[
+    (
+        CLUSTER_REPLICAS,
+        "gauge",
+        "Cluster mode: replicas whose heartbeat is recent.",
+    ),
+    (
+        CLUSTER_LEADER,
+        "gauge",
+        "Cluster mode: 1 on the replica that runs eviction and sweeps.",
+    ),
+    (
+        CLUSTER_DATABASE_UP,
+        "gauge",
+        "Cluster mode: 1 when this replica reached PostgreSQL for this scrape.",
+    ),
+    (
+        TIER_USED_BYTES,
+        "gauge",
+        "Cluster mode: bytes in this replica's local read-through tier.",
+    ),
+    (
+        TIER_CAPACITY_BYTES,
+        "gauge",
+        "Cluster mode: the local tier's size (cluster.local_cache_size).",
+    ),
+];
+
 pub const CLUSTER_REPLICAS: &str = "larder_cluster_replicas";
 pub const CLUSTER_LEADER: &str = "larder_cluster_leader";
 pub const CLUSTER_DATABASE_UP: &str = "larder_cluster_database_up";
