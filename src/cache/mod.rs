@@ -42,7 +42,7 @@ pub use fsck::{fsck, FsckError, FsckReport};
 pub use gc::GcReport;
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};
 pub use named_uploads::NamedWrite;
-pub use reservations::{exact, reservation_id, reservation_number};
+pub use reservations::{exact, reservation_id, reservation_number, MAX_PART_NAME};
 pub use uploads::UploadState;
 
 #[derive(Debug, thiserror::Error)]

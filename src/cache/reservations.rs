@@ -26,7 +26,7 @@ const MAX_NUMBER: u64 = 1 << 53;
 const PART_MAGIC: &[u8; 4] = b"LPRT";
 /// The longest part name accepted (Azure's block ids are at most 64 bytes
 /// before base64).
-const MAX_PART_NAME: usize = 256;
+pub const MAX_PART_NAME: usize = 256;
 
 /// The number that names reservation `id`, if it is one.
 pub fn reservation_number(id: &str) -> Option<u64> {

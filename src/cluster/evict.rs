@@ -30,6 +30,11 @@ impl Evicted {
     }
 }
 
+/// SQL true when blob row `b` is neither an entry's content nor one of its
+/// pins: what GC, eviction and the numbers mean by unpinned.
+pub const UNPINNED: &str = "NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
+     AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)";
+
 /// Bytes of recorded blobs, each counted once however many entries pin it.
 pub async fn usage(client: &impl GenericClient) -> Result<u64, ClusterError> {
     let used: i64 = client
@@ -52,8 +57,7 @@ pub async fn collect_unreferenced(
             &format!(
                 "SELECT id, size FROM blobs b
                   WHERE state = 'live' AND touched_at < $2
-                    AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
-                    AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
+                    AND {UNPINNED}
                     AND NOT {} AND NOT {}",
                 super::touches::held_by_lease("$1"),
                 released_lately("$3"),
@@ -146,8 +150,7 @@ async fn held_unpinned(
             &format!(
                 "SELECT coalesce(sum(size), 0)::bigint FROM blobs b
                   WHERE state = 'live'
-                    AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
-                    AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)
+                    AND {UNPINNED}
                     AND ({} OR {})",
                 super::touches::held_by_lease("$1"),
                 released_lately("$2"),

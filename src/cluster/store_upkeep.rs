@@ -35,9 +35,9 @@ impl ClusterStore {
                                 CASE WHEN b.touched_at > b.pinned_at THEN b.lease_until END))
                        FROM blobs b LEFT JOIN leases l ON l.blob = b.id AND l.until_ms > $1
                       WHERE b.state = 'live' AND {}
-                        AND NOT EXISTS (SELECT 1 FROM entry_pins p WHERE p.blob = b.id)
-                        AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.content = b.id)",
-                    super::touches::held_by_lease("$1")
+                        AND {}",
+                    super::touches::held_by_lease("$1"),
+                    evict::UNPINNED,
                 ),
                 &[&now_ms()],
             )

@@ -11,12 +11,10 @@ use super::store::{ClusterStore, Placement};
 use super::store_sessions::{Partial, PART_SIZE};
 use super::uploads::{self, Appended};
 use super::{now_ms, reservations, ClusterError};
-use crate::cache::{chunk_name, chunk_order, exact, BlobInfo, StoreError, UploadState};
+use crate::cache::{
+    chunk_name, chunk_order, exact, BlobInfo, StoreError, UploadState, MAX_PART_NAME,
+};
 use crate::cas::CasError;
-
-/// The longest part name accepted (Azure's block ids are at most 64 bytes
-/// before base64), as on a single node.
-const MAX_PART_NAME: usize = 256;
 
 /// Reserving retries this often when its new id, not the scope, collided.
 const RESERVE_ATTEMPTS: usize = 3;
