@@ -27,6 +27,7 @@ mod store_admin;
 mod store_named;
 mod store_names;
 mod store_reads;
+mod store_record;
 mod store_sessions;
 mod store_upkeep;
 mod store_uploads;

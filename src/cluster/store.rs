@@ -5,12 +5,12 @@
 //! `store_named.rs` REAPI's named ones, `store_uploads.rs` reservations,
 //! `store_reads.rs` reads and readiness, `store_names.rs` links and tags,
 //! `store_admin.rs` listings and tokens, `store_upkeep.rs` usage, GC and
-//! eviction on demand. A
+//! eviction on demand, `store_record.rs` the one transaction that records
+//! a blob with its entry. A
 //! write is acknowledged once its object is in the store and its records
 //! are committed; any replica then reads it.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -19,19 +19,16 @@ use deadpool_postgres::Pool;
 use futures_util::Stream;
 use tokio_postgres::GenericClient;
 
-use super::meta::{self, BlobPut};
+use super::meta;
 use super::objects::{Objects, ObjectsError};
 use super::tier::Tier;
 use super::tokens::Revoked;
 use super::touches::Touches;
 use super::uploads::{self, Appended};
-use super::{links, names, now_ms, ClusterError};
+use super::{links, now_ms, ClusterError};
 use crate::cache::{BlobInfo, BlobWrite};
 use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, CasError, Digest, Verified};
 use crate::index::{EntryKey, EntryRecord, NewEntry};
-
-/// How many times a write waits out a GC of the same bytes before giving up.
-const DELETING_RETRIES: u32 = 50;
 
 /// How many times an entry write is run again after the database rolled
 /// it back for a concurrent writer's sake (a deadlock).
@@ -92,14 +89,6 @@ pub struct EvictedCounts {
     pub bytes: AtomicU64,
 }
 
-/// How one attempt to record a blob went.
-enum Recorded {
-    /// Committed, with the entry written, if any.
-    Done(Option<EntryRecord>),
-    /// GC is deleting these very bytes: wait, and put the object up again.
-    Deleting,
-}
-
 /// Where a verified blob goes besides its own record.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Placement<'a> {
@@ -115,7 +104,10 @@ pub(super) struct Placement<'a> {
 }
 
 /// The record of an entry just written, read in its transaction.
-async fn written(tx: &impl GenericClient, key: &EntryKey) -> Result<EntryRecord, ClusterError> {
+pub(super) async fn written(
+    tx: &impl GenericClient,
+    key: &EntryKey,
+) -> Result<EntryRecord, ClusterError> {
     meta::entry(tx, key).await?.ok_or_else(vanished)
 }
 
@@ -320,100 +312,6 @@ impl ClusterStore {
         };
         upload().await?;
         self.record(&blob, placement, upload).await
-    }
-
-    /// Records `blob`, whose object is up, with its entry, name and link
-    /// (see `Placement`) in one transaction under the hard limit; the entry
-    /// as committed. When GC is deleting these very bytes, waits until it
-    /// is done and puts the object up again.
-    async fn record<F, Fut>(
-        &self,
-        blob: &BlobMeta,
-        placement: Placement<'_>,
-        upload: F,
-    ) -> Result<Option<EntryRecord>, ClusterError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<(), ObjectsError>>,
-    {
-        let mut aliases = vec![format!("sha256:{}", hex::encode(blob.sha256))];
-        if let Some(d @ Digest::Sha512(_)) = placement.checked {
-            aliases.push(d.to_string());
-        }
-        let mut client = self.pool.get().await?;
-        for _ in 0..DELETING_RETRIES {
-            let now = now_ms();
-            let recorded = self
-                .record_once(&mut client, blob, placement, &aliases, now)
-                .await;
-            match recorded {
-                Ok(Recorded::Done(rec)) => {
-                    if let Some(rec) = &rec {
-                        self.touches.pinned(&rec.pins, now);
-                    }
-                    return Ok(rec);
-                }
-                Ok(Recorded::Deleting) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    if meta::blob_state(&**client, &blob.id).await?.is_none() {
-                        upload().await?;
-                    }
-                }
-                // Another writer of the same rows won; this one retries.
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Err(ClusterError::Busy(blob.id))
-    }
-
-    /// One attempt of `record`, in one transaction.
-    async fn record_once(
-        &self,
-        client: &mut deadpool_postgres::Object,
-        blob: &BlobMeta,
-        placement: Placement<'_>,
-        aliases: &[String],
-        now: i64,
-    ) -> Result<Recorded, ClusterError> {
-        let tx = client.transaction().await?;
-        match meta::put_blob_in(&tx, &blob.id, blob.size, aliases, now, self.hard_limit).await? {
-            BlobPut::Live => {}
-            BlobPut::Full { used } => {
-                return Err(ClusterError::Full {
-                    needed: blob.size,
-                    used,
-                    hard_limit: self.hard_limit,
-                })
-            }
-            BlobPut::Deleting => return Ok(Recorded::Deleting),
-        }
-        if let Some(scope) = placement.scope {
-            links::link_in(&*tx, &blob.id, scope).await?;
-        }
-        let mut rec = None;
-        if placement.entry.is_none() {
-            // A pushed blob is leased until an entry pins it, from its
-            // record on: a replica dying before its next flush must not
-            // leave a layer unprotected while its manifest is coming.
-            let until = now + self.lease.as_millis() as i64;
-            tx.execute(
-                "UPDATE blobs SET lease_until = greatest(lease_until, $2) WHERE id = $1",
-                &[&&blob.id.0[..], &until],
-            )
-            .await?;
-        }
-        if let Some(entry) = placement.entry {
-            if let Err(missing) = meta::put_entry(&*tx, entry, now).await? {
-                return Err(ClusterError::MissingBlobs(missing));
-            }
-            if let Some((scope, name)) = placement.name {
-                names::set_name(&*tx, scope, name, &entry.key).await?;
-            }
-            rec = Some(written(&*tx, &entry.key).await?);
-        }
-        tx.commit().await?;
-        Ok(Recorded::Done(rec))
     }
 
     pub(super) async fn keep(&self, verified: Verified) {
