@@ -128,7 +128,7 @@ pub async fn namespace_usage(
 /// SQL true when blob row `b` lost its last pin less than the time in
 /// parameter `wait` (milliseconds) ago: a read of an entry pinning it on
 /// another replica may have a lease on its way (see the schema's trigger).
-fn released_lately(wait: &str) -> String {
+pub(super) fn released_lately(wait: &str) -> String {
     format!("b.released_at > larder_now_ms() - {wait}")
 }
 

@@ -18,8 +18,10 @@ impl ClusterStore {
         evict::usage(&**client).await
     }
 
-    /// Bytes of blobs no entry pins that a lease still holds, as of the
-    /// replicas' last flush of their touches.
+    /// Bytes of blobs no entry pins that a lease holds: one flushed to the
+    /// database, or one that may be on its way from a replica's memory (the
+    /// blob lost its last pin within two flush intervals), as eviction
+    /// counts them.
     pub async fn leased_bytes(&self) -> Result<u64, ClusterError> {
         Ok(self.leased().await?.0)
     }
@@ -27,19 +29,22 @@ impl ClusterStore {
     /// (bytes, when the last lease ends) of what `leased_bytes` counts.
     async fn leased(&self) -> Result<(u64, Option<u64>), ClusterError> {
         let client = self.pool.get().await?;
+        let wait = 2 * self.upkeep.flush_interval.as_millis() as i64;
         let row = client
             .query_one(
                 &format!(
                     "SELECT coalesce(sum(b.size), 0)::bigint,
                             max(greatest(l.until_ms,
-                                CASE WHEN b.touched_at > b.pinned_at THEN b.lease_until END))
+                                CASE WHEN b.touched_at > b.pinned_at THEN b.lease_until END,
+                                CASE WHEN {lately} THEN b.released_at + $2 END))
                        FROM blobs b LEFT JOIN leases l ON l.blob = b.id AND l.until_ms > $1
-                      WHERE b.state = 'live' AND {}
-                        AND {}",
-                    super::touches::held_by_lease("$1"),
-                    evict::UNPINNED,
+                      WHERE b.state = 'live' AND ({held} OR {lately})
+                        AND {unpinned}",
+                    held = super::touches::held_by_lease("$1"),
+                    lately = evict::released_lately("$2"),
+                    unpinned = evict::UNPINNED,
                 ),
-                &[&now_ms()],
+                &[&now_ms(), &wait],
             )
             .await?;
         let until: Option<i64> = row.get(1);
