@@ -8,7 +8,7 @@ mod oci_support;
 
 use std::time::Duration;
 
-use cluster_support::serve::{await_status, Fleet};
+use cluster_support::serve::{await_status, metric, scrape, Fleet};
 use oci_support::*;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use reqwest::{Client, StatusCode};
@@ -218,22 +218,7 @@ async fn http_cache_entries_written_on_one_replica_are_hits_on_another() {
 
     // Each replica reports the cluster's numbers and its own part; one of
     // them leads.
-    let metric = |text: &str, name: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.split(' ').next() == Some(name))?;
-        line.rsplit(' ').next()?.parse().ok()
-    };
-    let scrape = |base: String| {
-        let http = http.clone();
-        async move {
-            http.get(format!("{base}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
+    let scrape = |base: String| scrape(&http, base);
     cluster_support::until("one replica leads, and both see both", || async {
         let (ta, tb) = (scrape(a.url("")).await, scrape(b.url("")).await);
         let leaders = [&ta, &tb].map(|t| metric(t, "larder_cluster_leader").unwrap_or(0.0));

@@ -18,7 +18,7 @@ use crate::config::PostgresConfig;
 #[derive(Clone)]
 pub struct Settings {
     pub pg: tokio_postgres::Config,
-    tls: MakeRustlsConnect,
+    pub(super) tls: MakeRustlsConnect,
 }
 
 /// The settings `url`, `password_file` and `ca_file` give, with Larder's

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::duties::Duties;
 use super::leader::Leadership;
+use super::memo::Memo;
 use super::objects::Objects;
 use super::replicas::Me;
 use super::store::{ClusterStore, Upkeep};
@@ -32,6 +33,9 @@ pub struct Replica {
     pub me: Me,
     /// The key tokens are signed with, the same on every replica.
     pub signing_key: Vec<u8>,
+    /// Where the session that hears the database's changes for the
+    /// store's memo connects (`listen.rs`).
+    pub listen: pg::Settings,
 }
 
 impl Replica {
@@ -89,6 +93,7 @@ impl Replica {
                 orphan_grace: config.gc.upload_expiry.0,
             },
             evicted: Default::default(),
+            memo: Memo::new(cfg.metadata_cache_size.bytes()),
         });
         let duties = Duties {
             pool,
@@ -104,10 +109,11 @@ impl Replica {
         };
         Ok(Replica {
             store,
-            leadership: Leadership::start(settings, LEADER_RETRY),
+            leadership: Leadership::start(settings.clone(), LEADER_RETRY),
             duties,
             me: Me { id, address },
             signing_key,
+            listen: settings,
         })
     }
 }

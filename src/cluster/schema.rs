@@ -9,8 +9,14 @@ use tokio_postgres::Client;
 use super::ClusterError;
 
 /// Every migration in order; a version's SQL never changes once released.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "metadata", include_str!("migrations/0001_metadata.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "metadata", include_str!("migrations/0001_metadata.sql")),
+    (
+        2,
+        "read cache",
+        include_str!("migrations/0002_read_cache.sql"),
+    ),
+];
 
 /// The key of the transaction-scoped advisory lock migrations take
 /// ("larder:m" as bytes).

@@ -19,6 +19,7 @@ use deadpool_postgres::Pool;
 use futures_util::Stream;
 use tokio_postgres::GenericClient;
 
+use super::memo::{Change, Memo};
 use super::meta;
 use super::objects::{Objects, ObjectsError};
 use super::tier::Tier;
@@ -56,6 +57,9 @@ pub struct ClusterStore {
     pub upkeep: Upkeep,
     /// What `gc` and `evict_to` run through this replica removed.
     pub evicted: EvictedCounts,
+    /// What lookups found, while the database's changes are heard
+    /// (`listen.rs`); deaf until then.
+    pub memo: Memo,
 }
 
 /// The timings of the leader's duties (see `Duties`), for the same work
@@ -144,6 +148,7 @@ impl ClusterStore {
             attempts += 1;
             match put_entry_once(&mut client, new).await {
                 Ok(rec) => {
+                    self.memo.forget(Some(&Change::Entry(new.key.clone())));
                     self.touches.pinned(&rec.pins, now_ms());
                     return Ok(rec);
                 }
@@ -325,10 +330,16 @@ impl ClusterStore {
     /// blobs it pins, as on a single node; both reach the database with the
     /// next flush of `touches`.
     pub async fn entry(&self, key: &EntryKey) -> Result<Option<EntryRecord>, ClusterError> {
+        if let Some(rec) = self.memo.entry(key) {
+            self.touch_entry(&rec);
+            return Ok(Some(rec));
+        }
+        let ticket = self.memo.ticket();
         let client = self.pool.get().await?;
         let Some(rec) = meta::entry(&**client, key).await? else {
             return Ok(None);
         };
+        self.memo.remember_entry(ticket, &rec);
         self.touch_entry(&rec);
         Ok(Some(rec))
     }
@@ -353,9 +364,25 @@ impl ClusterStore {
 
     /// Looks a blob up by any digest clients use; finding it leases it.
     pub async fn blob(&self, digest: &Digest) -> Result<Option<BlobInfo>, ClusterError> {
+        self.blob_seen_from(digest, None).await
+    }
+
+    /// `blob`, or `blob_in` when `scope` is given: the memo's answer, else
+    /// the database's.
+    pub(super) async fn blob_seen_from(
+        &self,
+        digest: &Digest,
+        scope: Option<&str>,
+    ) -> Result<Option<BlobInfo>, ClusterError> {
+        if let Some(blob) = self.memo.blob(digest, scope) {
+            self.touch_blob(&blob);
+            return Ok(Some(blob));
+        }
+        let ticket = self.memo.ticket();
         let client = self.pool.get().await?;
-        let found = links::blob(&**client, digest, None).await?;
+        let found = links::blob(&**client, digest, scope).await?;
         if let Some(blob) = &found {
+            self.memo.remember_blob(ticket, digest, blob, scope);
             self.touch_blob(blob);
         }
         Ok(found)
@@ -364,7 +391,9 @@ impl ClusterStore {
     /// Removes the entry under `key` (and every entry that needs it).
     pub async fn remove_entry_by_key(&self, key: &EntryKey) -> Result<bool, ClusterError> {
         let client = self.pool.get().await?;
-        Ok(meta::remove_entry(&**client, key).await? > 0)
+        let removed = meta::remove_entry(&**client, key).await? > 0;
+        self.memo.forget(Some(&Change::Entry(key.clone())));
+        Ok(removed)
     }
 
     /// Writes the uses and leases read since the last flush.

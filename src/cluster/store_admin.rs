@@ -3,6 +3,7 @@
 //! tokens. Revocation is checked on every request, so `token_revoked`
 //! reads this replica's copy of the revoked ids, never the database.
 
+use super::memo::Change;
 use super::store::ClusterStore;
 use super::{entries, listing, tokens, ClusterError};
 use crate::cache::{EntryOrder, EntryPage, NamespaceInfo};
@@ -84,14 +85,20 @@ impl ClusterStore {
     /// Removes an entry and every entry that needs it; returns them.
     pub async fn remove_entry(&self, id: u64) -> Result<Vec<EntryRecord>, ClusterError> {
         let client = self.pool.get().await?;
-        entries::remove(&**client, id).await
+        let removed = entries::remove(&**client, id).await?;
+        for rec in &removed {
+            self.memo.forget(Some(&Change::Entry(rec.key.clone())));
+        }
+        Ok(removed)
     }
 
     /// Removes every entry of a namespace (and the entries that need
     /// them); their blobs follow through the leader's GC.
     pub async fn purge_namespace(&self, namespace: &str) -> Result<u64, ClusterError> {
         let client = self.pool.get().await?;
-        entries::purge_namespace(&**client, namespace).await
+        let purged = entries::purge_namespace(&**client, namespace).await?;
+        self.memo.forget(None);
+        Ok(purged)
     }
 
     /// Records a minted token's metadata (never the token) for listings.

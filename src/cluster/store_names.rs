@@ -1,6 +1,7 @@
 //! What a scope (an OCI repository) sees: its tags, and the blobs pushed
 //! to or mounted into it.
 
+use super::memo::Change;
 use super::store::ClusterStore;
 use super::{links, names, now_ms, ClusterError};
 use crate::cache::BlobInfo;
@@ -15,12 +16,7 @@ impl ClusterStore {
         scope: &str,
         digest: &Digest,
     ) -> Result<Option<BlobInfo>, ClusterError> {
-        let client = self.pool.get().await?;
-        let found = links::blob(&**client, digest, Some(scope)).await?;
-        if let Some(blob) = &found {
-            self.touch_blob(blob);
-        }
-        Ok(found)
+        self.blob_seen_from(digest, Some(scope)).await
     }
 
     /// Makes a stored blob readable in `scope` too (a cross-repository
@@ -39,7 +35,10 @@ impl ClusterStore {
     /// them.
     pub async fn unlink_blob(&self, scope: &str, blob: &BlobInfo) -> Result<bool, ClusterError> {
         let client = self.pool.get().await?;
-        links::unlink(&**client, &blob.id, scope).await
+        let unlinked = links::unlink(&**client, &blob.id, scope).await?;
+        self.memo
+            .forget(Some(&Change::Link(blob.id, scope.to_string())));
+        Ok(unlinked)
     }
 
     /// Points `name` in `scope` at the entry under `target`; false when
@@ -51,12 +50,29 @@ impl ClusterStore {
         target: &EntryKey,
     ) -> Result<bool, ClusterError> {
         let client = self.pool.get().await?;
-        names::set_name(&**client, scope, name, target).await
+        let set = names::set_name(&**client, scope, name, target).await?;
+        self.forget_name(scope, name);
+        Ok(set)
     }
 
     pub async fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, ClusterError> {
+        if let Some(key) = self.memo.name(scope, name) {
+            return Ok(Some(key));
+        }
+        let ticket = self.memo.ticket();
         let client = self.pool.get().await?;
-        names::name(&**client, scope, name).await
+        let found = names::name(&**client, scope, name).await?;
+        if let Some(key) = &found {
+            self.memo.remember_name(ticket, scope, name, key);
+        }
+        Ok(found)
+    }
+
+    /// Forgets what the memo knows of `name` in `scope`, which this replica
+    /// just changed: its own next lookup must not wait for the database's
+    /// notice.
+    pub(super) fn forget_name(&self, scope: &str, name: &str) {
+        (self.memo).forget(Some(&Change::Name(scope.to_string(), name.to_string())));
     }
 
     pub async fn names(
@@ -71,6 +87,8 @@ impl ClusterStore {
 
     pub async fn remove_name(&self, scope: &str, name: &str) -> Result<bool, ClusterError> {
         let client = self.pool.get().await?;
-        names::remove_name(&**client, scope, name).await
+        let removed = names::remove_name(&**client, scope, name).await?;
+        self.forget_name(scope, name);
+        Ok(removed)
     }
 }

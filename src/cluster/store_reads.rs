@@ -73,6 +73,7 @@ impl ClusterStore {
             Err(ObjectsError::Missing(_)) => {
                 let mut client = self.pool.get().await?;
                 let dropped = meta::forget_lost_blob(&mut client, id).await?;
+                self.memo.forget(None);
                 tracing::warn!(
                     blob = %id, entries = dropped,
                     "a blob's object is gone from the store; its entries are dropped"

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::memo::Change;
 use super::meta::{self, BlobPut};
 use super::objects::ObjectsError;
 use super::store::{written, ClusterStore, Placement};
@@ -52,7 +53,11 @@ impl ClusterStore {
             match recorded {
                 Ok(Recorded::Done(rec)) => {
                     if let Some(rec) = &rec {
+                        self.memo.forget(Some(&Change::Entry(rec.key.clone())));
                         self.touches.pinned(&rec.pins, now);
+                    }
+                    if let Some((scope, name)) = placement.name {
+                        self.forget_name(scope, name);
                     }
                     return Ok(rec);
                 }

@@ -120,6 +120,9 @@ impl ClusterStore {
             let settled = touches::settled_before(now, self.upkeep.flush_interval);
             evict::collect_unreferenced(&mut client, &self.objects, now, settled).await?
         };
+        // What went is heard of from the database too, but an operator's
+        // next request through this replica must not find it.
+        self.memo.forget(None);
         let bytes_freed = collected.bytes + swept.deletions_freed;
         self.evicted.bytes.fetch_add(bytes_freed, Ordering::Relaxed);
         Ok(GcReport {
@@ -145,6 +148,7 @@ impl ClusterStore {
             let settled = touches::settled_before(now, self.upkeep.flush_interval);
             evict::evict_to(&mut client, &self.objects, target, now, settled).await?
         };
+        self.memo.forget(None);
         self.evicted
             .entries
             .fetch_add(done.entries, Ordering::Relaxed);

@@ -61,7 +61,7 @@ impl Protocol {
 }
 
 /// The lookup key of an entry: unique per protocol and namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EntryKey {
     pub protocol: Protocol,
     pub namespace: String,

@@ -5,6 +5,7 @@
 //! whether it reaches the database.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use super::names::*;
 use crate::cache::Protocol;
@@ -30,6 +31,9 @@ pub struct ClusterNumbers {
     pub leader: bool,
     pub tier_used_bytes: u64,
     pub tier_capacity_bytes: u64,
+    pub memo_listening: bool,
+    pub memo_hits: u64,
+    pub memo_misses: u64,
 }
 
 impl ClusterNumbers {
@@ -41,6 +45,9 @@ impl ClusterNumbers {
             hard_limit_bytes: store.hard_limit,
             tier_used_bytes: store.tier.used(),
             tier_capacity_bytes: store.tier.capacity(),
+            memo_listening: store.memo.is_hearing(),
+            memo_hits: store.memo.hits.load(Ordering::Relaxed),
+            memo_misses: store.memo.misses.load(Ordering::Relaxed),
             ..ClusterNumbers::default()
         };
         match n.read_shared(store, me, heartbeat_secs).await {
@@ -78,6 +85,9 @@ impl ClusterNumbers {
             (CLUSTER_LEADER, u64::from(self.leader)),
             (TIER_USED_BYTES, self.tier_used_bytes),
             (TIER_CAPACITY_BYTES, self.tier_capacity_bytes),
+            (METADATA_CACHE_LISTENING, u64::from(self.memo_listening)),
+            (METADATA_CACHE_HITS, self.memo_hits),
+            (METADATA_CACHE_MISSES, self.memo_misses),
             (MAX_BYTES, self.max_bytes),
             (HARD_LIMIT_BYTES, self.hard_limit_bytes),
         ];

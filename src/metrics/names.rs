@@ -237,6 +237,21 @@ pub const CLUSTER_NAMES: &[(&str, &str, &str)] = &[
         "gauge",
         "Cluster mode: the local tier's size (cluster.local_cache_size).",
     ),
+    (
+        METADATA_CACHE_LISTENING,
+        "gauge",
+        "Cluster mode: 1 while this replica hears the database's changes, so its metadata cache answers.",
+    ),
+    (
+        METADATA_CACHE_HITS,
+        "counter",
+        "Cluster mode: lookups of blobs, tags and entries this replica answered from memory.",
+    ),
+    (
+        METADATA_CACHE_MISSES,
+        "counter",
+        "Cluster mode: lookups of blobs, tags and entries that asked the database.",
+    ),
 ];
 
 pub const CLUSTER_REPLICAS: &str = "larder_cluster_replicas";
@@ -244,6 +259,9 @@ pub const CLUSTER_LEADER: &str = "larder_cluster_leader";
 pub const CLUSTER_DATABASE_UP: &str = "larder_cluster_database_up";
 pub const TIER_USED_BYTES: &str = "larder_tier_used_bytes";
 pub const TIER_CAPACITY_BYTES: &str = "larder_tier_capacity_bytes";
+pub const METADATA_CACHE_LISTENING: &str = "larder_cluster_metadata_cache_listening";
+pub const METADATA_CACHE_HITS: &str = "larder_cluster_metadata_cache_hits_total";
+pub const METADATA_CACHE_MISSES: &str = "larder_cluster_metadata_cache_misses_total";
 pub const FLUSH_SECONDS: &str = "larder_index_flush_duration_seconds";
 pub const UPTIME: &str = "larder_uptime_seconds";
 pub const INDEX_SNAPSHOTS: &str = "larder_index_snapshots_total";

@@ -1,21 +1,28 @@
 //! A cluster replica's workers, on the same board and stop signal as a
 //! single node's: its heartbeat, the flush of the uses and leases it saw,
-//! the refresh of revocations made through other replicas, the leader's
-//! duties (run only while this replica leads) and the dashboard's history.
+//! the refresh of revocations made through other replicas, the session
+//! that hears the database's changes for the memo, the leader's duties
+//! (run only while this replica leads) and the dashboard's history.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::{history_worker, run, Wake, WorkerBoard, Workers, EVICT_CHECK_EVERY};
 use crate::cluster::replica::{Replica, FLUSH_INTERVAL};
 use crate::cluster::replicas;
+use crate::cluster::store::ClusterStore;
+use crate::cluster::{listen, pg};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
 /// How soon revocations made through another replica take effect here.
 const REVOCATIONS_EVERY: Duration = Duration::from_secs(1);
+
+/// How soon the memo's listening session is opened again once lost.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 impl Workers {
     pub fn start_cluster(
@@ -30,6 +37,7 @@ impl Workers {
             leadership,
             duties,
             me,
+            listen,
             ..
         } = replica;
         let mut handles = Vec::new();
@@ -75,6 +83,13 @@ impl Workers {
                         .map_err(|e| e.to_string())
                 }
             },
+        ));
+
+        handles.push(memo_listener(
+            store.clone(),
+            listen,
+            stopped.clone(),
+            board.clone(),
         ));
 
         // Every replica runs these workers; only the leader does the work,
@@ -130,4 +145,36 @@ impl Workers {
             cluster: Some(store),
         }
     }
+}
+
+/// Keeps the memo hearing the database's changes: a session that lasts
+/// until it fails, then another a moment later. While none is up the memo
+/// is deaf and lookups ask the database.
+fn memo_listener(
+    store: Arc<ClusterStore>,
+    settings: pg::Settings,
+    mut stopped: watch::Receiver<bool>,
+    board: Arc<WorkerBoard>,
+) -> JoinHandle<()> {
+    const NAME: &str = "memo-listener";
+    tokio::spawn(async move {
+        loop {
+            let started = Instant::now();
+            let result = listen::listen(&settings, &store.memo, stopped.clone()).await;
+            if *stopped.borrow() {
+                return;
+            }
+            if let Err(e) = &result {
+                tracing::warn!(
+                    worker = NAME, error = %e,
+                    "not hearing the database's changes; lookups ask it until this is back"
+                );
+            }
+            board.finished(NAME, RELISTEN_AFTER, started.elapsed(), result.err());
+            tokio::select! {
+                _ = tokio::time::sleep(RELISTEN_AFTER) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    })
 }

@@ -9,6 +9,7 @@ pub mod serve;
 use std::time::Duration;
 
 use larder::cas::{ContentId, Digest};
+use larder::cluster::memo::Memo;
 use larder::cluster::objects::Objects;
 use larder::cluster::store::ClusterStore;
 use larder::cluster::tier::Tier;
@@ -79,6 +80,7 @@ pub async fn cluster_stores(
                 revoked: Default::default(),
                 upkeep: Default::default(),
                 evicted: Default::default(),
+                memo: Memo::new(64 << 20),
             };
             (store, dir)
         })

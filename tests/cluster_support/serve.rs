@@ -94,3 +94,15 @@ pub async fn await_status(url: &str, status: u16, within: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The value of an unlabelled series in an exposition.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name))?;
+    line.rsplit(' ').next()?.parse().ok()
+}
+
+/// `base`'s /metrics exposition.
+pub async fn scrape(http: &reqwest::Client, base: String) -> String {
+    let res = http.get(format!("{base}/metrics")).send().await.unwrap();
+    res.text().await.unwrap()
+}
