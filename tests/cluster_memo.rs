@@ -109,10 +109,7 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     let sha = Digest::Sha256(layer.sha256);
     let other_sha = Digest::Sha256(other.sha256);
     assert_eq!(b.blob_in(SCOPE, &sha).await.unwrap(), Some(layer));
-    assert_eq!(
-        b.blob_in(SCOPE, &other_sha).await.unwrap(),
-        Some(other)
-    );
+    assert_eq!(b.blob_in(SCOPE, &other_sha).await.unwrap(), Some(other));
     assert_eq!(b.name(SCOPE, "v:1").await.unwrap(), Some(key("m1")));
     assert_eq!(b.name(SCOPE, "v:2").await.unwrap(), Some(key("m2")));
     assert_eq!(b.entry(&key("m1")).await.unwrap(), Some(m1.clone()));
@@ -128,6 +125,16 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     assert_eq!(hits_now - hits, 3, "answered from memory");
     // Nothing B remembered changed through B's own lookups.
     assert!(b.memo.name(SCOPE, "v:2").is_some());
+
+    // Manifests are kept in memory where they were written, and where they
+    // were read once (content never changes under its id).
+    assert_eq!(
+        a.in_memory(&m1.content, m1.size).as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(b.in_memory(&m1.content, m1.size), None);
+    let read = b.read_content(&m1.content, m1.size).await.unwrap();
+    assert_eq!(b.in_memory(&m1.content, m1.size), Some(read));
 
     // A tag moved through A: B forgets that tag, keeps the other.
     assert!(a.set_name(SCOPE, "v:1", &key("m2")).await.unwrap());

@@ -155,7 +155,7 @@ impl Backend {
     pub fn in_memory(&self, id: &ContentId, len: u64) -> Option<Bytes> {
         match self {
             Backend::Local(s) => s.in_memory(id, len),
-            Backend::Cluster(_) => None,
+            Backend::Cluster(c) => c.in_memory(id, len),
         }
     }
 

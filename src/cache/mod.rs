@@ -20,7 +20,7 @@ mod named_uploads;
 mod record;
 mod release;
 mod reservations;
-mod small;
+pub mod small;
 mod small_writes;
 mod uploads;
 

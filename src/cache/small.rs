@@ -15,7 +15,7 @@ use crate::cas::ContentId;
 /// Larger content is read from its file every time.
 pub const MAX_ITEM: usize = 256 << 10;
 
-pub(super) struct SmallContent {
+pub struct SmallContent {
     inner: Mutex<Inner>,
     /// Bytes held at most (`storage.memory_cache`).
     capacity: usize,

@@ -16,6 +16,7 @@ use super::store::{ClusterStore, Upkeep};
 use super::tier::Tier;
 use super::touches::Touches;
 use super::{application_name, pg, replica_id, schema, secrets, ClusterError};
+use crate::cache::small::SmallContent;
 use crate::config::Config;
 
 /// How often a replica writes the uses and leases it saw; the leader only
@@ -94,6 +95,7 @@ impl Replica {
             },
             evicted: Default::default(),
             memo: Memo::new(cfg.metadata_cache_size.bytes()),
+            small: SmallContent::new(storage.memory_cache.bytes()),
         });
         let duties = Duties {
             pool,

@@ -27,6 +27,7 @@ use super::tokens::Revoked;
 use super::touches::Touches;
 use super::uploads::{self, Appended};
 use super::{links, now_ms, ClusterError};
+use crate::cache::small::SmallContent;
 use crate::cache::{BlobInfo, BlobWrite};
 use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, CasError, Digest, Verified};
 use crate::index::{EntryKey, EntryRecord, NewEntry};
@@ -60,6 +61,10 @@ pub struct ClusterStore {
     /// What lookups found, while the database's changes are heard
     /// (`listen.rs`); deaf until then.
     pub memo: Memo,
+    /// Manifests and small values read or written lately, served without
+    /// a file read (`storage.memory_cache`); content never changes under
+    /// its id, so nothing here goes stale.
+    pub small: SmallContent,
 }
 
 /// The timings of the leader's duties (see `Duties`), for the same work
@@ -193,6 +198,8 @@ impl ClusterStore {
         };
         let rec = self.record(&verified.meta, placement, upload).await?;
         self.keep(verified).await;
+        // What was just written is what the next runner asks for.
+        self.small.insert(blob.id, content);
         Ok((blob, rec.ok_or_else(vanished)?))
     }
 

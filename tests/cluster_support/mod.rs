@@ -8,6 +8,7 @@ pub mod serve;
 
 use std::time::Duration;
 
+use larder::cache::small::SmallContent;
 use larder::cas::{ContentId, Digest};
 use larder::cluster::memo::Memo;
 use larder::cluster::objects::Objects;
@@ -81,6 +82,7 @@ pub async fn cluster_stores(
                 upkeep: Default::default(),
                 evicted: Default::default(),
                 memo: Memo::new(64 << 20),
+                small: SmallContent::new(64 << 20),
             };
             (store, dir)
         })
