@@ -30,11 +30,6 @@ pub struct Target {
     /// Every process charged for this target's CPU (a cluster's replicas,
     /// and PostgreSQL and the S3 server apart).
     cpu: crate::driver::Pids,
-    /// Manifest PUTs answered 503 and sent again (cluster only): replicas
-    /// answer "retry later" when PostgreSQL reports a deadlock between
-    /// concurrent writers of the same blob rows, and clients retry a 503.
-    pub retried: AtomicUsize,
-    retry: bool,
     /// Which profiles it can run.
     pub speaks: Speaks,
     client: reqwest::Client,
@@ -89,8 +84,6 @@ impl Target {
             bases: vec![base.clone()],
             base,
             turn: AtomicUsize::new(0),
-            retried: AtomicUsize::new(0),
-            retry: false,
             cpu: crate::driver::Pids::one(pid),
             pid,
             speaks,
@@ -110,7 +103,6 @@ impl Target {
         );
         t.bases = bases;
         t.cpu = cpu;
-        t.retry = true;
         t
     }
 
@@ -212,21 +204,12 @@ impl Target {
 
     pub async fn put_manifest(&self, repo: &str, tag: &str, m: &Blob) -> anyhow::Result<Sample> {
         let url = format!("{}/v2/{repo}/manifests/{tag}", self.pick());
-        let mut tries = 0;
-        let res = loop {
-            let res = self
-                .request(Method::PUT, &url)
-                .header(CONTENT_TYPE, OCI_MANIFEST)
-                .body(m.data.clone())
-                .send()
-                .await?;
-            tries += 1;
-            if !(self.retry && res.status() == StatusCode::SERVICE_UNAVAILABLE && tries < 5) {
-                break res;
-            }
-            self.retried.fetch_add(1, Ordering::Relaxed);
-            drain(res).await?;
-        };
+        let res = self
+            .request(Method::PUT, &url)
+            .header(CONTENT_TYPE, OCI_MANIFEST)
+            .body(m.data.clone())
+            .send()
+            .await?;
         if res.status() != StatusCode::CREATED {
             // The body says why (a cluster's 503 names the database error).
             let status = res.status();

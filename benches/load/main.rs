@@ -198,13 +198,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| common::target_dir().join("load-bench.json"));
     report::write_json(&json_path, &ctx, &rows)?;
     eprintln!("results written to {}", json_path.display());
-    if let Some(c) = &cluster {
+    if cluster.is_some() {
         cluster::print(&cluster_lines);
-        let retried: usize = std::iter::once(&c.target)
-            .chain(&c.replicas)
-            .map(|t| t.retried.load(std::sync::atomic::Ordering::Relaxed))
-            .sum();
-        println!("\nCluster manifest PUTs retried after a 503 (deadlock): {retried}");
         cluster::write_json(&cluster_lines)?;
     }
     drop(cluster);
