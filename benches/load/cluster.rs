@@ -8,7 +8,9 @@
 //! - `GET hot`: the same GETs again through the same replica (its tier);
 //! - `S3 GET`: the same objects straight from moto with the object store
 //!   client Larder uses, the baseline of `GET cold`;
-//! - `single GET`: the same blobs from the single node, that of `GET hot`.
+//! - `single GET`: the same blobs from the single node, that of `GET hot`;
+//! - `HEAD hot` and `manifest GET hot` (`cluster_lookups.rs`): lookups each
+//!   replica has made before, against the single node's.
 //!
 //! Goals (issue 19): hot ≥ 0.8× single node, HEAD and manifest GET ≥ 0.5×,
 //! cold ≥ 0.8× the S3 server's own GET rate.
@@ -97,7 +99,11 @@ impl Cluster {
         let c = args.concurrency.unwrap_or(p.concurrency);
         let n = args.scaled(p.count);
         let [r0, r1] = [&self.replicas[0], &self.replicas[1]];
-        let mut reps: [Vec<Measured>; 4] = Default::default();
+        let mut reps: [Vec<Measured>; 8] = Default::default();
+        let lookups = Amount {
+            ops: 2 * n,
+            min_time: args.min_time(),
+        };
         for rep in 0..args.repeat.max(1) {
             let seed = nonce ^ 0xc01d ^ (rep as u64) << 40;
             let a = Arc::new(workload::blobs(p, n, seed));
@@ -128,8 +134,15 @@ impl Cluster {
                     .collect(),
             );
             reps[3].push(get_all(&from_single, &repo, c, single.pids()).await);
+            let l = self
+                .lookups(&each, single, &repo, MANIFESTS, lookups, c)
+                .await?;
+            reps[4].push(l.head);
+            reps[5].push(l.head_one);
+            reps[6].push(l.manifest);
+            reps[7].push(l.manifest_one);
         }
-        let [cold, hot, s3, one] = reps.map(median);
+        let [cold, hot, s3, one, head, head_one, manifest, manifest_one] = reps.map(median);
         Ok(vec![
             Line::new(
                 p,
@@ -146,6 +159,22 @@ impl Cluster {
                 &one,
                 &hot,
                 0.8,
+            ),
+            Line::new(
+                p,
+                "HEAD hot (looked up before)",
+                "single node",
+                &head_one,
+                &head,
+                0.5,
+            ),
+            Line::new(
+                p,
+                "manifest GET hot (read before)",
+                "single node",
+                &manifest_one,
+                &manifest,
+                0.5,
             ),
         ])
     }
@@ -175,6 +204,10 @@ impl Cluster {
         .await
     }
 }
+
+/// Cache manifests per profile for the hot manifest GETs: tags a fleet
+/// imports again and again.
+const MANIFESTS: usize = 64;
 
 fn once(ops: usize) -> Amount {
     Amount {

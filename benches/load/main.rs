@@ -29,6 +29,7 @@ mod client_http;
 mod client_reapi;
 mod cluster;
 mod cluster_infra;
+mod cluster_lookups;
 mod driver;
 mod http_mix;
 mod mix;
