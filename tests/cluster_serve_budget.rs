@@ -74,6 +74,24 @@ async fn the_budget_is_one_across_replicas_and_lru_follows_reads_made_anywhere()
         count(&db, "SELECT bytes FROM usage").await <= 80 * KIB as i64
     })
     .await;
+    // Every replica's admin API lists the leader's pass, as a single node
+    // lists its own.
+    until("every replica lists the leader's eviction", || async {
+        let mut listed = 0;
+        for base in [&a, &b, &c] {
+            let res = http.get(format!("{base}/admin/v1/workers")).send().await;
+            let workers: serde_json::Value = res.unwrap().json().await.unwrap();
+            let recent = workers["recent_evictions"].as_array().cloned();
+            let last = recent.unwrap_or_default().last().cloned();
+            listed += usize::from(last.is_some_and(|pass| {
+                pass["target"] == 80 * KIB
+                    && pass["entries_removed"].as_u64() >= Some(10)
+                    && pass["at"].is_string()
+            }));
+        }
+        listed == 3
+    })
+    .await;
     // Least recently used first: the old values nobody read went, the ones
     // read through another replica stayed.
     for i in 20..35 {

@@ -51,12 +51,10 @@ impl Backend {
         }
     }
 
-    pub fn recent_evictions(&self) -> Vec<(u64, EvictReport)> {
+    pub async fn recent_evictions(&self) -> Result<Vec<(u64, EvictReport)>, StoreError> {
         match self {
-            Backend::Local(s) => s.recent_evictions(),
-            // The leader evicts; its log has them (`larder cluster status`
-            // shows usage).
-            Backend::Cluster(_) => Vec::new(),
+            Backend::Local(s) => Ok(s.recent_evictions()),
+            Backend::Cluster(c) => Ok(c.recent_evictions().await?),
         }
     }
 

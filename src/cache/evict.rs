@@ -7,14 +7,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::release::{Freed, Leased};
 use super::{now_ms, Store, StoreError};
 
 /// What one eviction pass did and, when it fell short of its target, what
 /// holds the rest.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EvictReport {
     pub target: u64,
     pub entries_removed: u64,

@@ -37,7 +37,7 @@ pub use crate::index::{EntryKey, EntryRecord, NewEntry, Protocol};
 pub use blobs::{BlobInfo, BlobWrite};
 pub use budget::Refusal;
 pub use chunks::{chunk_name, chunk_order};
-pub use evict::EvictReport;
+pub use evict::{EvictReport, RECENT_EVICTIONS};
 pub use fsck::{fsck, FsckError, FsckReport};
 pub use gc::GcReport;
 pub use listing::{EntryOrder, EntryPage, NamespaceInfo};

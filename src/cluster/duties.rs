@@ -9,7 +9,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 
 use super::objects::Objects;
-use super::{evict, sweep, touches, ClusterError};
+use super::{evict, evictions, sweep, touches, ClusterError};
 
 #[derive(Clone)]
 pub struct Duties {
@@ -61,7 +61,9 @@ impl Duties {
         let high = (self.max_size as f64 * self.high_watermark) as u64;
         if evict::usage(&**client).await? > high {
             let low = (self.max_size as f64 * self.low_watermark) as u64;
-            evicted.add(evict::evict_to(&mut client, &self.objects, low, now, settled).await?);
+            let done = evict::evict_to(&mut client, &self.objects, low, now, settled).await?;
+            evictions::report(&**client, low, &done, now, self.flush_interval).await?;
+            evicted.add(done);
         }
         Ok(evicted)
     }

@@ -128,7 +128,37 @@ pub async fn namespace_usage(
 /// SQL true when blob row `b` lost its last pin less than the time in
 /// parameter `wait` (milliseconds) ago: a read of an entry pinning it on
 /// another replica may have a lease on its way (see the schema's trigger).
-pub(super) fn released_lately(wait: &str) -> String {
+/// (bytes, when the last lease ends) of blobs no entry pins that a lease
+/// holds: one flushed to the database, or one that may be on its way from
+/// a replica's memory (the blob lost its last pin within two flush
+/// intervals), as eviction counts them.
+pub async fn leased(
+    client: &impl GenericClient,
+    now_ms: i64,
+    flush_interval: std::time::Duration,
+) -> Result<(u64, Option<u64>), ClusterError> {
+    let wait = 2 * flush_interval.as_millis() as i64;
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT coalesce(sum(b.size), 0)::bigint,
+                        max(greatest(l.until_ms,
+                            CASE WHEN b.touched_at > b.pinned_at THEN b.lease_until END,
+                            CASE WHEN {lately} THEN b.released_at + $2 END))
+                   FROM blobs b LEFT JOIN leases l ON l.blob = b.id AND l.until_ms > $1
+                  WHERE b.state = 'live' AND ({held} OR {lately})
+                    AND {UNPINNED}",
+                held = super::touches::held_by_lease("$1"),
+                lately = released_lately("$2"),
+            ),
+            &[&now_ms, &wait],
+        )
+        .await?;
+    let until: Option<i64> = row.get(1);
+    Ok((row.get::<_, i64>(0) as u64, until.map(|t| t as u64)))
+}
+
+fn released_lately(wait: &str) -> String {
     format!("b.released_at > larder_now_ms() - {wait}")
 }
 

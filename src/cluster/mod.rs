@@ -9,6 +9,7 @@ pub mod collect;
 pub mod duties;
 pub mod entries;
 pub mod evict;
+pub mod evictions;
 pub mod leader;
 pub mod links;
 pub mod listen;

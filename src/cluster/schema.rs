@@ -16,6 +16,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "read cache",
         include_str!("migrations/0002_read_cache.sql"),
     ),
+    (
+        3,
+        "evictions",
+        include_str!("migrations/0003_evictions.sql"),
+    ),
 ];
 
 /// The key of the transaction-scoped advisory lock migrations take

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::store::ClusterStore;
-use super::{evict, links, now_ms, sweep, touches, ClusterError};
+use super::{evict, evictions, links, now_ms, sweep, touches, ClusterError};
 use crate::cache::{BlobInfo, EvictReport, GcReport, StoreStats};
 use crate::cas::{ContentId, Digest};
 
@@ -29,26 +29,7 @@ impl ClusterStore {
     /// (bytes, when the last lease ends) of what `leased_bytes` counts.
     async fn leased(&self) -> Result<(u64, Option<u64>), ClusterError> {
         let client = self.pool.get().await?;
-        let wait = 2 * self.upkeep.flush_interval.as_millis() as i64;
-        let row = client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(sum(b.size), 0)::bigint,
-                            max(greatest(l.until_ms,
-                                CASE WHEN b.touched_at > b.pinned_at THEN b.lease_until END,
-                                CASE WHEN {lately} THEN b.released_at + $2 END))
-                       FROM blobs b LEFT JOIN leases l ON l.blob = b.id AND l.until_ms > $1
-                      WHERE b.state = 'live' AND ({held} OR {lately})
-                        AND {unpinned}",
-                    held = super::touches::held_by_lease("$1"),
-                    lately = evict::released_lately("$2"),
-                    unpinned = evict::UNPINNED,
-                ),
-                &[&now_ms(), &wait],
-            )
-            .await?;
-        let until: Option<i64> = row.get(1);
-        Ok((row.get::<_, i64>(0) as u64, until.map(|t| t as u64)))
+        evict::leased(&**client, now_ms(), self.upkeep.flush_interval).await
     }
 
     /// Blobs, entries and uploads (reservations and named sessions
@@ -138,33 +119,26 @@ impl ClusterStore {
     /// Evicts least recently used entries until the recorded blobs take at
     /// most `target` bytes, as the leader does: only among what was last
     /// used before every replica's touches have surely landed, after this
-    /// replica's own are flushed. Uploads are not in the cluster's usage,
-    /// so `bytes_uploading` is 0.
+    /// replica's own are flushed.
     pub async fn evict_to(&self, target: u64) -> Result<EvictReport, ClusterError> {
         self.flush_touches().await?;
-        let done = {
-            let mut client = self.pool.get().await?;
-            let now = now_ms();
-            let settled = touches::settled_before(now, self.upkeep.flush_interval);
-            evict::evict_to(&mut client, &self.objects, target, now, settled).await?
-        };
+        let mut client = self.pool.get().await?;
+        let now = now_ms();
+        let flush = self.upkeep.flush_interval;
+        let settled = touches::settled_before(now, flush);
+        let done = evict::evict_to(&mut client, &self.objects, target, now, settled).await?;
         self.memo.forget(None);
         self.evicted
             .entries
             .fetch_add(done.entries, Ordering::Relaxed);
         self.evicted.bytes.fetch_add(done.bytes, Ordering::Relaxed);
-        let (bytes_leased, leases_end) = self.leased().await?;
-        let usage_after = self.usage().await?;
-        Ok(EvictReport {
-            target,
-            entries_removed: done.entries,
-            blobs_removed: done.blobs,
-            bytes_freed: done.bytes,
-            bytes_leased,
-            leases_end: leases_end.filter(|_| bytes_leased > 0),
-            bytes_uploading: 0,
-            usage_after,
-            reached: usage_after <= target,
-        })
+        evictions::report(&**client, target, &done, now, flush).await
+    }
+
+    /// The last eviction passes that removed something, the leader's and
+    /// those asked of any replica, oldest first.
+    pub async fn recent_evictions(&self) -> Result<Vec<(u64, EvictReport)>, ClusterError> {
+        let client = self.pool.get().await?;
+        evictions::recent(&**client).await
     }
 }

@@ -71,7 +71,7 @@ pub async fn namespaces(
     Ok(Json(json!({ "namespaces": list })))
 }
 
-pub async fn workers(State(state): State<AppState>, _: Admin) -> Json<Value> {
+pub async fn workers(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AdminError> {
     let board: serde_json::Map<String, Value> = state
         .workers
         .snapshot()
@@ -84,9 +84,7 @@ pub async fn workers(State(state): State<AppState>, _: Admin) -> Json<Value> {
             (name.to_owned(), v)
         })
         .collect();
-    let evictions: Vec<Value> = state
-        .store
-        .recent_evictions()
+    let evictions: Vec<Value> = (state.store.recent_evictions().await?)
         .into_iter()
         .rev()
         .map(|(at, report)| {
@@ -95,7 +93,9 @@ pub async fn workers(State(state): State<AppState>, _: Admin) -> Json<Value> {
             v
         })
         .collect();
-    Json(json!({ "workers": board, "recent_evictions": evictions }))
+    Ok(Json(
+        json!({ "workers": board, "recent_evictions": evictions }),
+    ))
 }
 
 pub async fn gc(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AdminError> {
