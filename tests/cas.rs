@@ -155,6 +155,29 @@ async fn a_verified_blob_is_invisible_until_published_and_dropping_it_leaves_not
     }
 }
 
+/// A copy of a recorded blob (a cluster replica's tier) is checked against
+/// its BLAKE3 alone: the right bytes are kept, a short or wrong body is
+/// refused and leaves nothing.
+#[tokio::test]
+async fn a_copy_is_verified_against_its_blake3_alone() {
+    let (_dir, cas) = open_cas();
+    let bytes = data(3 * CHUNK + 1, 12);
+    let id = ContentId(*::blake3::hash(&bytes).as_bytes());
+    let copy = cas::ingest_copy(&cas, body(&bytes), id).await.unwrap();
+    assert_eq!((copy.meta.id, copy.meta.size), (id, bytes.len() as u64));
+    assert_eq!(copy.meta.sha256, [0; 32], "not computed");
+    drop(copy);
+    for wrong in [&bytes[..bytes.len() - 1], &data(3 * CHUNK + 1, 13)[..]] {
+        let refused = cas::ingest_copy(&cas, body(wrong), id).await;
+        assert!(
+            matches!(refused, Err(CasError::DigestMismatch { .. })),
+            "{:?}",
+            refused.err()
+        );
+    }
+    assert_empty(&cas);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_of_the_same_bytes_all_succeed_with_one_file() {
     for (_dir, cas) in open_cas_both_ways() {

@@ -29,20 +29,30 @@ const BATCH: usize = 64;
 /// The hashes computed beside the BLAKE3 in one pass over a blob's bytes.
 /// The BLAKE3 is the caller's, which may compute it on another thread.
 struct Hashes {
-    sha256: Sha256,
+    /// None for a copy of a blob recorded elsewhere (`ingest_copy`).
+    sha256: Option<Sha256>,
     sha512: Option<Sha512>,
 }
 
 impl Hashes {
     fn new(expected: Option<&Digest>) -> Hashes {
         Hashes {
-            sha256: Sha256::new(),
+            sha256: Some(Sha256::new()),
             sha512: matches!(expected, Some(Digest::Sha512(_))).then(Sha512::new),
         }
     }
 
+    fn blake3_only() -> Hashes {
+        Hashes {
+            sha256: None,
+            sha512: None,
+        }
+    }
+
     fn update(&mut self, data: &[u8]) {
-        self.sha256.update(data);
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
         if let Some(h) = &mut self.sha512 {
             h.update(data);
         }
@@ -55,7 +65,7 @@ impl Hashes {
         blake3: &blake3::Hasher,
     ) -> Result<(ContentId, [u8; 32]), CasError> {
         let id = ContentId(*blake3.finalize().as_bytes());
-        let sha256: [u8; 32] = self.sha256.finalize().into();
+        let sha256: [u8; 32] = self.sha256.map_or([0; 32], |h| h.finalize().into());
         let matches = match expected {
             None => true,
             Some(Digest::Sha256(h)) => *h == sha256,
@@ -133,10 +143,10 @@ struct TempBlob {
 }
 
 impl TempBlob {
-    fn create(cas: &Cas, expected: Option<&Digest>, limit: u64) -> io::Result<TempBlob> {
+    fn create(cas: &Cas, hashes: Hashes, limit: u64) -> io::Result<TempBlob> {
         Ok(TempBlob {
             temp: cas.temp_file()?,
-            hashes: Hashes::new(expected),
+            hashes,
             len: 0,
             limit,
             written_back: 0,
@@ -219,7 +229,7 @@ pub fn ingest_bytes(
     expected: Option<&Digest>,
     limit: u64,
 ) -> Result<Verified, CasError> {
-    let mut blob = TempBlob::create(cas, expected, limit)?;
+    let mut blob = TempBlob::create(cas, Hashes::new(expected), limit)?;
     blob.write_chunks(std::slice::from_ref(content))?;
     blob.finish(expected, blake3::Hasher::new().update(content))
 }
@@ -246,10 +256,38 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
+    let hashes = Hashes::new(expected.as_ref());
+    ingest(cas, body, expected, limit, hashes).await
+}
+
+/// `ingest_stream` for a copy of blob `id`, which is recorded elsewhere (a
+/// cluster replica's local tier): verified against its BLAKE3 alone. Its
+/// SHA-256 is not computed (the slower hash, and the one that held a cold
+/// read's client back): `meta.sha256` is zero, so this never feeds a record.
+pub async fn ingest_copy<S, E>(cas: &Cas, body: S, id: ContentId) -> Result<Verified, CasError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let expected = Some(Digest::Blake3(id.0));
+    ingest(cas, body, expected, u64::MAX, Hashes::blake3_only()).await
+}
+
+async fn ingest<S, E>(
+    cas: &Cas,
+    body: S,
+    expected: Option<Digest>,
+    limit: u64,
+    hashes: Hashes,
+) -> Result<Verified, CasError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
     let (tx, mut rx) = mpsc::channel::<Piece>(QUEUE_DEPTH);
     let cas_for_writer = cas.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<Verified, CasError> {
-        let mut blob = TempBlob::create(&cas_for_writer, expected.as_ref(), limit)?;
+        let mut blob = TempBlob::create(&cas_for_writer, hashes, limit)?;
         loop {
             match rx.blocking_recv() {
                 Some(Piece::Data(chunks)) => blob.write_chunks(&chunks)?,

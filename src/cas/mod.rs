@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub use digest::{ContentId, Digest, DigestError};
-pub use ingest::{ingest_bytes, ingest_stream, verify_file, Verified};
+pub use ingest::{ingest_bytes, ingest_copy, ingest_stream, verify_file, Verified};
 pub use read::BlobStream;
 pub use sync::SyncGroup;
 

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
 use super::objects::{Objects, ObjectsError};
-use crate::cas::{ingest_stream, Cas, ContentId, Verified};
+use crate::cas::{ingest_copy, Cas, CasError, ContentId, Verified};
 
 /// Chunks queued between a cold read and the tier's writer: the client
 /// waits for a slow disk rather than the queue growing without bound.
@@ -220,9 +220,9 @@ impl Tier {
         id: ContentId,
         body: impl futures_util::Stream<Item = Result<Bytes, String>> + Send,
     ) {
-        let verified = match ingest_stream(&self.0.cas, body, None, u64::MAX).await {
-            Ok(v) if v.meta.id == id => v,
-            Ok(_) => {
+        let verified = match ingest_copy(&self.0.cas, body, id).await {
+            Ok(v) => v,
+            Err(CasError::DigestMismatch { .. }) => {
                 tracing::debug!(blob = %id, "a read ended early or its object is not its bytes; not kept");
                 return;
             }
