@@ -147,28 +147,30 @@ async fn uploads_started_on_one_replica_continue_and_finish_on_others() {
     let (a, b, c) = (a.url(""), b.url(""), c.url(""));
     let http = Client::new();
 
-    // OCI chunked: POST on A, a chunk on B, a chunk on C, PUT on A.
+    // OCI chunked: started on A (POST), continued on B (a PATCH), finished
+    // on C (the PUT carrying the last chunk).
     let blob = fixed_bytes(3, 5 << 20);
-    let (first, second) = blob.split_at(2 << 20);
+    let (first, last) = blob.split_at(2 << 20);
     let session = path_and_query(&start_upload(&http, &a, "team/chunked").await);
     patch_chunk(&http, &b, &session, 0, first).await;
-    patch_chunk(&http, &c, &session, first.len(), second).await;
     let digest = sha256_digest(&blob);
     let res = http
         .put(with_query(
-            &format!("{a}{session}"),
+            &format!("{c}{session}"),
             &format!("digest={digest}"),
         ))
-        .header(CONTENT_LENGTH, "0")
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_LENGTH, last.len())
+        .body(last.to_vec())
         .send()
         .await
         .unwrap();
     let res = expect_status(res, StatusCode::CREATED).await;
     assert_eq!(header(&res, "docker-content-digest"), Some(digest.clone()));
-    assert!(get_blob(&http, &b, "team/chunked", &digest).await == blob);
+    assert!(get_blob(&http, &a, "team/chunked", &digest).await == blob);
 
-    // GHA v1 chunks: reserve on A, chunks on B and C (last first, as
-    // BuildKit sends them), commit on A, restore through C.
+    // GHA v1 chunks: reserved on A, a chunk on B and one on C (last first,
+    // as BuildKit sends them), committed on C, restored through A.
     let v1 = |base: &str| gha_support::V1 {
         http: Client::new(),
         base: format!("{base}/_apis/artifactcache/"),
@@ -177,13 +179,13 @@ async fn uploads_started_on_one_replica_continue_and_finish_on_others() {
     let archive = fixed_bytes(4, 3 << 20);
     let id = v1(&a).reserve_id("deps-linux", "v1").await;
     let (head, tail) = archive.split_at(1 << 20);
-    let res = v1(&c).patch(id, head.len(), tail).await;
+    let res = v1(&b).patch(id, head.len(), tail).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = v1(&b).patch(id, 0, head).await;
+    let res = v1(&c).patch(id, 0, head).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = v1(&a).commit(id, archive.len()).await;
+    let res = v1(&c).commit(id, archive.len()).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert!(v1(&c).restore("deps-linux", "v1").await == archive);
+    assert!(v1(&a).restore("deps-linux", "v1").await == archive);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
