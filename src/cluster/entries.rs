@@ -4,7 +4,8 @@
 
 use tokio_postgres::GenericClient;
 
-use super::meta::{delete_with_parents, record, ENTRY_COLUMNS};
+use super::entry_rows::{record, ENTRY_COLUMNS};
+use super::meta::delete_with_parents;
 use super::ClusterError;
 use crate::index::{EntryRecord, Protocol};
 

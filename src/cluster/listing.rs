@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use tokio_postgres::GenericClient;
 
+use super::entry_rows::{record, ENTRY_COLUMNS};
 use super::evict::namespace_usage;
-use super::meta::{record, ENTRY_COLUMNS};
 use super::ClusterError;
 use crate::cache::{EntryOrder, EntryPage, NamespaceInfo};
 use crate::index::Protocol;

@@ -8,6 +8,7 @@
 pub mod collect;
 pub mod duties;
 pub mod entries;
+pub mod entry_rows;
 pub mod evict;
 pub mod evictions;
 pub mod leader;

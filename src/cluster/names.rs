@@ -46,7 +46,7 @@ pub async fn name(
             &[&scope, &name],
         )
         .await?;
-    row.map(|r| super::meta::entry_key(r.get(0), r.get(1), r.get(2)))
+    row.map(|r| super::entry_rows::entry_key(r.get(0), r.get(1), r.get(2)))
         .transpose()
 }
 

@@ -20,13 +20,12 @@ use futures_util::Stream;
 use tokio_postgres::GenericClient;
 
 use super::memo::{Change, Memo};
-use super::meta;
 use super::objects::{Objects, ObjectsError};
 use super::tier::Tier;
 use super::tokens::Revoked;
 use super::touches::Touches;
 use super::uploads::{self, Appended};
-use super::{links, now_ms, ClusterError};
+use super::{entry_rows, links, meta, now_ms, ClusterError};
 use crate::cache::small::SmallContent;
 use crate::cache::{BlobInfo, BlobWrite};
 use crate::cas::{ingest_bytes, ingest_stream, BlobMeta, CasError, Digest, Verified};
@@ -117,7 +116,7 @@ pub(super) async fn written(
     tx: &impl GenericClient,
     key: &EntryKey,
 ) -> Result<EntryRecord, ClusterError> {
-    meta::entry(tx, key).await?.ok_or_else(vanished)
+    entry_rows::entry(tx, key).await?.ok_or_else(vanished)
 }
 
 fn vanished() -> ClusterError {
@@ -343,7 +342,7 @@ impl ClusterStore {
         }
         let ticket = self.memo.ticket();
         let client = self.pool.get().await?;
-        let Some(rec) = meta::entry(&**client, key).await? else {
+        let Some(rec) = entry_rows::entry(&**client, key).await? else {
             return Ok(None);
         };
         self.memo.remember_entry(ticket, &rec);
