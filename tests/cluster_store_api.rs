@@ -532,6 +532,18 @@ async fn a_token_revoked_on_one_replica_is_refused_there_at_once_and_elsewhere_a
     assert_eq!(c.token_meta("t1").await.unwrap(), Some(meta));
     assert_eq!(c.token_meta("t3").await.unwrap(), None);
 
+    // A use seen by one replica is every replica's last use once flushed.
+    b.touches.token_used("t2", 1_700_000_000);
+    b.touches.token_used("t2", 1_600_000_000);
+    b.flush_touches().await.unwrap();
+    let listed = c.tokens().await.unwrap();
+    let last_used = |jti: &str| {
+        let t = listed.iter().find(|t| t["jti"] == jti).expect(jti);
+        t.get("last_used").cloned()
+    };
+    assert_eq!(last_used("t2"), Some(serde_json::json!(1_700_000_000)));
+    assert_eq!(last_used("t1"), None, "never used");
+
     b.revoke_token("t1", 4_000_000_000).await.unwrap();
     assert!(
         b.token_revoked("t1").unwrap(),

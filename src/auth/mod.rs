@@ -108,11 +108,18 @@ impl Auth {
         if revoked(&claims.jti) || claims.parent.as_deref().is_some_and(revoked) {
             return Err(TokenError::Revoked);
         }
-        let index = match &self.records {
-            Records::Index(index) => Some(index),
-            Records::Cluster(_) => None,
-        };
-        self.usage.used(index, &claims, token::now_secs());
+        let now = token::now_secs();
+        match &self.records {
+            Records::Index(index) => self.usage.used(Some(index), &claims, now),
+            Records::Cluster(store) => {
+                // Shown at once by this replica, by every replica once its
+                // touches are flushed (within a second).
+                self.usage.used(None, &claims, now);
+                if let Some((jti, _)) = usage::credited(&claims) {
+                    store.touches.token_used(jti, now as i64);
+                }
+            }
+        }
         Ok(claims)
     }
 

@@ -43,14 +43,8 @@ impl Usage {
     /// Notes a successful verification at `now` (unix seconds), written to
     /// `index` when there is one (a cluster replica keeps uses in memory).
     pub fn used(&self, index: Option<&Index>, claims: &Claims, now: u64) {
-        // A token exchanged at the registry token endpoint is short-lived and
-        // minted by the hundred: its use is the use of the token it was
-        // exchanged from, which the exchange itself verified (and recorded).
-        // One exchanged by an anonymous reader stands for nobody.
-        let (jti, record_new) = match &claims.parent {
-            Some(parent) => (parent.as_str(), false),
-            None if claims.sub == "anonymous" => return,
-            None => (claims.jti.as_str(), true),
+        let Some((jti, record_new)) = credited(claims) else {
+            return;
         };
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= TRACK_AT_MOST && !seen.contains_key(jti) {
@@ -103,6 +97,20 @@ impl Usage {
     pub fn last_used(&self, jti: &str) -> Option<u64> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.get(jti).map(|s| s.last_used)
+    }
+}
+
+/// The token a verification counts as a use of, and whether it is the
+/// token itself (whose record a first use may make). A token exchanged at
+/// the registry token endpoint is short-lived and minted by the hundred: its
+/// use is the use of the token it was exchanged from, which the exchange
+/// itself verified (and recorded). One exchanged by an anonymous reader
+/// stands for nobody.
+pub fn credited(claims: &Claims) -> Option<(&str, bool)> {
+    match &claims.parent {
+        Some(parent) => Some((parent.as_str(), false)),
+        None if claims.sub == "anonymous" => None,
+        None => Some((claims.jti.as_str(), true)),
     }
 }
 

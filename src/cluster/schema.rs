@@ -16,11 +16,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "read cache",
         include_str!("migrations/0002_read_cache.sql"),
     ),
-    (
-        3,
-        "evictions",
-        include_str!("migrations/0003_evictions.sql"),
-    ),
+    (3, "admin", include_str!("migrations/0003_admin.sql")),
 ];
 
 /// The key of the transaction-scoped advisory lock migrations take

@@ -116,7 +116,13 @@ impl ClusterStore {
         Ok(tokens::token_metas(&**client)
             .await?
             .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .filter_map(|(_, meta, last_used)| {
+                let mut meta: serde_json::Value = serde_json::from_slice(&meta).ok()?;
+                if last_used > 0 && meta.is_object() {
+                    meta["last_used"] = serde_json::json!(last_used);
+                }
+                Some(meta)
+            })
             .collect())
     }
 

@@ -79,14 +79,18 @@ pub async fn token_meta(
     Ok(row.map(|r| r.get(0)))
 }
 
-/// Every recorded token's metadata, by id.
+/// Every recorded token's metadata, by id, with when it was last used on
+/// any replica (Unix seconds; 0: not since it was recorded).
 pub async fn token_metas(
     client: &impl GenericClient,
-) -> Result<Vec<(String, Vec<u8>)>, ClusterError> {
+) -> Result<Vec<(String, Vec<u8>, i64)>, ClusterError> {
     let rows = client
-        .query("SELECT jti, meta FROM tokens ORDER BY jti", &[])
+        .query("SELECT jti, meta, last_used FROM tokens ORDER BY jti", &[])
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
 }
 
 /// How long a revocation's statement may take between its stamp and its

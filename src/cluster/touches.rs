@@ -1,6 +1,7 @@
-//! Reads' last-used times and leases, batched: a read records them in
-//! memory, and one statement per flush writes every replica-local update,
-//! so the read path makes no database write. The leader's eviction and GC
+//! Reads' last-used times and leases (and tokens' last uses), batched: a
+//! read records them in memory, and one statement per kind per flush
+//! writes every replica-local update, so the read path makes no database
+//! write. The leader's eviction and GC
 //! allow for the lag (`settled_before`): nothing used within two flush
 //! intervals is evicted or collected.
 
@@ -24,6 +25,8 @@ struct Pending {
     /// Blob → the latest time an entry pinned it, which ends write leases
     /// taken before.
     pinned: HashMap<ContentId, i64>,
+    /// Token id → when it was last used (Unix seconds).
+    tokens: HashMap<String, i64>,
 }
 
 impl Pending {
@@ -43,6 +46,10 @@ impl Pending {
         }
         for (blob, t) in other.pinned {
             let cur = self.pinned.entry(blob).or_insert(t);
+            *cur = (*cur).max(t);
+        }
+        for (jti, t) in other.tokens {
+            let cur = self.tokens.entry(jti).or_insert(t);
             *cur = (*cur).max(t);
         }
     }
@@ -72,6 +79,17 @@ impl Touches {
         let mut p = self.pending.lock();
         let t = p.blobs.entry(blob).or_insert((now_ms, until_ms));
         *t = (t.0.max(now_ms), t.1.max(until_ms));
+    }
+
+    /// Token `jti` verified at `now_secs`.
+    pub fn token_used(&self, jti: &str, now_secs: i64) {
+        let mut p = self.pending.lock();
+        match p.tokens.get_mut(jti) {
+            Some(t) => *t = (*t).max(now_secs),
+            None => {
+                p.tokens.insert(jti.to_owned(), now_secs);
+            }
+        }
     }
 
     /// An entry pinned `blobs` at `now_ms`.
@@ -147,6 +165,18 @@ async fn write(client: &impl GenericClient, p: &Pending) -> Result<(), ClusterEr
                       WHERE blobs.id = t.blob AND blobs.id IN (SELECT id FROM locked)"
                 ),
                 &[&blobs, &touched, &until],
+            )
+            .await?;
+    }
+    if !p.tokens.is_empty() {
+        let (ids, times): (Vec<&str>, Vec<i64>) =
+            p.tokens.iter().map(|(k, v)| (k.as_str(), *v)).unzip();
+        client
+            .execute(
+                "UPDATE tokens SET last_used = greatest(tokens.last_used, t.at)
+                   FROM unnest($1::text[], $2::bigint[]) AS t(jti, at)
+                  WHERE tokens.jti = t.jti",
+                &[&ids, &times],
             )
             .await?;
     }
