@@ -16,10 +16,11 @@ impl Backend {
         }
     }
 
-    pub async fn entry_count(&self, protocol: Protocol) -> Result<u64, StoreError> {
+    /// Entries of each protocol, all listed.
+    pub async fn entry_counts(&self) -> Result<Vec<(Protocol, u64)>, StoreError> {
         match self {
-            Backend::Local(s) => Ok(s.entry_count(protocol)),
-            Backend::Cluster(c) => Ok(c.entry_count(protocol).await?),
+            Backend::Local(s) => Ok(Protocol::ALL.map(|p| (p, s.entry_count(p))).to_vec()),
+            Backend::Cluster(c) => Ok(c.entry_counts().await?),
         }
     }
 

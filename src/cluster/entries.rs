@@ -64,15 +64,20 @@ pub async fn names(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-pub async fn count(client: &impl GenericClient, protocol: Protocol) -> Result<u64, ClusterError> {
-    let n: i64 = client
-        .query_one(
-            "SELECT count(*) FROM entries WHERE protocol = $1",
-            &[&protocol.name()],
+/// Entries of each protocol, every protocol listed (0 when none), in one
+/// query: the admin API and each `/metrics` scrape ask.
+pub async fn counts(client: &impl GenericClient) -> Result<Vec<(Protocol, u64)>, ClusterError> {
+    let rows = client
+        .query(
+            "SELECT protocol, count(*) FROM entries GROUP BY protocol",
+            &[],
         )
-        .await?
-        .get(0);
-    Ok(n as u64)
+        .await?;
+    let of = |p: Protocol| {
+        let row = rows.iter().find(|r| r.get::<_, &str>(0) == p.name());
+        row.map_or(0, |r| r.get::<_, i64>(1) as u64)
+    };
+    Ok(Protocol::ALL.into_iter().map(|p| (p, of(p))).collect())
 }
 
 /// Removes entry `id` and every entry that needs it; returns what went.

@@ -48,9 +48,10 @@ impl ClusterStore {
         entries::names(&**client, protocol).await
     }
 
-    pub async fn entry_count(&self, protocol: Protocol) -> Result<u64, ClusterError> {
+    /// Entries of each protocol, all listed.
+    pub async fn entry_counts(&self) -> Result<Vec<(Protocol, u64)>, ClusterError> {
         let client = self.pool.get().await?;
-        entries::count(&**client, protocol).await
+        entries::counts(&**client).await
     }
 
     /// Namespaces holding entries or given a quota, sorted.

@@ -67,9 +67,7 @@ impl ClusterNumbers {
         self.leased_bytes = store.leased_bytes().await?;
         let stats = store.stats().await?;
         (self.blobs, self.uploads) = (stats.blobs, stats.uploads);
-        for p in Protocol::ALL {
-            self.entries.push((p, store.entry_count(p).await?));
-        }
+        self.entries = store.entry_counts().await?;
         let client = store.pool.get().await?;
         self.leader = (leader::holder(&**client).await?).is_some_and(|h| replica_of(&h) == me);
         self.replicas = (replicas::list(&**client).await?)

@@ -8,15 +8,14 @@ use serde_json::{json, Value};
 
 use super::{rfc3339_ms, Admin, AdminError};
 use crate::api::AppState;
-use crate::cache::Protocol;
 
 pub async fn stats(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, AdminError> {
     let store = &state.store;
     let s = store.stats().await?;
-    let mut entries = serde_json::Map::new();
-    for p in Protocol::ALL {
-        entries.insert(p.name().to_owned(), json!(store.entry_count(p).await?));
-    }
+    let entries: serde_json::Map<String, Value> = (store.entry_counts().await?)
+        .into_iter()
+        .map(|(p, n)| (p.name().to_owned(), json!(n)))
+        .collect();
     let traffic: serde_json::Map<String, Value> = state
         .metrics
         .by_protocol()
