@@ -2,26 +2,32 @@
 //! (`ENTRY_COLUMNS`, its pins and children included) and the record made
 //! of them, shared by every query that returns entries.
 
-use tokio_postgres::{GenericClient, Row};
+use std::sync::LazyLock;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row, ToStatement};
 
 use super::ClusterError;
 use crate::cas::ContentId;
 use crate::index::{EntryKey, EntryRecord, Protocol};
 
-/// The entry under `key`, with its pins and children.
+/// What `entry` runs (see `links::BLOB`).
+pub static ENTRY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ENTRY_COLUMNS} FROM entries e
+          WHERE protocol = $1 AND namespace = $2 AND name = $3"
+    )
+});
+
+/// The entry under `key`, with its pins and children, with `ENTRY` or its
+/// prepared statement.
 pub async fn entry(
     client: &impl GenericClient,
+    query: &(impl ToStatement + Sync + Send + ?Sized),
     key: &EntryKey,
 ) -> Result<Option<EntryRecord>, ClusterError> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT {ENTRY_COLUMNS} FROM entries e
-                  WHERE protocol = $1 AND namespace = $2 AND name = $3"
-            ),
-            &[&key.protocol.name(), &key.namespace, &key.name],
-        )
-        .await?;
+    let params: [&(dyn ToSql + Sync); 3] = [&key.protocol.name(), &key.namespace, &key.name];
+    let row = client.query_opt(query, &params).await?;
     row.as_ref().map(record).transpose()
 }
 

@@ -2,17 +2,29 @@
 //! that may read them: a repository sees a blob only once it was pushed
 //! there or mounted into it, as on a single node.
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, ToStatement};
 
 use super::ClusterError;
 use crate::cache::BlobInfo;
 use crate::cas::{ContentId, Digest};
 
+/// What `blob` runs: a pooled connection prepares it once
+/// (`prepare_cached`), sparing a round trip and a plan per lookup.
+pub const BLOB: &str = "SELECT b.id, b.size, s.digest FROM blobs b
+       JOIN blob_aliases s ON s.blob = b.id AND starts_with(s.digest, 'sha256:')
+      WHERE b.id = coalesce($1, (SELECT blob FROM blob_aliases WHERE digest = $2))
+        AND b.state = 'live'
+        AND ($3::text IS NULL
+             OR EXISTS (SELECT 1 FROM blob_links l WHERE l.blob = b.id AND l.scope = $3))
+      LIMIT 1";
+
 /// The live blob `digest` names, as seen from `scope` when one is given
-/// (a miss unless it is linked there). Blobs are found by their SHA-256
-/// alias, which every blob the store writes has.
+/// (a miss unless it is linked there), with `BLOB` or its prepared
+/// statement. Blobs are found by their SHA-256 alias, which every blob the
+/// store writes has.
 pub async fn blob(
     client: &impl GenericClient,
+    query: &(impl ToStatement + Sync + Send + ?Sized),
     digest: &Digest,
     scope: Option<&str>,
 ) -> Result<Option<BlobInfo>, ClusterError> {
@@ -20,18 +32,7 @@ pub async fn blob(
         Digest::Blake3(id) => (Some(&id[..]), None),
         other => (None, Some(other.to_string())),
     };
-    let row = client
-        .query_opt(
-            "SELECT b.id, b.size, s.digest FROM blobs b
-               JOIN blob_aliases s ON s.blob = b.id AND starts_with(s.digest, 'sha256:')
-              WHERE b.id = coalesce($1, (SELECT blob FROM blob_aliases WHERE digest = $2))
-                AND b.state = 'live'
-                AND ($3::text IS NULL
-                     OR EXISTS (SELECT 1 FROM blob_links l WHERE l.blob = b.id AND l.scope = $3))
-              LIMIT 1",
-            &[&id, &alias, &scope],
-        )
-        .await?;
+    let row = client.query_opt(query, &[&id, &alias, &scope]).await?;
     row.map(|r| {
         let corrupt = |what: &str| ClusterError::Corrupt(format!("blob {what}"));
         let id: [u8; 32] = r.get::<_, &[u8]>(0).try_into().map_err(|_| corrupt("id"))?;

@@ -1,7 +1,7 @@
 //! Names in a scope that point at entries (OCI tags at manifests). A name
 //! goes when its entry goes: the row references the entry.
 
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, ToStatement};
 
 use super::ClusterError;
 use crate::index::EntryKey;
@@ -32,20 +32,20 @@ pub async fn set_name(
     Ok(set == 1)
 }
 
-/// The key of the entry `name` points at in `scope`.
+/// What `name` runs (see `links::BLOB`).
+pub const NAME: &str = "SELECT e.protocol, e.namespace, e.name FROM names n
+       JOIN entries e ON e.id = n.entry
+      WHERE n.scope = $1 AND n.name = $2";
+
+/// The key of the entry `name` points at in `scope`, with `NAME` or its
+/// prepared statement.
 pub async fn name(
     client: &impl GenericClient,
+    query: &(impl ToStatement + Sync + Send + ?Sized),
     scope: &str,
     name: &str,
 ) -> Result<Option<EntryKey>, ClusterError> {
-    let row = client
-        .query_opt(
-            "SELECT e.protocol, e.namespace, e.name FROM names n
-               JOIN entries e ON e.id = n.entry
-              WHERE n.scope = $1 AND n.name = $2",
-            &[&scope, &name],
-        )
-        .await?;
+    let row = client.query_opt(query, &[&scope, &name]).await?;
     row.map(|r| super::entry_rows::entry_key(r.get(0), r.get(1), r.get(2)))
         .transpose()
 }

@@ -116,7 +116,10 @@ pub(super) async fn written(
     tx: &impl GenericClient,
     key: &EntryKey,
 ) -> Result<EntryRecord, ClusterError> {
-    entry_rows::entry(tx, key).await?.ok_or_else(vanished)
+    let query = entry_rows::ENTRY.as_str();
+    entry_rows::entry(tx, query, key)
+        .await?
+        .ok_or_else(vanished)
 }
 
 fn vanished() -> ClusterError {
@@ -342,7 +345,8 @@ impl ClusterStore {
         }
         let ticket = self.memo.ticket();
         let client = self.pool.get().await?;
-        let Some(rec) = entry_rows::entry(&**client, key).await? else {
+        let query = client.prepare_cached(&entry_rows::ENTRY).await?;
+        let Some(rec) = entry_rows::entry(&**client, &query, key).await? else {
             return Ok(None);
         };
         self.memo.remember_entry(ticket, &rec);
@@ -386,7 +390,8 @@ impl ClusterStore {
         }
         let ticket = self.memo.ticket();
         let client = self.pool.get().await?;
-        let found = links::blob(&**client, digest, scope).await?;
+        let query = client.prepare_cached(links::BLOB).await?;
+        let found = links::blob(&**client, &query, digest, scope).await?;
         if let Some(blob) = &found {
             self.memo.remember_blob(ticket, digest, blob, scope);
             self.touch_blob(blob);

@@ -61,7 +61,8 @@ impl ClusterStore {
         }
         let ticket = self.memo.ticket();
         let client = self.pool.get().await?;
-        let found = names::name(&**client, scope, name).await?;
+        let query = client.prepare_cached(names::NAME).await?;
+        let found = names::name(&**client, &query, scope, name).await?;
         if let Some(key) = &found {
             self.memo.remember_name(ticket, scope, name, key);
         }

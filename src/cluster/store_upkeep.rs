@@ -62,7 +62,7 @@ impl ClusterStore {
         id: &ContentId,
     ) -> Result<(Option<BlobInfo>, u64), ClusterError> {
         let client = self.pool.get().await?;
-        let blob = links::blob(&**client, &Digest::Blake3(id.0), None).await?;
+        let blob = links::blob(&**client, links::BLOB, &Digest::Blake3(id.0), None).await?;
         let pins: i64 = client
             .query_one(
                 "SELECT count(*) FROM entry_pins WHERE blob = $1",
