@@ -253,7 +253,10 @@ fn the_deployment_mounts_what_the_config_names_and_outlasts_the_drain() {
     let replicas = deploy["spec"]["replicas"].as_u64().unwrap();
     let surge = rolling["maxSurge"].as_u64().unwrap();
     let pool = config.cluster.postgres.pool_size as u64;
-    assert!((replicas + surge) * (pool + 2) <= 100, "PostgreSQL connections");
+    assert!(
+        (replicas + surge) * (pool + 2) <= 100,
+        "PostgreSQL connections"
+    );
 
     // As locked down as the single-node StatefulSet.
     let sts = yaml("deploy/kubernetes/statefulset.yaml");
