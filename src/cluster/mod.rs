@@ -28,6 +28,7 @@ mod secrets;
 pub mod status;
 pub mod store;
 mod store_admin;
+mod store_lookups;
 mod store_named;
 mod store_names;
 mod store_reads;
