@@ -2,7 +2,9 @@
 //! server: what one replica changes (a tag moved, an entry written again
 //! or removed, a blob unlinked or collected) another forgets as the
 //! database announces it, and only that; a replica that stops hearing the
-//! database answers nothing from memory.
+//! database answers nothing from memory. A miss one replica remembers is
+//! not answered once another has created what was missing, however soon
+//! after it is asked.
 
 mod cluster_support;
 mod common;
@@ -13,6 +15,7 @@ use bytes::Bytes;
 use futures_util::stream;
 use larder::cache::{BlobInfo, BlobWrite};
 use larder::cas::Digest;
+use larder::cluster::memo::Known;
 use larder::cluster::store::ClusterStore;
 use larder::cluster::{listen, pg};
 use larder::index::{EntryKey, EntryRecord, Protocol};
@@ -89,16 +92,53 @@ async fn hear(
     (stop, task)
 }
 
+/// Replica A, and replica B hearing the database as "memo-b".
+struct Pair {
+    db: Postgres,
+    a: ClusterStore,
+    b: Arc<ClusterStore>,
+    stop: watch::Sender<bool>,
+    listening: tokio::task::JoinHandle<Result<(), String>>,
+    _s3: S3Server,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Pair {
+    async fn start() -> Option<Pair> {
+        let db = Postgres::start()?;
+        let s3 = S3Server::start()?;
+        s3.create_bucket("larder").await;
+        let r = cluster_support::cluster_stores(&db, &s3, 2, 1 << 20, u64::MAX).await;
+        let (mut stores, dirs): (Vec<_>, Vec<_>) = r.into_iter().unzip();
+        let b = Arc::new(stores.pop()?);
+        let a = stores.pop()?;
+        let (stop, listening) = hear(&db, &b, "memo-b").await;
+        Some(Pair {
+            db,
+            a,
+            b,
+            stop,
+            listening,
+            _s3: s3,
+            _dirs: dirs,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_replica_changes_another_forgets_and_nothing_else() {
-    let Some(db) = Postgres::start() else { return };
-    let Some(s3) = S3Server::start() else { return };
-    s3.create_bucket("larder").await;
-    let mut r = cluster_support::cluster_stores(&db, &s3, 2, 1 << 20, u64::MAX).await;
-    let (b, _b_dir) = r.pop().unwrap();
-    let (a, _a_dir) = r.pop().unwrap();
-    let b = Arc::new(b);
-    let (stop, listening) = hear(&db, &b, "memo-b").await;
+    let Some(Pair {
+        db,
+        a,
+        b,
+        stop,
+        listening,
+        _s3,
+        _dirs,
+    }) = Pair::start().await
+    else {
+        return;
+    };
 
     let layer = push(&a, b"a layer").await;
     let other = push(&a, b"another layer").await;
@@ -124,7 +164,7 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     let hits_now = b.memo.hits.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(hits_now - hits, 3, "answered from memory");
     // Nothing B remembered changed through B's own lookups.
-    assert!(b.memo.name(SCOPE, "v:2").is_some());
+    assert!(b.memo.name(SCOPE, "v:2").found().is_some());
 
     // Manifests are kept in memory where they were written, and where they
     // were read once (content never changes under its id).
@@ -139,39 +179,46 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     // A tag moved through A: B forgets that tag, keeps the other.
     assert!(a.set_name(SCOPE, "v:1", &key("m2")).await.unwrap());
     until("B forgets the moved tag", || async {
-        b.memo.name(SCOPE, "v:1").is_none()
+        b.memo.name(SCOPE, "v:1").found().is_none()
     })
     .await;
     assert_eq!(b.name(SCOPE, "v:1").await.unwrap(), Some(key("m2")));
-    assert_eq!(b.memo.name(SCOPE, "v:2"), Some(key("m2")), "not this one");
+    assert_eq!(
+        b.memo.name(SCOPE, "v:2").found(),
+        Some(key("m2")),
+        "not this one"
+    );
 
     // An entry written again through A.
     let m1_again = manifest(&a, "m1", "v:3", "one again", &layer).await;
     assert_ne!(m1_again.content, m1.content);
     until("B forgets the rewritten entry", || async {
-        b.memo.entry(&key("m1")).is_none()
+        b.memo.entry(&key("m1")).found().is_none()
     })
     .await;
     assert_eq!(b.entry(&key("m1")).await.unwrap(), Some(m1_again));
-    assert!(b.memo.entry(&key("m2")).is_some(), "not this one");
+    assert!(b.memo.entry(&key("m2")).found().is_some(), "not this one");
 
     // A blob unlinked from the scope through A: B no longer finds it
     // there, but still knows it is stored.
     assert!(a.unlink_blob(SCOPE, &other).await.unwrap());
     until("B forgets the link", || async {
-        b.memo.blob(&other_sha, Some(SCOPE)).is_none()
+        b.memo.blob(&other_sha, Some(SCOPE)).found().is_none()
     })
     .await;
     assert_eq!(b.blob_in(SCOPE, &other_sha).await.unwrap(), None);
-    assert!(b.memo.blob(&other_sha, None).is_some());
-    assert!(b.memo.blob(&sha, Some(SCOPE)).is_some(), "not this one");
+    assert!(b.memo.blob(&other_sha, None).found().is_some());
+    assert!(
+        b.memo.blob(&sha, Some(SCOPE)).found().is_some(),
+        "not this one"
+    );
 
     // An entry removed through A: its tags go with it.
     assert!(a.remove_entry_by_key(&key("m2")).await.unwrap());
     until("B forgets the removed entry and its tags", || async {
-        b.memo.entry(&key("m2")).is_none()
-            && b.memo.name(SCOPE, "v:1").is_none()
-            && b.memo.name(SCOPE, "v:2").is_none()
+        b.memo.entry(&key("m2")).found().is_none()
+            && b.memo.name(SCOPE, "v:1").found().is_none()
+            && b.memo.name(SCOPE, "v:2").found().is_none()
     })
     .await;
     assert_eq!(b.entry(&key("m2")).await.unwrap(), None);
@@ -188,11 +235,14 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     .await
     .unwrap();
     until("B forgets the collected blob", || async {
-        b.memo.blob(&other_sha, None).is_none()
+        b.memo.blob(&other_sha, None).found().is_none()
     })
     .await;
     assert_eq!(b.blob(&other_sha).await.unwrap(), None);
-    assert!(b.memo.blob(&sha, Some(SCOPE)).is_some(), "not this one");
+    assert!(
+        b.memo.blob(&sha, Some(SCOPE)).found().is_some(),
+        "not this one"
+    );
 
     let _ = stop.send(true);
     assert_eq!(listening.await.unwrap(), Ok(()));
@@ -211,7 +261,7 @@ async fn a_replica_that_stops_hearing_the_database_answers_from_it_alone() {
     let layer = push(&a, b"a layer").await;
     manifest(&a, "m1", "v1", "one", &layer).await;
     assert_eq!(a.name(SCOPE, "v1").await.unwrap(), Some(key("m1")));
-    assert!(a.memo.name(SCOPE, "v1").is_some());
+    assert!(a.memo.name(SCOPE, "v1").found().is_some());
 
     // Its session ends (the database restarted, an operator's kill): what
     // changes meanwhile would go unheard, so nothing is answered from
@@ -232,13 +282,118 @@ async fn a_replica_that_stops_hearing_the_database_answers_from_it_alone() {
     let ended = listening.await.unwrap();
     assert!(ended.is_err(), "{ended:?}");
     assert!(!a.memo.is_hearing());
-    assert_eq!(a.memo.name(SCOPE, "v1"), None);
+    assert_eq!(a.memo.name(SCOPE, "v1").found(), None);
     assert_eq!(a.name(SCOPE, "v1").await.unwrap(), Some(key("m1")));
-    assert_eq!(a.memo.name(SCOPE, "v1"), None, "not remembered while deaf");
+    assert_eq!(
+        a.memo.name(SCOPE, "v1").found(),
+        None,
+        "not remembered while deaf"
+    );
 
     // Hearing again, it starts from nothing and remembers anew.
     let (_stop, _listening) = hear(&db, &a, "memo-a2").await;
-    assert_eq!(a.memo.name(SCOPE, "v1"), None);
+    assert_eq!(a.memo.name(SCOPE, "v1").found(), None);
     assert_eq!(a.name(SCOPE, "v1").await.unwrap(), Some(key("m1")));
-    assert!(a.memo.name(SCOPE, "v1").is_some());
+    assert!(a.memo.name(SCOPE, "v1").found().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_miss_is_never_answered_after_another_replica_created_it() {
+    let Some(Pair {
+        db,
+        a,
+        b,
+        stop,
+        listening,
+        _s3,
+        _dirs,
+    }) = Pair::start().await
+    else {
+        return;
+    };
+    let hits = || b.memo.hits.load(std::sync::atomic::Ordering::Relaxed);
+
+    // Each round: B misses a blob, a tag and an entry twice (the second
+    // time from memory), then A creates all three and B is asked at once,
+    // before its listening session has had time to hear of them unless it
+    // catches up first.
+    for i in 0..20 {
+        let data = format!("layer {i}");
+        let (sha, tag, name) = (sha256(data.as_bytes()), format!("t{i}"), format!("m{i}"));
+        for round in 0..2 {
+            let before = hits();
+            assert_eq!(b.blob_in(SCOPE, &sha).await.unwrap(), None);
+            assert_eq!(b.name(SCOPE, &tag).await.unwrap(), None);
+            assert_eq!(b.entry(&key(&name)).await.unwrap(), None);
+            assert_eq!(hits() - before, round * 3, "round {round} from memory");
+        }
+        assert_eq!(b.memo.entry(&key(&name)), Known::Absent);
+
+        let layer = push(&a, data.as_bytes()).await;
+        assert_eq!(
+            b.blob_in(SCOPE, &sha).await.unwrap(),
+            Some(layer),
+            "round {i}"
+        );
+        let rec = manifest(&a, &name, &tag, &data, &layer).await;
+        assert_eq!(
+            b.name(SCOPE, &tag).await.unwrap(),
+            Some(key(&name)),
+            "round {i}"
+        );
+        assert_eq!(
+            b.entry(&key(&name)).await.unwrap().map(|e| e.id),
+            Some(rec.id)
+        );
+    }
+
+    // A blob mounted into the scope ends a miss looked up by its sha256
+    // there.
+    let elsewhere = {
+        let data = b"pushed to another scope";
+        let write = BlobWrite {
+            expected: Some(sha256(data)),
+            limit: 1 << 20,
+            scope: Some("team/other"),
+            size_hint: Some(data.len() as u64),
+        };
+        let body = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(data))]);
+        a.put_blob(body, write).await.unwrap()
+    };
+    let sha = Digest::Sha256(elsewhere.sha256);
+    assert_eq!(b.blob_in(SCOPE, &sha).await.unwrap(), None);
+    assert_eq!(b.memo.blob(&sha, Some(SCOPE)), Known::Absent);
+    a.link_blob(SCOPE, &elsewhere).await.unwrap();
+    assert_eq!(b.blob_in(SCOPE, &sha).await.unwrap(), Some(elsewhere));
+
+    // B's listening session stalls (its backend stopped): B can neither
+    // hear the change nor catch up with it, so it asks the database.
+    let layer = push(&a, b"late layer").await;
+    assert_eq!(b.entry(&key("late")).await.unwrap(), None);
+    assert_eq!(b.memo.entry(&key("late")), Known::Absent);
+    let c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
+        .await
+        .unwrap();
+    let backend: i32 = c
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'memo-b'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // SAFETY: a signal to a PostgreSQL backend this test started.
+    unsafe { libc::kill(backend, libc::SIGSTOP) };
+    let rec = manifest(&a, "late", "late", "late", &layer).await;
+    let found = b.entry(&key("late")).await;
+    unsafe { libc::kill(backend, libc::SIGCONT) };
+    assert_eq!(found.unwrap().map(|e| e.id), Some(rec.id));
+
+    // Deaf, B cannot catch up, so it asks the database.
+    assert_eq!(b.entry(&key("never")).await.unwrap(), None);
+    let _ = stop.send(true);
+    assert_eq!(listening.await.unwrap(), Ok(()));
+    let before = hits();
+    assert_eq!(b.entry(&key("never")).await.unwrap(), None);
+    assert_eq!(hits(), before);
 }

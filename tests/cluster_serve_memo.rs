@@ -1,6 +1,8 @@
 //! Replicas answer HEADs and tag lookups from memory (the metadata cache),
 //! and what one replica changes the others serve next: a tag moved through
-//! A is what B resolves, a manifest deleted through A is gone through B.
+//! A is what B resolves, a manifest deleted through A is gone through B,
+//! and a blob or tag B missed before is found through B as soon as A has
+//! acknowledged it.
 
 mod cluster_support;
 mod common;
@@ -33,8 +35,24 @@ async fn a_tag_moved_or_deleted_through_one_replica_is_what_the_others_serve_nex
 
     let config = fixed_bytes(1, 300);
     let layer = fixed_bytes(2, 4096);
+    // B misses the layer and the tag twice (the second time from memory),
+    // as BuildKit's HEAD before a push and a first import do.
+    let head = |base: &str, what: &str| http.head(format!("{base}/v2/team/app/{what}")).send();
+    let layer_path = format!("blobs/{}", sha256_digest(&layer));
+    for _ in 0..2 {
+        for what in [&layer_path[..], "manifests/latest"] {
+            let res = head(&b, what).await.unwrap();
+            assert_eq!(res.status(), StatusCode::NOT_FOUND, "{what}");
+        }
+    }
     push_blob(&http, &a, "team/app", &config).await;
     let layer_digest = push_blob(&http, &a, "team/app", &layer).await;
+    let res = head(&b, &layer_path).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "found through B once pushed through A"
+    );
     let manifest = |n: u32| {
         let mut layer_desc = descriptor("application/vnd.oci.image.layer.v1.tar", &layer);
         layer_desc["annotations"] = serde_json::json!({ "n": n.to_string() });
@@ -43,6 +61,8 @@ async fn a_tag_moved_or_deleted_through_one_replica_is_what_the_others_serve_nex
     };
     let (one, two) = (manifest(1), manifest(2));
     let one_digest = put_manifest(&http, &a, "team/app", "latest", MANIFEST, &one).await;
+    let res = head(&b, "manifests/latest").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the tag too");
 
     // B resolves the tag and HEADs the layer twice: the second time from
     // memory.

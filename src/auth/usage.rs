@@ -137,7 +137,7 @@ fn write_last_use(
 
 /// The record of a token the server did not mint, from its claims: the same
 /// fields the admin API records when it mints one.
-fn offline_meta(c: &Claims) -> Value {
+pub fn offline_meta(c: &Claims) -> Value {
     let grants = c.grants();
     let bits = grants.iter().fold(0, |acc, g| acc | g.permission);
     let namespaces: Vec<&str> = grants.iter().map(|g| g.scope.as_str()).collect();

@@ -1,15 +1,18 @@
 //! The connection that hears the database's changes for the memo
 //! (`memo.rs`): `LISTEN larder_reads` on a session of its own, each
-//! notification handed to `Memo::forget` in commit order. The memo is
+//! notification handed to `Memo::forget` in commit order, and the
+//! questions that let a remembered miss be answered asked on the same
+//! session (`catch_up.rs`). The memo is
 //! trusted only while this runs: it starts hearing once `LISTEN` is in
 //! place and goes deaf the moment the connection fails or stops answering,
 //! since notifications sent meanwhile are lost.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::AsyncMessage;
+use tokio_postgres::{AsyncMessage, SimpleQueryMessage};
 
 use super::memo::{Change, Memo};
 use super::{pg, ClusterError};
@@ -58,14 +61,33 @@ pub async fn listen(
     let _deaf_on_exit = Deafen(memo, driver);
     (client.batch_execute(&format!("LISTEN {CHANNEL}")).await).map_err(failed)?;
     memo.hearing();
+    memo.catch_up.open();
     tracing::debug!("hearing the database's changes");
     let mut probe = tokio::time::interval(PROBE_EVERY);
+    // The catch-up question in flight (`catch_up.rs`), and its number.
+    let mut question = None;
     loop {
         tokio::select! {
+            // Notifications first: each read before an answer is heard
+            // before that answer counts.
+            biased;
             note = notes.recv() => match note {
                 Some(n) => memo.forget(Change::parse(n.payload()).as_ref()),
                 None => return Err("the listening connection closed".into()),
             },
+            answer = answer(&mut question) => {
+                let n = answer.map_err(failed)?;
+                question = None;
+                // The reader forwarded every notification that came before
+                // the answer before it handed the answer on.
+                while let Ok(n) = notes.try_recv() {
+                    memo.forget(Change::parse(n.payload()).as_ref());
+                }
+                memo.catch_up.answered(n);
+            }
+            n = memo.catch_up.next_question(), if question.is_none() => {
+                question = Some((n, Box::pin(client.simple_query(""))));
+            }
             _ = probe.tick() => {
                 match tokio::time::timeout(PROBE_TIMEOUT, client.simple_query("")).await {
                     Ok(answered) => drop(answered.map_err(failed)?),
@@ -80,6 +102,25 @@ pub async fn listen(
     }
 }
 
+type Question<'a> = Option<(
+    u64,
+    std::pin::Pin<
+        Box<
+            dyn Future<Output = Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>> + Send + 'a,
+        >,
+    >,
+)>;
+
+/// The number of the catch-up question in flight once it is answered;
+/// never, when none is. (One that is never answered is the probe's
+/// business: its question waits behind it.)
+async fn answer(question: &mut Question<'_>) -> Result<u64, tokio_postgres::Error> {
+    let Some((n, asked)) = question else {
+        return std::future::pending().await;
+    };
+    asked.await.map(|_| *n)
+}
+
 /// Whatever ends `listen`, the memo stops being trusted and the
 /// connection's reader stops.
 struct Deafen<'a>(&'a Memo, tokio::task::JoinHandle<()>);
@@ -87,6 +128,7 @@ struct Deafen<'a>(&'a Memo, tokio::task::JoinHandle<()>);
 impl Drop for Deafen<'_> {
     fn drop(&mut self) {
         self.0.deaf();
+        self.0.catch_up.close();
         self.1.abort();
     }
 }

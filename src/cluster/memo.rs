@@ -2,24 +2,25 @@
 //! scopes that see them, tags, entries — so that a HEAD, a tag's manifest
 //! or a cache hit does not cost a database round trip each time.
 //!
-//! Only answers that something exists are remembered: a miss always asks
-//! the database, so a blob pushed or an entry written through one replica
-//! is found through every other at once. What exists can stop existing or
-//! change (a tag moves, an entry is written again, eviction removes it);
-//! the database announces each such change as it commits (the triggers of
-//! migration 0002) and `listen.rs` hands them to `forget`. The memo is
-//! trusted only while that connection is up: deaf, it answers nothing, and
-//! it starts empty whenever it hears again. So an answer is stale at most
-//! for the moment a change takes to reach this replica; changes made
-//! through this replica are forgotten before the write returns.
+//! It remembers what exists and what was missing. Either can change (a
+//! tag moves, an entry is written again or for the first time, eviction
+//! removes it, a blob is pushed); the database announces each such change
+//! as it commits (the triggers of migrations 0002 and 0004) and
+//! `listen.rs` hands them to `forget`. The memo is trusted only while that
+//! connection is up: deaf, it answers nothing, and it starts empty
+//! whenever it hears again. What exists is answered at once, stale at
+//! most for the moment a change takes to reach this replica (changes made
+//! through this replica are forgotten before the write returns). What is
+//! missing is answered only after catching up (`catch_up.rs`), so that a
+//! push through one replica is found through every other as soon as it
+//! is acknowledged.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::mem;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use parking_lot::Mutex;
 
+use super::catch_up::CatchUp;
+use super::generations::Generations;
 use crate::cache::BlobInfo;
 use crate::cas::{ContentId, Digest};
 use crate::index::{EntryKey, EntryRecord, Protocol};
@@ -28,13 +29,15 @@ use crate::index::{EntryKey, EntryRecord, Protocol};
 /// (the format is in migration 0002).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A blob stopped being live.
+    /// A blob was recorded or stopped being live.
     Blob(ContentId),
-    /// A scope stopped seeing a blob.
+    /// A blob was recorded under another digest.
+    Alias(Digest),
+    /// A scope started or stopped seeing a blob.
     Link(ContentId, String),
-    /// A name in a scope moved or went.
+    /// A name in a scope was set, moved or went.
     Name(String, String),
-    /// An entry was written again or removed.
+    /// An entry was written or removed.
     Entry(EntryKey),
 }
 
@@ -44,6 +47,7 @@ impl Change {
         let rest = &payload[1..];
         match kind {
             "b" => Some(Change::Blob(blob_id(rest)?)),
+            "a" => Some(Change::Alias(rest.parse().ok()?)),
             "l" => {
                 let (id, scope) = (rest.get(..64)?, rest.get(64..)?);
                 Some(Change::Link(blob_id(id)?, scope.to_string()))
@@ -79,6 +83,25 @@ fn counted(s: &str) -> Option<(&str, &str)> {
     Some((rest.get(..n)?, rest.get(n..)?))
 }
 
+/// What the memo knows of a lookup.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Known<T> {
+    Found(T),
+    /// Missing when last asked, and no change to it heard since: true now
+    /// once the memo has caught up.
+    Absent,
+    Unknown,
+}
+
+impl<T> Known<T> {
+    pub fn found(self) -> Option<T> {
+        match self {
+            Known::Found(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
 /// Taken before asking the database; the answer is remembered only if no
 /// change was heard meanwhile, since that change may be one the answer
 /// predates.
@@ -87,6 +110,8 @@ pub struct Ticket(Option<u64>);
 
 pub struct Memo {
     inner: Mutex<Inner>,
+    /// Asked by a lookup that found a miss, answered by `listen.rs`.
+    pub catch_up: CatchUp,
     /// Lookups it answered, and lookups that asked the database.
     pub hits: AtomicU64,
     pub misses: AtomicU64,
@@ -108,34 +133,37 @@ struct Inner {
     blobs: Generations<ContentId, Live>,
     names: Generations<(String, String), EntryKey>,
     entries: Generations<EntryKey, EntryRecord>,
+    /// Misses, apart so that a flood of them cannot push out what exists:
+    /// digests no live blob had, with the scopes they were looked up from
+    /// (`None`: from anywhere).
+    missing_blobs: Generations<Digest, Vec<Option<Box<str>>>>,
+    missing_names: Generations<(String, String), ()>,
+    missing_entries: Generations<EntryKey, ()>,
 }
 
 impl Memo {
-    /// A memo of at most about `bytes`, deaf until `hearing` is called.
+    /// A memo of at most about `bytes`, deaf until `hearing` is called:
+    /// a fifth of it for each kind of thing that exists, a fifteenth for
+    /// each kind of miss.
     pub fn new(bytes: u64) -> Memo {
-        let each = usize::try_from(bytes / 4).unwrap_or(usize::MAX);
+        let found = usize::try_from(bytes / 5).unwrap_or(usize::MAX);
+        let missing = usize::try_from(bytes / 15).unwrap_or(usize::MAX);
         Memo {
             inner: Mutex::new(Inner {
                 hearing: false,
                 heard: 0,
-                aliases: Generations::new(each),
-                blobs: Generations::new(each),
-                names: Generations::new(each),
-                entries: Generations::new(each),
+                aliases: Generations::new(found),
+                blobs: Generations::new(found),
+                names: Generations::new(found),
+                entries: Generations::new(found),
+                missing_blobs: Generations::new(missing),
+                missing_names: Generations::new(missing),
+                missing_entries: Generations::new(missing),
             }),
+            catch_up: CatchUp::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
-    }
-
-    fn counted<T>(&self, found: Option<T>) -> Option<T> {
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
     }
 
     /// The database's changes reach this replica from now on: start over.
@@ -169,30 +197,57 @@ impl Memo {
         let mut m = self.inner.lock();
         m.heard += 1;
         match change {
-            Some(Change::Blob(id)) => m.blobs.remove(id),
+            Some(Change::Blob(id)) => {
+                m.blobs.remove(id);
+                m.missing_blobs.remove(&Digest::Blake3(id.0));
+            }
+            Some(Change::Alias(digest)) => m.missing_blobs.remove(digest),
             Some(Change::Link(id, scope)) => {
                 if let Some(live) = m.blobs.get_mut(id) {
                     live.scopes.retain(|s| **s != **scope);
                 }
+                // The link's other digests come as `Alias` changes.
+                m.missing_blobs.remove(&Digest::Blake3(id.0));
             }
-            Some(Change::Name(scope, name)) => m.names.remove(&(scope.clone(), name.clone())),
-            Some(Change::Entry(key)) => m.entries.remove(key),
+            Some(Change::Name(scope, name)) => {
+                let key = (scope.clone(), name.clone());
+                m.names.remove(&key);
+                m.missing_names.remove(&key);
+            }
+            Some(Change::Entry(key)) => {
+                m.entries.remove(key);
+                m.missing_entries.remove(key);
+            }
             None => m.clear(),
         }
     }
 
-    /// The live blob `digest` names, if remembered (and seen from `scope`
-    /// when one is given).
-    pub fn blob(&self, digest: &Digest, scope: Option<&str>) -> Option<BlobInfo> {
-        let found = self.inner.lock().blob(digest, scope);
-        self.counted(found)
+    /// The live blob `digest` names (seen from `scope` when one is given).
+    pub fn blob(&self, digest: &Digest, scope: Option<&str>) -> Known<BlobInfo> {
+        self.inner.lock().blob(digest, scope)
     }
 
-    pub fn remember_blob(&self, t: Ticket, digest: &Digest, info: &BlobInfo, scope: Option<&str>) {
+    /// Remembers what the database answered for `blob(digest, scope)`.
+    pub fn remember_blob(
+        &self,
+        t: Ticket,
+        digest: &Digest,
+        found: Option<&BlobInfo>,
+        scope: Option<&str>,
+    ) {
         let mut m = self.inner.lock();
         if !m.current(t) {
             return;
         }
+        let Some(info) = found else {
+            let mut scopes = m.missing_blobs.take(digest).unwrap_or_default();
+            if !scopes.iter().any(|s| s.as_deref() == scope) {
+                scopes.push(scope.map(Into::into));
+            }
+            let weight = 96 + scopes.iter().flatten().map(|s| s.len() + 16).sum::<usize>();
+            m.missing_blobs.insert(digest.clone(), scopes, weight);
+            return;
+        };
         if !matches!(digest, Digest::Blake3(_)) {
             m.aliases.insert(digest.clone(), info.id, 96);
         }
@@ -213,61 +268,82 @@ impl Memo {
         m.blobs.insert(info.id, live, weight);
     }
 
-    pub fn name(&self, scope: &str, name: &str) -> Option<EntryKey> {
-        let found = {
-            let mut m = self.inner.lock();
-            let key = (scope.to_string(), name.to_string());
-            m.hearing.then(|| m.names.get_mut(&key).cloned()).flatten()
-        };
-        self.counted(found)
+    pub fn name(&self, scope: &str, name: &str) -> Known<EntryKey> {
+        let mut m = self.inner.lock();
+        let key = (scope.to_string(), name.to_string());
+        let m = &mut *m;
+        known(m.hearing, m.names.get_mut(&key).cloned(), || {
+            m.missing_names.get_mut(&key).is_some()
+        })
     }
 
-    pub fn remember_name(&self, t: Ticket, scope: &str, name: &str, target: &EntryKey) {
+    pub fn remember_name(&self, t: Ticket, scope: &str, name: &str, found: Option<&EntryKey>) {
         let mut m = self.inner.lock();
-        if m.current(t) {
-            let weight = 96 + scope.len() + name.len() + target.namespace.len() + target.name.len();
-            let key = (scope.to_string(), name.to_string());
-            m.names.insert(key, target.clone(), weight);
+        if !m.current(t) {
+            return;
+        }
+        let key = (scope.to_string(), name.to_string());
+        let weight = 96 + scope.len() + name.len();
+        match found {
+            Some(target) => {
+                let weight = weight + target.namespace.len() + target.name.len();
+                m.names.insert(key, target.clone(), weight);
+            }
+            None => m.missing_names.insert(key, (), weight),
         }
     }
 
-    pub fn entry(&self, key: &EntryKey) -> Option<EntryRecord> {
-        let found = {
-            let mut m = self.inner.lock();
-            m.hearing.then(|| m.entries.get_mut(key).cloned()).flatten()
-        };
-        self.counted(found)
+    pub fn entry(&self, key: &EntryKey) -> Known<EntryRecord> {
+        let mut m = self.inner.lock();
+        let m = &mut *m;
+        known(m.hearing, m.entries.get_mut(key).cloned(), || {
+            m.missing_entries.get_mut(key).is_some()
+        })
     }
 
-    pub fn remember_entry(&self, t: Ticket, rec: &EntryRecord) {
+    pub fn remember_entry(&self, t: Ticket, key: &EntryKey, found: Option<&EntryRecord>) {
         let mut m = self.inner.lock();
-        if m.current(t) {
-            let weight = 160
-                + 2 * (rec.key.namespace.len() + rec.key.name.len())
-                + 32 * rec.pins.len()
-                + rec.meta.len()
-                + (rec.children.iter())
-                    .map(|c| 48 + c.namespace.len() + c.name.len())
-                    .sum::<usize>();
-            m.entries.insert(rec.key.clone(), rec.clone(), weight);
+        if !m.current(t) {
+            return;
         }
+        let Some(rec) = found else {
+            let weight = 96 + key.namespace.len() + key.name.len();
+            m.missing_entries.insert(key.clone(), (), weight);
+            return;
+        };
+        let weight = 160
+            + 2 * (rec.key.namespace.len() + rec.key.name.len())
+            + 32 * rec.pins.len()
+            + rec.meta.len()
+            + (rec.children.iter())
+                .map(|c| 48 + c.namespace.len() + c.name.len())
+                .sum::<usize>();
+        m.entries.insert(rec.key.clone(), rec.clone(), weight);
+    }
+}
+
+fn known<T>(hearing: bool, found: Option<T>, missing: impl FnOnce() -> bool) -> Known<T> {
+    match found {
+        _ if !hearing => Known::Unknown,
+        Some(v) => Known::Found(v),
+        None if missing() => Known::Absent,
+        None => Known::Unknown,
     }
 }
 
 impl Inner {
-    fn blob(&mut self, digest: &Digest, scope: Option<&str>) -> Option<BlobInfo> {
-        if !self.hearing {
-            return None;
+    fn blob(&mut self, digest: &Digest, scope: Option<&str>) -> Known<BlobInfo> {
+        let found = match digest {
+            Digest::Blake3(id) => Some(ContentId(*id)),
+            other => self.aliases.get_mut(other).copied(),
         }
-        let id = match digest {
-            Digest::Blake3(id) => ContentId(*id),
-            other => *self.aliases.get_mut(other)?,
-        };
-        let live = self.blobs.get_mut(&id)?;
-        match scope {
-            Some(scope) if !live.scopes.iter().any(|s| **s == *scope) => None,
-            _ => Some(live.info),
-        }
+        .and_then(|id| self.blobs.get_mut(&id))
+        .filter(|live| scope.is_none_or(|scope| live.scopes.iter().any(|s| **s == *scope)))
+        .map(|live| live.info);
+        known(self.hearing, found, || {
+            (self.missing_blobs.get_mut(digest))
+                .is_some_and(|scopes| scopes.iter().any(|s| s.as_deref() == scope))
+        })
     }
 
     fn current(&self, t: Ticket) -> bool {
@@ -280,69 +356,9 @@ impl Inner {
         self.blobs.clear();
         self.names.clear();
         self.entries.clear();
-    }
-}
-
-/// A map of at most about `cap` bytes that drops what was least recently
-/// used, roughly: items live in a young generation; when it is full it
-/// becomes the old one (the previous old one is dropped) and an item found
-/// in the old one moves back to the young. O(1) per operation, no list to
-/// keep in order.
-struct Generations<K, V> {
-    young: HashMap<K, (V, usize)>,
-    old: HashMap<K, (V, usize)>,
-    young_bytes: usize,
-    cap: usize,
-}
-
-impl<K: Hash + Eq, V> Generations<K, V> {
-    fn new(cap: usize) -> Self {
-        Generations {
-            young: HashMap::new(),
-            old: HashMap::new(),
-            young_bytes: 0,
-            cap,
-        }
-    }
-
-    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
-        if !self.young.contains_key(k) {
-            let (k, (v, w)) = self.old.remove_entry(k)?;
-            self.insert(k, v, w);
-        }
-        self.young.get_mut(k).map(|(v, _)| v)
-    }
-
-    fn take(&mut self, k: &K) -> Option<V> {
-        let young = self.young.remove(k).map(|(v, w)| {
-            self.young_bytes -= w;
-            v
-        });
-        let old = self.old.remove(k).map(|(v, _)| v);
-        young.or(old)
-    }
-
-    fn remove(&mut self, k: &K) {
-        self.take(k);
-    }
-
-    fn insert(&mut self, k: K, v: V, weight: usize) {
-        self.remove(&k);
-        if weight > self.cap / 2 {
-            return;
-        }
-        if self.young_bytes + weight > self.cap / 2 {
-            self.old = mem::take(&mut self.young);
-            self.young_bytes = 0;
-        }
-        self.young_bytes += weight;
-        self.young.insert(k, (v, weight));
-    }
-
-    fn clear(&mut self) {
-        self.young.clear();
-        self.old.clear();
-        self.young_bytes = 0;
+        self.missing_blobs.clear();
+        self.missing_names.clear();
+        self.missing_entries.clear();
     }
 }
 

@@ -46,6 +46,10 @@ fn payloads_parse_into_changes_and_nothing_else() {
     let hex_id = "ab".repeat(32);
     assert_eq!(Change::parse(&format!("b{hex_id}")), Some(Change::Blob(id)));
     assert_eq!(
+        Change::parse(&format!("asha256:{hex_id}")),
+        Some(Change::Alias(Digest::Sha256([0xab; 32])))
+    );
+    assert_eq!(
         Change::parse(&format!("l{hex_id}team:x/ü")),
         Some(Change::Link(id, "team:x/ü".into()))
     );
@@ -65,6 +69,7 @@ fn payloads_parse_into_changes_and_nothing_else() {
         "b12",
         &format!("b{}", "zz".repeat(32)),
         "l00",
+        "asha256:12",
         "n9:short",
         "n3:ü",
         "nx:abc",
@@ -79,18 +84,18 @@ fn payloads_parse_into_changes_and_nothing_else() {
 fn a_deaf_memo_answers_nothing_and_remembers_nothing() {
     let m = Memo::new(1 << 20);
     let t = m.ticket();
-    m.remember_entry(t, &record("a", 1));
+    m.remember_entry(t, &key("a"), Some(&record("a", 1)));
     m.hearing();
-    assert_eq!(m.entry(&key("a")), None);
+    assert_eq!(m.entry(&key("a")).found(), None);
 
     let t = m.ticket();
-    m.remember_entry(t, &record("a", 1));
-    assert_eq!(m.entry(&key("a")), Some(record("a", 1)));
+    m.remember_entry(t, &key("a"), Some(&record("a", 1)));
+    assert_eq!(m.entry(&key("a")).found(), Some(record("a", 1)));
     m.deaf();
-    assert_eq!(m.entry(&key("a")), None);
+    assert_eq!(m.entry(&key("a")).found(), None);
     // Hearing again starts from nothing: changes may have been missed.
     m.hearing();
-    assert_eq!(m.entry(&key("a")), None);
+    assert_eq!(m.entry(&key("a")).found(), None);
 }
 
 #[test]
@@ -98,8 +103,8 @@ fn an_answer_is_not_remembered_when_a_change_came_while_it_was_asked() {
     let m = hearing();
     let t = m.ticket();
     m.forget(Some(&Change::Entry(key("other"))));
-    m.remember_entry(t, &record("a", 1));
-    assert_eq!(m.entry(&key("a")), None);
+    m.remember_entry(t, &key("a"), Some(&record("a", 1)));
+    assert_eq!(m.entry(&key("a")).found(), None);
 }
 
 #[test]
@@ -107,56 +112,61 @@ fn each_change_forgets_what_it_makes_wrong() {
     let m = hearing();
     let (one, two) = (blob(1), blob(2));
     let t = m.ticket();
-    m.remember_blob(t, &sha(&one), &one, Some("team/a"));
-    m.remember_blob(t, &sha(&one), &one, Some("team/b"));
-    m.remember_blob(t, &sha(&two), &two, None);
-    m.remember_name(t, "team/a", "v1", &key("m1"));
-    m.remember_name(t, "team/a", "v2", &key("m2"));
-    m.remember_entry(t, &record("m1", 1));
-    m.remember_entry(t, &record("m2", 2));
+    m.remember_blob(t, &sha(&one), Some(&one), Some("team/a"));
+    m.remember_blob(t, &sha(&one), Some(&one), Some("team/b"));
+    m.remember_blob(t, &sha(&two), Some(&two), None);
+    m.remember_name(t, "team/a", "v1", Some(&key("m1")));
+    m.remember_name(t, "team/a", "v2", Some(&key("m2")));
+    m.remember_entry(t, &key("m1"), Some(&record("m1", 1)));
+    m.remember_entry(t, &key("m2"), Some(&record("m2", 2)));
 
-    assert_eq!(m.blob(&sha(&one), Some("team/a")), Some(one));
-    assert_eq!(m.blob(&Digest::Blake3(one.id.0), None), Some(one));
-    assert_eq!(m.blob(&sha(&two), Some("team/a")), None, "never seen there");
-    assert_eq!(m.blob(&sha(&two), None), Some(two));
+    assert_eq!(m.blob(&sha(&one), Some("team/a")).found(), Some(one));
+    assert_eq!(m.blob(&Digest::Blake3(one.id.0), None).found(), Some(one));
+    assert_eq!(
+        m.blob(&sha(&two), Some("team/a")).found(),
+        None,
+        "never seen there"
+    );
+    assert_eq!(m.blob(&sha(&two), None).found(), Some(two));
 
     m.forget(Some(&Change::Link(one.id, "team/a".into())));
-    assert_eq!(m.blob(&sha(&one), Some("team/a")), None);
-    assert_eq!(m.blob(&sha(&one), Some("team/b")), Some(one));
+    assert_eq!(m.blob(&sha(&one), Some("team/a")).found(), None);
+    assert_eq!(m.blob(&sha(&one), Some("team/b")).found(), Some(one));
     m.forget(Some(&Change::Blob(one.id)));
-    assert_eq!(m.blob(&sha(&one), Some("team/b")), None);
-    assert_eq!(m.blob(&sha(&one), None), None);
+    assert_eq!(m.blob(&sha(&one), Some("team/b")).found(), None);
+    assert_eq!(m.blob(&sha(&one), None).found(), None);
 
     m.forget(Some(&Change::Name("team/a".into(), "v1".into())));
-    assert_eq!(m.name("team/a", "v1"), None);
-    assert_eq!(m.name("team/a", "v2"), Some(key("m2")));
+    assert_eq!(m.name("team/a", "v1").found(), None);
+    assert_eq!(m.name("team/a", "v2").found(), Some(key("m2")));
     m.forget(Some(&Change::Entry(key("m1"))));
-    assert_eq!(m.entry(&key("m1")), None);
-    assert_eq!(m.entry(&key("m2")), Some(record("m2", 2)));
+    assert_eq!(m.entry(&key("m1")).found(), None);
+    assert_eq!(m.entry(&key("m2")).found(), Some(record("m2", 2)));
 
     // A change not understood forgets everything.
     m.forget(None);
-    assert_eq!(m.name("team/a", "v2"), None);
-    assert_eq!(m.entry(&key("m2")), None);
-    assert_eq!(m.blob(&sha(&two), None), None);
+    assert_eq!(m.name("team/a", "v2").found(), None);
+    assert_eq!(m.entry(&key("m2")).found(), None);
+    assert_eq!(m.blob(&sha(&two), None).found(), None);
 }
 
 #[test]
 fn a_full_memo_drops_what_was_not_used_lately() {
-    // A quarter of 16 KiB per kind: entries of ~200 bytes, about 40 fit.
+    // A fifth of 16 KiB per kind: entries of ~200 bytes, about 30 fit.
     let m = Memo::new(16 << 10);
     m.hearing();
     let t = m.ticket();
-    m.remember_entry(t, &record("kept", 0));
+    m.remember_entry(t, &key("kept"), Some(&record("kept", 0)));
     for i in 0..1000 {
-        m.remember_entry(t, &record(&format!("e{i}"), i));
+        let r = record(&format!("e{i}"), i);
+        m.remember_entry(t, &r.key, Some(&r));
         // Used all along, so it stays young.
-        assert!(m.entry(&key("kept")).is_some(), "dropped at {i}");
+        assert!(m.entry(&key("kept")).found().is_some(), "dropped at {i}");
     }
-    assert_eq!(m.entry(&key("e0")), None);
-    assert!(m.entry(&key("e999")).is_some());
+    assert_eq!(m.entry(&key("e0")).found(), None);
+    assert!(m.entry(&key("e999")).found().is_some());
     let inner = m.inner.lock();
-    assert!(inner.entries.young.len() + inner.entries.old.len() < 100);
+    assert!(inner.entries.len() < 100);
 }
 
 #[test]
@@ -164,6 +174,68 @@ fn a_memo_of_size_zero_remembers_nothing() {
     let m = Memo::new(0);
     m.hearing();
     let t = m.ticket();
-    m.remember_entry(t, &record("a", 1));
-    assert_eq!(m.entry(&key("a")), None);
+    m.remember_entry(t, &key("a"), Some(&record("a", 1)));
+    assert_eq!(m.entry(&key("a")).found(), None);
+}
+
+#[test]
+fn a_miss_is_known_until_what_was_missing_is_created() {
+    let m = hearing();
+    let one = blob(1);
+    let b3 = Digest::Blake3(one.id.0);
+    let t = m.ticket();
+    m.remember_blob(t, &sha(&one), None, Some("team/a"));
+    m.remember_blob(t, &b3, None, None);
+    m.remember_name(t, "team/a", "v1", None);
+    m.remember_entry(t, &key("m1"), None);
+    assert_eq!(m.blob(&sha(&one), Some("team/a")), Known::Absent);
+    assert_eq!(
+        m.blob(&sha(&one), Some("team/b")),
+        Known::Unknown,
+        "asked there only"
+    );
+    assert_eq!(m.blob(&sha(&one), None), Known::Unknown);
+    assert_eq!(m.blob(&b3, None), Known::Absent);
+    assert_eq!(m.name("team/a", "v1"), Known::Absent);
+    assert_eq!(m.entry(&key("m1")), Known::Absent);
+
+    // A link of the blob comes with its other digests; each ends its miss.
+    m.forget(Some(&Change::Link(one.id, "team/a".into())));
+    assert_eq!(m.blob(&b3, None), Known::Unknown);
+    assert_eq!(m.blob(&sha(&one), Some("team/a")), Known::Absent);
+    m.forget(Some(&Change::Alias(sha(&one))));
+    assert_eq!(m.blob(&sha(&one), Some("team/a")), Known::Unknown);
+
+    m.forget(Some(&Change::Name("team/a".into(), "v2".into())));
+    assert_eq!(m.name("team/a", "v1"), Known::Absent, "another name");
+    m.forget(Some(&Change::Name("team/a".into(), "v1".into())));
+    assert_eq!(m.name("team/a", "v1"), Known::Unknown);
+    m.forget(Some(&Change::Entry(key("m1"))));
+    assert_eq!(m.entry(&key("m1")), Known::Unknown);
+
+    // A blob recorded ends a miss by its BLAKE3 name.
+    let t = m.ticket();
+    m.remember_blob(t, &b3, None, None);
+    m.forget(Some(&Change::Blob(one.id)));
+    assert_eq!(m.blob(&b3, None), Known::Unknown);
+
+    // Deaf, it knows of no miss either.
+    let t = m.ticket();
+    m.remember_entry(t, &key("m1"), None);
+    m.deaf();
+    assert_eq!(m.entry(&key("m1")), Known::Unknown);
+}
+
+#[test]
+fn misses_do_not_push_out_what_exists() {
+    let m = Memo::new(16 << 10);
+    m.hearing();
+    let t = m.ticket();
+    m.remember_entry(t, &key("kept"), Some(&record("kept", 0)));
+    for i in 0..1000 {
+        m.remember_entry(t, &key(&format!("gone{i}")), None);
+    }
+    assert!(m.entry(&key("kept")).found().is_some());
+    assert_eq!(m.entry(&key("gone999")), Known::Absent);
+    assert_eq!(m.entry(&key("gone0")), Known::Unknown, "bounded");
 }

@@ -5,12 +5,14 @@
 //! the leader's work is `duties.rs`. `serve` refuses `cluster.enabled` until
 //! the protocols run on `ClusterStore` (docs/CLUSTER.md, "Remaining work").
 
+mod catch_up;
 pub mod collect;
 pub mod duties;
 pub mod entries;
 pub mod entry_rows;
 pub mod evict;
 pub mod evictions;
+mod generations;
 pub mod leader;
 pub mod links;
 pub mod listen;

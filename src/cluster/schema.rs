@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0002_read_cache.sql"),
     ),
     (3, "admin", include_str!("migrations/0003_admin.sql")),
+    (4, "misses", include_str!("migrations/0004_misses.sql")),
 ];
 
 /// The key of the transaction-scoped advisory lock migrations take

@@ -1,31 +1,70 @@
-//! Lookups of entries and blobs, what most requests begin with: the
-//! memo's answer (`memo.rs`), else the database's, remembered for next
+//! Lookups of entries, blobs and names, what most requests begin with:
+//! the memo's answer (`memo.rs`), else the database's, remembered for next
 //! time. Each counts as a use: recency, and leases on what was found.
 
+use std::future::Future;
+use std::sync::atomic::Ordering;
+
+use super::memo::{Known, Ticket};
 use super::store::ClusterStore;
-use super::{entry_rows, links, now_ms, ClusterError};
+use super::{entry_rows, links, names, now_ms, ClusterError};
 use crate::cache::BlobInfo;
 use crate::cas::Digest;
 use crate::index::{EntryKey, EntryRecord};
 
 impl ClusterStore {
+    /// What the memo knows (`known`, asked again after catching up when it
+    /// knows of a miss), else what `ask` gets from the database, handed to
+    /// `remember` with the ticket taken before asking.
+    async fn looked_up<T, Ask>(
+        &self,
+        known: impl Fn() -> Known<T>,
+        ask: impl FnOnce() -> Ask,
+        remember: impl FnOnce(Ticket, Option<&T>),
+    ) -> Result<Option<T>, ClusterError>
+    where
+        Ask: Future<Output = Result<Option<T>, ClusterError>>,
+    {
+        let memo = &self.memo;
+        let answer = match known() {
+            Known::Found(v) => Some(Some(v)),
+            Known::Absent if memo.catch_up.caught_up().await => match known() {
+                Known::Found(v) => Some(Some(v)),
+                Known::Absent => Some(None),
+                Known::Unknown => None,
+            },
+            _ => None,
+        };
+        if let Some(answer) = answer {
+            memo.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(answer);
+        }
+        memo.misses.fetch_add(1, Ordering::Relaxed);
+        let ticket = memo.ticket();
+        let found = ask().await?;
+        remember(ticket, found.as_ref());
+        Ok(found)
+    }
+
     /// The entry under `key`. Reading it counts as a use and leases the
     /// blobs it pins, as on a single node; both reach the database with the
     /// next flush of `touches`.
     pub async fn entry(&self, key: &EntryKey) -> Result<Option<EntryRecord>, ClusterError> {
-        if let Some(rec) = self.memo.entry(key) {
-            self.touch_entry(&rec);
-            return Ok(Some(rec));
+        let found = self
+            .looked_up(
+                || self.memo.entry(key),
+                || async {
+                    let client = self.pool.get().await?;
+                    let query = client.prepare_cached(&entry_rows::ENTRY).await?;
+                    entry_rows::entry(&**client, &query, key).await
+                },
+                |t, found| self.memo.remember_entry(t, key, found),
+            )
+            .await?;
+        if let Some(rec) = &found {
+            self.touch_entry(rec);
         }
-        let ticket = self.memo.ticket();
-        let client = self.pool.get().await?;
-        let query = client.prepare_cached(&entry_rows::ENTRY).await?;
-        let Some(rec) = entry_rows::entry(&**client, &query, key).await? else {
-            return Ok(None);
-        };
-        self.memo.remember_entry(ticket, &rec);
-        self.touch_entry(&rec);
-        Ok(Some(rec))
+        Ok(found)
     }
 
     /// Notes that an entry was just read: recency, and a lease on every
@@ -58,18 +97,34 @@ impl ClusterStore {
         digest: &Digest,
         scope: Option<&str>,
     ) -> Result<Option<BlobInfo>, ClusterError> {
-        if let Some(blob) = self.memo.blob(digest, scope) {
-            self.touch_blob(&blob);
-            return Ok(Some(blob));
-        }
-        let ticket = self.memo.ticket();
-        let client = self.pool.get().await?;
-        let query = client.prepare_cached(links::BLOB).await?;
-        let found = links::blob(&**client, &query, digest, scope).await?;
+        let found = self
+            .looked_up(
+                || self.memo.blob(digest, scope),
+                || async {
+                    let client = self.pool.get().await?;
+                    let query = client.prepare_cached(links::BLOB).await?;
+                    links::blob(&**client, &query, digest, scope).await
+                },
+                |t, found| self.memo.remember_blob(t, digest, found, scope),
+            )
+            .await?;
         if let Some(blob) = &found {
-            self.memo.remember_blob(ticket, digest, blob, scope);
             self.touch_blob(blob);
         }
         Ok(found)
+    }
+
+    /// The entry `name` points at in `scope`.
+    pub async fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, ClusterError> {
+        self.looked_up(
+            || self.memo.name(scope, name),
+            || async {
+                let client = self.pool.get().await?;
+                let query = client.prepare_cached(names::NAME).await?;
+                names::name(&**client, &query, scope, name).await
+            },
+            |t, found| self.memo.remember_name(t, scope, name, found),
+        )
+        .await
     }
 }

@@ -55,20 +55,6 @@ impl ClusterStore {
         Ok(set)
     }
 
-    pub async fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, ClusterError> {
-        if let Some(key) = self.memo.name(scope, name) {
-            return Ok(Some(key));
-        }
-        let ticket = self.memo.ticket();
-        let client = self.pool.get().await?;
-        let query = client.prepare_cached(names::NAME).await?;
-        let found = names::name(&**client, &query, scope, name).await?;
-        if let Some(key) = &found {
-            self.memo.remember_name(ticket, scope, name, key);
-        }
-        Ok(found)
-    }
-
     /// Forgets what the memo knows of `name` in `scope`, which this replica
     /// just changed: its own next lookup must not wait for the database's
     /// notice.

@@ -27,6 +27,9 @@ struct Pending {
     pinned: HashMap<ContentId, i64>,
     /// Token id → when it was last used (Unix seconds).
     tokens: HashMap<String, i64>,
+    /// Token id → its record, for tokens this replica saw for the first
+    /// time: minted offline, they have none until their first use.
+    new_tokens: HashMap<String, Vec<u8>>,
 }
 
 impl Pending {
@@ -52,6 +55,7 @@ impl Pending {
             let cur = self.tokens.entry(jti).or_insert(t);
             *cur = (*cur).max(t);
         }
+        self.new_tokens.extend(other.new_tokens);
     }
 }
 
@@ -90,6 +94,12 @@ impl Touches {
                 p.tokens.insert(jti.to_owned(), now_secs);
             }
         }
+    }
+
+    /// Token `jti`, seen for the first time, is recorded as `meta` unless
+    /// a record of it exists (the admin API's, or another replica's).
+    pub fn token_seen(&self, jti: &str, meta: Vec<u8>) {
+        self.pending.lock().new_tokens.insert(jti.to_owned(), meta);
     }
 
     /// An entry pinned `blobs` at `now_ms`.
@@ -165,6 +175,21 @@ async fn write(client: &impl GenericClient, p: &Pending) -> Result<(), ClusterEr
                       WHERE blobs.id = t.blob AND blobs.id IN (SELECT id FROM locked)"
                 ),
                 &[&blobs, &touched, &until],
+            )
+            .await?;
+    }
+    if !p.new_tokens.is_empty() {
+        let (ids, metas): (Vec<&str>, Vec<&[u8]>) = p
+            .new_tokens
+            .iter()
+            .map(|(k, v)| (k.as_str(), &v[..]))
+            .unzip();
+        client
+            .execute(
+                "INSERT INTO tokens (jti, meta)
+                      SELECT * FROM unnest($1::text[], $2::bytea[])
+                 ON CONFLICT (jti) DO NOTHING",
+                &[&ids, &metas],
             )
             .await?;
     }

@@ -18,9 +18,10 @@ pub struct ClusterConfig {
     /// The local read-through tier of blobs this replica keeps in its data
     /// dir, least recently used dropped first. Losing it loses nothing.
     pub local_cache_size: Size,
-    /// What this replica remembers of blobs, tags and entries it looked up,
-    /// in memory, so that HEADs and hits skip the database; forgotten as
-    /// the database announces changes. 0 asks the database every time.
+    /// What this replica remembers of blobs, tags and entries it looked up
+    /// (found or missing), in memory, so that HEADs, hits and repeated
+    /// misses skip the database's lookups; forgotten as the database
+    /// announces changes. 0 asks the database every time.
     pub metadata_cache_size: Size,
     /// How often a replica records that it is alive; a replica silent for
     /// three of these is shown as gone.
