@@ -15,6 +15,7 @@
 //! push through one replica is found through every other as soon as it
 //! is acknowledged.
 
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
 
 use parking_lot::Mutex;
@@ -25,9 +26,13 @@ use crate::cache::BlobInfo;
 use crate::cas::{ContentId, Digest};
 use crate::index::{EntryKey, EntryRecord, Protocol};
 
+/// How many of the last changes heard tickets are checked against; a
+/// lookup that took longer than this many changes is not remembered.
+const RECENT: usize = 1024;
+
 /// A change the database announced, read from a notification's payload
 /// (the format is in migration 0002).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// A blob was recorded or stopped being live.
     Blob(ContentId),
@@ -103,8 +108,8 @@ impl<T> Known<T> {
 }
 
 /// Taken before asking the database; the answer is remembered only if no
-/// change was heard meanwhile, since that change may be one the answer
-/// predates.
+/// change to what was asked was heard meanwhile, since that change may be
+/// one the answer predates.
 #[derive(Clone, Copy, Debug)]
 pub struct Ticket(Option<u64>);
 
@@ -127,6 +132,11 @@ struct Inner {
     hearing: bool,
     /// Counts the changes heard (and every start and end of hearing).
     heard: u64,
+    /// The last changes heard, with their counts: a ticket is checked
+    /// against those heard since it was taken, so that changes to other
+    /// things (every push notifies) do not keep an answer from being
+    /// remembered.
+    recent: VecDeque<(u64, Change)>,
     /// Digests other than BLAKE3 that blobs were found by: a function of
     /// the bytes, so never wrong, only possibly of a blob no longer live.
     aliases: Generations<Digest, ContentId>,
@@ -152,6 +162,7 @@ impl Memo {
             inner: Mutex::new(Inner {
                 hearing: false,
                 heard: 0,
+                recent: VecDeque::new(),
                 aliases: Generations::new(found),
                 blobs: Generations::new(found),
                 names: Generations::new(found),
@@ -196,6 +207,13 @@ impl Memo {
     pub fn forget(&self, change: Option<&Change>) {
         let mut m = self.inner.lock();
         m.heard += 1;
+        if let Some(change) = change {
+            let heard = m.heard;
+            if m.recent.len() == RECENT {
+                m.recent.pop_front();
+            }
+            m.recent.push_back((heard, change.clone()));
+        }
         match change {
             Some(Change::Blob(id)) => {
                 m.blobs.remove(id);
@@ -236,7 +254,14 @@ impl Memo {
         scope: Option<&str>,
     ) {
         let mut m = self.inner.lock();
-        if !m.current(t) {
+        let b3 = |id: &ContentId| *digest == Digest::Blake3(id.0);
+        let same = |id: &ContentId| b3(id) || found.is_some_and(|f| f.id == *id);
+        let current = m.current(t, |c| match c {
+            Change::Blob(id) | Change::Link(id, _) => same(id),
+            Change::Alias(d) => d == digest,
+            Change::Name(..) | Change::Entry(_) => false,
+        });
+        if !current {
             return;
         }
         let Some(info) = found else {
@@ -279,7 +304,10 @@ impl Memo {
 
     pub fn remember_name(&self, t: Ticket, scope: &str, name: &str, found: Option<&EntryKey>) {
         let mut m = self.inner.lock();
-        if !m.current(t) {
+        if !m.current(
+            t,
+            |c| matches!(c, Change::Name(s, n) if s == scope && n == name),
+        ) {
             return;
         }
         let key = (scope.to_string(), name.to_string());
@@ -303,7 +331,7 @@ impl Memo {
 
     pub fn remember_entry(&self, t: Ticket, key: &EntryKey, found: Option<&EntryRecord>) {
         let mut m = self.inner.lock();
-        if !m.current(t) {
+        if !m.current(t, |c| matches!(c, Change::Entry(k) if k == key)) {
             return;
         }
         let Some(rec) = found else {
@@ -346,12 +374,27 @@ impl Inner {
         })
     }
 
-    fn current(&self, t: Ticket) -> bool {
-        self.hearing && t.0 == Some(self.heard)
+    /// Whether nothing `touches` was heard since ticket `t` was taken (and
+    /// the memo heard throughout).
+    fn current(&self, t: Ticket, touches: impl Fn(&Change) -> bool) -> bool {
+        let Some(taken) = t.0 else { return false };
+        if !self.hearing {
+            return false;
+        }
+        if taken == self.heard {
+            return true;
+        }
+        // Every change since must still be here to be checked.
+        let complete = self.recent.front().is_some_and(|(n, _)| *n <= taken + 1);
+        complete
+            && (self.recent.iter())
+                .filter(|(n, _)| *n > taken)
+                .all(|(_, c)| !touches(c))
     }
 
     fn clear(&mut self) {
         self.heard += 1;
+        self.recent.clear();
         self.aliases.clear();
         self.blobs.clear();
         self.names.clear();

@@ -99,12 +99,58 @@ fn a_deaf_memo_answers_nothing_and_remembers_nothing() {
 }
 
 #[test]
-fn an_answer_is_not_remembered_when_a_change_came_while_it_was_asked() {
+fn an_answer_is_not_remembered_when_a_change_to_it_came_while_it_was_asked() {
     let m = hearing();
+    let one = blob(1);
+    let t = m.ticket();
+    m.forget(Some(&Change::Entry(key("a"))));
+    m.forget(Some(&Change::Name("team/a".into(), "v1".into())));
+    m.forget(Some(&Change::Alias(sha(&one))));
+    m.remember_entry(t, &key("a"), Some(&record("a", 1)));
+    m.remember_name(t, "team/a", "v1", None);
+    m.remember_blob(t, &sha(&one), None, Some("team/a"));
+    assert_eq!(m.entry(&key("a")), Known::Unknown);
+    assert_eq!(m.name("team/a", "v1"), Known::Unknown);
+    assert_eq!(m.blob(&sha(&one), Some("team/a")), Known::Unknown);
+
+    // A blob's record or link changed, asked by its BLAKE3 name or found
+    // under another digest.
+    let t = m.ticket();
+    m.forget(Some(&Change::Link(one.id, "team/b".into())));
+    m.remember_blob(t, &sha(&one), Some(&one), Some("team/a"));
+    m.remember_blob(t, &Digest::Blake3(one.id.0), None, None);
+    assert_eq!(m.blob(&sha(&one), Some("team/a")), Known::Unknown);
+    assert_eq!(m.blob(&Digest::Blake3(one.id.0), None), Known::Unknown);
+}
+
+#[test]
+fn changes_to_other_things_do_not_keep_an_answer_from_being_remembered() {
+    let m = hearing();
+    let (one, two) = (blob(1), blob(2));
     let t = m.ticket();
     m.forget(Some(&Change::Entry(key("other"))));
+    m.forget(Some(&Change::Name("team/a".into(), "v2".into())));
+    m.forget(Some(&Change::Blob(two.id)));
+    m.forget(Some(&Change::Alias(sha(&two))));
     m.remember_entry(t, &key("a"), Some(&record("a", 1)));
-    assert_eq!(m.entry(&key("a")).found(), None);
+    m.remember_name(t, "team/a", "v1", Some(&key("a")));
+    m.remember_blob(t, &sha(&one), Some(&one), Some("team/a"));
+    assert_eq!(m.entry(&key("a")), Known::Found(record("a", 1)));
+    assert_eq!(m.name("team/a", "v1"), Known::Found(key("a")));
+    assert_eq!(m.blob(&sha(&one), Some("team/a")), Known::Found(one));
+
+    // Too many changes since to check them all, or a gap in hearing.
+    let t = m.ticket();
+    for i in 0..=RECENT {
+        m.forget(Some(&Change::Entry(key(&format!("e{i}")))));
+    }
+    m.remember_entry(t, &key("b"), None);
+    assert_eq!(m.entry(&key("b")), Known::Unknown);
+    let t = m.ticket();
+    m.deaf();
+    m.hearing();
+    m.remember_entry(t, &key("b"), None);
+    assert_eq!(m.entry(&key("b")), Known::Unknown);
 }
 
 #[test]
