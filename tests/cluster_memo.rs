@@ -123,22 +123,20 @@ impl Pair {
             _dirs: dirs,
         })
     }
+
+    /// Stops B hearing the database; its listening ends cleanly.
+    async fn stop_hearing(&mut self) {
+        let _ = self.stop.send(true);
+        assert_eq!((&mut self.listening).await.unwrap(), Ok(()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_one_replica_changes_another_forgets_and_nothing_else() {
-    let Some(Pair {
-        db,
-        a,
-        b,
-        stop,
-        listening,
-        _s3,
-        _dirs,
-    }) = Pair::start().await
-    else {
+    let Some(mut p) = Pair::start().await else {
         return;
     };
+    let (db, a, b) = (&p.db, &p.a, p.b.clone());
 
     let layer = push(&a, b"a layer").await;
     let other = push(&a, b"another layer").await;
@@ -244,8 +242,7 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
         "not this one"
     );
 
-    let _ = stop.send(true);
-    assert_eq!(listening.await.unwrap(), Ok(()));
+    p.stop_hearing().await;
     assert!(!b.memo.is_hearing());
 }
 
@@ -299,18 +296,10 @@ async fn a_replica_that_stops_hearing_the_database_answers_from_it_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remembered_miss_is_never_answered_after_another_replica_created_it() {
-    let Some(Pair {
-        db,
-        a,
-        b,
-        stop,
-        listening,
-        _s3,
-        _dirs,
-    }) = Pair::start().await
-    else {
+    let Some(mut p) = Pair::start().await else {
         return;
     };
+    let (db, a, b) = (&p.db, &p.a, p.b.clone());
     let hits = || b.memo.hits.load(std::sync::atomic::Ordering::Relaxed);
 
     // Each round: B misses a blob, a tag and an entry twice (the second
@@ -391,8 +380,7 @@ async fn a_remembered_miss_is_never_answered_after_another_replica_created_it() 
 
     // Deaf, B cannot catch up, so it asks the database.
     assert_eq!(b.entry(&key("never")).await.unwrap(), None);
-    let _ = stop.send(true);
-    assert_eq!(listening.await.unwrap(), Ok(()));
+    p.stop_hearing().await;
     let before = hits();
     assert_eq!(b.entry(&key("never")).await.unwrap(), None);
     assert_eq!(hits(), before);
