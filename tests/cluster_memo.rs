@@ -138,10 +138,10 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     };
     let (db, a, b) = (&p.db, &p.a, p.b.clone());
 
-    let layer = push(&a, b"a layer").await;
-    let other = push(&a, b"another layer").await;
-    let m1 = manifest(&a, "m1", "v:1", "one", &layer).await;
-    let m2 = manifest(&a, "m2", "v:2", "two", &other).await;
+    let layer = push(a, b"a layer").await;
+    let other = push(a, b"another layer").await;
+    let m1 = manifest(a, "m1", "v:1", "one", &layer).await;
+    let m2 = manifest(a, "m2", "v:2", "two", &other).await;
 
     // B looks everything up once: from the database, remembered.
     let sha = Digest::Sha256(layer.sha256);
@@ -188,7 +188,7 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     );
 
     // An entry written again through A.
-    let m1_again = manifest(&a, "m1", "v:3", "one again", &layer).await;
+    let m1_again = manifest(a, "m1", "v:3", "one again", &layer).await;
     assert_ne!(m1_again.content, m1.content);
     until("B forgets the rewritten entry", || async {
         b.memo.entry(&key("m1")).found().is_none()
@@ -318,13 +318,13 @@ async fn a_remembered_miss_is_never_answered_after_another_replica_created_it() 
         }
         assert_eq!(b.memo.entry(&key(&name)), Known::Absent);
 
-        let layer = push(&a, data.as_bytes()).await;
+        let layer = push(a, data.as_bytes()).await;
         assert_eq!(
             b.blob_in(SCOPE, &sha).await.unwrap(),
             Some(layer),
             "round {i}"
         );
-        let rec = manifest(&a, &name, &tag, &data, &layer).await;
+        let rec = manifest(a, &name, &tag, &data, &layer).await;
         assert_eq!(
             b.name(SCOPE, &tag).await.unwrap(),
             Some(key(&name)),
@@ -357,7 +357,7 @@ async fn a_remembered_miss_is_never_answered_after_another_replica_created_it() 
 
     // B's listening session stalls (its backend stopped): B can neither
     // hear the change nor catch up with it, so it asks the database.
-    let layer = push(&a, b"late layer").await;
+    let layer = push(a, b"late layer").await;
     assert_eq!(b.entry(&key("late")).await.unwrap(), None);
     assert_eq!(b.memo.entry(&key("late")), Known::Absent);
     let c = pg::connect(&pg::settings(&db.config(), "t").unwrap())
@@ -373,7 +373,7 @@ async fn a_remembered_miss_is_never_answered_after_another_replica_created_it() 
         .get(0);
     // SAFETY: a signal to a PostgreSQL backend this test started.
     unsafe { libc::kill(backend, libc::SIGSTOP) };
-    let rec = manifest(&a, "late", "late", "late", &layer).await;
+    let rec = manifest(a, "late", "late", "late", &layer).await;
     let found = b.entry(&key("late")).await;
     unsafe { libc::kill(backend, libc::SIGCONT) };
     assert_eq!(found.unwrap().map(|e| e.id), Some(rec.id));
