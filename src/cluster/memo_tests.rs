@@ -1,4 +1,5 @@
 use super::*;
+use crate::index::Protocol;
 
 fn blob(n: u8) -> BlobInfo {
     BlobInfo {

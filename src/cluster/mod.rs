@@ -6,6 +6,7 @@
 //! the protocols run on `ClusterStore` (docs/CLUSTER.md, "Remaining work").
 
 mod catch_up;
+mod change;
 pub mod collect;
 pub mod duties;
 pub mod entries;
