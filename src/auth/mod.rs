@@ -110,20 +110,22 @@ impl Auth {
         }
         let now = token::now_secs();
         match &self.records {
-            Records::Index(index) => self.usage.used(Some(index), &claims, now),
+            Records::Index(index) => {
+                self.usage.used(Some(index), &claims, now);
+            }
             Records::Cluster(store) => {
                 // Shown at once by this replica, by every replica once its
                 // touches are flushed (within a second).
+                let first = self.usage.used(None, &claims, now);
                 if let Some((jti, itself)) = usage::credited(&claims) {
                     // A token minted offline has no record until it is
                     // used, as on a single node.
-                    if itself && self.usage.last_used(jti).is_none() {
+                    if itself && first {
                         let meta = usage::offline_meta(&claims).to_string();
                         store.touches.token_seen(jti, meta.into_bytes());
                     }
                     store.touches.token_used(jti, now as i64);
                 }
-                self.usage.used(None, &claims, now);
             }
         }
         Ok(claims)

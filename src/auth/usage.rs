@@ -42,12 +42,15 @@ pub struct Usage {
 impl Usage {
     /// Notes a successful verification at `now` (unix seconds), written to
     /// `index` when there is one (a cluster replica keeps uses in memory).
-    pub fn used(&self, index: Option<&Index>, claims: &Claims, now: u64) {
+    /// True when the token it counts for was not seen before since the
+    /// start (a cluster replica then has it recorded).
+    pub fn used(&self, index: Option<&Index>, claims: &Claims, now: u64) -> bool {
         let Some((jti, record_new)) = credited(claims) else {
-            return;
+            return false;
         };
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= TRACK_AT_MOST && !seen.contains_key(jti) {
+        let first = !seen.contains_key(jti);
+        if seen.len() >= TRACK_AT_MOST && first {
             seen.retain(|_, s| s.exp > now);
         }
         let s = seen.entry(jti.to_owned()).or_insert(Seen {
@@ -58,7 +61,7 @@ impl Usage {
         });
         s.last_used = now;
         let Some(index) = index else {
-            return;
+            return first;
         };
         // The token itself (not a token exchanged from it) makes its record
         // at once even if its children's uses were seen first.
@@ -67,7 +70,7 @@ impl Usage {
             Some(at) => now.saturating_sub(at) >= FLUSH_EVERY || (record_new && !s.recorded),
         };
         if !due {
-            return;
+            return first;
         }
         s.flushed_at = Some(now);
         // Best effort: a failed write only loses a last-use time, and the
@@ -76,6 +79,7 @@ impl Usage {
             Ok(recorded) => s.recorded |= recorded,
             Err(e) => tracing::warn!(error = %e, token = jti, "cannot record the token's last use"),
         }
+        first
     }
 
     /// Writes every last use not yet written, so a clean stop loses none.
@@ -189,7 +193,7 @@ mod tests {
         let index = Index::open(tmp.path()).unwrap();
         let usage = Usage::default();
         let c = claims(None);
-        usage.used(Some(&index), &c, 1000);
+        assert!(usage.used(Some(&index), &c, 1000), "first seen");
         let meta = recorded(&index, &c.jti).expect("recorded at the first use");
         assert_eq!(meta["last_used"], 1000);
         assert_eq!(meta["namespaces"], json!(["team-a"]));
@@ -198,7 +202,7 @@ mod tests {
             (json!(true), json!(false))
         );
 
-        usage.used(Some(&index), &c, 1000 + FLUSH_EVERY - 1);
+        assert!(!usage.used(Some(&index), &c, 1000 + FLUSH_EVERY - 1));
         assert_eq!(recorded(&index, &c.jti).unwrap()["last_used"], 1000);
         assert_eq!(usage.last_used(&c.jti), Some(1000 + FLUSH_EVERY - 1));
         usage.used(Some(&index), &c, 1000 + FLUSH_EVERY);
@@ -223,10 +227,13 @@ mod tests {
         let usage = Usage::default();
         let parent = claims(None);
         let child = claims(Some(&parent.jti));
-        usage.used(Some(&index), &child, 5);
+        assert!(usage.used(Some(&index), &child, 5), "its parent first seen");
         assert!(recorded(&index, &child.jti).is_none());
         assert!(recorded(&index, &parent.jti).is_none(), "unknown parent");
-        usage.used(Some(&index), &parent, 10);
+        assert!(
+            !usage.used(Some(&index), &parent, 10),
+            "seen through its child"
+        );
         usage.used(Some(&index), &child, 10 + FLUSH_EVERY);
         assert_eq!(
             recorded(&index, &parent.jti).unwrap()["last_used"],

@@ -22,6 +22,7 @@ use tokio::sync::{watch, Notify};
 /// itself.
 const WAIT: Duration = Duration::from_secs(1);
 
+#[derive(Default)]
 pub struct CatchUp {
     state: Mutex<State>,
     /// Wakes the listening session when a question is wanted.
@@ -30,25 +31,12 @@ pub struct CatchUp {
     answered: watch::Sender<(u64, u64)>,
 }
 
+#[derive(Default)]
 struct State {
     open: bool,
     /// Questions sent so far.
     sent: u64,
     wanted: bool,
-}
-
-impl Default for CatchUp {
-    fn default() -> Self {
-        CatchUp {
-            state: Mutex::new(State {
-                open: false,
-                sent: 0,
-                wanted: false,
-            }),
-            wanted: Notify::new(),
-            answered: watch::Sender::new((0, 0)),
-        }
-    }
 }
 
 impl CatchUp {

@@ -3,7 +3,7 @@
 //! single node's `Store` semantics. Here: entries with content, pushed
 //! blobs and GHA blocks; `store_sessions.rs` has OCI upload sessions,
 //! `store_named.rs` REAPI's named ones, `store_uploads.rs` reservations,
-//! `store_lookups.rs` entries and blobs looked up, `store_reads.rs` reads and
+//! `store_lookups.rs` entries, blobs and names looked up, `store_reads.rs` reads and
 //! readiness, `store_names.rs` links and tags,
 //! `store_admin.rs` listings and tokens, `store_upkeep.rs` usage, GC and
 //! eviction on demand, `store_record.rs` the one transaction that records
