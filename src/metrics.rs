@@ -30,6 +30,8 @@ pub struct ConnCounters {
     pub idle_timeout: AtomicU64,
     pub body_rate: AtomicU64,
     pub send_stall: AtomicU64,
+    /// Response bytes the kernel sent from blob files (`sendfile`).
+    pub sent_from_files: AtomicU64,
 }
 
 /// Upper bounds (seconds) of latency histogram buckets.
@@ -275,6 +277,9 @@ impl Metrics {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "{CONNECTIONS_CUT}{{reason=\"{reason}\"}} {n}");
         }
+        help(&mut out, SENT_FROM_FILES);
+        let sent = c.sent_from_files.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{SENT_FROM_FILES} {sent}");
         if let Some(store) = store {
             self.render_store(&mut out, store);
         }

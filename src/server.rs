@@ -3,7 +3,9 @@
 
 mod body_rate;
 mod conn;
+pub mod file_body;
 mod linger;
+mod sendfile;
 mod service;
 mod tls;
 mod tls_reload;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::backend::Backend;
 use crate::cache::{BlobInfo, StoreError};
+use crate::server::file_body::FileBody;
 
 /// What to send for a request on a body of `size` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,15 +93,24 @@ pub async fn blob_response(
     let Some((status, start, len)) = resolve(headers, blob.size) else {
         return Ok(None);
     };
+    let mut slot = None;
     let body = if *method == Method::HEAD || len == 0 {
         Body::empty()
     } else if store.serves_from_memory(blob.size) {
         let bytes = store.read_content(&blob.id, blob.size).await?;
         full_body(&bytes, start, len)
+    } else if let Some(file) = store.open_blob(blob, start, len).await? {
+        let (body, sendfile) = FileBody::new(file);
+        slot = Some(sendfile);
+        Body::new(body)
     } else {
         Body::from_stream(store.read_blob(blob, start, len).await?)
     };
-    Ok(Some(respond(status, body, start, len, blob.size)))
+    let mut res = respond(status, body, start, len, blob.size);
+    if let Some(slot) = slot {
+        res.extensions_mut().insert(slot);
+    }
+    Ok(Some(res))
 }
 
 /// `blob_response` for content already in memory.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::cache::{BlobInfo, EntryKey, EntryRecord, Protocol, Store, StoreError};
-use crate::cas::{BlobStream, ContentId, Digest};
+use crate::cas::{BlobStream, ContentId, Digest, FileRange};
 use crate::cluster::store::ClusterStore;
 
 #[derive(Clone)]
@@ -163,6 +163,20 @@ impl Backend {
         match self {
             Backend::Local(s) => s.read_content(id, len).await,
             Backend::Cluster(c) => Ok(c.read_content(id, len).await?),
+        }
+    }
+
+    /// The file holding `len` bytes of `blob` from `offset`: always on one
+    /// node, only from its tier on a cluster replica (`None`: stream it).
+    pub async fn open_blob(
+        &self,
+        blob: &BlobInfo,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<FileRange>, StoreError> {
+        match self {
+            Backend::Local(s) => Ok(Some(s.open_blob(blob, offset, len).await?)),
+            Backend::Cluster(c) => Ok(c.open_blob(blob, offset, len).await?),
         }
     }
 

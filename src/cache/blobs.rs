@@ -6,7 +6,7 @@ use futures_util::{Stream, StreamExt};
 use super::budget::Held;
 use super::small;
 use super::{now_ms, Store, StoreError};
-use crate::cas::{self, BlobMeta, BlobStream, Cas, CasError, ContentId, Digest};
+use crate::cas::{self, BlobMeta, BlobStream, Cas, CasError, ContentId, Digest, FileRange};
 use crate::index::{BlobRecord, Index, IndexError};
 
 /// A stored blob as protocols see it.
@@ -276,6 +276,16 @@ impl Store {
         let bytes = Bytes::from(bytes);
         self.small.insert(*id, bytes.clone());
         Ok(bytes)
+    }
+
+    /// Opens `len` bytes of a blob from `offset`; the caller checked the range.
+    pub async fn open_blob(
+        &self,
+        blob: &BlobInfo,
+        offset: u64,
+        len: u64,
+    ) -> Result<FileRange, StoreError> {
+        Ok(self.cas.open_range(&blob.id, offset, len).await?)
     }
 
     /// Streams `len` bytes of a blob from `offset`; the caller checked the range.

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use digest::{ContentId, Digest, DigestError};
 pub use ingest::{ingest_bytes, ingest_copy, ingest_stream, verify_file, Verified};
-pub use read::BlobStream;
+pub use read::{BlobStream, FileRange, READ_CHUNK};
 pub use sync::SyncGroup;
 
 /// What ingest learned about a blob.

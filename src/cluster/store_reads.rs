@@ -15,7 +15,7 @@ use super::objects::ObjectsError;
 use super::store::ClusterStore;
 use super::{meta, ClusterError};
 use crate::cache::BlobInfo;
-use crate::cas::{BlobStream, ContentId};
+use crate::cas::{BlobStream, ContentId, FileRange};
 
 /// How long readiness waits for the database before it says no: a probe
 /// that hangs for a load balancer's whole timeout tells it nothing.
@@ -46,6 +46,18 @@ impl ClusterStore {
     /// Content already in memory, without any I/O.
     pub fn in_memory(&self, id: &ContentId, len: u64) -> Option<Bytes> {
         self.small.get(id).filter(|b| b.len() as u64 == len)
+    }
+
+    /// The file of `len` bytes of `blob` from `offset` when this replica's
+    /// tier holds it; `None` sends the caller to `read_blob`.
+    pub async fn open_blob(
+        &self,
+        blob: &BlobInfo,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<FileRange>, ClusterError> {
+        let held = self.tier.open_held(&blob.id, offset, len).await;
+        held.map_err(|e| ObjectsError::Local(e).into())
     }
 
     /// `len` bytes of `blob` from `offset`; the caller checked the range.

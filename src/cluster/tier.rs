@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
 use super::objects::{Objects, ObjectsError};
-use crate::cas::{ingest_copy, Cas, CasError, ContentId, Verified};
+use crate::cas::{ingest_copy, Cas, CasError, ContentId, FileRange, Verified};
 
 /// Chunks queued between a cold read and the tier's writer: the client
 /// waits for a slow disk rather than the queue growing without bound.
@@ -148,6 +148,28 @@ impl Tier {
             return Ok(cold);
         }
         Ok(self.tee(*id, cold))
+    }
+
+    /// Blob `id`'s file, `len` bytes from `offset`, when the tier holds
+    /// it (a hit, as `read` counts one); `None` sends the caller to `read`.
+    pub async fn open_held(
+        &self,
+        id: &ContentId,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<Option<FileRange>> {
+        if self.0.lru.lock().touch(id).is_none() {
+            return Ok(None);
+        }
+        match self.0.cas.open_range(id, offset, len).await {
+            Ok(file) => Ok(Some(file)),
+            // Wiped behind our back: `read` reads it through again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.0.lru.lock().forget(id);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn read_local(

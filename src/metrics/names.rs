@@ -113,6 +113,11 @@ pub const NAMES: &[(&str, &str, &str)] = &[
         "Connections or requests cut by a server limit, by reason: header_timeout, idle_timeout, body_rate, send_stall.",
     ),
     (
+        SENT_FROM_FILES,
+        "counter",
+        "Response bytes the kernel sent straight from blob files in the page cache (sendfile, plain HTTP/1), never copied through Larder.",
+    ),
+    (
         BUILD_INFO,
         "gauge",
         "Always 1; its labels say which build is running (version, and commit when the build was told it).",
@@ -269,6 +274,7 @@ pub const STORAGE_FULL: &str = "larder_storage_full";
 pub const STORAGE_FULL_REFUSALS: &str = "larder_storage_full_refusals_total";
 pub const CONNECTIONS: &str = "larder_connections_open";
 pub const CONNECTIONS_CUT: &str = "larder_connections_cut_total";
+pub const SENT_FROM_FILES: &str = "larder_sent_from_files_bytes_total";
 
 pub const NS_HITS: &str = "larder_namespace_cache_hits_total";
 pub const NS_MISSES: &str = "larder_namespace_cache_misses_total";

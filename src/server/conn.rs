@@ -233,13 +233,14 @@ impl Conn {
         let phase = Arc::new(watch::Sender::new(Phase::Head(started)));
         let mut watched = phase.subscribe();
         let unfinished = Arc::new(AtomicBool::new(false));
-        let service = Svc {
+        let mut service = Svc {
             app,
             phase: phase.clone(),
             unfinished: unfinished.clone(),
             metrics: self.metrics.clone(),
             body_rate: self.limits.body_rate,
             peer: self.peer,
+            outbox: None,
         };
         let mut socket = Watched::new(stream, phase);
         let Some(acceptor) = &self.tls else {
@@ -255,7 +256,10 @@ impl Conn {
                     socket.head_on_read = false;
                     self.http2(socket, service, &mut watched).await
                 }
-                Ok(false) => self.http1(socket, service, &mut watched, &unfinished).await,
+                Ok(false) => {
+                    service.outbox = Some(socket.send_files(&self.metrics));
+                    self.http1(socket, service, &mut watched, &unfinished).await
+                }
             };
         };
         let deadline = started + self.limits.header_read_timeout;

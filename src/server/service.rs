@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::header::HOST;
+use axum::http::header::{CONTENT_LENGTH, HOST};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use axum::Router;
@@ -22,7 +22,9 @@ use tower::ServiceExt;
 
 use super::body_rate::{BodyRate, RateLimited};
 use super::conn::Phase;
+use super::file_body::SendfileSlot;
 use super::linger;
+use super::sendfile::Outbox;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -34,6 +36,8 @@ pub struct Svc {
     pub metrics: Arc<Metrics>,
     pub body_rate: Option<BodyRate>,
     pub peer: SocketAddr,
+    /// Set on plain HTTP/1 connections, whose socket sends files.
+    pub outbox: Option<Outbox>,
 }
 
 type Responding = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -64,8 +68,18 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Svc {
             self.wrap_body(req.map(|b| linger::Tracked::new(b, unfinished)))
         };
         let app = self.app.clone();
+        let outbox = self.outbox.clone();
         Box::pin(async move {
             let response = app.oneshot(req).await?;
+            if let (Some(outbox), Some(slot)) =
+                (&outbox, response.extensions().get::<SendfileSlot>())
+            {
+                let len = response
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                slot.enable(outbox, hyper::body::Body::size_hint(response.body()), len);
+            }
             // The request ends when its response body is dropped (sent, or
             // abandoned with the connection), not when the handler returns.
             Ok(response.map(|inner| Body::new(HeldBody { inner, _busy: busy })))

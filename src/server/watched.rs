@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::conn::Phase;
+use super::sendfile::Outbox;
+use crate::metrics::Metrics;
 
 /// The socket, noting when an idle connection starts a new request: from
 /// its first byte, the headers must arrive within `header_read_timeout`.
@@ -21,6 +23,8 @@ pub struct Watched {
     phase: Arc<watch::Sender<Phase>>,
     /// Off for HTTP/2, whose idle connections still carry frames.
     pub head_on_read: bool,
+    /// Set when the connection sends files (plain HTTP/1).
+    outbox: Option<Outbox>,
 }
 
 impl Watched {
@@ -29,7 +33,16 @@ impl Watched {
             inner,
             phase,
             head_on_read: true,
+            outbox: None,
         }
+    }
+
+    /// Lets responses on this connection send files through the outbox
+    /// returned.
+    pub fn send_files(&mut self, metrics: &Arc<Metrics>) -> Outbox {
+        self.outbox
+            .get_or_insert_with(|| Outbox::new(metrics.clone()))
+            .clone()
     }
 
     /// The TCP socket, for a peek before the TLS handshake.
@@ -87,13 +100,11 @@ impl Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.note_write(&written);
-        written
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -101,8 +112,12 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.note_write(&written);
+        let this = &mut *self;
+        let written = match &this.outbox {
+            Some(outbox) => outbox.poll_write(&mut this.inner, cx, bufs),
+            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+        };
+        this.note_write(&written);
         written
     }
 
