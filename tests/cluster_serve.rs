@@ -37,6 +37,25 @@ async fn push_through_a_pull_through_b_head_through_c() {
     let (got, _, got_digest) = get_manifest(&http, &b, "team/app", "v1").await;
     assert_eq!((got, got_digest), (manifest.clone(), digest.clone()));
     assert!(get_blob(&http, &b, "team/app", &layer_digest).await == layer);
+    // That read filled B's tier; from there, B's kernel sends the file.
+    let tier_holds = |used: usize| {
+        let http = &http;
+        let b = b.clone();
+        async move {
+            let text = scrape(http, b).await;
+            metric(&text, "larder_tier_used_bytes").is_some_and(|n| n as usize >= used)
+        }
+    };
+    cluster_support::until("B's tier holds the layer", || tier_holds(layer.len())).await;
+    let sent = |text: String| metric(&text, "larder_sent_from_files_bytes_total").unwrap_or(-1.0);
+    let before = sent(scrape(&http, b.clone()).await);
+    assert!(get_blob(&http, &b, "team/app", &layer_digest).await == layer);
+    let after = sent(scrape(&http, b.clone()).await);
+    assert_eq!(
+        after - before,
+        layer.len() as f64,
+        "the tier hit was sent from its file"
+    );
 
     for path in [
         format!("/v2/team/app/blobs/{layer_digest}"),
