@@ -127,29 +127,11 @@ async fn a_blob_not_in_the_page_cache_is_read_and_then_sent() {
 
     let c = client();
     let before = sent(&s).await;
-    let got = c
-        .get(s.url(path))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = body_of(c.get(s.url(path))).await;
     assert!(got[..] == body[..], "bytes differ");
-    assert_eq!(
-        sent(&s).await,
-        before,
-        "an uncached file was sent, not read"
-    );
+    assert_eq!(sent(&s).await, before, "an uncached file is read, not sent");
     // The read brought it into the page cache: now it is sent.
-    let got = c
-        .get(s.url(path))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = body_of(c.get(s.url(path))).await;
     assert!(got[..] == body[..], "bytes differ");
     assert_eq!(sent(&s).await - before, body.len() as u64);
 }
@@ -170,6 +152,12 @@ async fn http2_responses_carry_the_bytes_themselves() {
         assert!(got[..] == body[..], "GET {path} over HTTP/2: bytes differ");
     }
     assert_eq!(sent(&s).await, before);
+}
+
+async fn body_of(req: reqwest::RequestBuilder) -> bytes::Bytes {
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.bytes().await.unwrap()
 }
 
 fn hash(body: &[u8]) -> String {
