@@ -114,8 +114,38 @@ struct PerProtocol {
     bytes_out: u64,
 }
 
-/// Labels of the request counter: protocol, route template, method, status.
-type RequestKey = (&'static str, String, String, u16);
+/// `map[protocol][route template]`: a route seen before is found by
+/// reference, so counting a request allocates nothing.
+type ByRoute<V> = BTreeMap<&'static str, BTreeMap<String, V>>;
+
+/// `map[protocol][route]`, made on first use.
+fn by_route<'m, V: Default>(
+    map: &'m mut ByRoute<V>,
+    protocol: &'static str,
+    route: &str,
+) -> &'m mut V {
+    let routes = map.entry(protocol).or_default();
+    if !routes.contains_key(route) {
+        routes.insert(route.to_owned(), V::default());
+    }
+    routes
+        .get_mut(route)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
+/// Methods with series of their own. Any other is counted as `other`: a
+/// client can send any token as a method, and must not add series.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "PROPFIND", "MKCOL",
+];
+
+fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
 
 /// Request-side metrics; store-side numbers are read at scrape time.
 pub struct Metrics {
@@ -123,8 +153,9 @@ pub struct Metrics {
     /// Requests begun, probes and scrapes aside: how workers tell a quiet
     /// server.
     begun: std::sync::atomic::AtomicU64,
-    requests: Mutex<BTreeMap<RequestKey, u64>>,
-    latency: Mutex<BTreeMap<(&'static str, String), std::sync::Arc<Histogram>>>,
+    /// Requests by protocol, route, then (method, status).
+    requests: Mutex<ByRoute<BTreeMap<(&'static str, u16), u64>>>,
+    latency: Mutex<ByRoute<std::sync::Arc<Histogram>>>,
     protocols: Mutex<BTreeMap<&'static str, PerProtocol>>,
     pub connections: ConnCounters,
     namespaces: namespaces::PerNamespace,
@@ -189,18 +220,14 @@ impl Metrics {
     }
 
     pub fn record(&self, r: &RequestRecord<'_>) {
-        *lock(&self.requests)
-            .entry((
-                r.protocol,
-                r.route.to_owned(),
-                r.method.to_owned(),
-                r.status,
-            ))
-            .or_default() += 1;
-        let h = lock(&self.latency)
-            .entry((r.protocol, r.route.to_owned()))
-            .or_default()
-            .clone();
+        {
+            let mut requests = lock(&self.requests);
+            let by_status = by_route(&mut requests, r.protocol, r.route);
+            *by_status
+                .entry((method_label(r.method), r.status))
+                .or_default() += 1;
+        }
+        let h = by_route(&mut lock(&self.latency), r.protocol, r.route).clone();
         h.observe(r.latency);
         {
             let mut p = lock(&self.protocols);
@@ -237,20 +264,26 @@ impl Metrics {
     pub fn render(&self, store: Option<&Store>, cluster: Option<&ClusterNumbers>) -> String {
         let mut out = String::with_capacity(8 << 10);
         help(&mut out, REQUESTS);
-        for ((proto, route, method, status), n) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "{REQUESTS}{{protocol=\"{proto}\",route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        for (proto, routes) in lock(&self.requests).iter() {
+            for (route, by_status) in routes {
+                for ((method, status), n) in by_status {
+                    let _ = writeln!(
+                        out,
+                        "{REQUESTS}{{protocol=\"{proto}\",route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                        escape(route)
+                    );
+                }
+            }
         }
         help(&mut out, REQUEST_SECONDS);
-        for ((proto, route), h) in lock(&self.latency).iter() {
-            h.render(
-                &mut out,
-                REQUEST_SECONDS,
-                &format!("protocol=\"{proto}\",route=\"{}\"", escape(route)),
-            );
+        for (proto, routes) in lock(&self.latency).iter() {
+            for (route, h) in routes {
+                h.render(
+                    &mut out,
+                    REQUEST_SECONDS,
+                    &format!("protocol=\"{proto}\",route=\"{}\"", escape(route)),
+                );
+            }
         }
         let protocols = self.by_protocol();
         for (name, i) in [(HITS, 0), (MISSES, 1), (BYTES_IN, 2), (BYTES_OUT, 3)] {

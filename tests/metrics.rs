@@ -548,6 +548,36 @@ async fn a_manifest_puts_flush_is_timed() {
     );
 }
 
+/// Any token is a valid HTTP method: methods the server does not serve are
+/// all counted as `other`, so a client cannot add series by inventing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_methods_share_one_series() {
+    let server = server(|_| {}).await;
+    let base = server.base();
+    let c = common::client();
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let res = c
+            .request(method, format!("{base}/v2/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let x = scrape(&c, &base).await;
+    assert_eq!(x.requests("oci", "/v2/", "other", 405), 5.0);
+    let methods: BTreeSet<&str> = x
+        .samples
+        .iter()
+        .filter(|s| s.name == larder::metrics::REQUESTS)
+        .filter_map(|s| s.labels.get("method").map(String::as_str))
+        .collect();
+    assert!(
+        !methods.iter().any(|m| m.starts_with("INVENTED")),
+        "{methods:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_and_lookups_move_the_counters_by_exactly_what_was_done() {
     let server = server(|_| {}).await;

@@ -37,8 +37,9 @@ type Counts = Vec<(String, u64)>;
 struct Lookups {
     /// Namespaces with series of their own (at most `MAX_NAMESPACES`).
     names: HashSet<String>,
-    /// (namespace, protocol) → [hits, misses].
-    counts: BTreeMap<(String, &'static str), [u64; 2]>,
+    /// namespace → protocol → [hits, misses]; nested so that a namespace
+    /// seen before is found by reference, without an allocation.
+    counts: BTreeMap<String, BTreeMap<&'static str, [u64; 2]>>,
 }
 
 #[derive(Default)]
@@ -58,18 +59,24 @@ impl PerNamespace {
         } else {
             OTHER
         };
-        let counts = l.counts.entry((ns.to_owned(), protocol)).or_default();
-        counts[usize::from(!hit)] += 1;
+        if !l.counts.contains_key(ns) {
+            l.counts.insert(ns.to_owned(), BTreeMap::new());
+        }
+        if let Some(by_protocol) = l.counts.get_mut(ns) {
+            by_protocol.entry(protocol).or_default()[usize::from(!hit)] += 1;
+        }
     }
 
     /// [hits, misses] per namespace since the server started, over every
     /// protocol (namespaces past the series limit are under `_other`).
     pub fn lookups_by_namespace(&self) -> BTreeMap<String, [u64; 2]> {
         let mut out: BTreeMap<String, [u64; 2]> = BTreeMap::new();
-        for ((ns, _), [hits, misses]) in &lock(&self.lookups).counts {
+        for (ns, by_protocol) in &lock(&self.lookups).counts {
             let sum = out.entry(ns.clone()).or_default();
-            sum[0] += hits;
-            sum[1] += misses;
+            for [hits, misses] in by_protocol.values() {
+                sum[0] += hits;
+                sum[1] += misses;
+            }
         }
         out
     }
@@ -97,13 +104,15 @@ impl PerNamespace {
         let lookups = lock(&self.lookups).counts.clone();
         for (name, i) in [(HITS, 0), (MISSES, 1)] {
             help(out, name);
-            for ((ns, proto), counts) in &lookups {
-                let _ = writeln!(
-                    out,
-                    "{name}{{namespace=\"{}\",protocol=\"{proto}\"}} {}",
-                    escape(ns),
-                    counts[i]
-                );
+            for (ns, by_protocol) in &lookups {
+                for (proto, counts) in by_protocol {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{namespace=\"{}\",protocol=\"{proto}\"}} {}",
+                        escape(ns),
+                        counts[i]
+                    );
+                }
             }
         }
         help(out, USED_BYTES);
@@ -142,12 +151,8 @@ mod tests {
         p.lookup("ns0", "http", false);
         let guard = lock(&p.lookups);
         let map = &guard.counts;
-        assert_eq!(map[&(OTHER.to_owned(), "oci")], [0, 1]);
-        assert_eq!(
-            map[&("ns0".to_owned(), "http")],
-            [0, 1],
-            "a known one keeps its own"
-        );
-        assert!(!map.keys().any(|(n, _)| n == "one-too-many"));
+        assert_eq!(map[OTHER]["oci"], [0, 1]);
+        assert_eq!(map["ns0"]["http"], [0, 1], "a known one keeps its own");
+        assert!(!map.contains_key("one-too-many"));
     }
 }
