@@ -124,12 +124,15 @@ fn by_route<'m, V: Default>(
     protocol: &'static str,
     route: &str,
 ) -> &'m mut V {
-    let routes = map.entry(protocol).or_default();
-    if !routes.contains_key(route) {
-        routes.insert(route.to_owned(), V::default());
+    by_name(map.entry(protocol).or_default(), route)
+}
+
+/// `map[name]`, made on first use; found by reference when it exists.
+fn by_name<'m, V: Default>(map: &'m mut BTreeMap<String, V>, name: &str) -> &'m mut V {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), V::default());
     }
-    routes
-        .get_mut(route)
+    map.get_mut(name)
         .unwrap_or_else(|| unreachable!("inserted above"))
 }
 

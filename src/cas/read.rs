@@ -44,19 +44,7 @@ impl Cas {
         offset: u64,
         len: u64,
     ) -> io::Result<BlobStream> {
-        let range = self.open_range(id, offset, len).await?;
-        let end = range.offset + range.len;
-        Ok(Box::pin(futures_util::stream::try_unfold(
-            (range, offset),
-            move |(range, at)| async move {
-                if at >= end {
-                    return Ok(None);
-                }
-                let chunk = range.read_chunk(at).await?;
-                let next = at + chunk.len() as u64;
-                Ok(Some((chunk, (range, next))))
-            },
-        )))
+        Ok(self.open_range(id, offset, len).await?.into_stream())
     }
 }
 
@@ -83,6 +71,22 @@ impl FileRange {
             offset,
             len,
         })
+    }
+
+    /// The range as chunks read on the blocking pool.
+    pub fn into_stream(self) -> BlobStream {
+        let at = self.offset;
+        Box::pin(futures_util::stream::try_unfold(
+            (self, at),
+            |(range, at)| async move {
+                if at >= range.end() {
+                    return Ok(None);
+                }
+                let chunk = range.read_chunk(at).await?;
+                let next = at + chunk.len() as u64;
+                Ok(Some((chunk, (range, next))))
+            },
+        ))
     }
 
     /// The end of the range in the file.

@@ -56,7 +56,8 @@ impl ClusterStore {
         offset: u64,
         len: u64,
     ) -> Result<Option<FileRange>, ClusterError> {
-        let held = self.tier.open_held(&blob.id, offset, len).await;
+        let range = offset..offset.saturating_add(len);
+        let held = self.tier.open_held(&blob.id, Some(range)).await;
         held.map_err(|e| ObjectsError::Local(e).into())
     }
 

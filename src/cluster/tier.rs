@@ -134,14 +134,8 @@ impl Tier {
         id: &ContentId,
         range: Option<Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes, ObjectsError>>, ObjectsError> {
-        let held = self.0.lru.lock().touch(id);
-        if let Some(size) = held {
-            match self.read_local(id, size, range.clone()).await {
-                Ok(s) => return Ok(s),
-                // Wiped behind our back: read through again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => self.0.lru.lock().forget(id),
-                Err(e) => return Err(e.into()),
-            }
+        if let Some(file) = self.open_held(id, range.clone()).await? {
+            return Ok(file.into_stream().map_err(ObjectsError::Local).boxed());
         }
         let cold = self.0.objects.read_blob(id, range.clone()).await?;
         if range.is_some() {
@@ -150,37 +144,26 @@ impl Tier {
         Ok(self.tee(*id, cold))
     }
 
-    /// Blob `id`'s file, `len` bytes from `offset`, when the tier holds
-    /// it (a hit, as `read` counts one); `None` sends the caller to `read`.
+    /// Blob `id`'s file, all of it or `range`, when the tier holds it (a
+    /// hit); `None` when it does not, or its file was wiped behind our back
+    /// (then it is read through again).
     pub async fn open_held(
         &self,
         id: &ContentId,
-        offset: u64,
-        len: u64,
+        range: Option<Range<u64>>,
     ) -> io::Result<Option<FileRange>> {
-        if self.0.lru.lock().touch(id).is_none() {
+        let Some(size) = self.0.lru.lock().touch(id) else {
             return Ok(None);
-        }
+        };
+        let (offset, len) = range.map_or((0, size), |r| (r.start, r.end.saturating_sub(r.start)));
         match self.0.cas.open_range(id, offset, len).await {
             Ok(file) => Ok(Some(file)),
-            // Wiped behind our back: `read` reads it through again.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.0.lru.lock().forget(id);
                 Ok(None)
             }
             Err(e) => Err(e),
         }
-    }
-
-    async fn read_local(
-        &self,
-        id: &ContentId,
-        size: u64,
-        range: Option<Range<u64>>,
-    ) -> io::Result<BoxStream<'static, Result<Bytes, ObjectsError>>> {
-        let (offset, len) = range.map_or((0, size), |r| (r.start, r.end - r.start));
-        let s = self.0.cas.read_range(id, offset, len).await?;
-        Ok(s.map_err(ObjectsError::Local).boxed())
     }
 
     /// Keeps a blob this replica just verified (a push, a small write), as

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{escape, lock, NAMES};
+use super::{by_name, escape, lock, NAMES};
 use crate::cache::Store;
 
 /// Distinct namespaces counted before the rest share one series: bounds the
@@ -59,12 +59,8 @@ impl PerNamespace {
         } else {
             OTHER
         };
-        if !l.counts.contains_key(ns) {
-            l.counts.insert(ns.to_owned(), BTreeMap::new());
-        }
-        if let Some(by_protocol) = l.counts.get_mut(ns) {
-            by_protocol.entry(protocol).or_default()[usize::from(!hit)] += 1;
-        }
+        let by_protocol = by_name(&mut l.counts, ns);
+        by_protocol.entry(protocol).or_default()[usize::from(!hit)] += 1;
     }
 
     /// [hits, misses] per namespace since the server started, over every
