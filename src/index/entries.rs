@@ -51,10 +51,14 @@ impl Index {
     /// blob removal cannot slip between the check and the pin.
     pub fn put_entry(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {
         let record = self.new_record(new, now)?;
+        let seen = self.live.hot.generation();
         let stored = self
             .entry_tx(|tx| tx.put_with(&record, now, &EntryWith::default()))
             .map_err(flatten);
-        self.live.hot.forget(&record.key.encode());
+        match &stored {
+            Ok(r) => self.live.hot.after_write([r], seen),
+            Err(_) => self.live.hot.forget(&record.key.encode()),
+        }
         stored
     }
 
@@ -68,6 +72,7 @@ impl Index {
         writes: &[(&NewEntry, &EntryWith)],
         now: u64,
     ) -> Result<Vec<Result<EntryRecord, PutEntryError>>, IndexError> {
+        let seen = self.live.hot.generation();
         let mut outcomes: Vec<Option<Result<EntryRecord, PutEntryError>>> =
             writes.iter().map(|_| None).collect();
         let records: Vec<Option<EntryRecord>> = writes
@@ -116,20 +121,19 @@ impl Index {
                 }
                 Err(TransactionError::Abort((i, e))) => outcomes[i] = Some(Err(e)),
                 Err(TransactionError::Storage(e)) => {
-                    self.forget_keys(&records);
+                    // Whatever happened, what readers remember may be stale.
+                    for r in records.iter().flatten() {
+                        self.live.hot.forget(&r.key.encode());
+                    }
                     return Err(e.into());
                 }
             }
         }
-        self.forget_keys(&records);
-        Ok(outcomes.into_iter().flatten().collect())
-    }
-
-    /// After a write: what readers remember of these keys may be stale.
-    fn forget_keys(&self, records: &[Option<EntryRecord>]) {
-        for r in records.iter().flatten() {
-            self.live.hot.forget(&r.key.encode());
-        }
+        let outcomes: Vec<_> = outcomes.into_iter().flatten().collect();
+        // A write left out stored nothing: only the stored ones changed.
+        let stored = outcomes.iter().filter_map(|o| o.as_ref().ok());
+        self.live.hot.after_write(stored, seen);
+        Ok(outcomes)
     }
 
     fn new_record(&self, new: &NewEntry, now: u64) -> Result<EntryRecord, PutEntryError> {

@@ -59,6 +59,30 @@ impl Shard {
             self.bytes -= footprint(key, &r);
         }
     }
+
+    /// Holds `record` under `key` in place of what was there, dropping the
+    /// oldest to stay within bounds.
+    fn keep(&mut self, key: Vec<u8>, record: &EntryRecord) {
+        self.remove(&key);
+        let size = footprint(&key, record);
+        if size > MAX_RECORD {
+            return;
+        }
+        self.bytes += size;
+        self.records.insert(key.clone(), record.clone());
+        self.order.push_back(key);
+        // Keys forgotten and remembered again are listed twice: bound the
+        // list too (dropping a key still held costs one miss).
+        while self.records.len() > PER_SHARD
+            || self.bytes > SHARD_BYTES
+            || self.order.len() > 2 * PER_SHARD
+        {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+    }
 }
 
 impl HotEntries {
@@ -91,24 +115,30 @@ impl HotEntries {
     /// changed since `seen` was taken.
     pub fn remember(&self, key: Vec<u8>, record: &EntryRecord, seen: u64) {
         let mut shard = self.shard(&key).lock();
-        let size = footprint(&key, record);
-        if self.generation.load(Ordering::Acquire) != seen || size > MAX_RECORD {
-            return;
+        if self.generation.load(Ordering::Acquire) == seen {
+            shard.keep(key, record);
         }
-        shard.remove(&key);
-        shard.bytes += size;
-        shard.records.insert(key.clone(), record.clone());
-        shard.order.push_back(key);
-        // Keys forgotten and remembered again are listed twice: bound the
-        // list too (dropping a key still held costs one miss).
-        while shard.records.len() > PER_SHARD
-            || shard.bytes > SHARD_BYTES
-            || shard.order.len() > 2 * PER_SHARD
-        {
-            let Some(oldest) = shard.order.pop_front() else {
-                break;
-            };
-            shard.remove(&oldest);
+    }
+
+    /// After a write that stored `records` (what the index now holds under
+    /// their keys): each replaces what readers remembered of its key, so the
+    /// reads that usually follow a write are served from here. `seen` is the
+    /// generation taken before the write; once any other change is seen
+    /// since then (it may be a later write of one of these keys), the rest
+    /// are only forgotten.
+    pub fn after_write<'r>(&self, records: impl IntoIterator<Item = &'r EntryRecord>, seen: u64) {
+        // Our own bumps are counted; any other one means another change.
+        let (mut expected, mut alone) = (seen, true);
+        for record in records {
+            let key = record.key.encode();
+            let mut shard = self.shard(&key).lock();
+            alone &= self.generation.fetch_add(1, Ordering::AcqRel) == expected;
+            expected += 1;
+            if alone {
+                shard.keep(key, record);
+            } else {
+                shard.remove(&key);
+            }
         }
     }
 
@@ -167,6 +197,30 @@ mod tests {
         assert_eq!(hot.get(b"k").map(|r| r.id), Some(1));
         hot.forget(b"k");
         assert!(hot.get(b"k").is_none());
+    }
+
+    #[test]
+    fn a_write_replaces_what_was_remembered_unless_another_change_came_between() {
+        let hot = HotEntries::new();
+        let (a, b) = (record(1), record(2));
+        let (ka, kb) = (a.key.encode(), b.key.encode());
+        hot.remember(ka.clone(), &a, hot.generation());
+        let mut a2 = record(1);
+        a2.id = 10;
+        hot.after_write([&a2, &b], hot.generation());
+        assert_eq!(hot.get(&ka).map(|r| r.id), Some(10));
+        assert_eq!(hot.get(&kb).map(|r| r.id), Some(2));
+        // A reader that read before that write does not bring back the old.
+        let before = hot.generation();
+        hot.after_write([&a2], hot.generation());
+        hot.remember(ka.clone(), &a, before);
+        assert_eq!(hot.get(&ka).map(|r| r.id), Some(10));
+        // Another change between the write and this call: nothing is kept.
+        let seen = hot.generation();
+        hot.forget(b"other key");
+        hot.after_write([&a, &b], seen);
+        assert!(hot.get(&ka).is_none());
+        assert!(hot.get(&kb).is_none());
     }
 
     #[test]
