@@ -16,14 +16,14 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use hyper::body::{Body as _, Frame, SizeHint};
 use tracing::Instrument;
 
-use line::Line;
+use line::{Line, Route};
 
 use super::observe::{self, RouteTemplate};
 use super::AppState;
@@ -31,7 +31,7 @@ use crate::auth::seen::{self, Seen};
 
 mod line;
 
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest client-chosen request id kept; longer ones are replaced.
 const MAX_ID_LEN: usize = 128;
@@ -39,49 +39,57 @@ const MAX_ID_LEN: usize = 128;
 pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request_id(req.headers());
-    let (client, peer) = client(&req, state.config.server.trust_forwarded_headers);
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    let peer = (req.extensions().get::<ConnectInfo<SocketAddr>>()).map(|c| c.0.ip());
+    let trust_forwarded = state.config.server.trust_forwarded_headers;
+    let forwarded = trust_forwarded
+        .then(|| forwarded_client(req.headers()))
+        .flatten();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
     let pending = observe::start(&state, &req);
-    let received = Arc::new(AtomicU64::new(0));
-    let counter = received.clone();
+    // What the line says is kept as the request holds it (shared, not
+    // copied): most lines are never written (a 2xx at the default `warn`).
     let mut line = Line {
         started,
         method: req.method().clone(),
         version: req.version(),
-        // The path, never the query: signed download URLs carry secrets there.
-        path: req.uri().path().to_owned(),
-        route: String::new(),
+        // The line reads the path of this, never the query: signed download
+        // URLs carry secrets there.
+        uri: req.uri().clone(),
+        route: Route::Unmatched,
         status: 0,
         request_id,
-        client,
+        forwarded,
         peer,
         seen: Seen::default(),
-        received,
+        received: None,
     };
-    let req = req.map(|b| Body::new(Counted { inner: b, counter }));
+    // A body that is over before it starts (a GET's) needs no counting.
+    let req = if req.body().is_end_stream() {
+        req
+    } else {
+        let counter = Arc::new(AtomicU64::new(0));
+        line.received = Some(counter.clone());
+        req.map(|b| Body::new(Counted { inner: b, counter }))
+    };
     // Handler logs carry the request id, so they can be joined to this line.
-    let span = tracing::info_span!("request", request_id = %line.request_id);
+    let span = tracing::info_span!("request", request_id = line.request_id());
     let slot = seen::Slot::default();
     let mut res = seen::scope(slot.clone(), next.run(req))
         .instrument(span)
         .await;
     line.seen = slot.lock().clone();
     line.status = res.status().as_u16();
-    line.route = match res.extensions().get::<RouteTemplate>() {
-        Some(t) => t.0.to_owned(),
-        None => matched.unwrap_or_else(|| "unmatched".into()),
+    line.route = match (res.extensions().get::<RouteTemplate>(), matched) {
+        (Some(t), _) => Route::Template(t.0),
+        (None, Some(m)) => Route::Matched(m),
+        (None, None) => Route::Unmatched,
     };
     if let Some(pending) = pending {
         let namespace = line.seen.allowed_namespace();
-        observe::finish(&state, pending, &line.route, &res, namespace);
+        observe::finish(&state, pending, line.route.as_str(), &res, namespace);
     }
-    // Always valid: generated ids are hex, client ids were checked.
-    if let Ok(v) = HeaderValue::from_str(&line.request_id) {
-        res.headers_mut().insert(REQUEST_ID, v);
-    }
+    res.headers_mut()
+        .insert(REQUEST_ID, line.request_id.clone());
     let declared = super::content_length(res.headers());
     res.map(|body| {
         Body::new(Logged {
@@ -96,43 +104,36 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
 /// The client's `X-Request-Id` when it is short and plain, else a new one.
 /// Client ids end up in log lines and response headers: anything that could
 /// forge a field or a header is replaced rather than escaped.
-fn request_id(headers: &HeaderMap) -> String {
+fn request_id(headers: &HeaderMap) -> HeaderValue {
     let given = headers
         .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+        .map(|v| v.as_bytes().trim_ascii())
         .filter(|id| {
             !id.is_empty()
                 && id.len() <= MAX_ID_LEN
                 && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
         });
-    match given {
-        Some(id) => id.to_owned(),
-        None => format!("{:032x}", rand::random::<u128>()),
-    }
+    given
+        .and_then(|id| HeaderValue::from_bytes(id).ok())
+        .unwrap_or_else(new_id)
 }
 
-/// The client's address, and the peer's when a trusted proxy named a
-/// different client. Only the first `X-Forwarded-For` hop (the original
-/// client, as the proxy chain tells it) or `X-Real-IP` is believed, and only
-/// when it parses as an address.
-fn client(req: &Request, trust_forwarded: bool) -> (String, Option<String>) {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let forwarded = trust_forwarded
-        .then(|| forwarded_client(req.headers()))
-        .flatten();
-    match (forwarded, peer) {
-        (Some(f), peer) => (f.to_string(), peer),
-        (None, Some(p)) => (p, None),
-        (None, None) => ("unknown".into(), None),
+/// 32 random hex digits.
+fn new_id() -> HeaderValue {
+    let mut id = [0u8; 32];
+    let mut n = rand::random::<u128>();
+    for b in id.iter_mut().rev() {
+        *b = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
     }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| unreachable!("hex digits are a valid value"))
 }
 
+/// The first `X-Forwarded-For` hop (the original client, as the proxy
+/// chain tells it) or `X-Real-IP`, only when it parses as an address; read
+/// only when the proxy in front is trusted.
 fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let first_hop = header("x-forwarded-for").and_then(|v| v.split(',').next());
@@ -263,11 +264,14 @@ mod tests {
 
     #[test]
     fn request_id_kept_when_plain_else_generated() {
-        assert_eq!(request_id(&headers(&[(REQUEST_ID, "abc-123")])), "abc-123");
+        assert_eq!(
+            request_id(&headers(&[("x-request-id", "abc-123")])),
+            "abc-123"
+        );
         for bad in ["", "a b", "x\"y", &"a".repeat(MAX_ID_LEN + 1)] {
-            let id = request_id(&headers(&[(REQUEST_ID, bad)]));
-            assert_eq!(id.len(), 32, "{bad:?} → {id}");
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+            let id = request_id(&headers(&[("x-request-id", bad)]));
+            assert_eq!(id.len(), 32, "{bad:?} → {id:?}");
+            assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
         }
         assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
     }

@@ -146,9 +146,8 @@ async fn put(
         StatusCode::NO_CONTENT
     };
     let mut res = status.into_response();
-    if let Ok(v) = HeaderValue::from_str(&value::etag(&blob.id)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
+    res.headers_mut()
+        .insert(header::ETAG, value::etag(&blob.id));
     Ok(res)
 }
 

@@ -4,11 +4,13 @@
 //! (see `logging`).
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use axum::http::{Method, Version};
+use axum::extract::MatchedPath;
+use axum::http::{HeaderValue, Method, Uri, Version};
 use tracing::Level;
 
 use crate::auth::seen::Seen;
@@ -18,19 +20,47 @@ use crate::logging::{access_sink, AccessSink};
 /// The target the lines carry, for filters (`RUST_LOG=larder::request=warn`).
 pub const TARGET: &str = "larder::request";
 
-/// Everything the line says but the bytes sent.
+/// Everything the line says but the bytes sent, as the request held it:
+/// nothing is formatted unless the line is written.
 pub struct Line {
     pub started: Instant,
     pub method: Method,
     pub version: Version,
-    pub path: String,
-    pub route: String,
+    pub uri: Uri,
+    pub route: Route,
     pub status: u16,
-    pub request_id: String,
-    pub client: String,
-    pub peer: Option<String>,
+    pub request_id: HeaderValue,
+    /// The client a trusted proxy named.
+    pub forwarded: Option<IpAddr>,
+    pub peer: Option<IpAddr>,
     pub seen: Seen,
-    pub received: Arc<AtomicU64>,
+    /// What the handler read of the body; `None` when it had none.
+    pub received: Option<Arc<AtomicU64>>,
+}
+
+/// The route template the request matched.
+pub enum Route {
+    /// Named by the handler (a wildcard route's precise template).
+    Template(&'static str),
+    Matched(MatchedPath),
+    Unmatched,
+}
+
+impl Route {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Route::Template(t) => t,
+            Route::Matched(m) => m.as_str(),
+            Route::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// What the line says of the client, formatted.
+struct Client {
+    client: String,
+    /// The connection's address when a proxy named the client.
+    peer: Option<String>,
 }
 
 impl Line {
@@ -52,20 +82,31 @@ impl Line {
         }
         let fields = Fields {
             latency_ms: (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-            bytes_received: self.received.load(Ordering::Relaxed),
+            bytes_received: (self.received.as_ref()).map_or(0, |r| r.load(Ordering::Relaxed)),
             sent,
             complete,
         };
+        let client = Client {
+            client: (self.forwarded.or(self.peer))
+                .map_or_else(|| "unknown".into(), |a| a.to_string()),
+            peer: self.forwarded.and(self.peer).map(|p| p.to_string()),
+        };
         let mut out = String::with_capacity(384);
         match sink.format() {
-            LogFormat::Json => self.json(&mut out, level, &fields),
-            LogFormat::Human => self.human(&mut out, level, &fields, sink),
+            LogFormat::Json => self.json(&mut out, level, &fields, &client),
+            LogFormat::Human => self.human(&mut out, level, &fields, &client, sink),
         }
         out.push('\n');
         sink.write_line(out.as_bytes());
     }
 
-    fn json(&self, out: &mut String, level: Level, f: &Fields) {
+    /// The request id as the response header carries it.
+    pub fn request_id(&self) -> &str {
+        // Always text: generated ids are hex, client ids were checked.
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    fn json(&self, out: &mut String, level: Level, f: &Fields, c: &Client) {
         let ts = humantime::format_rfc3339_micros(SystemTime::now());
         let _ = write!(
             out,
@@ -73,25 +114,25 @@ impl Line {
         );
         json_str(out, self.method.as_str());
         let _ = write!(out, r#","http":"{:?}","route":"#, self.version);
-        json_str(out, &self.route);
+        json_str(out, self.route.as_str());
         out.push_str(r#","path":"#);
-        json_str(out, &self.path);
+        json_str(out, self.uri.path());
         let _ = write!(
             out,
             r#","status":{},"bytes_sent":{},"bytes_received":{},"latency_ms":{},"complete":{},"request_id":"#,
             self.status, f.sent, f.bytes_received, f.latency_ms, f.complete
         );
-        json_str(out, &self.request_id);
+        json_str(out, self.request_id());
         out.push_str(r#","client":"#);
-        json_str(out, &self.client);
-        for (key, value) in self.optional() {
+        json_str(out, &c.client);
+        for (key, value) in self.optional(c) {
             let _ = write!(out, r#","{key}":"#);
             json_str(out, value);
         }
         let _ = write!(out, r#","target":"{TARGET}"}}"#);
     }
 
-    fn human(&self, out: &mut String, level: Level, f: &Fields, sink: &AccessSink) {
+    fn human(&self, out: &mut String, level: Level, f: &Fields, c: &Client, sink: &AccessSink) {
         let ts = humantime::format_rfc3339_micros(SystemTime::now());
         let _ = if sink.ansi() {
             let color = if level == Level::WARN { 33 } else { 32 };
@@ -105,17 +146,17 @@ impl Line {
         let _ = write!(
             out,
             "request method={} http={:?} route={} path={} status={} bytes_sent={} bytes_received={} latency_ms={} complete={} request_id={} client={}",
-            self.method, self.version, self.route, self.path, self.status, f.sent,
-            f.bytes_received, f.latency_ms, f.complete, self.request_id, self.client
+            self.method, self.version, self.route.as_str(), self.uri.path(), self.status, f.sent,
+            f.bytes_received, f.latency_ms, f.complete, self.request_id(), c.client
         );
-        for (key, value) in self.optional() {
+        for (key, value) in self.optional(c) {
             let _ = write!(out, " {key}={value}");
         }
     }
 
-    fn optional(&self) -> impl Iterator<Item = (&'static str, &str)> {
+    fn optional<'a>(&'a self, c: &'a Client) -> impl Iterator<Item = (&'static str, &'a str)> {
         [
-            ("peer", self.peer.as_deref()),
+            ("peer", c.peer.as_deref()),
             ("token", self.seen.token.as_deref()),
             ("namespace", self.seen.namespace.as_deref()),
         ]
