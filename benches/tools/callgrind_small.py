@@ -3,7 +3,7 @@
 
 Drives a Larder started with `valgrind --tool=callgrind --instr-atstart=no`
 through N 4 KiB PUTs of Bazel `cas/<sha256>` keys, then N GET hits of the
-same keys, switching collection on for each phase and dumping it after, so
+same keys, twice, switching collection on for each phase and dumping it after, so
 each phase's profile has that phase alone (not startup, not the other one).
 Callgrind counts user-space instructions only: the kernel's share (fsync,
 socket I/O) is not in these numbers; compare with the load bench's CPU/req.
@@ -112,7 +112,11 @@ def main():
     run(a.base, "PUT", items[:100], a.threads)
     measured = items[100:]
     phase(a, "put", "PUT", measured)
-    phase(a, "get_hit", "GET", [(p, b, (200,)) for p, b, _ in measured])
+    gets = [(p, b, (200,)) for p, b, _ in measured]
+    # The first read of each key follows its write; the second is a read
+    # of something read before (what a server's read caches hold).
+    phase(a, "get_hit", "GET", gets)
+    phase(a, "get_hit_again", "GET", gets)
     print(f"requests per phase: {len(measured)}")
 
 
