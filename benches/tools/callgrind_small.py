@@ -3,7 +3,7 @@
 
 Drives a Larder started with `valgrind --tool=callgrind --instr-atstart=no`
 through N 4 KiB PUTs of Bazel `cas/<sha256>` keys, then N GET hits of the
-same keys, twice, switching collection on for each phase and dumping it after, so
+same keys, twice, then N GET misses of `ac/` keys, twice, switching collection on for each phase and dumping it after, so
 each phase's profile has that phase alone (not startup, not the other one).
 Callgrind counts user-space instructions only: the kernel's share (fsync,
 socket I/O) is not in these numbers; compare with the load bench's CPU/req.
@@ -48,7 +48,7 @@ def run(base, method, items, threads):
                 conn.request(method, path, body=sent)
                 res = conn.getresponse()
             data = res.read()
-            if res.status not in want or (method == "GET" and data != body_of(path)):
+            if res.status not in want or (res.status == 200 and data != body_of(path)):
                 errors.append(f"{method} {path}: {res.status}")
         conn.close()
 
@@ -117,6 +117,12 @@ def main():
     # of something read before (what a server's read caches hold).
     phase(a, "get_hit", "GET", gets)
     phase(a, "get_hit_again", "GET", gets)
+    # Bazel asks its action cache before every action: misses, often twice
+    # (the build's earlier runners asked too).
+    misses = [(f"/cache/bench/ac/{os.urandom(32).hex()}", b"", (404,))
+              for _ in measured]
+    phase(a, "get_miss", "GET", misses)
+    phase(a, "get_miss_again", "GET", misses)
     print(f"requests per phase: {len(measured)}")
 
 
