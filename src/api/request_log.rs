@@ -123,12 +123,10 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// 32 random hex digits.
 fn new_id() -> HeaderValue {
     let mut id = [0u8; 32];
-    let mut n = rand::random::<u128>();
-    for b in id.iter_mut().rev() {
-        *b = b"0123456789abcdef"[(n & 0xf) as usize];
-        n >>= 4;
-    }
-    HeaderValue::from_bytes(&id).unwrap_or_else(|_| unreachable!("hex digits are a valid value"))
+    let hex = hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut id);
+    (HeaderValue::from_bytes(&id).ok())
+        .filter(|_| hex.is_ok())
+        .unwrap_or_else(|| unreachable!("32 hex digits are a valid value"))
 }
 
 /// The first `X-Forwarded-For` hop (the original client, as the proxy
