@@ -171,9 +171,11 @@ impl Server {
         let metrics_task = match metrics_listener {
             Some(l) => {
                 tracing::info!(addr = %l.local_addr()?, "serving metrics");
-                let app = axum::Router::new()
-                    .route("/metrics", axum::routing::get(api::observe::metrics))
-                    .with_state(state.clone());
+                let app = api::App::routed(
+                    axum::Router::new()
+                        .route("/metrics", axum::routing::get(api::observe::metrics))
+                        .with_state(state.clone()),
+                );
                 let metrics = state.metrics.clone();
                 Some(tokio::spawn(conn::serve(
                     l,
@@ -191,7 +193,7 @@ impl Server {
         };
         let metrics = state.metrics.clone();
         let auth = state.auth.clone();
-        let app = api::router(state);
+        let app = api::App::new(state);
         tokio::select! {
             () = conn::serve(listener, app, limits, metrics, tls.as_ref().map(tls::Tls::acceptor), graceful) => {}
             () = deadline => tracing::warn!(

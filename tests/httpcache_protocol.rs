@@ -48,6 +48,9 @@ async fn put_get_head_overwrite_and_delete_a_key() {
     assert_eq!(body, b"404 not found\n");
     let head = client().head(s.url(path)).send().await.unwrap();
     assert_eq!(head.status(), 404);
+    // A HEAD answer announces the length its GET would send, and sends nothing.
+    assert_eq!(head.headers()["content-length"], "14");
+    assert!(head.bytes().await.unwrap().is_empty());
     let del = client().delete(s.url(path)).send().await.unwrap();
     assert_eq!(del.status(), 404);
 }

@@ -2,6 +2,7 @@
 //! response. Health probes live here too.
 
 pub mod admin;
+mod app;
 pub mod conditional;
 pub mod gha;
 mod health;
@@ -18,6 +19,8 @@ mod ui;
 use std::sync::Arc;
 
 use axum::Router;
+
+pub use app::App;
 
 use crate::auth::Auth;
 use crate::backend::Backend;
@@ -99,7 +102,7 @@ pub fn refuse_declared_over(
     }
 }
 
-pub fn router(state: AppState) -> Router {
+fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .route("/metrics", axum::routing::get(scrape::metrics))

@@ -7,6 +7,7 @@
 //! the handler returns: a 400 MiB download is still being sent then, and its
 //! Content-Length says what was promised, not what the client got.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +37,18 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest client-chosen request id kept; longer ones are replaced.
 const MAX_ID_LEN: usize = 128;
 
+/// The request log as the router's middleware.
 pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    around(&state, req, |req| next.run(req)).await
+}
+
+/// Logs and counts `req` as answered by `handler`: the one place every
+/// request passes, whether the router or the direct path answers it.
+pub async fn around<F, Fut>(state: &AppState, req: Request, handler: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     let request_id = request_id(req.headers());
     let peer = (req.extensions().get::<ConnectInfo<SocketAddr>>()).map(|c| c.0.ip());
@@ -45,7 +57,7 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
         .then(|| forwarded_client(req.headers()))
         .flatten();
     let matched = req.extensions().get::<MatchedPath>().cloned();
-    let pending = observe::start(&state, &req);
+    let pending = observe::start(state, &req);
     // What the line says is kept as the request holds it (shared, not
     // copied): most lines are never written (a 2xx at the default `warn`).
     let mut line = Line {
@@ -74,7 +86,7 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
     // Handler logs carry the request id, so they can be joined to this line.
     let span = tracing::info_span!("request", request_id = line.request_id());
     let slot = seen::Slot::default();
-    let mut res = seen::scope(slot.clone(), next.run(req))
+    let mut res = seen::scope(slot.clone(), handler(req))
         .instrument(span)
         .await;
     line.seen = slot.lock().clone();
@@ -86,7 +98,7 @@ pub async fn log(State(state): State<AppState>, req: Request, next: Next) -> Res
     };
     if let Some(pending) = pending {
         let namespace = line.seen.allowed_namespace();
-        observe::finish(&state, pending, line.route.as_str(), &res, namespace);
+        observe::finish(state, pending, line.route.as_str(), &res, namespace);
     }
     res.headers_mut()
         .insert(REQUEST_ID, line.request_id.clone());

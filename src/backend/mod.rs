@@ -6,7 +6,9 @@
 //! stream, which a `dyn` trait cannot, and a match costs nothing on the hot
 //! path where a boxed future would allocate per call. Every method is async
 //! where the cluster needs a round trip, even when the embedded store
-//! answers at once.
+//! answers at once; for the lookups the embedded store answers at once, the
+//! cluster's future is boxed, so theirs stays a few bytes instead of the
+//! kilobytes a database query holds (a future is moved whole, every request).
 
 mod admin;
 mod errors;
@@ -39,14 +41,14 @@ impl Backend {
     pub async fn entry(&self, key: &EntryKey) -> Result<Option<EntryRecord>, StoreError> {
         match self {
             Backend::Local(s) => s.entry(key),
-            Backend::Cluster(c) => Ok(c.entry(key).await?),
+            Backend::Cluster(c) => Ok(Box::pin(c.entry(key)).await?),
         }
     }
 
     pub async fn entry_by_id(&self, id: u64) -> Result<Option<EntryRecord>, StoreError> {
         match self {
             Backend::Local(s) => s.entry_by_id(id),
-            Backend::Cluster(c) => Ok(c.entry_by_id(id).await?),
+            Backend::Cluster(c) => Ok(Box::pin(c.entry_by_id(id)).await?),
         }
     }
 
@@ -106,7 +108,7 @@ impl Backend {
     pub async fn name(&self, scope: &str, name: &str) -> Result<Option<EntryKey>, StoreError> {
         match self {
             Backend::Local(s) => s.name(scope, name),
-            Backend::Cluster(c) => Ok(c.name(scope, name).await?),
+            Backend::Cluster(c) => Ok(Box::pin(c.name(scope, name)).await?),
         }
     }
 
@@ -125,7 +127,7 @@ impl Backend {
     pub async fn blob(&self, digest: &Digest) -> Result<Option<BlobInfo>, StoreError> {
         match self {
             Backend::Local(s) => s.blob(digest),
-            Backend::Cluster(c) => Ok(c.blob(digest).await?),
+            Backend::Cluster(c) => Ok(Box::pin(c.blob(digest)).await?),
         }
     }
 
@@ -137,7 +139,7 @@ impl Backend {
     ) -> Result<Option<BlobInfo>, StoreError> {
         match self {
             Backend::Local(s) => s.blob_in(scope, digest),
-            Backend::Cluster(c) => Ok(c.blob_in(scope, digest).await?),
+            Backend::Cluster(c) => Ok(Box::pin(c.blob_in(scope, digest)).await?),
         }
     }
 

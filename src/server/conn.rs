@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use crate::api::App;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -65,7 +65,7 @@ impl Limits {
 /// connection finish the request it is serving, and returns once all closed.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: Limits,
     metrics: Arc<Metrics>,
     tls: Option<TlsAcceptor>,
@@ -217,7 +217,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve(self, stream: TcpStream, app: Router) {
+    async fn serve(self, stream: TcpStream, app: App) {
         // An HTTP/2 response is several writes (headers, data, trailers for
         // gRPC): with Nagle's algorithm the later ones wait for the client's
         // delayed ACK, 40 ms per small ByteStream read.
@@ -228,7 +228,7 @@ impl Conn {
         counters.open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    async fn run(&self, stream: TcpStream, app: Router) {
+    async fn run(&self, stream: TcpStream, app: App) {
         let started = Instant::now();
         let phase = Arc::new(watch::Sender::new(Phase::Head(started)));
         let mut watched = phase.subscribe();

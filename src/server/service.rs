@@ -14,22 +14,21 @@ use axum::extract::ConnectInfo;
 use axum::http::header::{CONTENT_LENGTH, HOST};
 use axum::http::HeaderValue;
 use axum::response::Response;
-use axum::Router;
 use hyper::body::Incoming;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tower::ServiceExt;
 
 use super::body_rate::{BodyRate, RateLimited};
 use super::conn::Phase;
 use super::file_body::SendfileSlot;
 use super::linger;
 use super::sendfile::Outbox;
+use crate::api::App;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct Svc {
-    pub app: Router,
+    pub app: App,
     pub phase: Arc<watch::Sender<Phase>>,
     /// Set when a request body was left unread (for a lingering close).
     pub unfinished: Arc<AtomicBool>,
@@ -67,10 +66,10 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Svc {
         } else {
             self.wrap_body(req.map(|b| linger::Tracked::new(b, unfinished)))
         };
-        let app = self.app.clone();
+        let responding = self.app.call(req);
         let outbox = self.outbox.clone();
         Box::pin(async move {
-            let response = app.oneshot(req).await?;
+            let response = responding.await;
             if let (Some(outbox), Some(slot)) =
                 (&outbox, response.extensions().get::<SendfileSlot>())
             {

@@ -196,6 +196,11 @@ pub async fn hit_is_whole(state: &AppState, entry: &EntryRecord) -> Result<bool>
     {
         return Ok(true);
     }
+    // Boxed: most hits never get here, and their future stays small.
+    Box::pin(references_resolve(state, entry)).await
+}
+
+async fn references_resolve(state: &AppState, entry: &EntryRecord) -> Result<bool> {
     let bytes = state
         .store
         .read_content(&entry.content, entry.size)

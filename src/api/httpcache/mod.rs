@@ -29,6 +29,7 @@ use super::AppState;
 use crate::auth::{Caller, ANY_NAMESPACE};
 pub use creations::Creations;
 pub use error::{Dialect, HttpCacheError};
+pub use generic::read;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -126,11 +126,15 @@ pub async fn serve(
 ) -> Result<Response> {
     let res = match state.store.in_memory(&entry.content, entry.size) {
         Some(bytes) => range::bytes_response(&bytes, method, headers),
+        // Boxed: the small hit's future stays small (it is moved whole).
         None => {
-            let blob = content(state, entry, dialect).await?;
-            range::blob_response(&state.store, &blob, method, headers)
-                .await
-                .map_err(store_err(dialect))?
+            Box::pin(async {
+                let blob = content(state, entry, dialect).await?;
+                range::blob_response(&state.store, &blob, method, headers)
+                    .await
+                    .map_err(store_err(dialect))
+            })
+            .await?
         }
     };
     state.store.touch_entry(entry);
