@@ -84,7 +84,8 @@ where
         req.map(|b| Body::new(Counted { inner: b, counter }))
     };
     // Handler logs carry the request id, so they can be joined to this line.
-    let span = tracing::info_span!("request", request_id = line.request_id());
+    // `%`: written as is (it is plain text), not escaped through `Debug`.
+    let span = tracing::info_span!("request", request_id = %line.request_id());
     let slot = seen::Slot::default();
     let mut res = seen::scope(slot.clone(), handler(req))
         .instrument(span)

@@ -58,7 +58,7 @@ impl Route {
 
 /// What the line says of the client, formatted.
 struct Client {
-    client: String,
+    client: Addr,
     /// The connection's address when a proxy named the client.
     peer: Option<String>,
 }
@@ -81,14 +81,13 @@ impl Line {
             return;
         }
         let fields = Fields {
-            latency_ms: (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            latency: Millis(self.started.elapsed().as_nanos().div_ceil(1000) as u64),
             bytes_received: (self.received.as_ref()).map_or(0, |r| r.load(Ordering::Relaxed)),
             sent,
             complete,
         };
         let client = Client {
-            client: (self.forwarded.or(self.peer))
-                .map_or_else(|| "unknown".into(), |a| a.to_string()),
+            client: Addr(self.forwarded.or(self.peer)),
             peer: self.forwarded.and(self.peer).map(|p| p.to_string()),
         };
         let mut out = String::with_capacity(384);
@@ -120,11 +119,11 @@ impl Line {
         let _ = write!(
             out,
             r#","status":{},"bytes_sent":{},"bytes_received":{},"latency_ms":{},"complete":{},"request_id":"#,
-            self.status, f.sent, f.bytes_received, f.latency_ms, f.complete
+            self.status, f.sent, f.bytes_received, f.latency, f.complete
         );
         json_str(out, self.request_id());
-        out.push_str(r#","client":"#);
-        json_str(out, &c.client);
+        // An address or `unknown`: nothing in it needs escaping.
+        let _ = write!(out, r#","client":"{}""#, c.client);
         for (key, value) in self.optional(c) {
             let _ = write!(out, r#","{key}":"#);
             json_str(out, value);
@@ -147,7 +146,7 @@ impl Line {
             out,
             "request method={} http={:?} route={} path={} status={} bytes_sent={} bytes_received={} latency_ms={} complete={} request_id={} client={}",
             self.method, self.version, self.route.as_str(), self.uri.path(), self.status, f.sent,
-            f.bytes_received, f.latency_ms, f.complete, self.request_id(), c.client
+            f.bytes_received, f.latency, f.complete, self.request_id(), c.client
         );
         for (key, value) in self.optional(c) {
             let _ = write!(out, " {key}={value}");
@@ -166,10 +165,57 @@ impl Line {
 }
 
 struct Fields {
-    latency_ms: f64,
+    latency: Millis,
     bytes_received: u64,
     sent: u64,
     complete: bool,
+}
+
+/// A latency in microseconds, written in milliseconds as `{}` writes the
+/// f64 (`12.5`, `0.142`, `3`) without formatting a float per request.
+struct Millis(u64);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (whole, frac) = (self.0 / 1000, self.0 % 1000);
+        let mut buf = itoa::Buffer::new();
+        f.write_str(buf.format(whole))?;
+        if frac == 0 {
+            return Ok(());
+        }
+        let digits = [frac / 100, frac / 10 % 10, frac % 10].map(|d| b'0' + d as u8);
+        let shown = 3 - digits.iter().rev().take_while(|d| **d == b'0').count();
+        f.write_str(".")?;
+        f.write_str(std::str::from_utf8(&digits[..shown]).unwrap_or_default())
+    }
+}
+
+/// The client's address, or `unknown`; an IPv4 one written by hand, as
+/// std's `Display` pads through the formatter octet by octet.
+struct Addr(Option<IpAddr>);
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("unknown"),
+            Some(IpAddr::V6(ip)) => write!(f, "{ip}"),
+            Some(IpAddr::V4(ip)) => {
+                let mut out = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out[len] = b'.';
+                        len += 1;
+                    }
+                    let mut buf = itoa::Buffer::new();
+                    let digits = buf.format(octet).as_bytes();
+                    out[len..len + digits.len()].copy_from_slice(digits);
+                    len += digits.len();
+                }
+                f.write_str(std::str::from_utf8(&out[..len]).unwrap_or_default())
+            }
+        }
+    }
 }
 
 /// A JSON string literal; every value here is a client-influenced name.
@@ -183,6 +229,30 @@ fn json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_and_client_read_as_before() {
+        for (micros, shown) in [
+            (0, "0"),
+            (3000, "3"),
+            (12500, "12.5"),
+            (142, "0.142"),
+            (1010, "1.01"),
+        ] {
+            assert_eq!(Millis(micros).to_string(), shown);
+            assert_eq!(((micros as f64) / 1e3).to_string(), shown);
+        }
+        for ip in [
+            "0.0.0.0",
+            "203.0.113.7",
+            "255.255.255.255",
+            "10.9.0.100",
+            "2001:db8::1",
+        ] {
+            assert_eq!(Addr(ip.parse().ok()).to_string(), ip);
+        }
+        assert_eq!(Addr(None).to_string(), "unknown");
+    }
 
     #[test]
     fn json_strings_are_escaped() {
