@@ -5,6 +5,7 @@ mod body_rate;
 mod conn;
 pub mod file_body;
 mod linger;
+mod phase;
 mod sendfile;
 mod service;
 mod tls;

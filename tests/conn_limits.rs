@@ -140,6 +140,35 @@ async fn slowloris_headers_are_cut_while_new_clients_are_served() {
     assert!(cut(&server, "header_timeout").await >= 20);
 }
 
+/// A connection idle for longer than the header timeout has its watchdog
+/// sleeping until the idle deadline; a request that then starts and stalls
+/// must still be cut at the (shorter) header timeout.
+#[tokio::test]
+async fn slow_headers_after_a_request_are_cut_at_the_header_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.server.header_read_timeout = larder::config::Span::secs(1);
+        c.server.keep_alive_timeout = larder::config::Span::secs(60);
+    })
+    .await;
+    let mut conn = raw::connect(server.addr).await;
+    let res = raw::get(&mut conn, "/healthz").await;
+    assert_eq!(res.status, 200);
+    // The idleness is the scenario: past the first request's header
+    // deadline, the watchdog re-arms for the idle one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: larder\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    raw::closed_within(&mut conn, SLACK).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the header timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(cut(&server, "header_timeout").await >= 1);
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let server = TestServer::start_with(|c| {

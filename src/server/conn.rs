@@ -22,7 +22,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use super::body_rate::BodyRate;
 use super::linger;
+use super::phase::{Phase, PhaseCell};
 use super::service::Svc;
 use super::tls;
 use super::watched::Watched;
@@ -148,30 +149,6 @@ async fn accept_failed(e: io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Reading a request's headers since then.
-    Head(Instant),
-    /// Serving this many requests (their responses are not yet sent); and
-    /// since when a response has waited for the client to read it, if it has.
-    Busy(usize, Option<Instant>),
-    /// Idle between requests since then.
-    Idle(Instant),
-}
-
-impl Phase {
-    fn deadline(self, limits: &Limits) -> Option<Instant> {
-        match self {
-            Phase::Head(since) => Some(since + limits.header_read_timeout),
-            Phase::Idle(since) => Some(since + limits.keep_alive_timeout),
-            // A client that stops reading holds its connection (and a slot
-            // under the cap) as surely as one that stops sending.
-            Phase::Busy(_, Some(since)) => limits.body_rate.map(|r| since + r.window),
-            Phase::Busy(_, None) => None,
-        }
-    }
-}
-
 /// A hyper connection of either version, as the watchdog drives it.
 trait Served {
     fn poll_served(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>>;
@@ -230,8 +207,7 @@ impl Conn {
 
     async fn run(&self, stream: TcpStream, app: App) {
         let started = Instant::now();
-        let phase = Arc::new(watch::Sender::new(Phase::Head(started)));
-        let mut watched = phase.subscribe();
+        let phase = Arc::new(PhaseCell::new(Phase::Head(started), self.limits));
         let unfinished = Arc::new(AtomicBool::new(false));
         let mut service = Svc {
             app,
@@ -242,7 +218,7 @@ impl Conn {
             peer: self.peer,
             outbox: None,
         };
-        let mut socket = Watched::new(stream, phase);
+        let mut socket = Watched::new(stream, phase.clone());
         let Some(acceptor) = &self.tls else {
             let deadline = started + self.limits.header_read_timeout;
             let preface = tokio::select! {
@@ -254,11 +230,11 @@ impl Conn {
                 Ok(true) => {
                     // As over TLS: idle HTTP/2 frames start no header timer.
                     socket.head_on_read = false;
-                    self.http2(socket, service, &mut watched).await
+                    self.http2(socket, service, &phase).await
                 }
                 Ok(false) => {
                     service.outbox = Some(socket.send_files(&self.metrics));
-                    self.http1(socket, service, &mut watched, &unfinished).await
+                    self.http1(socket, service, &phase, &unfinished).await
                 }
             };
         };
@@ -277,28 +253,23 @@ impl Conn {
             // HTTP/2 clients send frames (pings, window updates) while idle:
             // those must not start the header timer.
             stream.get_mut().0.head_on_read = false;
-            self.http2(stream, service, &mut watched).await;
+            self.http2(stream, service, &phase).await;
         } else {
-            self.http1(stream, service, &mut watched, &unfinished).await;
+            self.http1(stream, service, &phase, &unfinished).await;
         }
     }
 
-    async fn http2<I>(&self, io: I, service: Svc, watched: &mut watch::Receiver<Phase>)
+    async fn http2<I>(&self, io: I, service: Svc, phase: &PhaseCell)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let builder = http2::Builder::new(TokioExecutor::new());
         let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
-        self.drive(&mut conn, watched).await;
+        self.drive(&mut conn, phase).await;
     }
 
-    async fn http1<I>(
-        &self,
-        io: I,
-        service: Svc,
-        watched: &mut watch::Receiver<Phase>,
-        unfinished: &AtomicBool,
-    ) where
+    async fn http1<I>(&self, io: I, service: Svc, phase: &PhaseCell, unfinished: &AtomicBool)
+    where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut builder = http1::Builder::new();
@@ -306,7 +277,7 @@ impl Conn {
         // run while idle, merging both limits into one.
         builder.header_read_timeout(None);
         let mut conn = builder.serve_connection(TokioIo::new(io), service);
-        if !self.drive(&mut conn, watched).await {
+        if !self.drive(&mut conn, phase).await {
             return;
         }
         let mut io = conn.into_parts().io.into_inner();
@@ -322,34 +293,41 @@ impl Conn {
 
     /// Serves `conn` under the watchdog. True when it ended by itself,
     /// false when it failed or was cut.
-    async fn drive(&self, conn: &mut impl Served, watched: &mut watch::Receiver<Phase>) -> bool {
-        let limits = self.limits;
+    async fn drive(&self, conn: &mut impl Served, phase: &PhaseCell) -> bool {
+        let mut stop = pin!(self.stop.cancelled());
         let mut draining = false;
-        loop {
-            let deadline = watched.borrow_and_update().deadline(&limits);
-            tokio::select! {
-                result = std::future::poll_fn(|cx| conn.poll_served(cx)) => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                        return false;
-                    }
-                    return true;
+        let mut timer = pin!(tokio::time::sleep_until(Instant::now()));
+        let mut timer_at: Option<Instant> = None;
+        std::future::poll_fn(|cx| {
+            if !draining && stop.as_mut().poll(cx).is_ready() {
+                draining = true;
+                conn.graceful();
+            }
+            if let Poll::Ready(result) = conn.poll_served(cx) {
+                if let Err(e) = &result {
+                    tracing::debug!(error = %e, "connection ended with an error");
                 }
-                () = sleep_until(deadline) => {
-                    let now = *watched.borrow();
-                    if now.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                        self.cut(now);
-                        return false;
+                return Poll::Ready(result.is_ok());
+            }
+            loop {
+                let (now, deadline, at) = phase.watch(cx, timer_at);
+                if at != timer_at {
+                    if let Some(at) = at {
+                        timer.as_mut().reset(at);
                     }
+                    timer_at = at;
                 }
-                // Never fails: the service holds `phase`.
-                _ = watched.changed() => {}
-                () = self.stop.cancelled(), if !draining => {
-                    draining = true;
-                    conn.graceful();
+                if timer_at.is_none() || timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                timer_at = None;
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    self.cut(now);
+                    return Poll::Ready(false);
                 }
             }
-        }
+        })
+        .await
     }
 
     fn cut(&self, phase: Phase) {
@@ -378,11 +356,4 @@ impl Conn {
 async fn h2_preface(socket: &TcpStream) -> bool {
     let mut buf = [0u8; 4];
     matches!(socket.peek(&mut buf).await, Ok(n) if n >= 3 && buf.starts_with(b"PRI"))
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

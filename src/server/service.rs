@@ -15,13 +15,12 @@ use axum::http::header::{CONTENT_LENGTH, HOST};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use hyper::body::Incoming;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::body_rate::{BodyRate, RateLimited};
-use super::conn::Phase;
 use super::file_body::SendfileSlot;
 use super::linger;
+use super::phase::{Phase, PhaseCell};
 use super::sendfile::Outbox;
 use crate::api::App;
 use crate::metrics::Metrics;
@@ -29,7 +28,7 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct Svc {
     pub app: App,
-    pub phase: Arc<watch::Sender<Phase>>,
+    pub phase: Arc<PhaseCell>,
     /// Set when a request body was left unread (for a lingering close).
     pub unfinished: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
@@ -126,15 +125,16 @@ impl hyper::body::Body for HeldBody {
 }
 
 /// Marks a connection busy while a request is served.
-struct Busy(Arc<watch::Sender<Phase>>);
+struct Busy(Arc<PhaseCell>);
 
 impl Busy {
-    fn begin(phase: &Arc<watch::Sender<Phase>>) -> Busy {
-        phase.send_modify(|p| {
+    fn begin(phase: &Arc<PhaseCell>) -> Busy {
+        phase.update(|p| {
             *p = match *p {
                 Phase::Busy(n, blocked) => Phase::Busy(n + 1, blocked),
                 _ => Phase::Busy(1, None),
-            }
+            };
+            true
         });
         Busy(phase.clone())
     }
@@ -142,11 +142,12 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.send_modify(|p| {
+        self.0.update(|p| {
             *p = match *p {
                 Phase::Busy(n, blocked) if n > 1 => Phase::Busy(n - 1, blocked),
                 _ => Phase::Idle(Instant::now()),
-            }
+            };
+            true
         });
     }
 }

@@ -9,10 +9,9 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::conn::Phase;
+use super::phase::{Phase, PhaseCell};
 use super::sendfile::Outbox;
 use crate::metrics::Metrics;
 
@@ -20,7 +19,7 @@ use crate::metrics::Metrics;
 /// its first byte, the headers must arrive within `header_read_timeout`.
 pub struct Watched {
     inner: TcpStream,
-    phase: Arc<watch::Sender<Phase>>,
+    phase: Arc<PhaseCell>,
     /// Off for HTTP/2, whose idle connections still carry frames.
     pub head_on_read: bool,
     /// Set when the connection sends files (plain HTTP/1).
@@ -28,7 +27,7 @@ pub struct Watched {
 }
 
 impl Watched {
-    pub fn new(inner: TcpStream, phase: Arc<watch::Sender<Phase>>) -> Watched {
+    pub fn new(inner: TcpStream, phase: Arc<PhaseCell>) -> Watched {
         Watched {
             inner,
             phase,
@@ -59,11 +58,8 @@ impl AsyncRead for Watched {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if self.head_on_read
-            && buf.filled().len() > before
-            && matches!(*self.phase.borrow(), Phase::Idle(_))
-        {
-            self.phase.send_if_modified(|p| match p {
+        if self.head_on_read && buf.filled().len() > before {
+            self.phase.update(|p| match p {
                 Phase::Idle(_) => {
                     *p = Phase::Head(Instant::now());
                     true
@@ -84,11 +80,7 @@ impl Watched {
             Poll::Ready(Ok(n)) if *n > 0 => false,
             _ => return,
         };
-        // Most writes change nothing: check before taking the write lock.
-        if !matches!(*self.phase.borrow(), Phase::Busy(_, b) if b.is_some() != blocked) {
-            return;
-        }
-        self.phase.send_if_modified(|p| match p {
+        self.phase.update(|p| match p {
             Phase::Busy(_, b) if b.is_some() != blocked => {
                 *b = blocked.then(Instant::now);
                 true

@@ -4,6 +4,9 @@
 //! shows the message); plain text for Nx (its spec returns `text/plain`
 //! messages that the CLI prints).
 
+use std::borrow::Cow;
+
+use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -29,7 +32,8 @@ pub struct HttpCacheError {
     pub status: StatusCode,
     /// Machine-readable code (turbo's `error.code`).
     pub code: &'static str,
-    pub message: String,
+    /// Borrowed when fixed: a miss is answered without building its text.
+    pub message: Cow<'static, str>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -40,7 +44,7 @@ impl HttpCacheError {
         dialect: Dialect,
         status: StatusCode,
         code: &'static str,
-        message: impl Into<String>,
+        message: impl Into<Cow<'static, str>>,
     ) -> HttpCacheError {
         HttpCacheError {
             dialect,
@@ -62,7 +66,7 @@ impl HttpCacheError {
         Self::new(dialect, StatusCode::NOT_FOUND, "not_found", "not found")
     }
 
-    pub fn bad_request(dialect: Dialect, why: impl Into<String>) -> HttpCacheError {
+    pub fn bad_request(dialect: Dialect, why: impl Into<Cow<'static, str>>) -> HttpCacheError {
         Self::new(dialect, StatusCode::BAD_REQUEST, "bad_request", why)
     }
 
@@ -185,19 +189,18 @@ pub fn store_err(dialect: Dialect) -> impl Fn(StoreError) -> HttpCacheError {
 
 impl IntoResponse for HttpCacheError {
     fn into_response(self) -> Response {
+        let text = |body: String| {
+            let mut res = Response::new(Body::from(body));
+            *res.status_mut() = self.status;
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            res
+        };
         let mut res = match self.dialect {
-            Dialect::Plain => (
-                self.status,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("{} {}\n", self.status.as_u16(), self.message),
-            )
-                .into_response(),
-            Dialect::Nx => (
-                self.status,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("{}\n", self.message),
-            )
-                .into_response(),
+            Dialect::Plain => text([self.status.as_str(), " ", &self.message, "\n"].concat()),
+            Dialect::Nx => text([&*self.message, "\n"].concat()),
             Dialect::Turbo => (
                 self.status,
                 axum::Json(json!({ "error": { "code": self.code, "message": self.message } })),
