@@ -5,6 +5,10 @@ Drives a Larder started with `valgrind --tool=callgrind --instr-atstart=no`
 through N 4 KiB PUTs of Bazel `cas/<sha256>` keys, then N GET hits of the
 same keys, twice, then N GET misses of `ac/` keys, twice, switching collection on for each phase and dumping it after, so
 each phase's profile has that phase alone (not startup, not the other one).
+With --oci, the same for a registry's reads, as BuildKit imports a cache:
+N 4 KiB blobs pushed (monolithic POST, not measured), then N HEADs of
+them, N HEADs of digests never pushed, N GETs of the blobs, and N GETs of
+one cache manifest by tag.
 Callgrind counts user-space instructions only: the kernel's share (fsync,
 socket I/O) is not in these numbers; compare with the load bench's CPU/req.
 
@@ -36,7 +40,7 @@ def run(base, method, items, threads):
     def worker(chunk):
         conn = http.client.HTTPConnection(url.hostname, url.port)
         for path, body, want in chunk:
-            sent = body if method == "PUT" else None
+            sent = body if method in ("PUT", "POST") else None
             try:
                 conn.request(method, path, body=sent)
                 res = conn.getresponse()
@@ -48,7 +52,8 @@ def run(base, method, items, threads):
                 conn.request(method, path, body=sent)
                 res = conn.getresponse()
             data = res.read()
-            if res.status not in want or (res.status == 200 and data != body_of(path)):
+            whole = method == "HEAD" or data == body_of(path)
+            if res.status not in want or (res.status == 200 and not whole):
                 errors.append(f"{method} {path}: {res.status}")
         conn.close()
 
@@ -100,9 +105,13 @@ def main():
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--oci", action="store_true",
+                    help="registry reads (HEAD, GET of blobs and a manifest)")
     ap.add_argument("--stat-only", action="store_true",
                     help="no callgrind: print user/system CPU per request")
     a = ap.parse_args()
+    if a.oci:
+        return oci(a)
     items = []
     for i in range(a.n):
         body = os.urandom(a.size)
@@ -123,6 +132,51 @@ def main():
               for _ in measured]
     phase(a, "get_miss", "GET", misses)
     phase(a, "get_miss_again", "GET", misses)
+    print(f"requests per phase: {len(measured)}")
+
+
+def oci(a):
+    repo = "/v2/bench/cache"
+    blobs = []
+    for _ in range(a.n):
+        body = os.urandom(a.size)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        blobs.append((digest, body))
+    pushes = [(f"{repo}/blobs/uploads/?digest={d}", b, (201,)) for d, b in blobs]
+    run(a.base, "POST", pushes, a.threads)
+    layers = ",".join(
+        f'{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip",'
+        f'"digest":"{d}","size":{len(b)}}}' for d, b in blobs[:16])
+    config = b"{}"
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    run(a.base, "POST", [(f"{repo}/blobs/uploads/?digest={config_digest}",
+                          config, (201,))], 1)
+    manifest = (
+        '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+        f'"config":{{"mediaType":"application/vnd.buildkit.cacheconfig.v0",'
+        f'"digest":"{config_digest}","size":{len(config)}}},"layers":[{layers}]}}'
+    ).encode()
+    url = urllib.parse.urlparse(a.base)
+    put = http.client.HTTPConnection(url.hostname, url.port)
+    put.request("PUT", f"{repo}/manifests/buildcache", body=manifest, headers={
+        "Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    res = put.getresponse()
+    res.read()
+    if res.status != 201:
+        raise SystemExit(f"manifest PUT: {res.status}")
+    # Warm-up outside collection, as above.
+    run(a.base, "HEAD", [(f"{repo}/blobs/{d}", b, (200,)) for d, b in blobs[:100]],
+        a.threads)
+    measured = blobs[100:]
+    phase(a, "head_hit", "HEAD",
+          [(f"{repo}/blobs/{d}", b, (200,)) for d, b in measured])
+    phase(a, "head_miss", "HEAD",
+          [(f"{repo}/blobs/sha256:{os.urandom(32).hex()}", b"", (404,))
+           for _ in measured])
+    phase(a, "get_blob", "GET",
+          [(f"{repo}/blobs/{d}", b, (200,)) for d, b in measured])
+    phase(a, "manifest_get", "GET",
+          [(f"{repo}/manifests/buildcache", manifest, (200,))] * len(measured))
     print(f"requests per phase: {len(measured)}")
 
 

@@ -2,7 +2,8 @@
 //! requests most of a build cache's traffic is made of.
 //!
 //! A GET or HEAD of an HTTP cache key (`/cache/…`, Bazel, ccache, sccache,
-//! Gradle) is a few microseconds of real work; routing it through axum
+//! Gradle) or a registry request (`/v2/…`, BuildKit's cache import and
+//! export) is a few microseconds of real work; routing it through axum
 //! (matching, path parameters, extractors, a boxed future per layer) cost
 //! about as much again. The direct path runs the same request log, metrics,
 //! auth and handler as the router does, minus the router.
@@ -19,13 +20,20 @@ use futures_util::FutureExt;
 use hyper::body::Body as _;
 use tower::ServiceExt;
 
-use super::{httpcache, request_log, router, AppState};
+use super::{httpcache, oci, request_log, router, AppState};
 
 #[derive(Clone)]
 pub struct App {
     router: Router,
     /// Set when the direct path is on (not on the metrics-only port).
     direct: Option<Arc<AppState>>,
+}
+
+/// The handlers the direct path reaches.
+#[derive(Clone, Copy)]
+enum Direct {
+    CacheRead,
+    Registry,
 }
 
 impl App {
@@ -46,11 +54,13 @@ impl App {
     }
 
     /// Boxed here, each way its own size: the connection's future holds
-    /// only the pointer, instead of room for the larger of the two that
+    /// only the pointer, instead of room for the largest of them that
     /// would be copied whole on every request.
     pub fn call(&self, req: Request) -> BoxFuture<'static, Response> {
-        match self.direct.clone().filter(|_| is_cache_read(&req)) {
-            Some(state) => Box::pin(direct(state, req)),
+        let direct = self.direct.as_ref().and_then(|s| Some((s, direct(&req)?)));
+        match direct {
+            Some((state, Direct::CacheRead)) => Box::pin(cache_read(state.clone(), req)),
+            Some((state, Direct::Registry)) => Box::pin(registry(state.clone(), req)),
             None => Box::pin(self.router.clone().oneshot(req).map(|res| match res {
                 Ok(res) => res,
                 Err(never) => match never {},
@@ -59,22 +69,43 @@ impl App {
     }
 }
 
-async fn direct(state: Arc<AppState>, req: Request) -> Response {
-    request_log::around(&state, req, |req| read(&state, req)).await
+/// Which handler the router would reach for `req` that the direct path
+/// reaches instead: the HTTP cache's wildcard route for reads, the
+/// registry's for every `/v2/…` request but the token endpoint.
+fn direct(req: &Request) -> Option<Direct> {
+    let path = req.uri().path();
+    if path.starts_with("/cache/") {
+        let read = req.method() == Method::GET || req.method() == Method::HEAD;
+        return read.then_some(Direct::CacheRead);
+    }
+    let registry = path == "/v2" || (path.starts_with("/v2/") && path != "/v2/token");
+    registry.then_some(Direct::Registry)
 }
 
-/// The requests the router would hand to the HTTP cache's wildcard route
-/// that the direct path takes instead.
-fn is_cache_read(req: &Request) -> bool {
-    (req.method() == Method::GET || req.method() == Method::HEAD)
-        && req.uri().path().starts_with("/cache/")
+async fn cache_read(state: Arc<AppState>, req: Request) -> Response {
+    let state = &state;
+    request_log::around(state, req, move |req| async move {
+        let head = req.method() == Method::HEAD;
+        finish(head, httpcache::read(state, req).await)
+    })
+    .await
 }
 
-/// The HTTP cache's answer, finished as axum finishes a routed one: the
-/// length a body knows is announced, and a HEAD answer sends no body.
-async fn read(state: &AppState, req: Request) -> Response {
-    let head = req.method() == Method::HEAD;
-    let mut res = httpcache::read(state, req).await;
+async fn registry(state: Arc<AppState>, req: Request) -> Response {
+    let state = &state;
+    request_log::around(state, req, move |req| async move {
+        let head = req.method() == Method::HEAD;
+        // Boxed where it is made: the log's wrappers around it would each
+        // move the registry's future (sized by its reads' lookups) whole.
+        let serving = Box::pin(oci::serve(state.as_ref().clone(), req));
+        finish(head, serving.await)
+    })
+    .await
+}
+
+/// A handler's answer finished as axum finishes a routed one: the length a
+/// body knows is announced, and a HEAD answer sends no body.
+fn finish(head: bool, mut res: Response) -> Response {
     if !res.headers().contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = res.body().size_hint().exact() {
             res.headers_mut()

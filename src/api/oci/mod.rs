@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 
+use super::observe::RouteTemplate;
 use super::AppState;
 use crate::auth::Caller;
 pub use error::OciError;
@@ -60,6 +61,18 @@ pub(super) fn scope(name: &str) -> String {
     format!("oci:{name}")
 }
 
+/// Every `/v2/…` request but the token endpoint, as the direct path
+/// (`api::App`) hands it over, past the router.
+pub async fn serve(state: AppState, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut res = dispatch(State(state), parts.method, parts.uri, parts.headers, body).await;
+    if res.extensions().get::<RouteTemplate>().is_none() {
+        // What the router would have matched: its wildcard.
+        res.extensions_mut().insert(RouteTemplate("/v2/{*rest}"));
+    }
+    res
+}
+
 async fn dispatch(
     State(state): State<AppState>,
     method: Method,
@@ -77,8 +90,7 @@ async fn dispatch(
                 Ok(res) => res,
                 Err(e) => e.into_response(),
             };
-            res.extensions_mut()
-                .insert(super::observe::RouteTemplate(template));
+            res.extensions_mut().insert(RouteTemplate(template));
             res
         }
         None => OciError::new(
@@ -124,26 +136,29 @@ async fn handle(
         headers,
         body,
     };
+    // Every branch but the reads of blobs and manifests (what BuildKit's
+    // import sends) is boxed: the future is moved whole on each request,
+    // and an upload's would size the reads' too.
     match route {
         Route::Base => match req.method {
             Method::GET | Method::HEAD => Ok(StatusCode::OK.into_response()),
             _ => Err(not_allowed()),
         },
         Route::Catalog => match req.method {
-            Method::GET => listing::catalog(req).await,
+            Method::GET => Box::pin(listing::catalog(req)).await,
             _ => Err(not_allowed()),
         },
         Route::Tags { name } => {
             path::validate_name(name)?;
             match req.method {
-                Method::GET => listing::tags(req, name).await,
+                Method::GET => Box::pin(listing::tags(req, name)).await,
                 _ => Err(not_allowed()),
             }
         }
         Route::Referrers { name, digest } => {
             path::validate_name(name)?;
             match req.method {
-                Method::GET => listing::referrers(req, name, digest).await,
+                Method::GET => Box::pin(listing::referrers(req, name, digest)).await,
                 _ => Err(not_allowed()),
             }
         }
@@ -151,24 +166,24 @@ async fn handle(
             path::validate_name(name)?;
             match req.method {
                 Method::GET | Method::HEAD => blobs::get(req, name, digest).await,
-                Method::DELETE => blobs::delete(req, name, digest).await,
+                Method::DELETE => Box::pin(blobs::delete(req, name, digest)).await,
                 _ => Err(not_allowed()),
             }
         }
         Route::UploadStart { name } => {
             path::validate_name(name)?;
             match req.method {
-                Method::POST => uploads::start(req, name).await,
+                Method::POST => Box::pin(uploads::start(req, name)).await,
                 _ => Err(not_allowed()),
             }
         }
         Route::Upload { name, id } => {
             path::validate_name(name)?;
             match req.method {
-                Method::PATCH => uploads::patch(req, name, id).await,
-                Method::PUT => uploads::put(req, name, id).await,
-                Method::GET => uploads::status(req, name, id).await,
-                Method::DELETE => uploads::cancel(req, name, id).await,
+                Method::PATCH => Box::pin(uploads::patch(req, name, id)).await,
+                Method::PUT => Box::pin(uploads::put(req, name, id)).await,
+                Method::GET => Box::pin(uploads::status(req, name, id)).await,
+                Method::DELETE => Box::pin(uploads::cancel(req, name, id)).await,
                 _ => Err(not_allowed()),
             }
         }
@@ -176,8 +191,8 @@ async fn handle(
             path::validate_name(name)?;
             match req.method {
                 Method::GET | Method::HEAD => manifests::get(req, name, reference).await,
-                Method::PUT => manifests::put(req, name, reference).await,
-                Method::DELETE => manifests::delete(req, name, reference).await,
+                Method::PUT => Box::pin(manifests::put(req, name, reference)).await,
+                Method::DELETE => Box::pin(manifests::delete(req, name, reference)).await,
                 _ => Err(not_allowed()),
             }
         }
