@@ -37,7 +37,7 @@ enum Direct {
 }
 
 impl App {
-    /// Every route, with the direct path for cache reads.
+    /// Every route, with the direct path for cache reads and the registry.
     pub fn new(state: AppState) -> App {
         App {
             router: router(state.clone()),
