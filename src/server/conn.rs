@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use super::body_rate::BodyRate;
 use super::linger;
-use super::phase::{Phase, PhaseCell};
+use super::phase::{Phase, PhaseCell, Timeouts};
 use super::service::Svc;
 use super::tls;
 use super::watched::Watched;
@@ -207,7 +207,12 @@ impl Conn {
 
     async fn run(&self, stream: TcpStream, app: App) {
         let started = Instant::now();
-        let phase = Arc::new(PhaseCell::new(Phase::Head(started), self.limits));
+        let timeouts = Timeouts {
+            header_read: self.limits.header_read_timeout,
+            keep_alive: self.limits.keep_alive_timeout,
+            send_stall: self.limits.body_rate.map(|r| r.window),
+        };
+        let phase = Arc::new(PhaseCell::new(Phase::Head(started), timeouts));
         let unfinished = Arc::new(AtomicBool::new(false));
         let mut service = Svc {
             app,

@@ -13,10 +13,19 @@
 
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Waker};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::conn::Limits;
+/// The limits the watchdog enforces (`[server]`; conn.rs builds them).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timeouts {
+    pub header_read: Duration,
+    pub keep_alive: Duration,
+    /// How long a response may wait for the client to read it, when the
+    /// minimum body rate is on.
+    pub send_stall: Option<Duration>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -30,20 +39,20 @@ pub(super) enum Phase {
 }
 
 impl Phase {
-    pub(super) fn deadline(self, limits: &Limits) -> Option<Instant> {
+    fn deadline(self, t: &Timeouts) -> Option<Instant> {
         match self {
-            Phase::Head(since) => Some(since + limits.header_read_timeout),
-            Phase::Idle(since) => Some(since + limits.keep_alive_timeout),
+            Phase::Head(since) => Some(since + t.header_read),
+            Phase::Idle(since) => Some(since + t.keep_alive),
             // A client that stops reading holds its connection (and a slot
             // under the cap) as surely as one that stops sending.
-            Phase::Busy(_, Some(since)) => limits.body_rate.map(|r| since + r.window),
+            Phase::Busy(_, Some(since)) => t.send_stall.map(|w| since + w),
             Phase::Busy(_, None) => None,
         }
     }
 }
 
 pub(super) struct PhaseCell {
-    limits: Limits,
+    timeouts: Timeouts,
     inner: Mutex<Inner>,
 }
 
@@ -55,9 +64,9 @@ struct Inner {
 }
 
 impl PhaseCell {
-    pub(super) fn new(phase: Phase, limits: Limits) -> PhaseCell {
+    pub(super) fn new(phase: Phase, timeouts: Timeouts) -> PhaseCell {
         PhaseCell {
-            limits,
+            timeouts,
             inner: Mutex::new(Inner {
                 phase,
                 armed: None,
@@ -73,7 +82,7 @@ impl PhaseCell {
         if !change(&mut inner.phase) {
             return;
         }
-        let sooner = match (inner.phase.deadline(&self.limits), inner.armed) {
+        let sooner = match (inner.phase.deadline(&self.timeouts), inner.armed) {
             (Some(deadline), Some(armed)) => deadline < armed,
             (Some(_), None) => true,
             (None, _) => false,
@@ -104,7 +113,7 @@ impl PhaseCell {
         {
             inner.watchdog = Some(cx.waker().clone());
         }
-        let deadline = inner.phase.deadline(&self.limits);
+        let deadline = inner.phase.deadline(&self.timeouts);
         let timer = match (deadline, timer) {
             (Some(d), Some(t)) => Some(t.min(d)),
             (d, t) => d.or(t),
