@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
 use axum::Router;
@@ -97,7 +97,7 @@ async fn registry(state: Arc<AppState>, req: Request) -> Response {
         let head = req.method() == Method::HEAD;
         // Boxed where it is made: the log's wrappers around it would each
         // move the registry's future (sized by its reads' lookups) whole.
-        let serving = Box::pin(oci::serve(state.as_ref().clone(), req));
+        let serving = Box::pin(oci::serve(State(state.as_ref().clone()), req));
         finish(head, serving.await)
     })
     .await

@@ -42,21 +42,24 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    pub header_read_timeout: Duration,
-    pub keep_alive_timeout: Duration,
+    pub timeouts: Timeouts,
     pub body_rate: Option<BodyRate>,
     pub max_connections: usize,
 }
 
 impl Limits {
     pub fn new(c: &ServerConfig) -> Limits {
+        let body_rate = (c.min_body_rate.bytes() > 0).then_some(BodyRate {
+            min: c.min_body_rate.bytes(),
+            window: c.body_rate_window.0,
+        });
         Limits {
-            header_read_timeout: c.header_read_timeout.0,
-            keep_alive_timeout: c.keep_alive_timeout.0,
-            body_rate: (c.min_body_rate.bytes() > 0).then_some(BodyRate {
-                min: c.min_body_rate.bytes(),
-                window: c.body_rate_window.0,
-            }),
+            timeouts: Timeouts {
+                header_read: c.header_read_timeout.0,
+                keep_alive: c.keep_alive_timeout.0,
+                send_stall: body_rate.map(|r| r.window),
+            },
+            body_rate,
             max_connections: c.max_connections.max(1),
         }
     }
@@ -207,12 +210,7 @@ impl Conn {
 
     async fn run(&self, stream: TcpStream, app: App) {
         let started = Instant::now();
-        let timeouts = Timeouts {
-            header_read: self.limits.header_read_timeout,
-            keep_alive: self.limits.keep_alive_timeout,
-            send_stall: self.limits.body_rate.map(|r| r.window),
-        };
-        let phase = Arc::new(PhaseCell::new(Phase::Head(started), timeouts));
+        let phase = Arc::new(PhaseCell::new(Phase::Head(started), self.limits.timeouts));
         let unfinished = Arc::new(AtomicBool::new(false));
         let mut service = Svc {
             app,
@@ -225,7 +223,7 @@ impl Conn {
         };
         let mut socket = Watched::new(stream, phase.clone());
         let Some(acceptor) = &self.tls else {
-            let deadline = started + self.limits.header_read_timeout;
+            let deadline = started + self.limits.timeouts.header_read;
             let preface = tokio::select! {
                 p = tokio::time::timeout_at(deadline, h2_preface(socket.socket())) => p,
                 () = self.stop.cancelled() => return,
@@ -243,7 +241,7 @@ impl Conn {
                 }
             };
         };
-        let deadline = started + self.limits.header_read_timeout;
+        let deadline = started + self.limits.timeouts.header_read;
         let accepted = tokio::select! {
             accepted = tls::accept(acceptor, socket, Watched::socket, deadline) => accepted,
             // A shutdown does not wait for handshakes in progress.

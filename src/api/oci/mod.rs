@@ -12,7 +12,7 @@ mod token;
 mod uploads;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -32,9 +32,9 @@ pub fn routes() -> Router<AppState> {
             "/v2/token",
             axum::routing::get(token::get).post(token::post),
         )
-        .route("/v2", any(dispatch))
-        .route("/v2/", any(dispatch))
-        .route("/v2/{*rest}", any(dispatch))
+        .route("/v2", any(serve))
+        .route("/v2/", any(serve))
+        .route("/v2/{*rest}", any(serve))
 }
 
 /// A request as the handlers see it.
@@ -61,25 +61,11 @@ pub(super) fn scope(name: &str) -> String {
     format!("oci:{name}")
 }
 
-/// Every `/v2/…` request but the token endpoint, as the direct path
-/// (`api::App`) hands it over, past the router.
-pub async fn serve(state: AppState, req: axum::extract::Request) -> Response {
+/// Every `/v2/…` request but the token endpoint, from the router's
+/// wildcard or from the direct path (`api::App`) past it.
+pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let mut res = dispatch(State(state), parts.method, parts.uri, parts.headers, body).await;
-    if res.extensions().get::<RouteTemplate>().is_none() {
-        // What the router would have matched: its wildcard.
-        res.extensions_mut().insert(RouteTemplate("/v2/{*rest}"));
-    }
-    res
-}
-
-async fn dispatch(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let path = uri.path();
     let rest = path.strip_prefix("/v2").unwrap_or("");
     let rest = rest.strip_prefix('/').unwrap_or(rest);
@@ -93,12 +79,17 @@ async fn dispatch(
             res.extensions_mut().insert(RouteTemplate(template));
             res
         }
-        None => OciError::new(
-            StatusCode::NOT_FOUND,
-            "NAME_UNKNOWN",
-            "no such registry endpoint",
-        )
-        .into_response(),
+        None => {
+            let mut res = OciError::new(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                "no such registry endpoint",
+            )
+            .into_response();
+            // What the router matches it with: its wildcard.
+            res.extensions_mut().insert(RouteTemplate("/v2/{*rest}"));
+            res
+        }
     };
     res.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
