@@ -129,6 +129,51 @@ async fn the_tier_keeps_within_its_size_least_recently_used_out_first() {
     assert!(!tier.holds(&id));
 }
 
+/// Copies are placed without a sync each: a process restart keeps them
+/// (the page cache survives it), a machine restart drops them all (any
+/// could be torn), and a tier whose copies were all synced (by a build
+/// before this one) is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_outlive_a_process_restart_but_not_a_machine_restart() {
+    let Some(s) = setup().await else { return };
+    let data = b"placed in the tier without a sync of its own".to_vec();
+    let id = s.put(&data).await;
+    let tier = s.tier(1 << 20);
+    read_through(&tier, &id).await;
+    let marker = s.tier_dir.path().join("unsynced-in-boot");
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), boot.trim());
+    drop(tier);
+
+    assert!(s.tier(1 << 20).holds(&id), "the same boot: kept");
+
+    std::fs::write(&marker, "another-boot").unwrap();
+    let tier = s.tier(1 << 20);
+    assert!(!tier.holds(&id), "another boot: dropped");
+    assert_eq!(tier.used(), 0);
+    let blobs = s.tier_dir.path().join("blobs");
+    let files = walk(&blobs);
+    assert!(files.is_empty(), "files left: {files:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), boot.trim());
+    assert_eq!(read_through(&tier, &id).await, data, "read through again");
+    drop(tier);
+
+    std::fs::remove_file(&marker).unwrap();
+    assert!(s.tier(1 << 20).holds(&id), "no marker (all synced): kept");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
+        }
+    }
+    files
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wiping_the_tier_loses_nothing() {
     let Some(s) = setup().await else { return };

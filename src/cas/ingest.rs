@@ -107,6 +107,14 @@ impl Verified {
         Ok(meta)
     }
 
+    /// Publishes the content under its BLAKE3 name without making it
+    /// durable: for a copy whose loss in a crash is handled otherwise (the
+    /// cluster's tier, `cluster/tier_boot.rs`).
+    pub fn place(self, cas: &Cas) -> io::Result<BlobMeta> {
+        self.temp.place(&cas.path(&self.meta.id))?;
+        Ok(self.meta)
+    }
+
     /// `publish`, except that a blob a shared sync covers is only placed:
     /// the returned group's `sync` must return before anything depends on
     /// the blob (an index batch runs it once for all its writes).

@@ -41,6 +41,7 @@ mod store_upkeep;
 mod store_uploads;
 pub mod sweep;
 pub mod tier;
+mod tier_boot;
 pub mod tokens;
 pub mod touches;
 pub mod uploads;

@@ -3,7 +3,8 @@
 //! cold read streams from the object store to the client and, beside it,
 //! through the same verified ingest a push takes into the tier: only bytes
 //! that hash to the blob's name are kept. The tier is only a cache of the
-//! object store; wiping it loses nothing.
+//! object store; wiping it loses nothing. Copies are not synced one by one
+//! (`tier_boot.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -18,6 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
 use super::objects::{Objects, ObjectsError};
+use super::tier_boot::Boot;
 use crate::cas::{ingest_copy, Cas, CasError, ContentId, FileRange, Verified};
 
 /// Chunks queued between a cold read and the tier's writer: the client
@@ -31,6 +33,8 @@ struct Inner {
     cas: Cas,
     objects: Objects,
     capacity: u64,
+    /// Copies are placed without a sync of their own (`tier_boot.rs`).
+    unsynced: bool,
     lru: Mutex<Lru>,
     /// Counts finished fills (kept or not), so a caller can await one.
     fills: watch::Sender<u64>,
@@ -88,21 +92,36 @@ impl Lru {
 }
 
 impl Tier {
-    /// Opens the tier in `dir`, counting what an earlier run left there.
+    /// Opens the tier in `dir`, counting what an earlier run left there
+    /// (or dropping it, when the machine restarted since copies were
+    /// placed unsynced).
     pub fn open(dir: &Path, capacity: u64, objects: Objects) -> io::Result<Tier> {
         let cas = Cas::open(&dir.join("blobs"), &dir.join("tmp"))?;
+        let boot = Boot::read(dir)?;
+        let whole = boot.copies_whole();
         let mut lru = Lru::default();
         let mut over = Vec::new();
         for (id, size) in cas.list()? {
-            over.extend(lru.insert(id, size, capacity));
+            match whole {
+                true => over.extend(lru.insert(id, size, capacity)),
+                false => over.push(id),
+            }
+        }
+        if !whole && !over.is_empty() {
+            tracing::info!(
+                copies = over.len(),
+                "the machine restarted since this tier placed copies unsynced; it starts empty"
+            );
         }
         for id in over {
             cas.remove(&id)?;
         }
+        let unsynced = boot.place_unsynced()?;
         Ok(Tier(Arc::new(Inner {
             cas,
             objects,
             capacity,
+            unsynced,
             lru: Mutex::new(lru),
             fills: watch::channel(0).0,
         })))
@@ -173,7 +192,10 @@ impl Tier {
         if verified.meta.size > self.0.capacity {
             return Ok(());
         }
-        let meta = verified.publish(&self.0.cas)?;
+        let meta = match self.0.unsynced {
+            true => verified.place(&self.0.cas)?,
+            false => verified.publish(&self.0.cas)?,
+        };
         let dropped = self
             .0
             .lru
