@@ -350,6 +350,9 @@ async fn a_remembered_miss_is_never_answered_after_another_replica_created_it() 
         a.put_blob(body, write).await.unwrap()
     };
     let sha = Digest::Sha256(elsewhere.sha256);
+    // B hears that push's notices first: one arriving while B looks would
+    // (rightly) keep the miss from being remembered.
+    assert!(b.memo.catch_up.caught_up().await);
     assert_eq!(b.blob_in(SCOPE, &sha).await.unwrap(), None);
     assert_eq!(b.memo.blob(&sha, Some(SCOPE)), Known::Absent);
     a.link_blob(SCOPE, &elsewhere).await.unwrap();

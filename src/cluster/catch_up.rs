@@ -11,7 +11,9 @@
 //!
 //! Requests that want this share questions: each waits for the first one
 //! sent after it asked, so a burst of misses costs one round trip on one
-//! session, not one query each.
+//! session, not one query each. The session may have a question in flight
+//! when a request asks; the next is sent without waiting for that answer
+//! (`listen.rs`), so a miss waits one round trip, not up to two.
 
 use std::time::Duration;
 

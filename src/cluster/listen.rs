@@ -7,10 +7,11 @@
 //! place and goes deaf the moment the connection fails or stops answering,
 //! since notifications sent meanwhile are lost.
 
-use std::future::Future;
 use std::time::Duration;
 
-use futures_util::{stream, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, FuturesOrdered};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, SimpleQueryMessage};
 
@@ -24,6 +25,11 @@ pub const CHANNEL: &str = "larder_reads";
 /// `PROBE_EVERY + PROBE_TIMEOUT`, not at TCP's pace.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Catch-up questions sent before the first of them is answered: a miss
+/// that arrives while one is in flight gets its own at once instead of
+/// waiting for that answer and then a whole round trip more.
+const IN_FLIGHT: usize = 2;
 
 /// Hears changes into `memo` until the connection fails (an error, for
 /// the workers' board) or `stopped` is set.
@@ -64,8 +70,9 @@ pub async fn listen(
     memo.catch_up.open();
     tracing::debug!("hearing the database's changes");
     let mut probe = tokio::time::interval(PROBE_EVERY);
-    // The catch-up question in flight (`catch_up.rs`), and its number.
-    let mut question = None;
+    // The catch-up questions in flight (`catch_up.rs`), with their numbers,
+    // answered in the order they were sent.
+    let mut questions: FuturesOrdered<BoxFuture<'_, (u64, Answer)>> = FuturesOrdered::new();
     loop {
         tokio::select! {
             // Notifications first: each read before an answer is heard
@@ -75,9 +82,8 @@ pub async fn listen(
                 Some(n) => memo.forget(Change::parse(n.payload()).as_ref()),
                 None => return Err("the listening connection closed".into()),
             },
-            answer = answer(&mut question) => {
-                let n = answer.map_err(failed)?;
-                question = None;
+            Some((n, answer)) = questions.next(), if !questions.is_empty() => {
+                answer.map_err(failed)?;
                 // The reader forwarded every notification that came before
                 // the answer before it handed the answer on.
                 while let Ok(n) = notes.try_recv() {
@@ -85,8 +91,9 @@ pub async fn listen(
                 }
                 memo.catch_up.answered(n);
             }
-            n = memo.catch_up.next_question(), if question.is_none() => {
-                question = Some((n, Box::pin(client.simple_query(""))));
+            n = memo.catch_up.next_question(), if questions.len() < IN_FLIGHT => {
+                let asked = client.simple_query("");
+                questions.push_back(Box::pin(async move { (n, asked.await) }));
             }
             _ = probe.tick() => {
                 match tokio::time::timeout(PROBE_TIMEOUT, client.simple_query("")).await {
@@ -102,24 +109,7 @@ pub async fn listen(
     }
 }
 
-type Question<'a> = Option<(
-    u64,
-    std::pin::Pin<
-        Box<
-            dyn Future<Output = Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>> + Send + 'a,
-        >,
-    >,
-)>;
-
-/// The number of the catch-up question in flight once it is answered;
-/// never, when none is. (One that is never answered is the probe's
-/// business: its question waits behind it.)
-async fn answer(question: &mut Question<'_>) -> Result<u64, tokio_postgres::Error> {
-    let Some((n, asked)) = question else {
-        return std::future::pending().await;
-    };
-    asked.await.map(|_| *n)
-}
+type Answer = Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>;
 
 /// Whatever ends `listen`, the memo stops being trusted and the
 /// connection's reader stops.
