@@ -102,9 +102,10 @@ impl Tier {
         let mut lru = Lru::default();
         let mut over = Vec::new();
         for (id, size) in cas.list()? {
-            match whole {
-                true => over.extend(lru.insert(id, size, capacity)),
-                false => over.push(id),
+            if whole {
+                over.extend(lru.insert(id, size, capacity));
+            } else {
+                over.push(id);
             }
         }
         if !whole && !over.is_empty() {
@@ -192,9 +193,10 @@ impl Tier {
         if verified.meta.size > self.0.capacity {
             return Ok(());
         }
-        let meta = match self.0.unsynced {
-            true => verified.place(&self.0.cas)?,
-            false => verified.publish(&self.0.cas)?,
+        let meta = if self.0.unsynced {
+            verified.place(&self.0.cas)?
+        } else {
+            verified.publish(&self.0.cas)?
         };
         let dropped = self
             .0

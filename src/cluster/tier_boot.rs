@@ -8,8 +8,8 @@
 //! blob's name, and a hit is served as it lies on disk. Where the boot
 //! cannot be told, every copy is synced, as it was before.
 //!
-//! A sync per copy was most of what a cold 1 MiB read cost a replica beyond
-//! the object store's GET (docs/PERFORMANCE.md, "Cluster mode").
+//! A sync per copy was about a fifth of a replica's CPU for a cold 1 MiB
+//! read (docs/PERFORMANCE.md, "Cluster mode").
 
 use std::fs;
 use std::io::{self, Write};
