@@ -143,7 +143,10 @@ async fn what_one_replica_changes_another_forgets_and_nothing_else() {
     let m1 = manifest(a, "m1", "v:1", "one", &layer).await;
     let m2 = manifest(a, "m2", "v:2", "two", &other).await;
 
-    // B looks everything up once: from the database, remembered.
+    // B looks everything up once: from the database, remembered (once it
+    // has heard A's writes: a notice arriving during a lookup rightly keeps
+    // its answer from being remembered).
+    assert!(b.memo.catch_up.caught_up().await);
     let sha = Digest::Sha256(layer.sha256);
     let other_sha = Digest::Sha256(other.sha256);
     assert_eq!(b.blob_in(SCOPE, &sha).await.unwrap(), Some(layer));
@@ -257,6 +260,9 @@ async fn a_replica_that_stops_hearing_the_database_answers_from_it_alone() {
     let (_stop, listening) = hear(&db, &a, "memo-a").await;
     let layer = push(&a, b"a layer").await;
     manifest(&a, "m1", "v1", "one", &layer).await;
+    // A has heard its own writes' notices before it looks (one arriving
+    // during the lookup rightly keeps its answer from being remembered).
+    assert!(a.memo.catch_up.caught_up().await);
     assert_eq!(a.name(SCOPE, "v1").await.unwrap(), Some(key("m1")));
     assert!(a.memo.name(SCOPE, "v1").found().is_some());
 
