@@ -12,10 +12,11 @@
 //! read (docs/PERFORMANCE.md, "Cluster mode").
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::cas::sync_dir;
+use crate::datadir::write_durably;
 
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 /// Holds the boot id of the run that placed copies unsynced; absent when
@@ -25,15 +26,14 @@ const MARKER: &str = "unsynced-in-boot";
 /// The boot the tier is opened in, beside the one its copies were placed
 /// in.
 pub(super) struct Boot {
-    marker: PathBuf,
+    dir: PathBuf,
     now: Option<String>,
     recorded: Option<String>,
 }
 
 impl Boot {
     pub fn read(dir: &Path) -> io::Result<Boot> {
-        let marker = dir.join(MARKER);
-        let recorded = match fs::read_to_string(&marker) {
+        let recorded = match fs::read_to_string(dir.join(MARKER)) {
             Ok(id) => Some(id.trim().to_owned()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
@@ -42,7 +42,7 @@ impl Boot {
             .map(|id| id.trim().to_owned())
             .filter(|id| !id.is_empty());
         Ok(Boot {
-            marker,
+            dir: dir.to_owned(),
             now,
             recorded,
         })
@@ -61,22 +61,17 @@ impl Boot {
     /// the first one is; false (copies to be synced) when the boot cannot
     /// be told. Called once the copies that were not whole are gone.
     pub fn place_unsynced(self) -> io::Result<bool> {
-        let dir = self.marker.parent().unwrap_or(Path::new("."));
+        let marker = self.dir.join(MARKER);
         match &self.now {
             Some(now) if self.recorded.as_ref() == Some(now) => Ok(true),
             Some(now) => {
-                let temp = dir.join(format!("{MARKER}.tmp"));
-                let mut file = fs::File::create(&temp)?;
-                file.write_all(now.as_bytes())?;
-                file.sync_all()?;
-                fs::rename(&temp, &self.marker)?;
-                sync_dir(dir)?;
+                write_durably(&marker, now.as_bytes())?;
                 Ok(true)
             }
             None => {
                 if self.recorded.is_some() {
-                    fs::remove_file(&self.marker)?;
-                    sync_dir(dir)?;
+                    fs::remove_file(&marker)?;
+                    sync_dir(&self.dir)?;
                 }
                 Ok(false)
             }
